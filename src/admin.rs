@@ -1,0 +1,125 @@
+//! Operator actions behind the CLI (and the test harness): bootstrap tenants
+//! and members, mint console tokens, verify and read the audit log. Each
+//! change is audited with actor type SERVICE.
+
+use crate::audit::verify::{verify_chain, Verification};
+use crate::audit::writer::commit_now;
+use crate::audit::{event_json, ActorType, EventDraft, SYSTEM_CHAIN};
+use crate::config::Settings;
+use crate::db::{self, store, DbConn};
+use crate::domain::Role;
+use crate::error::{AppError, AppResult};
+use crate::lifecycle;
+use crate::telemetry::new_request_id;
+use serde_json::{json, Map, Value};
+
+pub const CLI_ACTOR: &str = "keyward-cli";
+/// Longest console token the CLI mints.
+pub const MAX_TOKEN_TTL_SECS: i64 = 7 * 24 * 3600;
+
+fn draft(operation: &str, tenant_id: Option<&str>) -> EventDraft {
+    let mut d = EventDraft::new(operation, new_request_id());
+    d.tenant_id = tenant_id.map(str::to_owned);
+    d.actor_type = ActorType::Service;
+    d.actor_id = Some(CLI_ACTOR.into());
+    d
+}
+
+pub fn connect(settings: &Settings) -> AppResult<DbConn> {
+    crate::startup::prepare_database(&settings.database_url)
+        .map_err(|m| AppError::new(crate::error::ErrorCode::Unavailable, m))?;
+    Ok(db::establish(&settings.database_url)?)
+}
+
+/// Creates a tenant and its first OWNER; returns (tenant_id, owner_member_id).
+pub fn create_tenant(
+    conn: &mut DbConn,
+    name: &str,
+    owner_email: &str,
+) -> AppResult<(String, String)> {
+    // The tenant's id is only known inside the work, so its creation event opens
+    // the tenant's own chain: the draft names the chain afterwards.
+    let (name, email) = (name.to_string(), owner_email.to_string());
+    let tenant_id = uuid::Uuid::now_v7().to_string();
+    let mut d = draft("tenant.create", Some(&tenant_id));
+    d.metadata.insert("source".into(), json!("cli"));
+    let tid = tenant_id.clone();
+    commit_now(conn, d, move |c| {
+        lifecycle::create_tenant_with_id(c, &tid, &name, &email)
+    })
+}
+
+pub fn create_member(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    email: &str,
+    role: Role,
+) -> AppResult<String> {
+    let (tid, email) = (tenant_id.to_string(), email.to_string());
+    if store::find_tenant(conn, tenant_id)?.is_none() {
+        return Err(AppError::not_found(format!("no tenant {tenant_id}")));
+    }
+    commit_now(conn, draft("member.create", Some(tenant_id)), move |c| {
+        lifecycle::create_member(c, &tid, &email, role)
+    })
+}
+
+/// Parses `1h`, `30m`, `45s`, `2d` or plain seconds.
+pub fn parse_ttl(raw: &str) -> Result<i64, String> {
+    let raw = raw.trim();
+    let (num, unit) = raw.split_at(raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len()));
+    let n: i64 = num
+        .parse()
+        .map_err(|_| format!("--ttl {raw:?} is not a duration like 1h, 30m or 3600"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        _ => return Err(format!("--ttl {raw:?}: unit must be s, m, h or d")),
+    };
+    if !(1..=MAX_TOKEN_TTL_SECS).contains(&secs) {
+        return Err(format!(
+            "--ttl must be between 1 second and {} days",
+            MAX_TOKEN_TTL_SECS / 86400
+        ));
+    }
+    Ok(secs)
+}
+
+/// Mints a console token for an active member, and audits that it was minted (never the token).
+pub fn console_token(
+    conn: &mut DbConn,
+    settings: &Settings,
+    tenant_id: &str,
+    member_id: &str,
+    ttl_secs: i64,
+) -> AppResult<String> {
+    let member = store::find_member(conn, tenant_id, member_id)?.ok_or_else(|| {
+        AppError::not_found(format!("no member {member_id} in tenant {tenant_id}"))
+    })?;
+    let token = crate::auth::console::mint_token(settings, tenant_id, &member.id, ttl_secs)?;
+    let mut d = draft("console_token.issue", Some(tenant_id));
+    d.metadata = Map::from_iter([
+        ("member_id".to_string(), json!(member.id)),
+        ("ttl_seconds".to_string(), json!(ttl_secs)),
+    ]);
+    commit_now(conn, d, |_| Ok(((), Map::new())))?;
+    Ok(token)
+}
+
+/// Verifies one tenant's chain, or every chain (tenants and the system chain).
+pub fn verify(conn: &mut DbConn, tenant_id: Option<&str>) -> AppResult<Vec<Verification>> {
+    let chains = match tenant_id {
+        Some(t) => vec![t.to_string()],
+        None => store::chain_ids(conn)?,
+    };
+    chains.iter().map(|c| verify_chain(conn, c)).collect()
+}
+
+/// Events of one chain as JSON values (operators read tenant-less events with `SYSTEM_CHAIN`).
+pub fn list_events(conn: &mut DbConn, chain: Option<&str>, limit: i64) -> AppResult<Vec<Value>> {
+    let chain = chain.unwrap_or(SYSTEM_CHAIN);
+    let rows = store::chain_events_after(conn, chain, 0, limit)?;
+    Ok(rows.iter().map(event_json).collect())
+}

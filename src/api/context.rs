@@ -1,0 +1,300 @@
+//! Per-request context and the extractors handlers use: the audit draft that
+//! every request fills in, the authenticated caller, JSON bodies and query
+//! strings that fail with the SPEC §7 envelope.
+
+use crate::audit::writer::Committed;
+use crate::audit::{ActorType, EventDraft};
+use crate::auth::credentials::{presented_console_token, presented_key, CredentialHeaders};
+use crate::auth::key::KeyIdentity;
+use crate::auth::{console, key, Caller, KeyCaller, MemberCaller};
+use crate::db::DbConn;
+use crate::domain::{authz, redact, Method, Operation, Reach};
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+use actix_web::dev::Payload;
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::rc::Rc;
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The audit event a request is building, shared by the middleware, the
+/// extractors and the handler.
+pub struct AuditCtx {
+    pub draft: RefCell<EventDraft>,
+    /// Set once the event is committed (with the request's change).
+    pub committed: Cell<bool>,
+}
+
+impl AuditCtx {
+    pub fn new(draft: EventDraft) -> Rc<AuditCtx> {
+        Rc::new(AuditCtx {
+            draft: RefCell::new(draft),
+            committed: Cell::new(false),
+        })
+    }
+
+    pub fn of(req: &HttpRequest) -> Rc<AuditCtx> {
+        req.extensions()
+            .get::<Rc<AuditCtx>>()
+            .cloned()
+            .expect("the audit middleware wraps every route")
+    }
+
+    fn set_member(&self, m: &MemberCaller) {
+        let mut d = self.draft.borrow_mut();
+        d.tenant_id = Some(m.tenant_id.clone());
+        d.actor_type = ActorType::Member;
+        d.actor_id = Some(m.member_id.clone());
+    }
+
+    fn set_key(&self, k: &KeyIdentity) {
+        let mut d = self.draft.borrow_mut();
+        d.tenant_id = Some(k.tenant_id.clone());
+        d.actor_type = ActorType::ApiKey;
+        d.actor_id = Some(k.key_id.clone());
+        d.key_id = Some(k.key_id.clone());
+        d.key_type = Some(k.key_type.clone());
+        d.key_hint = Some(k.hint.clone());
+    }
+
+    /// Adds Tier 1 metadata to the event.
+    pub fn note(&self, key: &str, value: Value) {
+        self.draft
+            .borrow_mut()
+            .metadata
+            .insert(key.to_string(), value);
+    }
+}
+
+/// Commits `work` together with this request's event (one transaction).
+pub async fn commit<T: Send + 'static>(
+    state: &AppState,
+    req: &HttpRequest,
+    work: impl FnOnce(&mut DbConn) -> AppResult<(T, Map<String, Value>)> + Send + 'static,
+) -> AppResult<T> {
+    let ctx = AuditCtx::of(req);
+    let draft = ctx.draft.borrow().clone();
+    let committed: Committed<T> = state.writer.commit(draft, work).await;
+    match committed {
+        Ok(result) => {
+            ctx.committed.set(true);
+            result
+        }
+        Err(e) => Err(e),
+    }
+}
+
+pub fn client_ip(req: &HttpRequest) -> Option<IpAddr> {
+    req.peer_addr().map(|a| a.ip())
+}
+
+fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+pub fn credential_headers(req: &HttpRequest) -> CredentialHeaders<'_> {
+    CredentialHeaders {
+        x_api_key: header(req, "x-api-key"),
+        api_key: header(req, "api-key"),
+        authorization: header(req, "authorization"),
+    }
+}
+
+/// The table's operation for this request's route.
+pub fn operation_of(req: &HttpRequest) -> Option<&'static Operation> {
+    let method = Method::parse(req.method().as_str())?;
+    authz::resolve(method, req.path())
+}
+
+fn state_of(req: &HttpRequest) -> web::Data<AppState> {
+    req.app_data::<web::Data<AppState>>()
+        .cloned()
+        .expect("AppState is registered")
+}
+
+type LocalFuture<T> = Pin<Box<dyn Future<Output = Result<T, AppError>>>>;
+
+/// A console member allowed, by the table, to call this route's operation.
+pub struct ConsoleAuth(pub MemberCaller);
+
+impl FromRequest for ConsoleAuth {
+    type Error = AppError;
+    type Future = LocalFuture<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = state_of(&req);
+            let op = operation_of(&req).ok_or_else(AppError::internal)?;
+            let token = presented_console_token(&credential_headers(&req)).map(str::to_owned);
+            let member = console::authenticate(&state, token.as_deref()).await?;
+            AuditCtx::of(&req).set_member(&member);
+            if !authz::member_may_call(member.role, op) {
+                let roles = match op.reach {
+                    Reach::Console(roles) => roles
+                        .iter()
+                        .map(|r| r.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" or "),
+                    _ => "none".into(),
+                };
+                return Err(AppError::role_required(&roles));
+            }
+            Ok(ConsoleAuth(member))
+        })
+    }
+}
+
+/// Verifies the request's key for `op` (None: any operation), recording the key in the audit event.
+pub async fn authenticate_key(
+    state: &AppState,
+    req: &HttpRequest,
+    op: Option<&Operation>,
+) -> AppResult<KeyCaller> {
+    let presented = presented_key(&credential_headers(req)).map(str::to_owned);
+    let verdict = key::verify(state, presented.as_deref(), client_ip(req), op).await;
+    let ctx = AuditCtx::of(req);
+    if let Some(identity) = &verdict.identity {
+        ctx.set_key(identity);
+    }
+    if verdict.result.is_ok() {
+        ctx.draft.borrow_mut().key_used = true;
+    }
+    verdict.result
+}
+
+/// Any valid caller: an enterprise key, or else a console member (whoami).
+pub struct AnyCaller(pub Caller);
+
+impl FromRequest for AnyCaller {
+    type Error = AppError;
+    type Future = LocalFuture<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = state_of(&req);
+            let op = operation_of(&req).ok_or_else(AppError::internal)?;
+            let headers = credential_headers(&req);
+            if presented_key(&headers).is_some() || presented_console_token(&headers).is_none() {
+                return authenticate_key(&state, &req, Some(op))
+                    .await
+                    .map(|k| AnyCaller(Caller::Key(k)));
+            }
+            let token = presented_console_token(&headers).map(str::to_owned);
+            let member = console::authenticate(&state, token.as_deref()).await?;
+            AuditCtx::of(&req).set_member(&member);
+            Ok(AnyCaller(Caller::Member(member)))
+        })
+    }
+}
+
+/// A JSON body, read and checked when the handler asks for it (after
+/// authentication, so an unauthenticated caller learns nothing from parsing).
+pub struct JsonBody {
+    raw: Result<web::Bytes, AppError>,
+    req: HttpRequest,
+}
+
+impl JsonBody {
+    pub fn parse<T: DeserializeOwned>(self) -> AppResult<T> {
+        let is_json = self
+            .req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
+        if !is_json {
+            return Err(AppError::invalid("Content-Type must be application/json"));
+        }
+        let raw = self.raw?;
+        let value: Value = serde_json::from_slice(&raw)
+            .map_err(|e| AppError::invalid(format!("malformed JSON body: {e}")))?;
+        if !value.is_object() {
+            return Err(AppError::invalid("the JSON body must be an object"));
+        }
+        AuditCtx::of(&self.req).draft.borrow_mut().payload = Some(redact::redact(&value));
+        serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            if path == "." {
+                AppError::invalid(format!("invalid body: {inner}"))
+            } else {
+                AppError::invalid(format!("invalid field `{path}`: {inner}"))
+            }
+        })
+    }
+}
+
+impl FromRequest for JsonBody {
+    type Error = AppError;
+    type Future = LocalFuture<Self>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let mut body = web::BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk =
+                    chunk.map_err(|_| AppError::invalid("the request body could not be read"))?;
+                if body.len() + chunk.len() > MAX_BODY_BYTES {
+                    return Err(AppError::payload_too_large(MAX_BODY_BYTES));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(JsonBody {
+                raw: Ok(body.freeze()),
+                req,
+            })
+        })
+    }
+}
+
+/// Parses the query string; unknown parameters and bad values are `invalid_argument`.
+pub fn query<T: DeserializeOwned>(req: &HttpRequest) -> AppResult<T> {
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded_parse(req.query_string()));
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        if path == "." {
+            AppError::invalid(format!("invalid query: {inner}"))
+        } else {
+            AppError::invalid(format!("invalid query parameter `{path}`: {inner}"))
+        }
+    })
+}
+
+fn form_urlencoded_parse(q: &str) -> form_urlencoded::Parse<'_> {
+    form_urlencoded::parse(q.as_bytes())
+}
+
+/// The success envelope.
+pub fn ok(mut fields: Map<String, Value>) -> HttpResponse {
+    let mut body = Map::new();
+    body.insert("ok".into(), Value::Bool(true));
+    body.insert(
+        "request_id".into(),
+        Value::String(crate::telemetry::current_request_id()),
+    );
+    body.append(&mut fields);
+    HttpResponse::Ok().json(Value::Object(body))
+}
+
+/// Builds the map for `ok` from a `json!` object.
+pub fn fields(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}

@@ -1,0 +1,86 @@
+//! Who am I (a connector's "test connection") and the gateway check that puts
+//! services outside keyward behind the same authorizer (SPEC §4, §5).
+
+use super::context::{authenticate_key, fields, ok, AnyCaller, AuditCtx};
+use crate::auth::Caller;
+use crate::domain::{authz, Method};
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::json;
+
+pub async fn whoami(caller: AnyCaller) -> AppResult<HttpResponse> {
+    let body = match caller.0 {
+        Caller::Key(k) => json!({
+            "caller": {
+                "type": "API_KEY", "tenant_id": k.tenant_id, "key_id": k.key_id,
+                "key_type": k.key_type, "label": k.label, "hint": k.hint,
+                "expires_at": k.expires_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            },
+            "operations": authz::operations_for_key(k.key_type),
+        }),
+        Caller::Member(m) => json!({
+            "caller": {"type": "MEMBER", "tenant_id": m.tenant_id, "member_id": m.member_id, "email": m.email, "role": m.role},
+            "operations": authz::operations_for_member(m.role),
+        }),
+    };
+    Ok(ok(fields(body)))
+}
+
+/// The original request: nginx's `X-Original-Method`/`X-Original-URI`, or
+/// Envoy's path form `/v2/authz.check/<original path>` with the request's method.
+fn original_request(req: &HttpRequest) -> Option<(Method, String)> {
+    if let Some(tail) = req.path().strip_prefix("/v2/authz.check/") {
+        let mut uri = format!("/{tail}");
+        if !req.query_string().is_empty() {
+            uri = format!("{uri}?{}", req.query_string());
+        }
+        return Some((Method::parse(req.method().as_str())?, uri));
+    }
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    let method = Method::parse(header("x-original-method")?)?;
+    let uri = header("x-original-uri")?.to_string();
+    Some((method, uri))
+}
+
+pub async fn check(req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    let key = authenticate_key(&state, &req, None).await?;
+    let ctx = AuditCtx::of(&req);
+    let original = original_request(&req);
+    if let Some((method, uri)) = &original {
+        ctx.note("original_method", json!(method.as_str()));
+        ctx.note(
+            "original_uri",
+            json!(uri.chars().take(2048).collect::<String>()),
+        );
+    }
+    let op = original
+        .as_ref()
+        .and_then(|(m, uri)| authz::resolve(*m, uri))
+        .ok_or_else(|| AppError::key_refused("unknown_operation"))?;
+    ctx.note("checked_operation", json!(op.name));
+    if !authz::key_may_call(key.key_type, op) {
+        return Err(AppError::key_refused("type_mismatch"));
+    }
+    let mut res = ok(fields(json!({
+        "operation": op.name, "tenant_id": key.tenant_id, "key_id": key.key_id, "key_type": key.key_type,
+    })));
+    let headers = res.headers_mut();
+    for (name, value) in [
+        ("x-keyward-tenant-id", key.tenant_id.as_str()),
+        ("x-keyward-key-id", key.key_id.as_str()),
+        ("x-keyward-key-type", key.key_type.wire_name()),
+    ] {
+        headers.insert(
+            actix_web::http::header::HeaderName::from_static(name),
+            actix_web::http::header::HeaderValue::from_str(value)
+                .map_err(|_| AppError::internal())?,
+        );
+    }
+    Ok(res)
+}

@@ -1,0 +1,264 @@
+//! The durable audit writer.
+//!
+//! One thread owns one database connection and commits requests' events in
+//! groups: it takes every job waiting in the queue, runs them in one
+//! transaction (each job's own change inside a savepoint, so one failing job
+//! does not undo the others), appends their events to the per-tenant hash
+//! chains and commits once. Each request is answered only after that commit,
+//! so nothing is lost, and one fsync serves many requests.
+//!
+//! If the commit fails, every job of the group gets `unavailable` and nothing
+//! of it is stored (fail closed); the connection is dropped and re-made for
+//! the next group, so the service recovers without a restart.
+
+use super::{canonical, outcome_for, EventDraft};
+use crate::crypto;
+use crate::db::models::{now, to_naive, AuditRow};
+use crate::db::{self, store, DbConn, DbUrl};
+use crate::error::{AppError, AppResult};
+use crate::metrics::Metrics;
+use diesel::Connection;
+use serde_json::{Map, Value};
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::{mpsc, oneshot};
+
+/// Most jobs committed in one transaction.
+const MAX_GROUP: usize = 512;
+/// Jobs waiting beyond this make callers wait for room (back-pressure).
+const QUEUE_CAPACITY: usize = 8192;
+
+pub type AnyValue = Box<dyn Any + Send>;
+/// A change to make in the same transaction as its event. Returns a value for
+/// the caller and Tier 1 metadata for the event.
+pub type Work = Box<dyn FnOnce(&mut DbConn) -> AppResult<(AnyValue, Map<String, Value>)> + Send>;
+
+/// `Ok(result of the work)` once the event is committed (the work may itself
+/// have failed, and its event then records the refusal); `Err` when nothing
+/// could be committed.
+pub type Committed<T> = Result<AppResult<T>, AppError>;
+
+struct Job {
+    draft: EventDraft,
+    work: Option<Work>,
+    reply: oneshot::Sender<Committed<Option<AnyValue>>>,
+}
+
+#[derive(Clone)]
+pub struct AuditWriter {
+    tx: mpsc::Sender<Job>,
+    metrics: Arc<Metrics>,
+}
+
+impl AuditWriter {
+    pub fn start(url: DbUrl, metrics: Arc<Metrics>) -> AuditWriter {
+        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        let thread_metrics = metrics.clone();
+        std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(move || run(url, rx, thread_metrics))
+            .expect("spawn the audit writer thread");
+        AuditWriter { tx, metrics }
+    }
+
+    /// Commits an event that records a request and changes nothing else.
+    pub async fn record(&self, draft: EventDraft) -> Result<(), AppError> {
+        self.submit(draft, None).await.map(|_| ())
+    }
+
+    /// Runs `work` and commits its event in one transaction.
+    pub async fn commit<T: Send + 'static>(
+        &self,
+        draft: EventDraft,
+        work: impl FnOnce(&mut DbConn) -> AppResult<(T, Map<String, Value>)> + Send + 'static,
+    ) -> Committed<T> {
+        let boxed: Work =
+            Box::new(move |conn| work(conn).map(|(v, m)| (Box::new(v) as AnyValue, m)));
+        Ok(self
+            .submit(draft, Some(boxed))
+            .await?
+            .map(|v| downcast(v.expect("work returns a value"))))
+    }
+
+    async fn submit(&self, draft: EventDraft, work: Option<Work>) -> Committed<Option<AnyValue>> {
+        let (reply, answer) = oneshot::channel();
+        self.metrics.audit_queue_depth.inc();
+        if self.tx.send(Job { draft, work, reply }).await.is_err() {
+            self.metrics.audit_queue_depth.dec();
+            return Err(AppError::unavailable());
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(AppError::unavailable()))
+    }
+}
+
+fn downcast<T: 'static>(v: AnyValue) -> T {
+    *v.downcast::<T>()
+        .expect("the work's value has the type it was submitted with")
+}
+
+fn run(url: DbUrl, mut rx: mpsc::Receiver<Job>, metrics: Arc<Metrics>) {
+    let mut conn: Option<DbConn> = None;
+    while let Some(first) = rx.blocking_recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        metrics.audit_queue_depth.dec_by(group.len() as i64);
+        if conn.is_none() {
+            match db::establish(&url) {
+                Ok(c) => conn = Some(c),
+                Err(e) => {
+                    tracing::warn!(error = %e, "audit writer cannot connect; refusing this group")
+                }
+            }
+        }
+        let Some(c) = conn.as_mut() else {
+            for job in group {
+                let _ = job.reply.send(Err(AppError::unavailable()));
+            }
+            continue;
+        };
+        let started = Instant::now();
+        let (drafts, works, replies) = split(group);
+        match commit_group(c, drafts, works) {
+            Ok(results) => {
+                metrics
+                    .audit_commit_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                for (reply, result) in replies.into_iter().zip(results) {
+                    let _ = reply.send(Ok(result));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "audit group not committed; failing closed");
+                conn = None;
+                for reply in replies {
+                    let _ = reply.send(Err(AppError::unavailable()));
+                }
+            }
+        }
+    }
+}
+
+type Replies = Vec<oneshot::Sender<Committed<Option<AnyValue>>>>;
+
+fn split(group: Vec<Job>) -> (Vec<EventDraft>, Vec<Option<Work>>, Replies) {
+    let mut drafts = Vec::with_capacity(group.len());
+    let mut works = Vec::with_capacity(group.len());
+    let mut replies = Vec::with_capacity(group.len());
+    for job in group {
+        drafts.push(job.draft);
+        works.push(job.work);
+        replies.push(job.reply);
+    }
+    (drafts, works, replies)
+}
+
+/// Commits one event with its change, on a connection of the caller's (CLI).
+pub fn commit_now<T: Send + 'static>(
+    conn: &mut DbConn,
+    draft: EventDraft,
+    work: impl FnOnce(&mut DbConn) -> AppResult<(T, Map<String, Value>)> + Send + 'static,
+) -> AppResult<T> {
+    let boxed: Work = Box::new(move |conn| work(conn).map(|(v, m)| (Box::new(v) as AnyValue, m)));
+    let mut results = commit_group(conn, vec![draft], vec![Some(boxed)])?;
+    results
+        .pop()
+        .expect("one result per job")
+        .map(|v| downcast(v.expect("work returns a value")))
+}
+
+/// One transaction: lock the chains involved (in a fixed order, so that
+/// instances sharing a PostgreSQL database cannot deadlock), run each job's
+/// work in a savepoint, append every event to its chain, save the chain heads.
+fn commit_group(
+    conn: &mut DbConn,
+    mut drafts: Vec<EventDraft>,
+    works: Vec<Option<Work>>,
+) -> Result<Vec<AppResult<Option<AnyValue>>>, AppError> {
+    conn.transaction::<_, AppError, _>(|conn| {
+        let chain_ids: Vec<String> = {
+            let mut ids: Vec<String> = drafts.iter().map(|d| d.chain_id().to_string()).collect();
+            ids.sort();
+            ids.dedup();
+            ids
+        };
+        let mut heads: BTreeMap<String, (i64, String)> = store::lock_chain_heads(conn, &chain_ids)?;
+        let mut rows = Vec::with_capacity(drafts.len());
+        let mut results = Vec::with_capacity(drafts.len());
+        let mut key_uses: BTreeMap<String, (chrono::NaiveDateTime, Option<String>)> =
+            BTreeMap::new();
+
+        for (draft, work) in drafts.iter_mut().zip(works) {
+            let result = match work {
+                None => Ok(None),
+                Some(work) => match conn.transaction::<_, AppError, _>(work) {
+                    Ok((value, metadata)) => {
+                        draft.metadata.extend(metadata);
+                        Ok(Some(value))
+                    }
+                    Err(e) => {
+                        draft.status_code = e.http_status().as_u16();
+                        draft.reason = Some(e.reason().to_string());
+                        Err(e)
+                    }
+                },
+            };
+            let chain = draft.chain_id().to_string();
+            if !heads.contains_key(&chain) {
+                // A chain created by this very job (a new tenant).
+                let head = store::load_chain_head(conn, &chain)?.ok_or_else(|| {
+                    AppError::new(crate::error::ErrorCode::Internal, "audit chain missing")
+                })?;
+                heads.insert(chain.clone(), head);
+            }
+            let head = heads.get_mut(&chain).expect("head loaded above");
+            let occurred_at = to_naive(now());
+            let mut row = AuditRow {
+                event_id: uuid::Uuid::now_v7().to_string(),
+                chain_id: chain,
+                tenant_id: draft.tenant_id.clone(),
+                seq: head.0 + 1,
+                occurred_at,
+                operation: draft.operation.clone(),
+                outcome: outcome_for(draft.status_code).to_string(),
+                reason: draft.reason.clone(),
+                actor_type: draft.actor_type.as_str().to_string(),
+                actor_id: draft.actor_id.clone(),
+                key_id: draft.key_id.clone(),
+                key_type: draft.key_type.clone(),
+                key_hint: draft.key_hint.clone(),
+                request_id: draft.request_id.clone(),
+                client_ip: draft.client_ip.clone(),
+                user_agent: draft.user_agent.clone(),
+                status_code: i32::from(draft.status_code),
+                metadata: Value::Object(std::mem::take(&mut draft.metadata)).to_string(),
+                payload: draft.payload.as_ref().map(|p| p.to_string()),
+                prev_hash: head.1.clone(),
+                hash: String::new(),
+            };
+            row.hash = crypto::chain_hash(&row.prev_hash, &canonical(&row));
+            *head = (row.seq, row.hash.clone());
+            if draft.key_used && row.outcome == super::OUTCOME_ALLOWED {
+                if let Some(key_id) = &draft.key_id {
+                    key_uses.insert(key_id.clone(), (occurred_at, draft.client_ip.clone()));
+                }
+            }
+            rows.push(row);
+            results.push(result);
+        }
+        store::insert_events(conn, &rows)?;
+        store::save_chain_heads(conn, &heads)?;
+        for (key_id, (at, ip)) in key_uses {
+            store::touch_key(conn, &key_id, at, ip.as_deref())?;
+        }
+        Ok(results)
+    })
+}

@@ -1,0 +1,189 @@
+//! All use of `ring`: randomness, key hashing (HMAC-SHA256 with the pepper),
+//! the audit hash chain (SHA-256) and constant-time comparison.
+
+use crate::domain::key_format::{compose_secret, BASE62, RANDOM_LEN};
+use crate::domain::KeyType;
+use ring::rand::{SecureRandom, SystemRandom};
+use ring::{digest, hmac};
+
+/// Hex of 32 zero bytes: the `prev_hash` of a chain's first event.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+fn rng() -> &'static SystemRandom {
+    static RNG: std::sync::OnceLock<SystemRandom> = std::sync::OnceLock::new();
+    RNG.get_or_init(SystemRandom::new)
+}
+
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut out = [0u8; N];
+    rng()
+        .fill(&mut out)
+        .expect("the system random source failed");
+    out
+}
+
+/// Uniform base62 characters by rejection sampling (248 = 4 × 62).
+pub fn random_base62(len: usize) -> String {
+    let mut out = String::with_capacity(len);
+    while out.len() < len {
+        for b in random_bytes::<64>() {
+            if b < 248 && out.len() < len {
+                out.push(BASE62[(b % 62) as usize] as char);
+            }
+        }
+    }
+    out
+}
+
+/// A fresh key secret of the given type.
+pub fn new_key_secret(key_type: KeyType) -> String {
+    compose_secret(key_type, &random_base62(RANDOM_LEN))
+}
+
+/// A random 256-bit secret, hex encoded (generated peppers and console secrets).
+pub fn new_hex_secret() -> String {
+    hex(&random_bytes::<32>())
+}
+
+/// The pepper-keyed hash of a key secret: the only thing stored about it.
+#[derive(Clone)]
+pub struct KeyHasher(hmac::Key);
+
+impl KeyHasher {
+    pub fn new(pepper: &[u8]) -> Self {
+        KeyHasher(hmac::Key::new(hmac::HMAC_SHA256, pepper))
+    }
+
+    pub fn hash(&self, secret: &str) -> String {
+        hex(hmac::sign(&self.0, secret.as_bytes()).as_ref())
+    }
+}
+
+impl std::fmt::Debug for KeyHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyHasher([redacted])")
+    }
+}
+
+/// `SHA-256(prev_hash ‖ canonical event)`, hex. `prev_hash` is taken as its hex text.
+pub fn chain_hash(prev_hash: &str, canonical_event: &[u8]) -> String {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(prev_hash.as_bytes());
+    ctx.update(canonical_event);
+    hex(ctx.finish().as_ref())
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex(digest::digest(&digest::SHA256, data).as_ref())
+}
+
+/// Constant-time equality for tokens compared in memory (the ingest token).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    // Compare digests so that lengths leak nothing either.
+    let (da, db) = (
+        digest::digest(&digest::SHA256, a),
+        digest::digest(&digest::SHA256, b),
+    );
+    da.as_ref()
+        .iter()
+        .zip(db.as_ref())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+/// An Ed25519 key pair for tests and tooling: (PKCS#8 private DER, SPKI public PEM).
+pub fn generate_ed25519() -> (Vec<u8>, String) {
+    use ring::signature::{Ed25519KeyPair, KeyPair};
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(rng()).expect("ed25519 key generation");
+    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("fresh pkcs8 parses");
+    // SubjectPublicKeyInfo for Ed25519 is a fixed 12-byte prefix and the 32-byte key.
+    let mut spki = vec![
+        0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+    ];
+    spki.extend_from_slice(pair.public_key().as_ref());
+    let pem = format!(
+        "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+        base64_std(&spki)
+    );
+    (pkcs8.as_ref().to_vec(), pem)
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    s
+}
+
+fn base64_std(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::key_format::parse_secret;
+
+    #[test]
+    fn fresh_secrets_are_valid_and_distinct() {
+        let a = new_key_secret(KeyType::Siem);
+        let b = new_key_secret(KeyType::Siem);
+        assert_ne!(a, b);
+        assert!(parse_secret(&a).is_ok());
+    }
+
+    #[test]
+    fn hmac_depends_on_pepper() {
+        let s = new_key_secret(KeyType::Siem);
+        let h1 = KeyHasher::new(b"pepper-one").hash(&s);
+        assert_eq!(h1, KeyHasher::new(b"pepper-one").hash(&s));
+        assert_ne!(h1, KeyHasher::new(b"pepper-two").hash(&s));
+        assert_eq!(h1.len(), 64);
+        assert!(!h1.contains(&s));
+    }
+
+    #[test]
+    fn chain_hash_binds_prev_and_event() {
+        let h = chain_hash(GENESIS_HASH, b"event");
+        assert_ne!(h, chain_hash(GENESIS_HASH, b"evenT"));
+        assert_ne!(h, chain_hash(&h, b"event"));
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn constant_time_eq_works() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+
+    #[test]
+    fn base64_matches_rfc4648() {
+        assert_eq!(base64_std(b"foobar"), "Zm9vYmFy");
+        assert_eq!(base64_std(b"fooba"), "Zm9vYmE=");
+        assert_eq!(base64_std(b"foob"), "Zm9vYg==");
+    }
+}

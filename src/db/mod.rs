@@ -1,0 +1,152 @@
+//! Storage: one diesel codebase over SQLite and PostgreSQL.
+//!
+//! The backend is chosen from a strictly parsed URL (never by diesel's
+//! try-each-backend `establish`, which would turn a mistyped PostgreSQL URL
+//! into a SQLite file).
+
+pub mod models;
+pub mod schema;
+pub mod store;
+
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::r2d2::{self, R2D2Connection};
+use diesel::sqlite::SqliteConnection;
+use diesel::Connection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+pub type Pool = r2d2::Pool<ConnManager>;
+pub type PooledConn = r2d2::PooledConnection<ConnManager>;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+#[derive(Clone, PartialEq, Eq)]
+pub enum DbUrl {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl DbUrl {
+    /// `sqlite://relative.db`, `sqlite:///abs/path.db`, `postgres://…` or `postgresql://…`.
+    pub fn parse(raw: &str) -> Result<DbUrl, String> {
+        if let Some(path) = raw.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err("sqlite URL needs a file path, e.g. sqlite://keyward.db".into());
+            }
+            return Ok(DbUrl::Sqlite(PathBuf::from(path)));
+        }
+        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            return Ok(DbUrl::Postgres(raw.to_string()));
+        }
+        Err("must start with sqlite:// or postgres://".into())
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self, DbUrl::Sqlite(_))
+    }
+
+    /// Connection string without a password, for logs and errors.
+    pub fn redacted(&self) -> String {
+        match self {
+            DbUrl::Sqlite(p) => format!("sqlite://{}", p.display()),
+            DbUrl::Postgres(u) => match (u.find("://"), u.rfind('@')) {
+                (Some(s), Some(at)) if at > s => format!("{}://***@{}", &u[..s], &u[at + 1..]),
+                _ => u.clone(),
+            },
+        }
+    }
+}
+
+impl std::fmt::Debug for DbUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+pub fn establish(url: &DbUrl) -> Result<DbConn, diesel::ConnectionError> {
+    match url {
+        DbUrl::Sqlite(path) => {
+            let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
+            // WAL lets readers run beside the one writer; FULL makes every commit durable;
+            // busy_timeout covers the CLI writing while a server runs.
+            conn.batch_execute(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+            )
+            .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+            Ok(DbConn::Sqlite(conn))
+        }
+        DbUrl::Postgres(u) => {
+            let mut conn = PgConnection::establish(u)?;
+            conn.batch_execute("SET TIME ZONE 'UTC'")
+                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+            Ok(DbConn::Postgres(conn))
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ConnManager {
+    url: DbUrl,
+}
+
+impl r2d2::ManageConnection for ConnManager {
+    type Connection = DbConn;
+    type Error = diesel::ConnectionError;
+
+    fn connect(&self) -> Result<DbConn, Self::Error> {
+        establish(&self.url)
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), Self::Error> {
+        conn.ping()
+            .map_err(diesel::ConnectionError::CouldntSetupConfiguration)
+    }
+
+    fn has_broken(&self, conn: &mut DbConn) -> bool {
+        conn.is_broken()
+    }
+}
+
+pub fn build_pool(url: &DbUrl, max_size: u32) -> Result<Pool, String> {
+    r2d2::Pool::builder()
+        .max_size(max_size)
+        .min_idle(Some(1))
+        .connection_timeout(Duration::from_secs(5))
+        // Validate on checkout so a restarted database is noticed, not handed out broken.
+        .test_on_check_out(true)
+        .build(ConnManager { url: url.clone() })
+        .map_err(|e| e.to_string())
+}
+
+/// Applies pending migrations; returns how many ran.
+pub fn run_migrations(conn: &mut DbConn) -> Result<usize, String> {
+    let ran = match conn {
+        DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
+        DbConn::Postgres(c) => c
+            .run_pending_migrations(POSTGRES_MIGRATIONS)
+            .map(|v| v.len()),
+    };
+    ran.map_err(|e| e.to_string())
+}
+
+/// Whether every migration has been applied (readiness).
+pub fn is_migrated(conn: &mut DbConn) -> Result<bool, String> {
+    let pending = match conn {
+        DbConn::Sqlite(c) => c
+            .pending_migrations(SQLITE_MIGRATIONS)
+            .map(|v| v.is_empty()),
+        DbConn::Postgres(c) => c
+            .pending_migrations(POSTGRES_MIGRATIONS)
+            .map(|v| v.is_empty()),
+    };
+    pending.map_err(|e| e.to_string())
+}

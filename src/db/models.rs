@@ -1,0 +1,100 @@
+//! Rows as stored. Times are naive UTC here and `DateTime<Utc>` everywhere else.
+
+use super::schema::{api_keys, audit_events, members, tenants};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+
+#[derive(Debug, Clone, Queryable, Insertable)]
+#[diesel(table_name = tenants)]
+pub struct Tenant {
+    pub id: String,
+    pub name: String,
+    pub status: String,
+    pub max_lifetime_days: String,
+    pub siem_tier2_enabled: bool,
+    pub policy_updated_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+}
+
+pub const TENANT_ACTIVE: &str = "ACTIVE";
+
+#[derive(Debug, Clone, Queryable, Insertable)]
+#[diesel(table_name = members)]
+pub struct Member {
+    pub id: String,
+    pub tenant_id: String,
+    pub email: String,
+    pub role: String,
+    pub status: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub user_name: Option<String>,
+    pub external_id: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Insertable)]
+#[diesel(table_name = api_keys)]
+pub struct ApiKey {
+    pub id: String,
+    pub tenant_id: String,
+    pub key_type: String,
+    pub label: String,
+    pub secret_hash: String,
+    pub hint: String,
+    pub created_by: String,
+    pub created_at: NaiveDateTime,
+    pub expires_at: Option<NaiveDateTime>,
+    pub revoked_at: Option<NaiveDateTime>,
+    pub revoke_reason: Option<String>,
+    pub superseded_at: Option<NaiveDateTime>,
+    pub rotated_from: Option<String>,
+    pub rotated_to: Option<String>,
+    pub chain_id: String,
+    pub ip_allowlist: String,
+    pub last_used_at: Option<NaiveDateTime>,
+    pub last_used_ip: Option<String>,
+}
+
+#[derive(Debug, Clone, Queryable, Insertable)]
+#[diesel(table_name = audit_events)]
+pub struct AuditRow {
+    pub event_id: String,
+    pub chain_id: String,
+    pub tenant_id: Option<String>,
+    pub seq: i64,
+    pub occurred_at: NaiveDateTime,
+    pub operation: String,
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub actor_type: String,
+    pub actor_id: Option<String>,
+    pub key_id: Option<String>,
+    pub key_type: Option<String>,
+    pub key_hint: Option<String>,
+    pub request_id: String,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub status_code: i32,
+    pub metadata: String,
+    pub payload: Option<String>,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+pub fn to_utc(t: NaiveDateTime) -> DateTime<Utc> {
+    t.and_utc()
+}
+
+pub fn to_naive(t: DateTime<Utc>) -> NaiveDateTime {
+    t.naive_utc()
+}
+
+/// Now, truncated to the microsecond both databases store, so what we hash
+/// and compare in memory equals what we read back.
+pub fn now() -> DateTime<Utc> {
+    let t = Utc::now();
+    let micros = t.timestamp_micros();
+    DateTime::from_timestamp_micros(micros).unwrap_or(t)
+}

@@ -1,0 +1,633 @@
+//! The authorizer: one declarative table of every API operation, and the rule
+//! that decides whether a caller may call it.
+//!
+//! A key type grants `(surface, level)`; a key may call an operation iff the
+//! surfaces are equal and the granted level is at least the required one
+//! (WRITE implies READ). Console operations are out of every key's reach.
+
+use super::key_type::KeyType;
+use super::member::Role;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Surface {
+    Ediscovery,
+    Siem,
+    TeamUsers,
+    TeamAssets,
+}
+
+impl Surface {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Surface::Ediscovery => "ediscovery",
+            Surface::Siem => "siem",
+            Surface::TeamUsers => "team_users",
+            Surface::TeamAssets => "team_assets",
+        }
+    }
+}
+
+/// Ordered so that `Write >= Read`: write implies read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+impl Access {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::Read => "READ",
+            Access::Write => "WRITE",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+}
+
+impl Method {
+    pub const ALL: [Method; 5] = [
+        Method::Get,
+        Method::Post,
+        Method::Put,
+        Method::Patch,
+        Method::Delete,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Method> {
+        Method::ALL
+            .into_iter()
+            .find(|m| m.as_str().eq_ignore_ascii_case(s))
+    }
+}
+
+/// Who may reach an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// The admin console acting for a member with one of these roles. No key reaches these.
+    Console(&'static [Role]),
+    /// An enterprise key whose grant covers `(surface, access)`.
+    Key(Surface, Access),
+    /// Any valid key or console caller (identity, "test connection").
+    AnyCaller,
+    /// Any valid key; the decision is made for the operation the gateway maps to.
+    Gateway,
+    /// The platform, with the ingest token.
+    Ingest,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Operation {
+    pub name: &'static str,
+    pub method: Method,
+    /// Path template; `{name}` matches one path segment.
+    pub path: &'static str,
+    pub reach: Reach,
+}
+
+const OWNER: &[Role] = &[Role::Owner];
+const OWNER_AUDITOR: &[Role] = &[Role::Owner, Role::Auditor];
+
+const fn op(name: &'static str, method: Method, path: &'static str, reach: Reach) -> Operation {
+    Operation {
+        name,
+        method,
+        path,
+        reach,
+    }
+}
+
+use Access::{Read, Write};
+use Method::{Delete, Get, Patch, Post, Put};
+use Surface::{Ediscovery, Siem, TeamAssets, TeamUsers};
+
+/// Every operation of the API. Routing, the gateway, whoami, the README matrix
+/// and the exhaustive tests all read this one table.
+pub static OPERATIONS: &[Operation] = &[
+    // Console: key lifecycle, policy, audit.
+    op(
+        "enterprise.key.create",
+        Post,
+        "/v2/enterprise.key.create",
+        Reach::Console(OWNER),
+    ),
+    op(
+        "enterprise.key.list",
+        Get,
+        "/v2/enterprise.key.list",
+        Reach::Console(OWNER_AUDITOR),
+    ),
+    op(
+        "enterprise.key.detail",
+        Get,
+        "/v2/enterprise.key.detail",
+        Reach::Console(OWNER_AUDITOR),
+    ),
+    op(
+        "enterprise.key.update",
+        Post,
+        "/v2/enterprise.key.update",
+        Reach::Console(OWNER),
+    ),
+    op(
+        "enterprise.key.rotate",
+        Post,
+        "/v2/enterprise.key.rotate",
+        Reach::Console(OWNER),
+    ),
+    op(
+        "enterprise.key.revoke",
+        Post,
+        "/v2/enterprise.key.revoke",
+        Reach::Console(OWNER),
+    ),
+    op(
+        "enterprise.key_policy.detail",
+        Get,
+        "/v2/enterprise.key_policy.detail",
+        Reach::Console(OWNER_AUDITOR),
+    ),
+    op(
+        "enterprise.key_policy.update",
+        Post,
+        "/v2/enterprise.key_policy.update",
+        Reach::Console(OWNER),
+    ),
+    op(
+        "enterprise.audit.list",
+        Get,
+        "/v2/enterprise.audit.list",
+        Reach::Console(OWNER_AUDITOR),
+    ),
+    op(
+        "enterprise.audit.verify",
+        Get,
+        "/v2/enterprise.audit.verify",
+        Reach::Console(OWNER_AUDITOR),
+    ),
+    // Identity and gateway.
+    op("auth.whoami", Get, "/v2/auth.whoami", Reach::AnyCaller),
+    op("authz.check", Get, "/v2/authz.check", Reach::Gateway),
+    // team_users: the User Management key.
+    op(
+        "team.user.list",
+        Get,
+        "/v2/team.user.list",
+        Reach::Key(TeamUsers, Read),
+    ),
+    op(
+        "team.user.detail",
+        Get,
+        "/v2/team.user.detail",
+        Reach::Key(TeamUsers, Read),
+    ),
+    op(
+        "team.user.create",
+        Post,
+        "/v2/team.user.create",
+        Reach::Key(TeamUsers, Write),
+    ),
+    op(
+        "team.user.update",
+        Post,
+        "/v2/team.user.update",
+        Reach::Key(TeamUsers, Write),
+    ),
+    op(
+        "team.user.remove",
+        Post,
+        "/v2/team.user.remove",
+        Reach::Key(TeamUsers, Write),
+    ),
+    op(
+        "scim.service_provider_config",
+        Get,
+        "/scim/v2/ServiceProviderConfig",
+        Reach::Key(TeamUsers, Read),
+    ),
+    op(
+        "scim.resource_types",
+        Get,
+        "/scim/v2/ResourceTypes",
+        Reach::Key(TeamUsers, Read),
+    ),
+    op(
+        "scim.schemas",
+        Get,
+        "/scim/v2/Schemas",
+        Reach::Key(TeamUsers, Read),
+    ),
+    op(
+        "scim.users.list",
+        Get,
+        "/scim/v2/Users",
+        Reach::Key(TeamUsers, Read),
+    ),
+    op(
+        "scim.users.get",
+        Get,
+        "/scim/v2/Users/{id}",
+        Reach::Key(TeamUsers, Read),
+    ),
+    op(
+        "scim.users.create",
+        Post,
+        "/scim/v2/Users",
+        Reach::Key(TeamUsers, Write),
+    ),
+    op(
+        "scim.users.replace",
+        Put,
+        "/scim/v2/Users/{id}",
+        Reach::Key(TeamUsers, Write),
+    ),
+    op(
+        "scim.users.patch",
+        Patch,
+        "/scim/v2/Users/{id}",
+        Reach::Key(TeamUsers, Write),
+    ),
+    op(
+        "scim.users.delete",
+        Delete,
+        "/scim/v2/Users/{id}",
+        Reach::Key(TeamUsers, Write),
+    ),
+    // team_assets: Asset Audit (read) and Asset Management (write) keys.
+    op(
+        "team.asset.list",
+        Get,
+        "/v2/team.asset.list",
+        Reach::Key(TeamAssets, Read),
+    ),
+    op(
+        "team.asset.update_scope",
+        Post,
+        "/v2/team.asset.update_scope",
+        Reach::Key(TeamAssets, Write),
+    ),
+    // ediscovery: exports and legal holds.
+    op(
+        "enterprise.export.create",
+        Post,
+        "/v2/enterprise.export.create",
+        Reach::Key(Ediscovery, Write),
+    ),
+    op(
+        "enterprise.export.detail",
+        Get,
+        "/v2/enterprise.export.detail",
+        Reach::Key(Ediscovery, Read),
+    ),
+    op(
+        "enterprise.export.list",
+        Get,
+        "/v2/enterprise.export.list",
+        Reach::Key(Ediscovery, Read),
+    ),
+    op(
+        "enterprise.export.downloadUrl",
+        Get,
+        "/v2/enterprise.export.downloadUrl",
+        Reach::Key(Ediscovery, Read),
+    ),
+    op(
+        "enterprise.hold.create",
+        Post,
+        "/v2/enterprise.hold.create",
+        Reach::Key(Ediscovery, Write),
+    ),
+    op(
+        "enterprise.hold.list",
+        Get,
+        "/v2/enterprise.hold.list",
+        Reach::Key(Ediscovery, Read),
+    ),
+    op(
+        "enterprise.hold.release",
+        Post,
+        "/v2/enterprise.hold.release",
+        Reach::Key(Ediscovery, Write),
+    ),
+    // siem: the event feed and bulk exports.
+    op(
+        "enterprise.compliance.event.list",
+        Get,
+        "/v2/enterprise.compliance.event.list",
+        Reach::Key(Siem, Read),
+    ),
+    op(
+        "enterprise.compliance.export.create",
+        Post,
+        "/v2/enterprise.compliance.export.create",
+        Reach::Key(Siem, Write),
+    ),
+    op(
+        "enterprise.compliance.export.detail",
+        Get,
+        "/v2/enterprise.compliance.export.detail",
+        Reach::Key(Siem, Read),
+    ),
+    op(
+        "enterprise.compliance.export.downloadUrl",
+        Get,
+        "/v2/enterprise.compliance.export.downloadUrl",
+        Reach::Key(Siem, Read),
+    ),
+    // Platform ingestion.
+    op(
+        "team.asset.upsert",
+        Post,
+        "/internal/v2/team.asset.upsert",
+        Reach::Ingest,
+    ),
+    op(
+        "team.asset.delete",
+        Post,
+        "/internal/v2/team.asset.delete",
+        Reach::Ingest,
+    ),
+];
+
+pub fn find(name: &str) -> Option<&'static Operation> {
+    OPERATIONS.iter().find(|o| o.name == name)
+}
+
+/// Whether a key of `key_type` may call `op`. Pure: the heart of the authorizer.
+pub fn key_may_call(key_type: KeyType, op: &Operation) -> bool {
+    match op.reach {
+        Reach::Key(surface, required) => {
+            let (granted_surface, granted) = key_type.grant();
+            granted_surface == surface && granted >= required
+        }
+        Reach::AnyCaller | Reach::Gateway => true,
+        Reach::Console(_) | Reach::Ingest => false,
+    }
+}
+
+/// Whether a console member with `role` may call `op`.
+pub fn member_may_call(role: Role, op: &Operation) -> bool {
+    match op.reach {
+        Reach::Console(roles) => roles.contains(&role),
+        Reach::AnyCaller => true,
+        Reach::Key(..) | Reach::Gateway | Reach::Ingest => false,
+    }
+}
+
+/// The operations a key type may call, in table order (for whoami).
+pub fn operations_for_key(key_type: KeyType) -> Vec<&'static str> {
+    OPERATIONS
+        .iter()
+        .filter(|o| key_may_call(key_type, o))
+        .map(|o| o.name)
+        .collect()
+}
+
+pub fn operations_for_member(role: Role) -> Vec<&'static str> {
+    OPERATIONS
+        .iter()
+        .filter(|o| member_may_call(role, o))
+        .map(|o| o.name)
+        .collect()
+}
+
+/// Maps an original request (as a gateway forwards it) to an operation of the
+/// table. The query string is ignored; a trailing slash is not.
+pub fn resolve(method: Method, path: &str) -> Option<&'static Operation> {
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    OPERATIONS
+        .iter()
+        .filter(|o| o.reach != Reach::Gateway)
+        .find(|o| o.method == method && template_matches(o.path, path))
+}
+
+fn template_matches(template: &str, path: &str) -> bool {
+    let mut t = template.split('/');
+    let mut p = path.split('/');
+    loop {
+        match (t.next(), p.next()) {
+            (None, None) => return true,
+            (Some(ts), Some(ps)) => {
+                let is_param = ts.starts_with('{') && ts.ends_with('}');
+                if is_param {
+                    if ps.is_empty() {
+                        return false;
+                    }
+                } else if ts != ps {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
+}
+
+/// The key-type × operation matrix as a Markdown table (the README embeds it; a test keeps it current).
+pub fn matrix_markdown() -> String {
+    let mut out = String::from("| operation | method | reach |");
+    for t in KeyType::ALL {
+        out.push_str(&format!(
+            " {} |",
+            t.wire_name().trim_start_matches("KEY_TYPE_")
+        ));
+    }
+    out.push_str("\n|---|---|---|");
+    out.push_str(&"---|".repeat(KeyType::ALL.len()));
+    out.push('\n');
+    for o in OPERATIONS {
+        let reach = match o.reach {
+            Reach::Console(roles) => {
+                let names: Vec<_> = roles.iter().map(|r| r.as_str()).collect();
+                format!("console ({})", names.join(", "))
+            }
+            Reach::Key(s, a) => format!("key: {} {}", s.as_str(), a.as_str()),
+            Reach::AnyCaller => "any key or console caller".into(),
+            Reach::Gateway => "any key (decides the mapped operation)".into(),
+            Reach::Ingest => "ingest token".into(),
+        };
+        out.push_str(&format!(
+            "| `{}` | {} | {} |",
+            o.name,
+            o.method.as_str(),
+            reach
+        ));
+        for t in KeyType::ALL {
+            out.push_str(if key_may_call(t, o) {
+                " ✅ |"
+            } else {
+                " — |"
+            });
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The expected decision, written out independently of `key_may_call`.
+    fn expected(key_type: KeyType, name: &str) -> bool {
+        let surface_ops: &[&str] = match key_type {
+            KeyType::Ediscovery => &[
+                "enterprise.export.create",
+                "enterprise.export.detail",
+                "enterprise.export.list",
+                "enterprise.export.downloadUrl",
+                "enterprise.hold.create",
+                "enterprise.hold.list",
+                "enterprise.hold.release",
+            ],
+            KeyType::Siem => &[
+                "enterprise.compliance.event.list",
+                "enterprise.compliance.export.create",
+                "enterprise.compliance.export.detail",
+                "enterprise.compliance.export.downloadUrl",
+            ],
+            KeyType::TeamUserMgmt => &[
+                "team.user.list",
+                "team.user.detail",
+                "team.user.create",
+                "team.user.update",
+                "team.user.remove",
+                "scim.service_provider_config",
+                "scim.resource_types",
+                "scim.schemas",
+                "scim.users.list",
+                "scim.users.get",
+                "scim.users.create",
+                "scim.users.replace",
+                "scim.users.patch",
+                "scim.users.delete",
+            ],
+            KeyType::TeamAssetAudit => &["team.asset.list"],
+            KeyType::TeamAssetMgmt => &["team.asset.list", "team.asset.update_scope"],
+        };
+        name == "auth.whoami" || name == "authz.check" || surface_ops.contains(&name)
+    }
+
+    #[test]
+    fn every_key_type_against_every_operation() {
+        let mut checked = 0;
+        for t in KeyType::ALL {
+            for o in OPERATIONS {
+                assert_eq!(
+                    key_may_call(t, o),
+                    expected(t, o.name),
+                    "{} on {}",
+                    t,
+                    o.name
+                );
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, KeyType::ALL.len() * OPERATIONS.len());
+    }
+
+    #[test]
+    fn the_seed_examples_hold() {
+        let list = find("team.asset.list").unwrap();
+        let scope = find("team.asset.update_scope").unwrap();
+        assert!(
+            key_may_call(KeyType::TeamAssetMgmt, list),
+            "write implies read"
+        );
+        assert!(key_may_call(KeyType::TeamAssetAudit, list));
+        assert!(!key_may_call(KeyType::TeamAssetAudit, scope));
+    }
+
+    #[test]
+    fn no_key_reaches_a_console_or_ingest_operation() {
+        for o in OPERATIONS
+            .iter()
+            .filter(|o| matches!(o.reach, Reach::Console(_) | Reach::Ingest))
+        {
+            for t in KeyType::ALL {
+                assert!(!key_may_call(t, o), "{t} reached {}", o.name);
+            }
+        }
+        assert!(!key_may_call(
+            KeyType::TeamUserMgmt,
+            find("enterprise.key.create").unwrap()
+        ));
+    }
+
+    #[test]
+    fn console_roles() {
+        let create = find("enterprise.key.create").unwrap();
+        let list = find("enterprise.key.list").unwrap();
+        let audit = find("enterprise.audit.list").unwrap();
+        assert!(member_may_call(Role::Owner, create));
+        for r in [Role::Admin, Role::Auditor, Role::Member] {
+            assert!(!member_may_call(r, create));
+        }
+        assert!(member_may_call(Role::Auditor, list) && member_may_call(Role::Auditor, audit));
+        assert!(!member_may_call(Role::Admin, list) && !member_may_call(Role::Member, audit));
+        assert!(!member_may_call(
+            Role::Owner,
+            find("team.asset.list").unwrap()
+        ));
+    }
+
+    #[test]
+    fn names_and_routes_are_unique() {
+        for (i, a) in OPERATIONS.iter().enumerate() {
+            for b in &OPERATIONS[i + 1..] {
+                assert_ne!(a.name, b.name);
+                assert!(
+                    !(a.method == b.method && a.path == b.path),
+                    "{} and {}",
+                    a.name,
+                    b.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn gateway_paths_resolve() {
+        assert_eq!(
+            resolve(Method::Get, "/v2/team.asset.list?limit=5")
+                .unwrap()
+                .name,
+            "team.asset.list"
+        );
+        assert_eq!(
+            resolve(Method::Patch, "/scim/v2/Users/abc").unwrap().name,
+            "scim.users.patch"
+        );
+        assert_eq!(
+            resolve(Method::Get, "/scim/v2/Users").unwrap().name,
+            "scim.users.list"
+        );
+        assert!(resolve(Method::Get, "/scim/v2/Users/").is_none());
+        assert!(resolve(Method::Post, "/v2/team.asset.list").is_none());
+        assert!(resolve(Method::Get, "/v2/nope").is_none());
+        assert!(
+            resolve(Method::Get, "/v2/authz.check").is_none(),
+            "the gateway never maps to itself"
+        );
+        for o in OPERATIONS.iter().filter(|o| o.reach != Reach::Gateway) {
+            let concrete = o.path.replace("{id}", "x1");
+            assert_eq!(resolve(o.method, &concrete).map(|r| r.name), Some(o.name));
+        }
+    }
+}

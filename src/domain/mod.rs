@@ -1,0 +1,13 @@
+//! Pure rules: no actix, no diesel, no I/O.
+
+pub mod allowlist;
+pub mod authz;
+pub mod key_format;
+pub mod key_type;
+pub mod lifetime;
+pub mod member;
+pub mod redact;
+
+pub use authz::{Access, Method, Operation, Reach, Surface};
+pub use key_type::KeyType;
+pub use member::{MemberStatus, Role};

@@ -1,0 +1,235 @@
+//! One error type for the whole service, rendered as the SPEC §7 envelope.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    InvalidArgument,
+    FailedPrecondition,
+    Unauthenticated,
+    PermissionDenied,
+    NotFound,
+    AlreadyExists,
+    RateLimited,
+    Internal,
+    Unavailable,
+}
+
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 9] = [
+        ErrorCode::InvalidArgument,
+        ErrorCode::FailedPrecondition,
+        ErrorCode::Unauthenticated,
+        ErrorCode::PermissionDenied,
+        ErrorCode::NotFound,
+        ErrorCode::AlreadyExists,
+        ErrorCode::RateLimited,
+        ErrorCode::Internal,
+        ErrorCode::Unavailable,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidArgument => "invalid_argument",
+            ErrorCode::FailedPrecondition => "failed_precondition",
+            ErrorCode::Unauthenticated => "unauthenticated",
+            ErrorCode::PermissionDenied => "permission_denied",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::AlreadyExists => "already_exists",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Internal => "internal",
+            ErrorCode::Unavailable => "unavailable",
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::InvalidArgument | ErrorCode::FailedPrecondition => StatusCode::BAD_REQUEST,
+            ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ErrorCode::PermissionDenied => StatusCode::FORBIDDEN,
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::AlreadyExists => StatusCode::CONFLICT,
+            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+/// The one message every refused key gets, whatever the reason (SPEC §4).
+pub const KEY_REFUSED: &str = "Invalid or missing enterprise API key";
+pub const CONSOLE_REFUSED: &str = "Invalid or missing console token";
+
+#[derive(Debug, Clone)]
+pub struct AppError {
+    pub code: ErrorCode,
+    pub message: String,
+    /// Overrides the code's HTTP status (413 for big bodies, 405 for wrong methods).
+    pub status: Option<StatusCode>,
+    pub retry_after_secs: Option<u64>,
+    pub allow: Option<String>,
+    /// The precise reason for the audit event, never shown to the caller.
+    pub audit_reason: Option<&'static str>,
+}
+
+impl AppError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        AppError {
+            code,
+            message: message.into(),
+            status: None,
+            retry_after_secs: None,
+            allow: None,
+            audit_reason: None,
+        }
+    }
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidArgument, message)
+    }
+    pub fn precondition(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::FailedPrecondition, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::NotFound, message)
+    }
+    pub fn already_exists(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::AlreadyExists, message)
+    }
+    pub fn internal() -> Self {
+        Self::new(ErrorCode::Internal, "internal error")
+    }
+    pub fn unavailable() -> Self {
+        Self::new(
+            ErrorCode::Unavailable,
+            "service temporarily unavailable; nothing was changed",
+        )
+    }
+    /// A refused key: same body for every reason, the reason goes to the audit log only.
+    pub fn key_refused(reason: &'static str) -> Self {
+        AppError {
+            audit_reason: Some(reason),
+            ..Self::new(ErrorCode::Unauthenticated, KEY_REFUSED)
+        }
+    }
+    pub fn console_refused(reason: &'static str) -> Self {
+        AppError {
+            audit_reason: Some(reason),
+            ..Self::new(ErrorCode::Unauthenticated, CONSOLE_REFUSED)
+        }
+    }
+    pub fn role_required(roles: &str) -> Self {
+        AppError {
+            audit_reason: Some("role_required"),
+            ..Self::new(
+                ErrorCode::PermissionDenied,
+                format!("this operation needs the role {roles}"),
+            )
+        }
+    }
+    pub fn payload_too_large(limit: usize) -> Self {
+        AppError {
+            status: Some(StatusCode::PAYLOAD_TOO_LARGE),
+            ..Self::invalid(format!("request body exceeds the limit of {limit} bytes"))
+        }
+    }
+    pub fn method_not_allowed(allow: &str) -> Self {
+        AppError {
+            status: Some(StatusCode::METHOD_NOT_ALLOWED),
+            allow: Some(allow.to_string()),
+            ..Self::invalid(format!("method not allowed; this route accepts {allow}"))
+        }
+    }
+    pub fn rate_limited(retry_after_secs: u64) -> Self {
+        AppError {
+            retry_after_secs: Some(retry_after_secs),
+            audit_reason: Some("rate_limited"),
+            ..Self::new(ErrorCode::RateLimited, "rate limit exceeded; retry later")
+        }
+    }
+
+    pub fn http_status(&self) -> StatusCode {
+        self.status.unwrap_or_else(|| self.code.status())
+    }
+
+    /// What the audit event records as the reason.
+    pub fn reason(&self) -> &str {
+        self.audit_reason.unwrap_or(self.code.as_str())
+    }
+}
+
+impl std::fmt::Display for AppError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        self.http_status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.http_status());
+        if let Some(secs) = self.retry_after_secs {
+            res.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        if let Some(allow) = &self.allow {
+            res.insert_header((header::ALLOW, allow.clone()));
+        }
+        // Keep the error on the response so the audit middleware can read its reason.
+        let mut response = res.json(json!({
+            "ok": false,
+            "request_id": crate::telemetry::current_request_id(),
+            "error": {"code": self.code.as_str(), "message": self.message},
+        }));
+        response.extensions_mut().insert(self.clone());
+        response
+    }
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(e: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind as K, Error as E};
+        match e {
+            E::NotFound => AppError::not_found("not found"),
+            E::DatabaseError(K::UniqueViolation, _) => AppError::already_exists("already exists"),
+            E::DatabaseError(
+                K::ForeignKeyViolation | K::NotNullViolation | K::CheckViolation,
+                info,
+            ) => {
+                tracing::error!(error = %info.message(), "constraint violation");
+                AppError::internal()
+            }
+            E::DatabaseError(_, info) => {
+                tracing::warn!(error = %info.message(), "database unavailable");
+                AppError::unavailable()
+            }
+            E::BrokenTransactionManager | E::AlreadyInTransaction | E::NotInTransaction => {
+                tracing::warn!(error = %e, "database transaction state");
+                AppError::unavailable()
+            }
+            other => {
+                tracing::error!(error = %other, "database error");
+                AppError::internal()
+            }
+        }
+    }
+}
+
+impl From<diesel::r2d2::PoolError> for AppError {
+    fn from(e: diesel::r2d2::PoolError) -> Self {
+        tracing::warn!(error = %e, "database pool unavailable");
+        AppError::unavailable()
+    }
+}
+
+impl From<diesel::ConnectionError> for AppError {
+    fn from(e: diesel::ConnectionError) -> Self {
+        tracing::warn!(error = %e, "database connection failed");
+        AppError::unavailable()
+    }
+}
+
+pub type AppResult<T> = Result<T, AppError>;

@@ -1,0 +1,403 @@
+//! The transactional steps of each console operation: domain rules applied to
+//! rows, run by the audit writer inside the same transaction as their event.
+//! No HTTP here; the CLI uses the same functions.
+
+use crate::db::models::{now, to_naive, to_utc, ApiKey, Member, Tenant, TENANT_ACTIVE};
+use crate::db::{store, DbConn};
+use crate::domain::lifetime::{self, KeyStatus, LifetimePolicy, StatusReason};
+use crate::domain::{member, KeyType, MemberStatus, Role};
+use crate::error::{AppError, AppResult};
+use chrono::{DateTime, Utc};
+use serde_json::{json, Map, Value};
+
+/// At most this many live (not revoked, not expired) keys per tenant.
+pub const MAX_LIVE_KEYS: usize = 50;
+/// At most this many live keys per rotation chain (the new key and the one in grace).
+pub const MAX_LIVE_PER_CHAIN: usize = 2;
+
+pub type Meta = Map<String, Value>;
+
+fn meta(v: Value) -> Meta {
+    match v {
+        Value::Object(m) => m,
+        _ => Meta::new(),
+    }
+}
+
+pub fn validate_label(label: &str) -> AppResult<String> {
+    let label = label.trim();
+    let n = label.chars().count();
+    if !(1..=100).contains(&n) || label.chars().any(char::is_control) {
+        return Err(AppError::invalid(
+            "label must be 1 to 100 characters with no control characters",
+        ));
+    }
+    Ok(label.to_string())
+}
+
+// ---------------------------------------------------------------- tenants and members
+
+pub fn create_tenant_with_id(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    name: &str,
+    owner_email: &str,
+) -> AppResult<((String, String), Meta)> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(AppError::invalid("tenant name must be 1 to 200 characters"));
+    }
+    let email = member::normalize_email(owner_email)
+        .ok_or_else(|| AppError::invalid("owner email is not a valid address"))?;
+    let at = to_naive(now());
+    let tenant = Tenant {
+        id: tenant_id.to_string(),
+        name: name.to_string(),
+        status: TENANT_ACTIVE.into(),
+        max_lifetime_days: "{}".into(),
+        siem_tier2_enabled: false,
+        policy_updated_at: None,
+        created_at: at,
+    };
+    store::insert_tenant(conn, &tenant)?;
+    let owner = new_member(&tenant.id, email, Role::Owner, at);
+    store::insert_member(conn, &owner)?;
+    let m = meta(json!({"tenant_id": tenant.id, "name": tenant.name, "owner_member_id": owner.id}));
+    Ok(((tenant.id, owner.id), m))
+}
+
+fn new_member(tenant_id: &str, email: String, role: Role, at: chrono::NaiveDateTime) -> Member {
+    Member {
+        id: uuid::Uuid::now_v7().to_string(),
+        tenant_id: tenant_id.to_string(),
+        email,
+        role: role.as_str().into(),
+        status: MemberStatus::Active.as_str().into(),
+        first_name: None,
+        last_name: None,
+        user_name: None,
+        external_id: None,
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+pub fn create_member(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    email: &str,
+    role: Role,
+) -> AppResult<(String, Meta)> {
+    let email = member::normalize_email(email)
+        .ok_or_else(|| AppError::invalid("email is not a valid address"))?;
+    store::find_tenant(conn, tenant_id)?.ok_or_else(|| AppError::not_found("no such tenant"))?;
+    let m = new_member(tenant_id, email, role, to_naive(now()));
+    store::insert_member(conn, &m)?;
+    Ok((
+        m.id.clone(),
+        meta(json!({"member_id": m.id, "role": role.as_str()})),
+    ))
+}
+
+// ---------------------------------------------------------------- keys: views
+
+pub fn tenant_policy(tenant: &Tenant) -> LifetimePolicy {
+    lifetime::policy_from_json(&tenant.max_lifetime_days)
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn opt_time(t: Option<chrono::NaiveDateTime>) -> Value {
+    t.map(|t| Value::String(rfc3339(to_utc(t))))
+        .unwrap_or(Value::Null)
+}
+
+pub fn key_status(
+    key: &ApiKey,
+    policy: &LifetimePolicy,
+    at: DateTime<Utc>,
+) -> (KeyStatus, Option<StatusReason>) {
+    match KeyType::from_wire(&key.key_type) {
+        Some(t) => lifetime::status(&crate::auth::key::clock_of(key, t), policy, at),
+        None => (KeyStatus::Expired, Some(StatusReason::Expired)),
+    }
+}
+
+/// The key as the API shows it. Never includes the hash.
+pub fn key_json(key: &ApiKey, policy: &LifetimePolicy, at: DateTime<Utc>) -> Value {
+    let (status, reason) = key_status(key, policy, at);
+    let allowlist: Value = serde_json::from_str(&key.ip_allowlist).unwrap_or_else(|_| json!([]));
+    json!({
+        "key_id": key.id,
+        "key_type": key.key_type,
+        "label": key.label,
+        "hint": key.hint,
+        "status": status.as_str(),
+        "status_reason": reason.map(StatusReason::as_str),
+        "created_at": rfc3339(to_utc(key.created_at)),
+        "created_by": key.created_by,
+        "expires_at": opt_time(key.expires_at),
+        "revoked_at": opt_time(key.revoked_at),
+        "revoke_reason": key.revoke_reason,
+        "ip_allowlist": allowlist,
+        "last_used_at": opt_time(key.last_used_at),
+        "last_used_ip": key.last_used_ip,
+        "rotated_from": key.rotated_from,
+        "rotated_to": key.rotated_to,
+        "grace_ends_at": opt_time(key.superseded_at),
+    })
+}
+
+fn load_tenant(conn: &mut DbConn, tenant_id: &str) -> AppResult<Tenant> {
+    store::find_tenant(conn, tenant_id)?.ok_or_else(|| AppError::not_found("no such tenant"))
+}
+
+fn load_key(conn: &mut DbConn, tenant_id: &str, key_id: &str) -> AppResult<ApiKey> {
+    store::find_key(conn, tenant_id, key_id)?
+        .ok_or_else(|| AppError::not_found("no key with this key_id"))
+}
+
+fn live_count(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    policy: &LifetimePolicy,
+    at: DateTime<Utc>,
+) -> AppResult<usize> {
+    let candidates = store::unexpired_keys(conn, tenant_id, to_naive(at))?;
+    Ok(candidates
+        .iter()
+        .filter(|k| key_status(k, policy, at).0 == KeyStatus::Active)
+        .count())
+}
+
+// ---------------------------------------------------------------- keys: changes
+
+/// What the handler prepared outside the transaction: the secret itself never enters it.
+pub struct NewSecret {
+    pub hash: String,
+    pub hint: String,
+}
+
+pub struct CreatedKey {
+    pub key: Value,
+    pub key_id: String,
+}
+
+pub fn create_key(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    member_id: &str,
+    key_type: KeyType,
+    label: &str,
+    expires_at: Option<DateTime<Utc>>,
+    secret: NewSecret,
+) -> AppResult<(CreatedKey, Meta)> {
+    let at = now();
+    let tenant = load_tenant(conn, tenant_id)?;
+    let policy = tenant_policy(&tenant);
+    let expires_at = lifetime::resolve_expiry(key_type, expires_at, &policy, at)
+        .map_err(|e| AppError::invalid(e.to_string()))?;
+    // Race-free: the writer holds this tenant's chain lock (PostgreSQL) or the only write transaction (SQLite).
+    if live_count(conn, tenant_id, &policy, at)? >= MAX_LIVE_KEYS {
+        return Err(AppError::precondition(format!(
+            "the tenant already has {MAX_LIVE_KEYS} live keys; revoke one first"
+        )));
+    }
+    let id = uuid::Uuid::now_v7().to_string();
+    let key = ApiKey {
+        id: id.clone(),
+        tenant_id: tenant_id.to_string(),
+        key_type: key_type.wire_name().into(),
+        label: label.to_string(),
+        secret_hash: secret.hash,
+        hint: secret.hint,
+        created_by: member_id.to_string(),
+        created_at: to_naive(at),
+        expires_at: expires_at.map(to_naive),
+        revoked_at: None,
+        revoke_reason: None,
+        superseded_at: None,
+        rotated_from: None,
+        rotated_to: None,
+        chain_id: id.clone(),
+        ip_allowlist: "[]".into(),
+        last_used_at: None,
+        last_used_ip: None,
+    };
+    store::insert_key(conn, &key)?;
+    let m = meta(json!({
+        "new_key_id": id, "key_type": key.key_type, "label": key.label, "hint": key.hint,
+        "expires_at": opt_time(key.expires_at),
+    }));
+    Ok((
+        CreatedKey {
+            key: key_json(&key, &policy, at),
+            key_id: id,
+        },
+        m,
+    ))
+}
+
+pub fn update_key(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    key_id: &str,
+    label: Option<String>,
+    allowlist: Option<Vec<String>>,
+) -> AppResult<(Value, Meta)> {
+    let tenant = load_tenant(conn, tenant_id)?;
+    let before = load_key(conn, tenant_id, key_id)?;
+    let mut changes = Meta::new();
+    if let Some(label) = label {
+        store::update_key_label(conn, key_id, &label)?;
+        changes.insert("label".into(), json!({"old": before.label, "new": label}));
+    }
+    if let Some(list) = allowlist {
+        let json = serde_json::to_string(&list).expect("strings");
+        store::update_key_allowlist(conn, key_id, &json)?;
+        let old: Value = serde_json::from_str(&before.ip_allowlist).unwrap_or(Value::Null);
+        changes.insert("ip_allowlist".into(), json!({"old": old, "new": list}));
+    }
+    let after = load_key(conn, tenant_id, key_id)?;
+    Ok((key_json(&after, &tenant_policy(&tenant), now()), changes))
+}
+
+pub fn revoke_key(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    key_id: &str,
+    reason: &str,
+) -> AppResult<(Value, Meta)> {
+    let tenant = load_tenant(conn, tenant_id)?;
+    let key = load_key(conn, tenant_id, key_id)?;
+    if key.revoked_at.is_some() {
+        return Err(AppError::precondition("the key is already revoked"));
+    }
+    let at = now();
+    store::revoke_key(conn, key_id, to_naive(at), reason)?;
+    let after = load_key(conn, tenant_id, key_id)?;
+    let m = meta(json!({"revoked_key_id": key_id, "reason": reason, "label": key.label}));
+    Ok((key_json(&after, &tenant_policy(&tenant), at), m))
+}
+
+pub struct Rotated {
+    pub key: Value,
+    pub previous_key: Value,
+}
+
+pub fn rotate_key(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    member_id: &str,
+    key_id: &str,
+    grace_seconds: i64,
+    secret: NewSecret,
+) -> AppResult<(Rotated, Meta)> {
+    let at = now();
+    let tenant = load_tenant(conn, tenant_id)?;
+    let policy = tenant_policy(&tenant);
+    let old = load_key(conn, tenant_id, key_id)?;
+    let key_type = KeyType::from_wire(&old.key_type).ok_or_else(AppError::internal)?;
+    match key_status(&old, &policy, at) {
+        (KeyStatus::Active, _) if old.rotated_to.is_none() => {}
+        (KeyStatus::Active, _) => {
+            return Err(AppError::precondition(
+                "the key was already rotated; rotate its successor",
+            ))
+        }
+        (KeyStatus::Revoked, _) => {
+            return Err(AppError::precondition("a revoked key cannot be rotated"))
+        }
+        (KeyStatus::Expired, _) => {
+            return Err(AppError::precondition("an expired key cannot be rotated"))
+        }
+    }
+    let clock = crate::auth::key::clock_of(&old, key_type);
+    let grace_end = lifetime::grace_end(&clock, grace_seconds, at)
+        .map_err(|e| AppError::invalid(e.to_string()))?;
+    // At most two live keys per chain: any older key still in its grace stops now.
+    for k in store::chain_keys(conn, tenant_id, &old.chain_id)? {
+        if k.id != old.id && key_status(&k, &policy, at).0 == KeyStatus::Active {
+            store::supersede_key(conn, &k.id, to_naive(at), None)?;
+        }
+    }
+    // The old key stays live through its grace, so the new one must fit under the cap.
+    if live_count(conn, tenant_id, &policy, at)? >= MAX_LIVE_KEYS {
+        return Err(AppError::precondition(format!(
+            "the tenant already has {MAX_LIVE_KEYS} live keys; revoke one first"
+        )));
+    }
+    let new_id = uuid::Uuid::now_v7().to_string();
+    let new_key = ApiKey {
+        id: new_id.clone(),
+        tenant_id: tenant_id.to_string(),
+        key_type: old.key_type.clone(),
+        label: old.label.clone(),
+        secret_hash: secret.hash,
+        hint: secret.hint,
+        created_by: member_id.to_string(),
+        created_at: to_naive(at),
+        expires_at: lifetime::rotated_expiry(&clock, &policy, at).map(to_naive),
+        revoked_at: None,
+        revoke_reason: None,
+        superseded_at: None,
+        rotated_from: Some(old.id.clone()),
+        rotated_to: None,
+        chain_id: old.chain_id.clone(),
+        ip_allowlist: old.ip_allowlist.clone(),
+        last_used_at: None,
+        last_used_ip: None,
+    };
+    store::insert_key(conn, &new_key)?;
+    store::supersede_key(conn, &old.id, to_naive(grace_end), Some(&new_id))?;
+    let previous = load_key(conn, tenant_id, key_id)?;
+    let m = meta(json!({
+        "old_key_id": old.id, "new_key_id": new_id, "key_type": old.key_type,
+        "grace_seconds": grace_seconds, "old_key_stops_at": rfc3339(grace_end),
+    }));
+    Ok((
+        Rotated {
+            key: key_json(&new_key, &policy, at),
+            previous_key: key_json(&previous, &policy, at),
+        },
+        m,
+    ))
+}
+
+// ---------------------------------------------------------------- policy
+
+pub fn policy_json(tenant: &Tenant) -> Value {
+    json!({
+        "max_lifetime_days": tenant_policy(tenant),
+        "siem_tier2_enabled": tenant.siem_tier2_enabled,
+        "updated_at": opt_time(tenant.policy_updated_at),
+    })
+}
+
+pub fn update_policy(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    max_lifetime_days: Option<LifetimePolicy>,
+    siem_tier2_enabled: Option<bool>,
+) -> AppResult<(Value, Meta)> {
+    let tenant = load_tenant(conn, tenant_id)?;
+    let old_policy = tenant_policy(&tenant);
+    let new_policy = max_lifetime_days.unwrap_or_else(|| old_policy.clone());
+    lifetime::validate_policy(&new_policy).map_err(|e| AppError::invalid(e.to_string()))?;
+    let tier2 = siem_tier2_enabled.unwrap_or(tenant.siem_tier2_enabled);
+    store::update_tenant_policy(
+        conn,
+        tenant_id,
+        &lifetime::policy_to_json(&new_policy),
+        tier2,
+        to_naive(now()),
+    )?;
+    let after = load_tenant(conn, tenant_id)?;
+    let m = meta(json!({
+        "max_lifetime_days": {"old": old_policy, "new": new_policy},
+        "siem_tier2_enabled": {"old": tenant.siem_tier2_enabled, "new": tier2},
+    }));
+    Ok((policy_json(&after), m))
+}

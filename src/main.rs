@@ -1,0 +1,210 @@
+//! The `keyward` command: serve, migrate, and operator tasks.
+
+use clap::{Parser, Subcommand};
+use keyward::config::{LogFormat, Settings};
+use keyward::domain::Role;
+use keyward::{admin, db, startup, telemetry};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "keyward",
+    version,
+    about = "Enterprise compliance key management"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API on KEYWARD_LISTEN.
+    Serve,
+    /// Apply pending database migrations.
+    Migrate,
+    /// Manage tenants.
+    Tenant {
+        #[command(subcommand)]
+        action: TenantAction,
+    },
+    /// Manage console members.
+    Member {
+        #[command(subcommand)]
+        action: MemberAction,
+    },
+    /// Print a console JWT signed with KEYWARD_CONSOLE_JWT_SECRET.
+    ConsoleToken {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        member: String,
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+    },
+    /// Read and verify the audit log.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum TenantAction {
+    /// Create a tenant and its first OWNER.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        owner_email: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum MemberAction {
+    /// Add a console member.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        role: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditAction {
+    /// Verify the hash chains (one tenant's, or all); exits 1 if any is broken.
+    Verify {
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Print events as NDJSON: a tenant's, or (--system) those no tenant could be told for.
+    List {
+        #[arg(long, conflicts_with = "system")]
+        tenant: Option<String>,
+        #[arg(long)]
+        system: bool,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+}
+
+/// A failure: one line on stderr and an exit code (2 for configuration).
+struct Failure(u8, String);
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure(1, e.to_string())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(Failure(code, message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn settings() -> Result<Settings, Failure> {
+    Settings::from_env().map_err(|e| Failure(2, e.to_string()))
+}
+
+fn print_json(v: serde_json::Value) {
+    println!("{v}");
+}
+
+fn run(command: Command) -> Result<ExitCode, Failure> {
+    let settings = settings()?;
+    match command {
+        Command::Serve => {
+            telemetry::init(settings.log_format);
+            let listener = std::net::TcpListener::bind(settings.listen).map_err(|e| {
+                Failure(
+                    2,
+                    format!("KEYWARD_LISTEN: cannot listen on {}: {e}", settings.listen),
+                )
+            })?;
+            tracing::info!(listen = %settings.listen, database = %settings.database_url.redacted(), "keyward starting");
+            let server = startup::build(settings, listener, None)?;
+            actix_web::rt::System::new().block_on(server)?;
+        }
+        Command::Migrate => {
+            telemetry::init(LogFormat::Pretty);
+            let mut conn = db::establish(&settings.database_url)?;
+            let ran = db::run_migrations(&mut conn)?;
+            print_json(serde_json::json!({"migrations_applied": ran}));
+        }
+        Command::Tenant {
+            action: TenantAction::Create { name, owner_email },
+        } => {
+            let mut conn = admin::connect(&settings)?;
+            let (tenant_id, owner) = admin::create_tenant(&mut conn, &name, &owner_email)?;
+            print_json(serde_json::json!({"tenant_id": tenant_id, "owner_member_id": owner}));
+        }
+        Command::Member {
+            action:
+                MemberAction::Create {
+                    tenant,
+                    email,
+                    role,
+                },
+        } => {
+            let role = Role::parse(&role.to_ascii_uppercase()).ok_or_else(|| {
+                Failure(
+                    1,
+                    format!("--role {role:?} must be OWNER, ADMIN, AUDITOR or MEMBER"),
+                )
+            })?;
+            let mut conn = admin::connect(&settings)?;
+            let member_id = admin::create_member(&mut conn, &tenant, &email, role)?;
+            print_json(serde_json::json!({"member_id": member_id}));
+        }
+        Command::ConsoleToken {
+            tenant,
+            member,
+            ttl,
+        } => {
+            let ttl = admin::parse_ttl(&ttl)?;
+            let mut conn = admin::connect(&settings)?;
+            println!(
+                "{}",
+                admin::console_token(&mut conn, &settings, &tenant, &member, ttl)?
+            );
+        }
+        Command::Audit {
+            action: AuditAction::Verify { tenant },
+        } => {
+            let mut conn = admin::connect(&settings)?;
+            let chains = admin::verify(&mut conn, tenant.as_deref())?;
+            let valid = chains.iter().all(|c| c.valid);
+            print_json(serde_json::json!({"valid": valid, "chains": chains}));
+            if !valid {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Command::Audit {
+            action:
+                AuditAction::List {
+                    tenant,
+                    system,
+                    limit,
+                },
+        } => {
+            let mut conn = admin::connect(&settings)?;
+            let chain = if system { None } else { tenant.as_deref() };
+            if !system && tenant.is_none() {
+                return Err(Failure(1, "give --tenant ID or --system".into()));
+            }
+            for event in admin::list_events(&mut conn, chain, limit)? {
+                println!("{event}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,83 @@
+//! Prometheus metrics: requests by operation and outcome, key-verification and
+//! audit-commit latency, audit queue depth.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub operation: String,
+    pub outcome: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub key_verification_seconds: Histogram,
+    pub audit_commit_seconds: Histogram,
+    pub audit_queue_depth: Gauge,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("keyward");
+        let requests = Family::<RequestLabels, Counter>::default();
+        // 20 µs … ~2.6 s
+        let key_verification_seconds = Histogram::new(exponential_buckets(0.00002, 2.0, 18));
+        let audit_commit_seconds = Histogram::new(exponential_buckets(0.00005, 2.0, 17));
+        let audit_queue_depth = Gauge::default();
+        registry.register(
+            "requests",
+            "Requests by operation and outcome",
+            requests.clone(),
+        );
+        registry.register(
+            "key_verification_seconds",
+            "Time to verify an enterprise API key",
+            key_verification_seconds.clone(),
+        );
+        registry.register(
+            "audit_commit_seconds",
+            "Time to commit one group of audit events",
+            audit_commit_seconds.clone(),
+        );
+        registry.register(
+            "audit_queue_depth",
+            "Audit events waiting to be committed",
+            audit_queue_depth.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            key_verification_seconds,
+            audit_commit_seconds,
+            audit_queue_depth,
+        }
+    }
+
+    pub fn record_request(&self, operation: &str, outcome: &str) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                operation: operation.into(),
+                outcome: outcome.into(),
+            })
+            .inc();
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String");
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,70 @@
+//! Builds the application: database, migrations, audit writer, HTTP server on a listener.
+
+use crate::api;
+use crate::audit::writer::AuditWriter;
+use crate::auth::console::ConsoleVerifier;
+use crate::config::Settings;
+use crate::crypto::KeyHasher;
+use crate::db::{self, DbUrl};
+use crate::metrics::Metrics;
+use crate::state::AppState;
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+use std::net::TcpListener;
+use std::sync::Arc;
+
+/// Read connections per instance; writes go through the one audit writer connection.
+const READ_POOL_SIZE: u32 = 8;
+
+/// Prepares the schema: migrated on first start for embedded SQLite; with
+/// PostgreSQL, instances refuse to start until `keyward migrate` has run, so
+/// that several instances never race to migrate.
+pub fn prepare_database(url: &DbUrl) -> Result<(), String> {
+    if let DbUrl::Sqlite(path) = url {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+    }
+    let mut conn =
+        db::establish(url).map_err(|e| format!("cannot connect to {}: {e}", url.redacted()))?;
+    if url.is_sqlite() {
+        db::run_migrations(&mut conn)?;
+    } else if !db::is_migrated(&mut conn)? {
+        return Err("the PostgreSQL schema is not migrated; run `keyward migrate` first".into());
+    }
+    Ok(())
+}
+
+/// The HTTP server on `listener`, not yet running. `workers`: None for one per core.
+pub fn build(
+    settings: Settings,
+    listener: TcpListener,
+    workers: Option<usize>,
+) -> Result<Server, String> {
+    prepare_database(&settings.database_url)?;
+    let pool = db::build_pool(&settings.database_url, READ_POOL_SIZE)?;
+    let metrics = Arc::new(Metrics::new());
+    let writer = AuditWriter::start(settings.database_url.clone(), metrics.clone());
+    let console = ConsoleVerifier::new(&settings)?;
+    let state = web::Data::new(AppState {
+        hasher: KeyHasher::new(settings.key_pepper.expose().as_bytes()),
+        settings,
+        pool,
+        writer,
+        console,
+        metrics,
+    });
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .wrap(from_fn(api::middleware::audit_every_request))
+            .configure(api::configure)
+            .default_service(web::to(api::not_found))
+    });
+    if let Some(n) = workers {
+        server = server.workers(n);
+    }
+    Ok(server.listen(listener).map_err(|e| e.to_string())?.run())
+}

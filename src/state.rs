@@ -1,0 +1,35 @@
+//! What every handler shares.
+
+use crate::audit::writer::AuditWriter;
+use crate::auth::console::ConsoleVerifier;
+use crate::config::Settings;
+use crate::crypto::KeyHasher;
+use crate::db::{DbConn, Pool};
+use crate::error::{AppError, AppResult};
+use crate::metrics::Metrics;
+use std::sync::Arc;
+
+pub struct AppState {
+    pub settings: Settings,
+    pub pool: Pool,
+    pub writer: AuditWriter,
+    pub hasher: KeyHasher,
+    pub console: ConsoleVerifier,
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    /// Runs a read on a pooled connection off the async workers (diesel blocks).
+    pub async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut DbConn) -> AppResult<T> + Send + 'static,
+    ) -> AppResult<T> {
+        let pool = self.pool.clone();
+        actix_web::web::block(move || {
+            let mut conn = pool.get()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|_| AppError::internal())?
+    }
+}
