@@ -9,7 +9,7 @@ use crate::config::Settings;
 use crate::db::{self, store, DbConn};
 use crate::domain::Role;
 use crate::error::{AppError, AppResult};
-use crate::lifecycle;
+use crate::service::team;
 use crate::telemetry::new_request_id;
 use serde_json::{json, Map, Value};
 
@@ -32,11 +32,7 @@ pub fn connect(settings: &Settings) -> AppResult<DbConn> {
 }
 
 /// Creates a tenant and its first OWNER; returns (tenant_id, owner_member_id).
-pub fn create_tenant(
-    conn: &mut DbConn,
-    name: &str,
-    owner_email: &str,
-) -> AppResult<(String, String)> {
+pub fn create_tenant(conn: &mut DbConn, name: &str, owner_email: &str) -> AppResult<(String, String)> {
     // The tenant's id is only known inside the work, so its creation event opens
     // the tenant's own chain: the draft names the chain afterwards.
     let (name, email) = (name.to_string(), owner_email.to_string());
@@ -44,33 +40,22 @@ pub fn create_tenant(
     let mut d = draft("tenant.create", Some(&tenant_id));
     d.metadata.insert("source".into(), json!("cli"));
     let tid = tenant_id.clone();
-    commit_now(conn, d, move |c| {
-        lifecycle::create_tenant_with_id(c, &tid, &name, &email)
-    })
+    commit_now(conn, d, move |c| team::create_tenant_with_id(c, &tid, &name, &email))
 }
 
-pub fn create_member(
-    conn: &mut DbConn,
-    tenant_id: &str,
-    email: &str,
-    role: Role,
-) -> AppResult<String> {
+pub fn create_member(conn: &mut DbConn, tenant_id: &str, email: &str, role: Role) -> AppResult<String> {
     let (tid, email) = (tenant_id.to_string(), email.to_string());
     if store::find_tenant(conn, tenant_id)?.is_none() {
         return Err(AppError::not_found(format!("no tenant {tenant_id}")));
     }
-    commit_now(conn, draft("member.create", Some(tenant_id)), move |c| {
-        lifecycle::create_member(c, &tid, &email, role)
-    })
+    commit_now(conn, draft("member.create", Some(tenant_id)), move |c| team::create_member(c, &tid, &email, role))
 }
 
 /// Parses `1h`, `30m`, `45s`, `2d` or plain seconds.
 pub fn parse_ttl(raw: &str) -> Result<i64, String> {
     let raw = raw.trim();
     let (num, unit) = raw.split_at(raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len()));
-    let n: i64 = num
-        .parse()
-        .map_err(|_| format!("--ttl {raw:?} is not a duration like 1h, 30m or 3600"))?;
+    let n: i64 = num.parse().map_err(|_| format!("--ttl {raw:?} is not a duration like 1h, 30m or 3600"))?;
     let secs = match unit {
         "" | "s" => n,
         "m" => n * 60,
@@ -79,10 +64,7 @@ pub fn parse_ttl(raw: &str) -> Result<i64, String> {
         _ => return Err(format!("--ttl {raw:?}: unit must be s, m, h or d")),
     };
     if !(1..=MAX_TOKEN_TTL_SECS).contains(&secs) {
-        return Err(format!(
-            "--ttl must be between 1 second and {} days",
-            MAX_TOKEN_TTL_SECS / 86400
-        ));
+        return Err(format!("--ttl must be between 1 second and {} days", MAX_TOKEN_TTL_SECS / 86400));
     }
     Ok(secs)
 }
@@ -95,15 +77,12 @@ pub fn console_token(
     member_id: &str,
     ttl_secs: i64,
 ) -> AppResult<String> {
-    let member = store::find_member(conn, tenant_id, member_id)?.ok_or_else(|| {
-        AppError::not_found(format!("no member {member_id} in tenant {tenant_id}"))
-    })?;
+    let member = store::find_member(conn, tenant_id, member_id)?
+        .ok_or_else(|| AppError::not_found(format!("no member {member_id} in tenant {tenant_id}")))?;
     let token = crate::auth::console::mint_token(settings, tenant_id, &member.id, ttl_secs)?;
     let mut d = draft("console_token.issue", Some(tenant_id));
-    d.metadata = Map::from_iter([
-        ("member_id".to_string(), json!(member.id)),
-        ("ttl_seconds".to_string(), json!(ttl_secs)),
-    ]);
+    d.metadata =
+        Map::from_iter([("member_id".to_string(), json!(member.id)), ("ttl_seconds".to_string(), json!(ttl_secs))]);
     commit_now(conn, d, |_| Ok(((), Map::new())))?;
     Ok(token)
 }

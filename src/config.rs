@@ -66,10 +66,7 @@ impl std::fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 fn err(variable: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError {
-        variable,
-        message: message.into(),
-    }
+    ConfigError { variable, message: message.into() }
 }
 
 pub const MIN_SECRET_LEN: usize = 32;
@@ -94,12 +91,8 @@ impl Settings {
             .map_err(|_| err("KEYWARD_LISTEN", "must be an address like 127.0.0.1:8080"))?;
 
         let key_pepper = secret_setting(&get, "KEYWARD_KEY_PEPPER", &database_url, "key_pepper")?;
-        let console_jwt_secret = Some(secret_setting(
-            &get,
-            "KEYWARD_CONSOLE_JWT_SECRET",
-            &database_url,
-            "console_jwt_secret",
-        )?);
+        let console_jwt_secret =
+            Some(secret_setting(&get, "KEYWARD_CONSOLE_JWT_SECRET", &database_url, "console_jwt_secret")?);
 
         let console_jwt_public_key = match get("KEYWARD_CONSOLE_JWT_PUBLIC_KEY") {
             None => None,
@@ -108,28 +101,18 @@ impl Settings {
                     v
                 } else {
                     std::fs::read_to_string(&v).map_err(|e| {
-                        err(
-                            "KEYWARD_CONSOLE_JWT_PUBLIC_KEY",
-                            format!("neither a PEM key nor a readable file: {e}"),
-                        )
+                        err("KEYWARD_CONSOLE_JWT_PUBLIC_KEY", format!("neither a PEM key nor a readable file: {e}"))
                     })?
                 };
-                jsonwebtoken::DecodingKey::from_ed_pem(pem.as_bytes()).map_err(|_| {
-                    err(
-                        "KEYWARD_CONSOLE_JWT_PUBLIC_KEY",
-                        "not an Ed25519 public key in PEM",
-                    )
-                })?;
+                jsonwebtoken::DecodingKey::from_ed_pem(pem.as_bytes())
+                    .map_err(|_| err("KEYWARD_CONSOLE_JWT_PUBLIC_KEY", "not an Ed25519 public key in PEM"))?;
                 Some(pem)
             }
         };
 
         let ingest_token = match get("KEYWARD_INGEST_TOKEN") {
             Some(t) if t.len() < MIN_SECRET_LEN => {
-                return Err(err(
-                    "KEYWARD_INGEST_TOKEN",
-                    format!("must be at least {MIN_SECRET_LEN} characters"),
-                ))
+                return Err(err("KEYWARD_INGEST_TOKEN", format!("must be at least {MIN_SECRET_LEN} characters")))
             }
             other => other.map(Secret::new),
         };
@@ -140,18 +123,12 @@ impl Settings {
             Some(_) => return Err(err("KEYWARD_LOG_FORMAT", "must be json or pretty")),
         };
 
-        let export_dir = get("KEYWARD_EXPORT_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("exports"));
+        let export_dir = get("KEYWARD_EXPORT_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("exports"));
 
         let per_minute = |name: &'static str, default: u32| -> Result<u32, ConfigError> {
             get(name).map_or(Ok(default), |v| {
-                v.parse::<u32>().map_err(|_| {
-                    err(
-                        name,
-                        "must be a whole number of requests per minute (0 turns limiting off)",
-                    )
-                })
+                v.parse::<u32>()
+                    .map_err(|_| err(name, "must be a whole number of requests per minute (0 turns limiting off)"))
             })
         };
 
@@ -161,21 +138,13 @@ impl Settings {
             key_pepper,
             console_jwt_secret,
             console_jwt_public_key,
-            console_jwt_issuer: get("KEYWARD_CONSOLE_JWT_ISSUER")
-                .unwrap_or_else(|| "keyward-console".into()),
-            console_jwt_audience: get("KEYWARD_CONSOLE_JWT_AUDIENCE")
-                .unwrap_or_else(|| "keyward".into()),
+            console_jwt_issuer: get("KEYWARD_CONSOLE_JWT_ISSUER").unwrap_or_else(|| "keyward-console".into()),
+            console_jwt_audience: get("KEYWARD_CONSOLE_JWT_AUDIENCE").unwrap_or_else(|| "keyward".into()),
             ingest_token,
             log_format,
             export_dir,
-            rate_limit_read_per_minute: per_minute(
-                "KEYWARD_RATE_LIMIT_READ_PER_MINUTE",
-                DEFAULT_READ_PER_MINUTE,
-            )?,
-            rate_limit_write_per_minute: per_minute(
-                "KEYWARD_RATE_LIMIT_WRITE_PER_MINUTE",
-                DEFAULT_WRITE_PER_MINUTE,
-            )?,
+            rate_limit_read_per_minute: per_minute("KEYWARD_RATE_LIMIT_READ_PER_MINUTE", DEFAULT_READ_PER_MINUTE)?,
+            rate_limit_write_per_minute: per_minute("KEYWARD_RATE_LIMIT_WRITE_PER_MINUTE", DEFAULT_WRITE_PER_MINUTE)?,
         })
     }
 }
@@ -190,29 +159,20 @@ fn secret_setting(
 ) -> Result<Secret, ConfigError> {
     if let Some(v) = get(variable) {
         if v.len() < MIN_SECRET_LEN {
-            return Err(err(
-                variable,
-                format!("must be at least {MIN_SECRET_LEN} characters"),
-            ));
+            return Err(err(variable, format!("must be at least {MIN_SECRET_LEN} characters")));
         }
         return Ok(Secret::new(v));
     }
     match url {
-        DbUrl::Postgres(_) => Err(err(
-            variable,
-            "must be set with PostgreSQL: every instance has to share it",
-        )),
-        DbUrl::Sqlite(db) => load_or_generate(&secret_file(db, file_suffix))
-            .map(Secret::new)
-            .map_err(|m| err(variable, m)),
+        DbUrl::Postgres(_) => Err(err(variable, "must be set with PostgreSQL: every instance has to share it")),
+        DbUrl::Sqlite(db) => {
+            load_or_generate(&secret_file(db, file_suffix)).map(Secret::new).map_err(|m| err(variable, m))
+        }
     }
 }
 
 pub fn secret_file(db: &Path, suffix: &str) -> PathBuf {
-    let mut name = db
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_else(|| "keyward.db".into());
+    let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "keyward.db".into());
     name.push(format!(".{suffix}"));
     db.with_file_name(name)
 }
@@ -221,36 +181,25 @@ fn load_or_generate(path: &Path) -> Result<String, String> {
     use std::os::unix::fs::OpenOptionsExt;
     match std::fs::read_to_string(path) {
         Ok(s) if s.trim().len() >= MIN_SECRET_LEN => return Ok(s.trim().to_string()),
-        Ok(_) => {
-            return Err(format!(
-                "{} is too short; delete it to generate a new one",
-                path.display()
-            ))
-        }
+        Ok(_) => return Err(format!("{} is too short; delete it to generate a new one", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     let secret = crypto::new_hex_secret();
     // create_new: two processes starting at once cannot both win; the loser reads the winner's file.
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-    {
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
         Ok(mut f) => {
             f.write_all(secret.as_bytes())
                 .and_then(|_| f.sync_all())
                 .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
             Ok(secret)
         }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::read_to_string(path)
-            .map(|s| s.trim().to_string())
-            .map_err(|e| e.to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            std::fs::read_to_string(path).map(|s| s.trim().to_string()).map_err(|e| e.to_string())
+        }
         Err(e) => Err(format!("cannot create {}: {e}", path.display())),
     }
 }
@@ -261,10 +210,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Settings::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -279,35 +225,17 @@ mod tests {
         let pepper = ("KEYWARD_KEY_PEPPER", "p".repeat(40));
         let jwt = ("KEYWARD_CONSOLE_JWT_SECRET", "s".repeat(40));
         let base = |extra: (&'static str, &'static str)| {
-            settings(&[
-                (pepper.0, pepper.1.as_str()),
-                (jwt.0, jwt.1.as_str()),
-                extra,
-            ])
-            .unwrap_err()
-            .variable
+            settings(&[(pepper.0, pepper.1.as_str()), (jwt.0, jwt.1.as_str()), extra]).unwrap_err().variable
         };
-        assert_eq!(
-            base(("KEYWARD_DATABASE_URL", "mysql://x")),
-            "KEYWARD_DATABASE_URL"
-        );
+        assert_eq!(base(("KEYWARD_DATABASE_URL", "mysql://x")), "KEYWARD_DATABASE_URL");
         assert_eq!(base(("KEYWARD_LISTEN", "nowhere")), "KEYWARD_LISTEN");
         assert_eq!(base(("KEYWARD_LOG_FORMAT", "xml")), "KEYWARD_LOG_FORMAT");
+        assert_eq!(base(("KEYWARD_RATE_LIMIT_READ_PER_MINUTE", "-1")), "KEYWARD_RATE_LIMIT_READ_PER_MINUTE");
         assert_eq!(
-            base(("KEYWARD_RATE_LIMIT_READ_PER_MINUTE", "-1")),
-            "KEYWARD_RATE_LIMIT_READ_PER_MINUTE"
-        );
-        assert_eq!(
-            base((
-                "KEYWARD_CONSOLE_JWT_PUBLIC_KEY",
-                "-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----"
-            )),
+            base(("KEYWARD_CONSOLE_JWT_PUBLIC_KEY", "-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----")),
             "KEYWARD_CONSOLE_JWT_PUBLIC_KEY"
         );
-        assert_eq!(
-            base(("KEYWARD_INGEST_TOKEN", "short")),
-            "KEYWARD_INGEST_TOKEN"
-        );
+        assert_eq!(base(("KEYWARD_INGEST_TOKEN", "short")), "KEYWARD_INGEST_TOKEN");
     }
 
     #[test]
@@ -318,18 +246,12 @@ mod tests {
         let a = settings(&[("KEYWARD_DATABASE_URL", &url)]).unwrap();
         let b = settings(&[("KEYWARD_DATABASE_URL", &url)]).unwrap();
         assert_eq!(a.key_pepper, b.key_pepper);
-        assert_ne!(
-            a.key_pepper.expose(),
-            a.console_jwt_secret.as_ref().unwrap().expose()
-        );
+        assert_ne!(a.key_pepper.expose(), a.console_jwt_secret.as_ref().unwrap().expose());
         for suffix in ["key_pepper", "console_jwt_secret"] {
             let path = dir.path().join(format!("kw.db.{suffix}"));
             let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600, "{suffix}");
         }
-        assert!(
-            !format!("{a:?}").contains(a.key_pepper.expose()),
-            "Debug must not print secrets"
-        );
+        assert!(!format!("{a:?}").contains(a.key_pepper.expose()), "Debug must not print secrets");
     }
 }

@@ -16,9 +16,7 @@ fn rng() -> &'static SystemRandom {
 
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut out = [0u8; N];
-    rng()
-        .fill(&mut out)
-        .expect("the system random source failed");
+    rng().fill(&mut out).expect("the system random source failed");
     out
 }
 
@@ -80,15 +78,8 @@ pub fn sha256_hex(data: &[u8]) -> String {
 /// Constant-time equality for tokens compared in memory (the ingest token).
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     // Compare digests so that lengths leak nothing either.
-    let (da, db) = (
-        digest::digest(&digest::SHA256, a),
-        digest::digest(&digest::SHA256, b),
-    );
-    da.as_ref()
-        .iter()
-        .zip(db.as_ref())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
+    let (da, db) = (digest::digest(&digest::SHA256, a), digest::digest(&digest::SHA256, b));
+    da.as_ref().iter().zip(db.as_ref()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// An Ed25519 key pair for tests and tooling: (PKCS#8 private DER, SPKI public PEM).
@@ -97,14 +88,9 @@ pub fn generate_ed25519() -> (Vec<u8>, String) {
     let pkcs8 = Ed25519KeyPair::generate_pkcs8(rng()).expect("ed25519 key generation");
     let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("fresh pkcs8 parses");
     // SubjectPublicKeyInfo for Ed25519 is a fixed 12-byte prefix and the 32-byte key.
-    let mut spki = vec![
-        0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
-    ];
+    let mut spki = vec![0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
     spki.extend_from_slice(pair.public_key().as_ref());
-    let pem = format!(
-        "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
-        base64_std(&spki)
-    );
+    let pem = format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", base64_std(&spki));
     (pkcs8.as_ref().to_vec(), pem)
 }
 
@@ -122,11 +108,7 @@ fn base64_std(data: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -167,10 +149,7 @@ mod tests {
         let h = chain_hash(GENESIS_HASH, b"event");
         assert_ne!(h, chain_hash(GENESIS_HASH, b"evenT"));
         assert_ne!(h, chain_hash(&h, b"event"));
-        assert_eq!(
-            sha256_hex(b"abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 
     #[test]

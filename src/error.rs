@@ -101,31 +101,19 @@ impl AppError {
         Self::new(ErrorCode::Internal, "internal error")
     }
     pub fn unavailable() -> Self {
-        Self::new(
-            ErrorCode::Unavailable,
-            "service temporarily unavailable; nothing was changed",
-        )
+        Self::new(ErrorCode::Unavailable, "service temporarily unavailable; nothing was changed")
     }
     /// A refused key: same body for every reason, the reason goes to the audit log only.
     pub fn key_refused(reason: &'static str) -> Self {
-        AppError {
-            audit_reason: Some(reason),
-            ..Self::new(ErrorCode::Unauthenticated, KEY_REFUSED)
-        }
+        AppError { audit_reason: Some(reason), ..Self::new(ErrorCode::Unauthenticated, KEY_REFUSED) }
     }
     pub fn console_refused(reason: &'static str) -> Self {
-        AppError {
-            audit_reason: Some(reason),
-            ..Self::new(ErrorCode::Unauthenticated, CONSOLE_REFUSED)
-        }
+        AppError { audit_reason: Some(reason), ..Self::new(ErrorCode::Unauthenticated, CONSOLE_REFUSED) }
     }
     pub fn role_required(roles: &str) -> Self {
         AppError {
             audit_reason: Some("role_required"),
-            ..Self::new(
-                ErrorCode::PermissionDenied,
-                format!("this operation needs the role {roles}"),
-            )
+            ..Self::new(ErrorCode::PermissionDenied, format!("this operation needs the role {roles}"))
         }
     }
     pub fn payload_too_large(limit: usize) -> Self {
@@ -182,7 +170,8 @@ impl ResponseError for AppError {
         let mut response = res.json(json!({
             "ok": false,
             "request_id": crate::telemetry::current_request_id(),
-            "error": {"code": self.code.as_str(), "message": self.message},
+            // Messages may quote input; a pasted secret is never echoed back.
+            "error": {"code": self.code.as_str(), "message": crate::domain::redact::scrub(&self.message)},
         }));
         response.extensions_mut().insert(self.clone());
         response
@@ -195,10 +184,7 @@ impl From<diesel::result::Error> for AppError {
         match e {
             E::NotFound => AppError::not_found("not found"),
             E::DatabaseError(K::UniqueViolation, _) => AppError::already_exists("already exists"),
-            E::DatabaseError(
-                K::ForeignKeyViolation | K::NotNullViolation | K::CheckViolation,
-                info,
-            ) => {
+            E::DatabaseError(K::ForeignKeyViolation | K::NotNullViolation | K::CheckViolation, info) => {
                 tracing::error!(error = %info.message(), "constraint violation");
                 AppError::internal()
             }

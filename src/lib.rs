@@ -1,7 +1,7 @@
 //! keyward: enterprise compliance key management.
 //!
 //! Data flows one way: HTTP (`api`) → caller (`auth`) → rules (`domain`) →
-//! storage and audit in one transaction (`lifecycle`, `db`, `audit`) → response.
+//! storage and audit in one transaction (`service`, `db`, `audit`) → response.
 
 pub mod admin;
 pub mod api;
@@ -12,8 +12,8 @@ pub mod crypto;
 pub mod db;
 pub mod domain;
 pub mod error;
-pub mod lifecycle;
 pub mod metrics;
+pub mod service;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

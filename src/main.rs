@@ -7,11 +7,7 @@ use keyward::{admin, db, startup, telemetry};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(
-    name = "keyward",
-    version,
-    about = "Enterprise compliance key management"
-)]
+#[command(name = "keyward", version, about = "Enterprise compliance key management")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -124,12 +120,8 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
     match command {
         Command::Serve => {
             telemetry::init(settings.log_format);
-            let listener = std::net::TcpListener::bind(settings.listen).map_err(|e| {
-                Failure(
-                    2,
-                    format!("KEYWARD_LISTEN: cannot listen on {}: {e}", settings.listen),
-                )
-            })?;
+            let listener = std::net::TcpListener::bind(settings.listen)
+                .map_err(|e| Failure(2, format!("KEYWARD_LISTEN: cannot listen on {}: {e}", settings.listen)))?;
             tracing::info!(listen = %settings.listen, database = %settings.database_url.redacted(), "keyward starting");
             let server = startup::build(settings, listener, None)?;
             actix_web::rt::System::new().block_on(server)?;
@@ -140,46 +132,24 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
             let ran = db::run_migrations(&mut conn)?;
             print_json(serde_json::json!({"migrations_applied": ran}));
         }
-        Command::Tenant {
-            action: TenantAction::Create { name, owner_email },
-        } => {
+        Command::Tenant { action: TenantAction::Create { name, owner_email } } => {
             let mut conn = admin::connect(&settings)?;
             let (tenant_id, owner) = admin::create_tenant(&mut conn, &name, &owner_email)?;
             print_json(serde_json::json!({"tenant_id": tenant_id, "owner_member_id": owner}));
         }
-        Command::Member {
-            action:
-                MemberAction::Create {
-                    tenant,
-                    email,
-                    role,
-                },
-        } => {
-            let role = Role::parse(&role.to_ascii_uppercase()).ok_or_else(|| {
-                Failure(
-                    1,
-                    format!("--role {role:?} must be OWNER, ADMIN, AUDITOR or MEMBER"),
-                )
-            })?;
+        Command::Member { action: MemberAction::Create { tenant, email, role } } => {
+            let role = Role::parse(&role.to_ascii_uppercase())
+                .ok_or_else(|| Failure(1, format!("--role {role:?} must be OWNER, ADMIN, AUDITOR or MEMBER")))?;
             let mut conn = admin::connect(&settings)?;
             let member_id = admin::create_member(&mut conn, &tenant, &email, role)?;
             print_json(serde_json::json!({"member_id": member_id}));
         }
-        Command::ConsoleToken {
-            tenant,
-            member,
-            ttl,
-        } => {
+        Command::ConsoleToken { tenant, member, ttl } => {
             let ttl = admin::parse_ttl(&ttl)?;
             let mut conn = admin::connect(&settings)?;
-            println!(
-                "{}",
-                admin::console_token(&mut conn, &settings, &tenant, &member, ttl)?
-            );
+            println!("{}", admin::console_token(&mut conn, &settings, &tenant, &member, ttl)?);
         }
-        Command::Audit {
-            action: AuditAction::Verify { tenant },
-        } => {
+        Command::Audit { action: AuditAction::Verify { tenant } } => {
             let mut conn = admin::connect(&settings)?;
             let chains = admin::verify(&mut conn, tenant.as_deref())?;
             let valid = chains.iter().all(|c| c.valid);
@@ -188,14 +158,7 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
                 return Ok(ExitCode::from(1));
             }
         }
-        Command::Audit {
-            action:
-                AuditAction::List {
-                    tenant,
-                    system,
-                    limit,
-                },
-        } => {
+        Command::Audit { action: AuditAction::List { tenant, system, limit } } => {
             let mut conn = admin::connect(&settings)?;
             let chain = if system { None } else { tenant.as_deref() };
             if !system && tenant.is_none() {

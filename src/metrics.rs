@@ -30,11 +30,7 @@ impl Metrics {
         let key_verification_seconds = Histogram::new(exponential_buckets(0.00002, 2.0, 18));
         let audit_commit_seconds = Histogram::new(exponential_buckets(0.00005, 2.0, 17));
         let audit_queue_depth = Gauge::default();
-        registry.register(
-            "requests",
-            "Requests by operation and outcome",
-            requests.clone(),
-        );
+        registry.register("requests", "Requests by operation and outcome", requests.clone());
         registry.register(
             "key_verification_seconds",
             "Time to verify an enterprise API key",
@@ -45,33 +41,17 @@ impl Metrics {
             "Time to commit one group of audit events",
             audit_commit_seconds.clone(),
         );
-        registry.register(
-            "audit_queue_depth",
-            "Audit events waiting to be committed",
-            audit_queue_depth.clone(),
-        );
-        Metrics {
-            registry,
-            requests,
-            key_verification_seconds,
-            audit_commit_seconds,
-            audit_queue_depth,
-        }
+        registry.register("audit_queue_depth", "Audit events waiting to be committed", audit_queue_depth.clone());
+        Metrics { registry, requests, key_verification_seconds, audit_commit_seconds, audit_queue_depth }
     }
 
     pub fn record_request(&self, operation: &str, outcome: &str) {
-        self.requests
-            .get_or_create(&RequestLabels {
-                operation: operation.into(),
-                outcome: outcome.into(),
-            })
-            .inc();
+        self.requests.get_or_create(&RequestLabels { operation: operation.into(), outcome: outcome.into() }).inc();
     }
 
     pub fn render(&self) -> String {
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry)
-            .expect("writing to a String");
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String");
         out
     }
 }

@@ -23,12 +23,10 @@ const READ_POOL_SIZE: u32 = 8;
 pub fn prepare_database(url: &DbUrl) -> Result<(), String> {
     if let DbUrl::Sqlite(path) = url {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         }
     }
-    let mut conn =
-        db::establish(url).map_err(|e| format!("cannot connect to {}: {e}", url.redacted()))?;
+    let mut conn = db::establish(url).map_err(|e| format!("cannot connect to {}: {e}", url.redacted()))?;
     if url.is_sqlite() {
         db::run_migrations(&mut conn)?;
     } else if !db::is_migrated(&mut conn)? {
@@ -38,11 +36,7 @@ pub fn prepare_database(url: &DbUrl) -> Result<(), String> {
 }
 
 /// The HTTP server on `listener`, not yet running. `workers`: None for one per core.
-pub fn build(
-    settings: Settings,
-    listener: TcpListener,
-    workers: Option<usize>,
-) -> Result<Server, String> {
+pub fn build(settings: Settings, listener: TcpListener, workers: Option<usize>) -> Result<Server, String> {
     prepare_database(&settings.database_url)?;
     let pool = db::build_pool(&settings.database_url, READ_POOL_SIZE)?;
     let metrics = Arc::new(Metrics::new());

@@ -19,9 +19,7 @@ pub async fn with_request_id<F: std::future::Future>(id: String, fut: F) -> F::O
 
 /// The current request's id; outside a request, a fresh one (every envelope has one).
 pub fn current_request_id() -> String {
-    REQUEST_ID
-        .try_with(|id| id.clone())
-        .unwrap_or_else(|_| new_request_id())
+    REQUEST_ID.try_with(|id| id.clone()).unwrap_or_else(|_| new_request_id())
 }
 
 /// Installs the global subscriber once. `serve` logs JSON by default.
@@ -29,11 +27,7 @@ pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_env("KEYWARD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
         LogFormat::Pretty => builder.compact().try_init(),
     };
 }

@@ -33,19 +33,10 @@ struct ListEvents {
     limit: Option<i64>,
 }
 
-pub async fn list(
-    auth: ConsoleAuth,
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> AppResult<HttpResponse> {
+pub async fn list(auth: ConsoleAuth, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     let q: ListEvents = query(&req)?;
     let limit = limit(q.limit)?;
-    let after = q
-        .cursor
-        .as_deref()
-        .map(decode_cursor)
-        .transpose()?
-        .unwrap_or(0);
+    let after = q.cursor.as_deref().map(decode_cursor).transpose()?.unwrap_or(0);
     if let (Some(s), Some(u)) = (q.since, q.until) {
         if s > u {
             return Err(AppError::invalid("since must not be after until"));
@@ -64,30 +55,17 @@ pub async fn list(
     };
     let tenant_id = auth.0.tenant_id;
     // One extra row tells whether another page exists.
-    let mut rows = state
-        .read(move |c| store::filtered_events(c, &tenant_id, &filter, after, limit + 1))
-        .await?;
+    let mut rows = state.read(move |c| store::filtered_events(c, &tenant_id, &filter, after, limit + 1)).await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
-    let next_cursor = if more {
-        rows.last().map(|r| encode_cursor(r.seq))
-    } else {
-        None
-    };
+    let next_cursor = if more { rows.last().map(|r| encode_cursor(r.seq)) } else { None };
     let events: Vec<_> = rows.iter().map(event_json).collect();
-    Ok(ok(fields(
-        json!({"events": events, "next_cursor": next_cursor}),
-    )))
+    Ok(ok(fields(json!({"events": events, "next_cursor": next_cursor}))))
 }
 
-pub async fn verify_chain(
-    auth: ConsoleAuth,
-    state: web::Data<AppState>,
-) -> AppResult<HttpResponse> {
+pub async fn verify_chain(auth: ConsoleAuth, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     let tenant_id = auth.0.tenant_id;
-    let v = state
-        .read(move |c| verify::verify_chain(c, &tenant_id))
-        .await?;
+    let v = state.read(move |c| verify::verify_chain(c, &tenant_id)).await?;
     Ok(ok(fields(json!({"verification": {
         "valid": v.valid,
         "events_checked": v.events_checked,

@@ -36,17 +36,11 @@ pub struct AuditCtx {
 
 impl AuditCtx {
     pub fn new(draft: EventDraft) -> Rc<AuditCtx> {
-        Rc::new(AuditCtx {
-            draft: RefCell::new(draft),
-            committed: Cell::new(false),
-        })
+        Rc::new(AuditCtx { draft: RefCell::new(draft), committed: Cell::new(false) })
     }
 
     pub fn of(req: &HttpRequest) -> Rc<AuditCtx> {
-        req.extensions()
-            .get::<Rc<AuditCtx>>()
-            .cloned()
-            .expect("the audit middleware wraps every route")
+        req.extensions().get::<Rc<AuditCtx>>().cloned().expect("the audit middleware wraps every route")
     }
 
     fn set_member(&self, m: &MemberCaller) {
@@ -68,10 +62,7 @@ impl AuditCtx {
 
     /// Adds Tier 1 metadata to the event.
     pub fn note(&self, key: &str, value: Value) {
-        self.draft
-            .borrow_mut()
-            .metadata
-            .insert(key.to_string(), value);
+        self.draft.borrow_mut().metadata.insert(key.to_string(), value);
     }
 }
 
@@ -116,9 +107,7 @@ pub fn operation_of(req: &HttpRequest) -> Option<&'static Operation> {
 }
 
 fn state_of(req: &HttpRequest) -> web::Data<AppState> {
-    req.app_data::<web::Data<AppState>>()
-        .cloned()
-        .expect("AppState is registered")
+    req.app_data::<web::Data<AppState>>().cloned().expect("AppState is registered")
 }
 
 type LocalFuture<T> = Pin<Box<dyn Future<Output = Result<T, AppError>>>>;
@@ -135,16 +124,19 @@ impl FromRequest for ConsoleAuth {
         Box::pin(async move {
             let state = state_of(&req);
             let op = operation_of(&req).ok_or_else(AppError::internal)?;
-            let token = presented_console_token(&credential_headers(&req)).map(str::to_owned);
+            let headers = credential_headers(&req);
+            if presented_console_token(&headers).is_none() && presented_key(&headers).is_some() {
+                // A key on a console route: verified like any use, so the event names the
+                // key, and refused by the table (no key reaches a console operation).
+                authenticate_key(&state, &req, Some(op)).await?;
+                return Err(AppError::key_refused("type_mismatch"));
+            }
+            let token = presented_console_token(&headers).map(str::to_owned);
             let member = console::authenticate(&state, token.as_deref()).await?;
             AuditCtx::of(&req).set_member(&member);
             if !authz::member_may_call(member.role, op) {
                 let roles = match op.reach {
-                    Reach::Console(roles) => roles
-                        .iter()
-                        .map(|r| r.as_str())
-                        .collect::<Vec<_>>()
-                        .join(" or "),
+                    Reach::Console(roles) => roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(" or "),
                     _ => "none".into(),
                 };
                 return Err(AppError::role_required(&roles));
@@ -155,11 +147,7 @@ impl FromRequest for ConsoleAuth {
 }
 
 /// Verifies the request's key for `op` (None: any operation), recording the key in the audit event.
-pub async fn authenticate_key(
-    state: &AppState,
-    req: &HttpRequest,
-    op: Option<&Operation>,
-) -> AppResult<KeyCaller> {
+pub async fn authenticate_key(state: &AppState, req: &HttpRequest, op: Option<&Operation>) -> AppResult<KeyCaller> {
     let presented = presented_key(&credential_headers(req)).map(str::to_owned);
     let verdict = key::verify(state, presented.as_deref(), client_ip(req), op).await;
     let ctx = AuditCtx::of(req);
@@ -170,6 +158,70 @@ pub async fn authenticate_key(
         ctx.draft.borrow_mut().key_used = true;
     }
     verdict.result
+}
+
+/// An enterprise key the table allows on this route's operation.
+pub struct KeyAuth(pub KeyCaller);
+
+impl FromRequest for KeyAuth {
+    type Error = AppError;
+    type Future = LocalFuture<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = state_of(&req);
+            let op = operation_of(&req).ok_or_else(AppError::internal)?;
+            authenticate_key(&state, &req, Some(op)).await.map(KeyAuth)
+        })
+    }
+}
+
+/// The platform, with `Authorization: Bearer <KEYWARD_INGEST_TOKEN>`.
+pub struct IngestAuth;
+
+/// The platform's actor id in audit events.
+pub const PLATFORM_ACTOR: &str = "platform";
+
+impl FromRequest for IngestAuth {
+    type Error = AppError;
+    type Future = std::future::Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = state_of(req);
+        let presented = header(req, "authorization")
+            .and_then(|v| v.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("Bearer"))
+            .map(|(_, token)| token.trim());
+        let ctx = AuditCtx::of(req);
+        {
+            let mut d = ctx.draft.borrow_mut();
+            d.actor_type = ActorType::Service;
+            d.actor_id = Some(PLATFORM_ACTOR.into());
+        }
+        // With no token configured, ingestion is closed.
+        let ok = match (&state.settings.ingest_token, presented) {
+            (Some(expected), Some(given)) => {
+                crate::crypto::constant_time_eq(expected.expose().as_bytes(), given.as_bytes())
+            }
+            _ => false,
+        };
+        std::future::ready(if ok {
+            Ok(IngestAuth)
+        } else {
+            Err(AppError {
+                audit_reason: Some(if presented.is_some() { "bad_ingest_token" } else { "missing" }),
+                ..AppError::new(crate::error::ErrorCode::Unauthenticated, "Invalid or missing ingest token")
+            })
+        })
+    }
+}
+
+impl AuditCtx {
+    /// Names the tenant an event belongs to, once a handler knows it (ingestion).
+    pub fn set_tenant(&self, tenant_id: &str) {
+        self.draft.borrow_mut().tenant_id = Some(tenant_id.to_string());
+    }
 }
 
 /// Any valid caller: an enterprise key, or else a console member (whoami).
@@ -186,9 +238,7 @@ impl FromRequest for AnyCaller {
             let op = operation_of(&req).ok_or_else(AppError::internal)?;
             let headers = credential_headers(&req);
             if presented_key(&headers).is_some() || presented_console_token(&headers).is_none() {
-                return authenticate_key(&state, &req, Some(op))
-                    .await
-                    .map(|k| AnyCaller(Caller::Key(k)));
+                return authenticate_key(&state, &req, Some(op)).await.map(|k| AnyCaller(Caller::Key(k)));
             }
             let token = presented_console_token(&headers).map(str::to_owned);
             let member = console::authenticate(&state, token.as_deref()).await?;
@@ -218,12 +268,18 @@ impl JsonBody {
             return Err(AppError::invalid("Content-Type must be application/json"));
         }
         let raw = self.raw?;
-        let value: Value = serde_json::from_slice(&raw)
-            .map_err(|e| AppError::invalid(format!("malformed JSON body: {e}")))?;
+        let value: Value =
+            serde_json::from_slice(&raw).map_err(|e| AppError::invalid(format!("malformed JSON body: {e}")))?;
         if !value.is_object() {
             return Err(AppError::invalid("the JSON body must be an object"));
         }
         AuditCtx::of(&self.req).draft.borrow_mut().payload = Some(redact::redact(&value));
+        // A secret is shown once: one pasted into any field (a label, a note) is refused, never stored.
+        if redact::contains_secret(&value) {
+            return Err(AppError::invalid(
+                "the body contains what looks like an enterprise API key secret; secrets are never accepted as data",
+            ));
+        }
         serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner().to_string();
@@ -246,17 +302,13 @@ impl FromRequest for JsonBody {
         Box::pin(async move {
             let mut body = web::BytesMut::new();
             while let Some(chunk) = payload.next().await {
-                let chunk =
-                    chunk.map_err(|_| AppError::invalid("the request body could not be read"))?;
+                let chunk = chunk.map_err(|_| AppError::invalid("the request body could not be read"))?;
                 if body.len() + chunk.len() > MAX_BODY_BYTES {
                     return Err(AppError::payload_too_large(MAX_BODY_BYTES));
                 }
                 body.extend_from_slice(&chunk);
             }
-            Ok(JsonBody {
-                raw: Ok(body.freeze()),
-                req,
-            })
+            Ok(JsonBody { raw: Ok(body.freeze()), req })
         })
     }
 }
@@ -283,10 +335,7 @@ fn form_urlencoded_parse(q: &str) -> form_urlencoded::Parse<'_> {
 pub fn ok(mut fields: Map<String, Value>) -> HttpResponse {
     let mut body = Map::new();
     body.insert("ok".into(), Value::Bool(true));
-    body.insert(
-        "request_id".into(),
-        Value::String(crate::telemetry::current_request_id()),
-    );
+    body.insert("request_id".into(), Value::String(crate::telemetry::current_request_id()));
     body.append(&mut fields);
     HttpResponse::Ok().json(Value::Object(body))
 }

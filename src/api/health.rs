@@ -20,10 +20,7 @@ pub async fn readyz(state: web::Data<AppState>) -> AppResult<HttpResponse> {
         })
         .await?;
     if !migrated {
-        return Err(AppError::new(
-            crate::error::ErrorCode::Unavailable,
-            "database migrations are pending",
-        ));
+        return Err(AppError::new(crate::error::ErrorCode::Unavailable, "database migrations are pending"));
     }
     Ok(ok(fields(json!({"status": "ready"}))))
 }

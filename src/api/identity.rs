@@ -37,28 +37,21 @@ fn original_request(req: &HttpRequest) -> Option<(Method, String)> {
         }
         return Some((Method::parse(req.method().as_str())?, uri));
     }
-    let header = |name: &str| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-    };
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::trim);
     let method = Method::parse(header("x-original-method")?)?;
     let uri = header("x-original-uri")?.to_string();
     Some((method, uri))
 }
 
 pub async fn check(req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
-    let key = authenticate_key(&state, &req, None).await?;
+    // Noted first, so that a refused key's event also shows what it tried to reach.
     let ctx = AuditCtx::of(&req);
     let original = original_request(&req);
     if let Some((method, uri)) = &original {
         ctx.note("original_method", json!(method.as_str()));
-        ctx.note(
-            "original_uri",
-            json!(uri.chars().take(2048).collect::<String>()),
-        );
+        ctx.note("original_uri", json!(uri.chars().take(2048).collect::<String>()));
     }
+    let key = authenticate_key(&state, &req, None).await?;
     let op = original
         .as_ref()
         .and_then(|(m, uri)| authz::resolve(*m, uri))
@@ -78,8 +71,7 @@ pub async fn check(req: HttpRequest, state: web::Data<AppState>) -> AppResult<Ht
     ] {
         headers.insert(
             actix_web::http::header::HeaderName::from_static(name),
-            actix_web::http::header::HeaderValue::from_str(value)
-                .map_err(|_| AppError::internal())?,
+            actix_web::http::header::HeaderValue::from_str(value).map_err(|_| AppError::internal())?,
         );
     }
     Ok(res)

@@ -8,7 +8,7 @@ use crate::db::store;
 use crate::domain::lifetime::{KeyStatus, LifetimePolicy};
 use crate::domain::{allowlist, key_format, KeyType};
 use crate::error::{AppError, AppResult};
-use crate::lifecycle::{self, NewSecret};
+use crate::service::keys::{self as key_service, NewSecret};
 use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -17,10 +17,7 @@ use serde_json::json;
 
 fn new_secret(state: &AppState, key_type: KeyType) -> (String, NewSecret) {
     let secret = crypto::new_key_secret(key_type);
-    let prepared = NewSecret {
-        hash: state.hasher.hash(&secret),
-        hint: key_format::hint(&secret, key_type),
-    };
+    let prepared = NewSecret { hash: state.hasher.hash(&secret), hint: key_format::hint(&secret, key_type) };
     (secret, prepared)
 }
 
@@ -40,19 +37,11 @@ pub async fn create(
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
     let b: CreateKey = body.parse()?;
-    let label = lifecycle::validate_label(&b.label)?;
+    let label = key_service::validate_label(&b.label)?;
     let (secret, prepared) = new_secret(&state, b.key_type);
     let (tenant, member) = (auth.0.tenant_id, auth.0.member_id);
     let created = commit(&state, &req, move |c| {
-        lifecycle::create_key(
-            c,
-            &tenant,
-            &member,
-            b.key_type,
-            &label,
-            b.expires_at,
-            prepared,
-        )
+        key_service::create_key(c, &tenant, &member, b.key_type, &label, b.expires_at, prepared)
     })
     .await?;
     // The only place the secret is ever shown.
@@ -68,42 +57,23 @@ struct ListKeys {
     offset: Option<i64>,
 }
 
-pub async fn list(
-    auth: ConsoleAuth,
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> AppResult<HttpResponse> {
+pub async fn list(auth: ConsoleAuth, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     let q: ListKeys = query(&req)?;
     let page = Page::new(q.limit, q.offset)?;
     let tenant_id = auth.0.tenant_id;
     let revoked = q.status.map(|s| s == KeyStatus::Revoked);
     let (keys, tenant) = state
         .read(move |c| {
-            let keys =
-                store::tenant_keys(c, &tenant_id, q.key_type.map(KeyType::wire_name), revoked)?;
-            Ok((
-                keys,
-                store::find_tenant(c, &tenant_id)?.ok_or_else(AppError::internal)?,
-            ))
+            let keys = store::tenant_keys(c, &tenant_id, q.key_type.map(KeyType::wire_name), revoked)?;
+            Ok((keys, store::find_tenant(c, &tenant_id)?.ok_or_else(AppError::internal)?))
         })
         .await?;
-    let policy = lifecycle::tenant_policy(&tenant);
+    let policy = key_service::tenant_policy(&tenant);
     let at = now();
-    let matching: Vec<_> = keys
-        .iter()
-        .filter(|k| {
-            q.status
-                .is_none_or(|s| lifecycle::key_status(k, &policy, at).0 == s)
-        })
-        .collect();
-    let items: Vec<_> = page
-        .slice(&matching)
-        .iter()
-        .map(|k| lifecycle::key_json(k, &policy, at))
-        .collect();
-    Ok(ok(fields(
-        json!({"keys": items, "total": matching.len(), "limit": page.limit, "offset": page.offset}),
-    )))
+    let matching: Vec<_> =
+        keys.iter().filter(|k| q.status.is_none_or(|s| key_service::key_status(k, &policy, at).0 == s)).collect();
+    let items: Vec<_> = page.slice(&matching).iter().map(|k| key_service::key_json(k, &policy, at)).collect();
+    Ok(ok(fields(json!({"keys": items, "total": matching.len(), "limit": page.limit, "offset": page.offset}))))
 }
 
 #[derive(Deserialize)]
@@ -112,26 +82,17 @@ struct KeyRef {
     key_id: String,
 }
 
-pub async fn detail(
-    auth: ConsoleAuth,
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> AppResult<HttpResponse> {
+pub async fn detail(auth: ConsoleAuth, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     let q: KeyRef = query(&req)?;
     let tenant_id = auth.0.tenant_id;
     let (key, tenant) = state
         .read(move |c| {
             let key = store::find_key(c, &tenant_id, &q.key_id)?
                 .ok_or_else(|| AppError::not_found("no key with this key_id"))?;
-            Ok((
-                key,
-                store::find_tenant(c, &tenant_id)?.ok_or_else(AppError::internal)?,
-            ))
+            Ok((key, store::find_tenant(c, &tenant_id)?.ok_or_else(AppError::internal)?))
         })
         .await?;
-    Ok(ok(fields(
-        json!({"key": lifecycle::key_json(&key, &lifecycle::tenant_policy(&tenant), now())}),
-    )))
+    Ok(ok(fields(json!({"key": key_service::key_json(&key, &key_service::tenant_policy(&tenant), now())}))))
 }
 
 #[derive(Deserialize)]
@@ -149,26 +110,13 @@ pub async fn update(
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
     let b: UpdateKey = body.parse()?;
-    let label = b
-        .label
-        .as_deref()
-        .map(lifecycle::validate_label)
-        .transpose()?;
+    let label = b.label.as_deref().map(key_service::validate_label).transpose()?;
     let allow = match b.ip_allowlist {
-        Some(list) => Some(
-            allowlist::parse(&list)
-                .map_err(AppError::invalid)?
-                .iter()
-                .map(|n| n.to_string())
-                .collect(),
-        ),
+        Some(list) => Some(allowlist::parse(&list).map_err(AppError::invalid)?.iter().map(|n| n.to_string()).collect()),
         None => None,
     };
     let tenant_id = auth.0.tenant_id;
-    let key = commit(&state, &req, move |c| {
-        lifecycle::update_key(c, &tenant_id, &b.key_id, label, allow)
-    })
-    .await?;
+    let key = commit(&state, &req, move |c| key_service::update_key(c, &tenant_id, &b.key_id, label, allow)).await?;
     Ok(ok(fields(json!({"key": key}))))
 }
 
@@ -189,21 +137,17 @@ pub async fn rotate(
     let b: RotateKey = body.parse()?;
     let tenant_id = auth.0.tenant_id;
     let lookup = (tenant_id.clone(), b.key_id.clone());
-    let existing = state
-        .read(move |c| store::find_key(c, &lookup.0, &lookup.1))
-        .await?;
+    let existing = state.read(move |c| store::find_key(c, &lookup.0, &lookup.1)).await?;
     let key_type = existing
         .and_then(|k| KeyType::from_wire(&k.key_type))
         .ok_or_else(|| AppError::not_found("no key with this key_id"))?;
     let (secret, prepared) = new_secret(&state, key_type);
     let member = auth.0.member_id;
     let rotated = commit(&state, &req, move |c| {
-        lifecycle::rotate_key(c, &tenant_id, &member, &b.key_id, b.grace_seconds, prepared)
+        key_service::rotate_key(c, &tenant_id, &member, &b.key_id, b.grace_seconds, prepared)
     })
     .await?;
-    Ok(ok(fields(
-        json!({"key": rotated.key, "secret": secret, "previous_key": rotated.previous_key}),
-    )))
+    Ok(ok(fields(json!({"key": rotated.key, "secret": secret, "previous_key": rotated.previous_key}))))
 }
 
 #[derive(Deserialize)]
@@ -225,24 +169,14 @@ pub async fn revoke(
         return Err(AppError::invalid("reason must be 1 to 500 characters"));
     }
     let tenant_id = auth.0.tenant_id;
-    let key = commit(&state, &req, move |c| {
-        lifecycle::revoke_key(c, &tenant_id, &b.key_id, &reason)
-    })
-    .await?;
+    let key = commit(&state, &req, move |c| key_service::revoke_key(c, &tenant_id, &b.key_id, &reason)).await?;
     Ok(ok(fields(json!({"key": key}))))
 }
 
-pub async fn policy_detail(
-    auth: ConsoleAuth,
-    state: web::Data<AppState>,
-) -> AppResult<HttpResponse> {
+pub async fn policy_detail(auth: ConsoleAuth, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     let tenant_id = auth.0.tenant_id;
-    let tenant = state
-        .read(move |c| store::find_tenant(c, &tenant_id)?.ok_or_else(AppError::internal))
-        .await?;
-    Ok(ok(fields(
-        json!({"policy": lifecycle::policy_json(&tenant)}),
-    )))
+    let tenant = state.read(move |c| store::find_tenant(c, &tenant_id)?.ok_or_else(AppError::internal)).await?;
+    Ok(ok(fields(json!({"policy": key_service::policy_json(&tenant)}))))
 }
 
 #[derive(Deserialize)]
@@ -260,12 +194,11 @@ pub async fn policy_update(
 ) -> AppResult<HttpResponse> {
     let b: UpdatePolicy = body.parse()?;
     if let Some(p) = &b.max_lifetime_days {
-        crate::domain::lifetime::validate_policy(p)
-            .map_err(|e| AppError::invalid(e.to_string()))?;
+        crate::domain::lifetime::validate_policy(p).map_err(|e| AppError::invalid(e.to_string()))?;
     }
     let tenant_id = auth.0.tenant_id;
     let policy = commit(&state, &req, move |c| {
-        lifecycle::update_policy(c, &tenant_id, b.max_lifetime_days, b.siem_tier2_enabled)
+        key_service::update_policy(c, &tenant_id, b.max_lifetime_days, b.siem_tier2_enabled)
     })
     .await?;
     Ok(ok(fields(json!({"policy": policy}))))

@@ -17,9 +17,7 @@ use std::time::Instant;
 
 /// Paths whose every request is audited (probes are not).
 fn is_audited(path: &str) -> bool {
-    ["/v2", "/scim", "/internal"]
-        .iter()
-        .any(|p| path == *p || path.starts_with(&format!("{p}/")))
+    ["/v2", "/scim", "/internal"].iter().any(|p| path == *p || path.starts_with(&format!("{p}/")))
 }
 
 /// The operation name recorded for a request: the table's, else a placeholder.
@@ -31,10 +29,7 @@ pub fn operation_name(method: &str, path: &str) -> &'static str {
         return op.name;
     }
     // A known path with the wrong method still names its operation.
-    Method::ALL
-        .into_iter()
-        .find_map(|m| authz::resolve(m, path))
-        .map_or("unknown_route", |op| op.name)
+    Method::ALL.into_iter().find_map(|m| authz::resolve(m, path)).map_or("unknown_route", |op| op.name)
 }
 
 pub async fn audit_every_request(
@@ -54,18 +49,11 @@ async fn handle(
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let method = req.method().to_string();
     let path = req.path().to_string();
-    let operation = if is_audited(&path) {
-        operation_name(&method, &path)
-    } else {
-        "probe"
-    };
+    let operation = if is_audited(&path) { operation_name(&method, &path) } else { "probe" };
     let mut draft = EventDraft::new(operation, request_id.clone());
     draft.client_ip = req.peer_addr().map(|a| a.ip().to_string());
-    draft.user_agent = req
-        .headers()
-        .get("user-agent")
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.chars().take(512).collect());
+    draft.user_agent =
+        req.headers().get("user-agent").and_then(|v| v.to_str().ok()).map(|s| s.chars().take(512).collect());
     let ctx = AuditCtx::new(draft);
     req.extensions_mut().insert(ctx.clone());
 

@@ -36,12 +36,8 @@ const GATEWAY_PATHS: [&str; 2] = ["/v2/authz.check", "/v2/authz.check/{tail}"];
 
 /// Every (method, path template) the router serves; the OpenAPI test compares it with `openapi.yaml`.
 pub fn routes() -> Vec<(&'static str, String)> {
-    let mut out: Vec<(&'static str, String)> =
-        PROBES.iter().map(|p| ("GET", p.to_string())).collect();
-    for op in authz::OPERATIONS
-        .iter()
-        .filter(|o| handler(o.name).is_some())
-    {
+    let mut out: Vec<(&'static str, String)> = PROBES.iter().map(|p| ("GET", p.to_string())).collect();
+    for op in authz::OPERATIONS.iter().filter(|o| handler(o.name).is_some()) {
         out.push((op.method.as_str(), op.path.to_string()));
     }
     for path in GATEWAY_PATHS {
@@ -69,11 +65,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     for op in authz::OPERATIONS {
         if let Some(route) = handler(op.name) {
             let allow = op.method.as_str();
-            cfg.service(
-                web::resource(op.path)
-                    .route(route)
-                    .default_service(web::to(move || wrong_method(allow))),
-            );
+            cfg.service(web::resource(op.path).route(route).default_service(web::to(move || wrong_method(allow))));
         }
     }
     let all_methods = Method::ALL.map(Method::as_str).join(", ");
@@ -96,9 +88,5 @@ async fn wrong_method(allow: &str) -> Result<HttpResponse, AppError> {
 
 /// Unknown routes answer the envelope, never an HTML page.
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, AppError> {
-    Err(AppError::not_found(format!(
-        "no route for {} {}",
-        req.method(),
-        req.path()
-    )))
+    Err(AppError::not_found(format!("no route for {} {}", req.method(), req.path())))
 }

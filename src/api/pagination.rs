@@ -8,9 +8,7 @@ pub const MAX_LIMIT: i64 = 1000;
 pub fn limit(raw: Option<i64>) -> AppResult<i64> {
     let limit = raw.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(AppError::invalid(format!(
-            "limit must be between 1 and {MAX_LIMIT}"
-        )));
+        return Err(AppError::invalid(format!("limit must be between 1 and {MAX_LIMIT}")));
     }
     Ok(limit)
 }
@@ -27,10 +25,7 @@ impl Page {
         if offset < 0 {
             return Err(AppError::invalid("offset must be 0 or more"));
         }
-        Ok(Page {
-            limit: limit(limit_raw)?,
-            offset,
-        })
+        Ok(Page { limit: limit(limit_raw)?, offset })
     }
 
     pub fn slice<'a, T>(&self, items: &'a [T]) -> &'a [T] {
@@ -48,20 +43,14 @@ pub fn encode_cursor(after_seq: i64) -> String {
 }
 
 pub fn decode_cursor(cursor: &str) -> AppResult<i64> {
-    let bad =
-        || AppError::invalid("cursor is not valid; pass back a next_cursor exactly as received");
+    let bad = || AppError::invalid("cursor is not valid; pass back a next_cursor exactly as received");
     if cursor.len() > 64 || cursor.len() % 2 != 0 {
         return Err(bad());
     }
-    let bytes: Option<Vec<u8>> = (0..cursor.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(cursor.get(i..i + 2)?, 16).ok())
-        .collect();
+    let bytes: Option<Vec<u8>> =
+        (0..cursor.len()).step_by(2).map(|i| u8::from_str_radix(cursor.get(i..i + 2)?, 16).ok()).collect();
     let text = String::from_utf8(bytes.ok_or_else(bad)?).map_err(|_| bad())?;
-    let seq = text
-        .strip_prefix(CURSOR_VERSION)
-        .and_then(|n| n.parse::<i64>().ok())
-        .ok_or_else(bad)?;
+    let seq = text.strip_prefix(CURSOR_VERSION).and_then(|n| n.parse::<i64>().ok()).ok_or_else(bad)?;
     if seq < 0 {
         return Err(bad());
     }
@@ -86,10 +75,7 @@ mod tests {
     fn pages_clamp_to_the_list() {
         let items: Vec<i32> = (0..10).collect();
         assert_eq!(Page::new(Some(3), Some(8)).unwrap().slice(&items), &[8, 9]);
-        assert!(Page::new(Some(3), Some(20))
-            .unwrap()
-            .slice(&items)
-            .is_empty());
+        assert!(Page::new(Some(3), Some(20)).unwrap().slice(&items).is_empty());
         assert!(Page::new(Some(0), None).is_err());
         assert!(Page::new(Some(1001), None).is_err());
         assert!(Page::new(None, Some(-1)).is_err());

@@ -27,8 +27,7 @@ pub struct Verification {
 
 /// Walks one chain from its first event and compares it with the stored head.
 pub fn verify_chain(conn: &mut DbConn, chain_id: &str) -> AppResult<Verification> {
-    let (head_seq, head_hash) =
-        store::load_chain_head(conn, chain_id)?.unwrap_or((0, GENESIS_HASH.to_string()));
+    let (head_seq, head_hash) = store::load_chain_head(conn, chain_id)?.unwrap_or((0, GENESIS_HASH.to_string()));
     let mut problems = Vec::new();
     let mut note = |seq: i64, problem: String| {
         if problems.len() < MAX_PROBLEMS {
@@ -46,22 +45,13 @@ pub fn verify_chain(conn: &mut DbConn, chain_id: &str) -> AppResult<Verification
         for row in &page {
             checked += 1;
             if row.seq != expected_seq {
-                note(
-                    row.seq,
-                    format!("expected seq {expected_seq}: events are missing or out of order"),
-                );
+                note(row.seq, format!("expected seq {expected_seq}: events are missing or out of order"));
             }
             if row.prev_hash != prev_hash {
-                note(
-                    row.seq,
-                    "prev_hash does not match the previous event's hash".into(),
-                );
+                note(row.seq, "prev_hash does not match the previous event's hash".into());
             }
             if chain_hash(&row.prev_hash, &canonical(row)) != row.hash {
-                note(
-                    row.seq,
-                    "hash does not match the event's content: the event was edited".into(),
-                );
+                note(row.seq, "hash does not match the event's content: the event was edited".into());
             }
             expected_seq = row.seq + 1;
             prev_hash = row.hash.clone();

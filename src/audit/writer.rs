@@ -74,12 +74,8 @@ impl AuditWriter {
         draft: EventDraft,
         work: impl FnOnce(&mut DbConn) -> AppResult<(T, Map<String, Value>)> + Send + 'static,
     ) -> Committed<T> {
-        let boxed: Work =
-            Box::new(move |conn| work(conn).map(|(v, m)| (Box::new(v) as AnyValue, m)));
-        Ok(self
-            .submit(draft, Some(boxed))
-            .await?
-            .map(|v| downcast(v.expect("work returns a value"))))
+        let boxed: Work = Box::new(move |conn| work(conn).map(|(v, m)| (Box::new(v) as AnyValue, m)));
+        Ok(self.submit(draft, Some(boxed)).await?.map(|v| downcast(v.expect("work returns a value"))))
     }
 
     async fn submit(&self, draft: EventDraft, work: Option<Work>) -> Committed<Option<AnyValue>> {
@@ -89,15 +85,12 @@ impl AuditWriter {
             self.metrics.audit_queue_depth.dec();
             return Err(AppError::unavailable());
         }
-        answer
-            .await
-            .unwrap_or_else(|_| Err(AppError::unavailable()))
+        answer.await.unwrap_or_else(|_| Err(AppError::unavailable()))
     }
 }
 
 fn downcast<T: 'static>(v: AnyValue) -> T {
-    *v.downcast::<T>()
-        .expect("the work's value has the type it was submitted with")
+    *v.downcast::<T>().expect("the work's value has the type it was submitted with")
 }
 
 fn run(url: DbUrl, mut rx: mpsc::Receiver<Job>, metrics: Arc<Metrics>) {
@@ -129,9 +122,7 @@ fn run(url: DbUrl, mut rx: mpsc::Receiver<Job>, metrics: Arc<Metrics>) {
         let (drafts, works, replies) = split(group);
         match commit_group(c, drafts, works) {
             Ok(results) => {
-                metrics
-                    .audit_commit_seconds
-                    .observe(started.elapsed().as_secs_f64());
+                metrics.audit_commit_seconds.observe(started.elapsed().as_secs_f64());
                 for (reply, result) in replies.into_iter().zip(results) {
                     let _ = reply.send(Ok(result));
                 }
@@ -169,10 +160,7 @@ pub fn commit_now<T: Send + 'static>(
 ) -> AppResult<T> {
     let boxed: Work = Box::new(move |conn| work(conn).map(|(v, m)| (Box::new(v) as AnyValue, m)));
     let mut results = commit_group(conn, vec![draft], vec![Some(boxed)])?;
-    results
-        .pop()
-        .expect("one result per job")
-        .map(|v| downcast(v.expect("work returns a value")))
+    results.pop().expect("one result per job").map(|v| downcast(v.expect("work returns a value")))
 }
 
 /// One transaction: lock the chains involved (in a fixed order, so that
@@ -193,8 +181,7 @@ fn commit_group(
         let mut heads: BTreeMap<String, (i64, String)> = store::lock_chain_heads(conn, &chain_ids)?;
         let mut rows = Vec::with_capacity(drafts.len());
         let mut results = Vec::with_capacity(drafts.len());
-        let mut key_uses: BTreeMap<String, (chrono::NaiveDateTime, Option<String>)> =
-            BTreeMap::new();
+        let mut key_uses: BTreeMap<String, (chrono::NaiveDateTime, Option<String>)> = BTreeMap::new();
 
         for (draft, work) in drafts.iter_mut().zip(works) {
             let result = match work {
@@ -214,9 +201,8 @@ fn commit_group(
             let chain = draft.chain_id().to_string();
             if !heads.contains_key(&chain) {
                 // A chain created by this very job (a new tenant).
-                let head = store::load_chain_head(conn, &chain)?.ok_or_else(|| {
-                    AppError::new(crate::error::ErrorCode::Internal, "audit chain missing")
-                })?;
+                let head = store::load_chain_head(conn, &chain)?
+                    .ok_or_else(|| AppError::new(crate::error::ErrorCode::Internal, "audit chain missing"))?;
                 heads.insert(chain.clone(), head);
             }
             let head = heads.get_mut(&chain).expect("head loaded above");

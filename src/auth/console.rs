@@ -9,9 +9,7 @@ use crate::db::store;
 use crate::domain::{MemberStatus, Role};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
-use jsonwebtoken::{
-    decode, decode_header, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation,
-};
+use jsonwebtoken::{decode, decode_header, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -41,10 +39,7 @@ impl ConsoleVerifier {
             None => None,
         };
         Ok(ConsoleVerifier {
-            hs256: settings
-                .console_jwt_secret
-                .as_ref()
-                .map(|s| DecodingKey::from_secret(s.expose().as_bytes())),
+            hs256: settings.console_jwt_secret.as_ref().map(|s| DecodingKey::from_secret(s.expose().as_bytes())),
             ed25519,
             issuer: settings.console_jwt_issuer.clone(),
             audience: settings.console_jwt_audience.clone(),
@@ -61,22 +56,18 @@ impl ConsoleVerifier {
         };
         let mut validation = Validation::new(header.alg);
         validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
-        decode::<ConsoleClaims>(token, key, &validation)
-            .ok()
-            .map(|d| d.claims)
+        decode::<ConsoleClaims>(token, key, &validation).ok().map(|d| d.claims)
     }
 }
 
 /// A verified token's member, if it exists in that tenant and is active.
 pub async fn authenticate(state: &AppState, token: Option<&str>) -> Result<MemberCaller, AppError> {
     let token = token.ok_or_else(|| AppError::console_refused("missing"))?;
-    let claims = state
-        .console
-        .verify_token(token)
-        .ok_or_else(|| AppError::console_refused("bad_token"))?;
+    let claims = state.console.verify_token(token).ok_or_else(|| AppError::console_refused("bad_token"))?;
     let (tid, sub) = (claims.tid.clone(), claims.sub.clone());
     let found = state
         .read(move |conn| {
@@ -93,21 +84,11 @@ pub async fn authenticate(state: &AppState, token: Option<&str>) -> Result<Membe
         return Err(AppError::console_refused("member_inactive"));
     }
     let role = Role::parse(&member.role).ok_or_else(AppError::internal)?;
-    Ok(MemberCaller {
-        tenant_id: member.tenant_id,
-        member_id: member.id,
-        email: member.email,
-        role,
-    })
+    Ok(MemberCaller { tenant_id: member.tenant_id, member_id: member.id, email: member.email, role })
 }
 
 /// Mints a console token with the HS256 secret (CLI `console-token`, scripts, tests).
-pub fn mint_token(
-    settings: &Settings,
-    tenant_id: &str,
-    member_id: &str,
-    ttl_secs: i64,
-) -> AppResult<String> {
+pub fn mint_token(settings: &Settings, tenant_id: &str, member_id: &str, ttl_secs: i64) -> AppResult<String> {
     let secret = settings
         .console_jwt_secret
         .as_ref()
@@ -121,10 +102,6 @@ pub fn mint_token(
         iat: now,
         exp: now + ttl_secs,
     };
-    encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(secret.expose().as_bytes()),
-    )
-    .map_err(|_| AppError::internal())
+    encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.expose().as_bytes()))
+        .map_err(|_| AppError::internal())
 }

@@ -36,64 +36,31 @@ pub fn presented_key<'a>(h: &CredentialHeaders<'a>) -> Option<&'a str> {
 pub fn presented_console_token<'a>(h: &CredentialHeaders<'a>) -> Option<&'a str> {
     let (scheme, value) = h.authorization?.trim().split_once(' ')?;
     let value = value.trim();
-    (scheme.eq_ignore_ascii_case("Bearer") && !has_key_prefix(value) && !value.is_empty())
-        .then_some(value)
+    (scheme.eq_ignore_ascii_case("Bearer") && !has_key_prefix(value) && !value.is_empty()).then_some(value)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn h<'a>(
-        x: Option<&'a str>,
-        a: Option<&'a str>,
-        auth: Option<&'a str>,
-    ) -> CredentialHeaders<'a> {
-        CredentialHeaders {
-            x_api_key: x,
-            api_key: a,
-            authorization: auth,
-        }
+    fn h<'a>(x: Option<&'a str>, a: Option<&'a str>, auth: Option<&'a str>) -> CredentialHeaders<'a> {
+        CredentialHeaders { x_api_key: x, api_key: a, authorization: auth }
     }
 
     #[test]
     fn precedence_is_x_api_key_then_api_key_then_authorization() {
-        assert_eq!(
-            presented_key(&h(Some("kw_a"), Some("kw_b"), Some("Bearer kw_c"))),
-            Some("kw_a")
-        );
-        assert_eq!(
-            presented_key(&h(None, Some("kw_b"), Some("Bearer kw_c"))),
-            Some("kw_b")
-        );
-        assert_eq!(
-            presented_key(&h(None, None, Some("Bearer kw_c"))),
-            Some("kw_c")
-        );
-        assert_eq!(
-            presented_key(&h(None, None, Some("Api-Key kw_d"))),
-            Some("kw_d")
-        );
-        assert_eq!(
-            presented_key(&h(None, None, Some("api-key kw_d"))),
-            Some("kw_d")
-        );
+        assert_eq!(presented_key(&h(Some("kw_a"), Some("kw_b"), Some("Bearer kw_c"))), Some("kw_a"));
+        assert_eq!(presented_key(&h(None, Some("kw_b"), Some("Bearer kw_c"))), Some("kw_b"));
+        assert_eq!(presented_key(&h(None, None, Some("Bearer kw_c"))), Some("kw_c"));
+        assert_eq!(presented_key(&h(None, None, Some("Api-Key kw_d"))), Some("kw_d"));
+        assert_eq!(presented_key(&h(None, None, Some("api-key kw_d"))), Some("kw_d"));
     }
 
     #[test]
     fn a_bearer_jwt_is_not_a_key_and_a_bearer_key_is_not_a_jwt() {
-        assert_eq!(
-            presented_key(&h(None, None, Some("Bearer eyJhbGciOi.x.y"))),
-            None
-        );
-        assert_eq!(
-            presented_console_token(&h(None, None, Some("Bearer eyJhbGciOi.x.y"))),
-            Some("eyJhbGciOi.x.y")
-        );
-        assert_eq!(
-            presented_console_token(&h(None, None, Some("Bearer kw_siem_x"))),
-            None
-        );
+        assert_eq!(presented_key(&h(None, None, Some("Bearer eyJhbGciOi.x.y"))), None);
+        assert_eq!(presented_console_token(&h(None, None, Some("Bearer eyJhbGciOi.x.y"))), Some("eyJhbGciOi.x.y"));
+        assert_eq!(presented_console_token(&h(None, None, Some("Bearer kw_siem_x"))), None);
         assert_eq!(presented_key(&h(None, None, Some("Basic abc"))), None);
         assert_eq!(presented_key(&h(None, None, Some("Bearer"))), None);
         assert_eq!(presented_key(&h(None, None, None)), None);

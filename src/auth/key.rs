@@ -31,10 +31,7 @@ pub struct KeyVerdict {
 
 impl KeyVerdict {
     fn refused(identity: Option<KeyIdentity>, reason: &'static str) -> KeyVerdict {
-        KeyVerdict {
-            identity,
-            result: Err(AppError::key_refused(reason)),
-        }
+        KeyVerdict { identity, result: Err(AppError::key_refused(reason)) }
     }
 }
 
@@ -57,10 +54,7 @@ pub async fn verify(
 ) -> KeyVerdict {
     let started = Instant::now();
     let verdict = verify_inner(state, presented, client_ip, op).await;
-    state
-        .metrics
-        .key_verification_seconds
-        .observe(started.elapsed().as_secs_f64());
+    state.metrics.key_verification_seconds.observe(started.elapsed().as_secs_f64());
     verdict
 }
 
@@ -79,17 +73,9 @@ async fn verify_inner(
         Err(SecretError::BadChecksum) => return KeyVerdict::refused(None, "bad_checksum"),
     };
     let hash = state.hasher.hash(secret);
-    let found = match state
-        .read(move |conn| store::find_key_by_hash(conn, &hash))
-        .await
-    {
+    let found = match state.read(move |conn| store::find_key_by_hash(conn, &hash)).await {
         Ok(found) => found,
-        Err(e) => {
-            return KeyVerdict {
-                identity: None,
-                result: Err(e),
-            }
-        }
+        Err(e) => return KeyVerdict { identity: None, result: Err(e) },
     };
     let Some((key, tenant)) = found else {
         return KeyVerdict::refused(None, "unknown_key");

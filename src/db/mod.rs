@@ -86,8 +86,7 @@ pub fn establish(url: &DbUrl) -> Result<DbConn, diesel::ConnectionError> {
         }
         DbUrl::Postgres(u) => {
             let mut conn = PgConnection::establish(u)?;
-            conn.batch_execute("SET TIME ZONE 'UTC'")
-                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+            conn.batch_execute("SET TIME ZONE 'UTC'").map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
             Ok(DbConn::Postgres(conn))
         }
     }
@@ -107,8 +106,7 @@ impl r2d2::ManageConnection for ConnManager {
     }
 
     fn is_valid(&self, conn: &mut DbConn) -> Result<(), Self::Error> {
-        conn.ping()
-            .map_err(diesel::ConnectionError::CouldntSetupConfiguration)
+        conn.ping().map_err(diesel::ConnectionError::CouldntSetupConfiguration)
     }
 
     fn has_broken(&self, conn: &mut DbConn) -> bool {
@@ -131,9 +129,7 @@ pub fn build_pool(url: &DbUrl, max_size: u32) -> Result<Pool, String> {
 pub fn run_migrations(conn: &mut DbConn) -> Result<usize, String> {
     let ran = match conn {
         DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
-        DbConn::Postgres(c) => c
-            .run_pending_migrations(POSTGRES_MIGRATIONS)
-            .map(|v| v.len()),
+        DbConn::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len()),
     };
     ran.map_err(|e| e.to_string())
 }
@@ -141,12 +137,8 @@ pub fn run_migrations(conn: &mut DbConn) -> Result<usize, String> {
 /// Whether every migration has been applied (readiness).
 pub fn is_migrated(conn: &mut DbConn) -> Result<bool, String> {
     let pending = match conn {
-        DbConn::Sqlite(c) => c
-            .pending_migrations(SQLITE_MIGRATIONS)
-            .map(|v| v.is_empty()),
-        DbConn::Postgres(c) => c
-            .pending_migrations(POSTGRES_MIGRATIONS)
-            .map(|v| v.is_empty()),
+        DbConn::Sqlite(c) => c.pending_migrations(SQLITE_MIGRATIONS).map(|v| v.is_empty()),
+        DbConn::Postgres(c) => c.pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.is_empty()),
     };
     pending.map_err(|e| e.to_string())
 }

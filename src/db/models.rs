@@ -1,6 +1,6 @@
 //! Rows as stored. Times are naive UTC here and `DateTime<Utc>` everywhere else.
 
-use super::schema::{api_keys, audit_events, members, tenants};
+use super::schema::{api_keys, assets, audit_events, exports, legal_holds, members, tenants};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
@@ -81,6 +81,62 @@ pub struct AuditRow {
     pub payload: Option<String>,
     pub prev_hash: String,
     pub hash: String,
+}
+
+#[derive(Debug, Clone, Queryable, Insertable)]
+#[diesel(table_name = assets)]
+pub struct Asset {
+    pub uid: String,
+    pub tenant_id: String,
+    pub asset_type: String,
+    pub asset_id: String,
+    pub asset_name: String,
+    pub owner_id: String,
+    pub session_id: Option<String>,
+    pub shared_at: NaiveDateTime,
+    pub permission: String,
+    pub asset_exists: bool,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Insertable)]
+#[diesel(table_name = legal_holds)]
+pub struct LegalHold {
+    pub uid: String,
+    pub tenant_id: String,
+    pub reason: String,
+    pub created_by: String,
+    pub created_at: NaiveDateTime,
+    pub released_at: Option<NaiveDateTime>,
+    pub released_by: Option<String>,
+    pub release_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Queryable, Insertable)]
+#[diesel(table_name = exports)]
+pub struct Export {
+    pub uid: String,
+    pub tenant_id: String,
+    pub kind: String,
+    pub status: String,
+    pub requested_by: String,
+    pub member_id: Option<String>,
+    pub scope: Option<String>,
+    pub include_files: bool,
+    pub include_payload: bool,
+    pub start_time: Option<NaiveDateTime>,
+    pub end_time: Option<NaiveDateTime>,
+    pub reason: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub started_at: Option<NaiveDateTime>,
+    pub completed_at: Option<NaiveDateTime>,
+    pub attempts: i32,
+    pub error: Option<String>,
+    pub file_name: Option<String>,
+    pub file_size: Option<i64>,
+    pub file_sha256: Option<String>,
 }
 
 pub fn to_utc(t: NaiveDateTime) -> DateTime<Utc> {

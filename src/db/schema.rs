@@ -85,12 +85,81 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    assets (uid) {
+        uid -> Text,
+        tenant_id -> Text,
+        asset_type -> Text,
+        asset_id -> Text,
+        asset_name -> Text,
+        owner_id -> Text,
+        session_id -> Nullable<Text>,
+        shared_at -> Timestamp,
+        permission -> Text,
+        asset_exists -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    legal_holds (uid) {
+        uid -> Text,
+        tenant_id -> Text,
+        reason -> Text,
+        created_by -> Text,
+        created_at -> Timestamp,
+        released_at -> Nullable<Timestamp>,
+        released_by -> Nullable<Text>,
+        release_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    legal_hold_members (hold_uid, member_id) {
+        hold_uid -> Text,
+        tenant_id -> Text,
+        member_id -> Text,
+    }
+}
+
+diesel::table! {
+    exports (uid) {
+        uid -> Text,
+        tenant_id -> Text,
+        kind -> Text,
+        status -> Text,
+        requested_by -> Text,
+        member_id -> Nullable<Text>,
+        scope -> Nullable<Text>,
+        include_files -> Bool,
+        include_payload -> Bool,
+        start_time -> Nullable<Timestamp>,
+        end_time -> Nullable<Timestamp>,
+        reason -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        started_at -> Nullable<Timestamp>,
+        completed_at -> Nullable<Timestamp>,
+        attempts -> Integer,
+        error -> Nullable<Text>,
+        file_name -> Nullable<Text>,
+        file_size -> Nullable<BigInt>,
+        file_sha256 -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(api_keys -> tenants (tenant_id));
 diesel::joinable!(members -> tenants (tenant_id));
+diesel::joinable!(legal_hold_members -> legal_holds (hold_uid));
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     members,
     api_keys,
     audit_chains,
-    audit_events
+    audit_events,
+    assets,
+    legal_holds,
+    legal_hold_members,
+    exports
 );

@@ -1,8 +1,10 @@
 //! Every query keyward makes. Each one that touches tenant data takes the
 //! tenant id and filters on it: tenant isolation is enforced here, once.
 
-use super::models::{ApiKey, AuditRow, Member, Tenant};
-use super::schema::{api_keys, audit_chains, audit_events, members, tenants};
+use super::models::{ApiKey, Asset, AuditRow, Export, LegalHold, Member, Tenant};
+use super::schema::{
+    api_keys, assets, audit_chains, audit_events, exports, legal_hold_members, legal_holds, members, tenants,
+};
 use super::DbConn;
 use crate::crypto::GENESIS_HASH;
 use crate::error::{AppError, AppResult};
@@ -14,9 +16,7 @@ use std::collections::BTreeMap;
 
 /// Creates a tenant with its audit chain. The caller's transaction also holds the owner.
 pub fn insert_tenant(conn: &mut DbConn, tenant: &Tenant) -> AppResult<()> {
-    diesel::insert_into(tenants::table)
-        .values(tenant)
-        .execute(conn)?;
+    diesel::insert_into(tenants::table).values(tenant).execute(conn)?;
     diesel::insert_into(audit_chains::table)
         .values((
             audit_chains::chain_id.eq(&tenant.id),
@@ -51,8 +51,55 @@ pub fn update_tenant_policy(
 // ---------------------------------------------------------------- members
 
 pub fn insert_member(conn: &mut DbConn, member: &Member) -> AppResult<()> {
-    diesel::insert_into(members::table)
-        .values(member)
+    diesel::insert_into(members::table).values(member).execute(conn).map_err(|e| match AppError::from(e) {
+        e if e.code == crate::error::ErrorCode::AlreadyExists => {
+            AppError::already_exists("a member with this email already exists in the tenant")
+        }
+        e => e,
+    })?;
+    Ok(())
+}
+
+pub fn find_member(conn: &mut DbConn, tenant_id: &str, member_id: &str) -> AppResult<Option<Member>> {
+    Ok(members::table
+        .filter(members::tenant_id.eq(tenant_id))
+        .filter(members::id.eq(member_id))
+        .first(conn)
+        .optional()?)
+}
+
+diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+
+pub fn find_member_by_email(conn: &mut DbConn, tenant_id: &str, email: &str) -> AppResult<Option<Member>> {
+    Ok(members::table
+        .filter(members::tenant_id.eq(tenant_id))
+        .filter(members::email.eq(email))
+        .first(conn)
+        .optional()?)
+}
+
+/// SCIM `userName` comparisons are case-insensitive.
+pub fn find_member_by_user_name(conn: &mut DbConn, tenant_id: &str, user_name: &str) -> AppResult<Option<Member>> {
+    Ok(members::table
+        .filter(members::tenant_id.eq(tenant_id))
+        .filter(lower(members::user_name.assume_not_null()).eq(user_name.to_lowercase()))
+        .first(conn)
+        .optional()?)
+}
+
+/// Rewrites a member's mutable fields.
+pub fn update_member(conn: &mut DbConn, m: &Member) -> AppResult<()> {
+    diesel::update(members::table.filter(members::tenant_id.eq(&m.tenant_id)).filter(members::id.eq(&m.id)))
+        .set((
+            members::email.eq(&m.email),
+            members::role.eq(&m.role),
+            members::status.eq(&m.status),
+            members::first_name.eq(&m.first_name),
+            members::last_name.eq(&m.last_name),
+            members::user_name.eq(&m.user_name),
+            members::external_id.eq(&m.external_id),
+            members::updated_at.eq(m.updated_at),
+        ))
         .execute(conn)
         .map_err(|e| match AppError::from(e) {
             e if e.code == crate::error::ErrorCode::AlreadyExists => {
@@ -63,32 +110,279 @@ pub fn insert_member(conn: &mut DbConn, member: &Member) -> AppResult<()> {
     Ok(())
 }
 
-pub fn find_member(
+#[derive(Debug, Default, Clone)]
+pub struct MemberFilter {
+    pub status: Option<String>,
+    pub role: Option<String>,
+    pub email: Option<String>,
+    pub user_name: Option<String>,
+    pub external_id: Option<String>,
+    /// Leave out removed members (SCIM serves deactivated users, not removed ones).
+    pub hide_removed: bool,
+}
+
+/// A page of a tenant's members in creation order, and the total that match.
+pub fn list_members(
     conn: &mut DbConn,
     tenant_id: &str,
-    member_id: &str,
-) -> AppResult<Option<Member>> {
-    Ok(members::table
-        .filter(members::tenant_id.eq(tenant_id))
-        .filter(members::id.eq(member_id))
+    filter: &MemberFilter,
+    offset: i64,
+    limit: i64,
+) -> AppResult<(Vec<Member>, i64)> {
+    let build = || {
+        let mut q = members::table.filter(members::tenant_id.eq(tenant_id.to_string())).into_boxed();
+        if let Some(v) = &filter.status {
+            q = q.filter(members::status.eq(v.clone()));
+        }
+        if let Some(v) = &filter.role {
+            q = q.filter(members::role.eq(v.clone()));
+        }
+        if let Some(v) = &filter.email {
+            q = q.filter(members::email.eq(v.clone()));
+        }
+        if let Some(v) = &filter.user_name {
+            q = q.filter(lower(members::user_name.assume_not_null()).eq(v.to_lowercase()));
+        }
+        if let Some(v) = &filter.external_id {
+            q = q.filter(members::external_id.eq(v.clone()));
+        }
+        if filter.hide_removed {
+            q = q.filter(members::status.ne(crate::domain::MemberStatus::Removed.as_str()));
+        }
+        q
+    };
+    let total: i64 = build().count().get_result(conn)?;
+    let rows = build().order((members::created_at.asc(), members::id.asc())).offset(offset).limit(limit).load(conn)?;
+    Ok((rows, total))
+}
+
+// ---------------------------------------------------------------- legal holds
+
+pub fn insert_hold(conn: &mut DbConn, hold: &LegalHold, member_ids: &[String]) -> AppResult<()> {
+    diesel::insert_into(legal_holds::table).values(hold).execute(conn)?;
+    for m in member_ids {
+        diesel::insert_into(legal_hold_members::table)
+            .values((
+                legal_hold_members::hold_uid.eq(&hold.uid),
+                legal_hold_members::tenant_id.eq(&hold.tenant_id),
+                legal_hold_members::member_id.eq(m),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+pub fn find_hold(conn: &mut DbConn, tenant_id: &str, uid: &str) -> AppResult<Option<LegalHold>> {
+    Ok(legal_holds::table
+        .filter(legal_holds::tenant_id.eq(tenant_id))
+        .filter(legal_holds::uid.eq(uid))
         .first(conn)
         .optional()?)
+}
+
+pub fn hold_member_ids(conn: &mut DbConn, tenant_id: &str, uid: &str) -> AppResult<Vec<String>> {
+    Ok(legal_hold_members::table
+        .filter(legal_hold_members::tenant_id.eq(tenant_id))
+        .filter(legal_hold_members::hold_uid.eq(uid))
+        .select(legal_hold_members::member_id)
+        .order(legal_hold_members::member_id)
+        .load(conn)?)
+}
+
+pub fn list_holds(conn: &mut DbConn, tenant_id: &str, active_only: bool) -> AppResult<Vec<LegalHold>> {
+    let mut q = legal_holds::table.filter(legal_holds::tenant_id.eq(tenant_id.to_string())).into_boxed();
+    if active_only {
+        q = q.filter(legal_holds::released_at.is_null());
+    }
+    Ok(q.order((legal_holds::created_at.desc(), legal_holds::uid.desc())).load(conn)?)
+}
+
+pub fn release_hold(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    uid: &str,
+    at: NaiveDateTime,
+    by: &str,
+    reason: Option<&str>,
+) -> AppResult<()> {
+    diesel::update(legal_holds::table.filter(legal_holds::tenant_id.eq(tenant_id)).filter(legal_holds::uid.eq(uid)))
+        .set((
+            legal_holds::released_at.eq(Some(at)),
+            legal_holds::released_by.eq(Some(by)),
+            legal_holds::release_reason.eq(reason),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Whether an active (unreleased) hold covers the member.
+pub fn member_is_held(conn: &mut DbConn, tenant_id: &str, member_id: &str) -> AppResult<bool> {
+    let n: i64 = legal_hold_members::table
+        .inner_join(legal_holds::table)
+        .filter(legal_hold_members::tenant_id.eq(tenant_id))
+        .filter(legal_hold_members::member_id.eq(member_id))
+        .filter(legal_holds::released_at.is_null())
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}
+
+// ---------------------------------------------------------------- assets
+
+pub fn find_asset_by_source(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    asset_type: &str,
+    asset_id: &str,
+) -> AppResult<Option<Asset>> {
+    Ok(assets::table
+        .filter(assets::tenant_id.eq(tenant_id))
+        .filter(assets::asset_type.eq(asset_type))
+        .filter(assets::asset_id.eq(asset_id))
+        .first(conn)
+        .optional()?)
+}
+
+pub fn find_asset(conn: &mut DbConn, tenant_id: &str, uid: &str) -> AppResult<Option<Asset>> {
+    Ok(assets::table.filter(assets::tenant_id.eq(tenant_id)).filter(assets::uid.eq(uid)).first(conn).optional()?)
+}
+
+pub fn insert_asset(conn: &mut DbConn, a: &Asset) -> AppResult<()> {
+    diesel::insert_into(assets::table).values(a).execute(conn)?;
+    Ok(())
+}
+
+/// Rewrites an asset's mutable fields (its identity never changes).
+pub fn update_asset(conn: &mut DbConn, a: &Asset) -> AppResult<()> {
+    diesel::update(assets::table.filter(assets::tenant_id.eq(&a.tenant_id)).filter(assets::uid.eq(&a.uid)))
+        .set((
+            assets::asset_name.eq(&a.asset_name),
+            assets::owner_id.eq(&a.owner_id),
+            assets::session_id.eq(&a.session_id),
+            assets::shared_at.eq(a.shared_at),
+            assets::permission.eq(&a.permission),
+            assets::asset_exists.eq(a.asset_exists),
+            assets::updated_at.eq(a.updated_at),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct AssetFilter {
+    pub asset_type: Option<String>,
+    /// Prefix of the asset's name.
+    pub keyword: Option<String>,
+    pub owner_id: Option<String>,
+    pub permission: Option<String>,
+    pub start_time: Option<NaiveDateTime>,
+    pub end_time: Option<NaiveDateTime>,
+}
+
+/// Escapes LIKE wildcards so a keyword is a literal prefix.
+fn like_prefix(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 1);
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+/// A page of a tenant's assets, newest share first, and the total that match.
+pub fn list_assets(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    f: &AssetFilter,
+    offset: i64,
+    limit: i64,
+) -> AppResult<(Vec<Asset>, i64)> {
+    let build = || {
+        let mut q = assets::table.filter(assets::tenant_id.eq(tenant_id.to_string())).into_boxed();
+        if let Some(v) = &f.asset_type {
+            q = q.filter(assets::asset_type.eq(v.clone()));
+        }
+        if let Some(v) = &f.keyword {
+            q = q.filter(assets::asset_name.like(like_prefix(v)).escape('\\'));
+        }
+        if let Some(v) = &f.owner_id {
+            q = q.filter(assets::owner_id.eq(v.clone()));
+        }
+        if let Some(v) = &f.permission {
+            q = q.filter(assets::permission.eq(v.clone()));
+        }
+        if let Some(v) = f.start_time {
+            q = q.filter(assets::shared_at.ge(v));
+        }
+        if let Some(v) = f.end_time {
+            q = q.filter(assets::shared_at.lt(v));
+        }
+        q
+    };
+    let total: i64 = build().count().get_result(conn)?;
+    let rows = build().order((assets::shared_at.desc(), assets::uid.desc())).offset(offset).limit(limit).load(conn)?;
+    Ok((rows, total))
+}
+
+/// Every asset a member owns (e-Discovery).
+pub fn assets_of_owner(conn: &mut DbConn, tenant_id: &str, owner_id: &str) -> AppResult<Vec<Asset>> {
+    Ok(assets::table
+        .filter(assets::tenant_id.eq(tenant_id))
+        .filter(assets::owner_id.eq(owner_id))
+        .order(assets::shared_at.asc())
+        .load(conn)?)
+}
+
+// ---------------------------------------------------------------- exports
+
+pub fn insert_export(conn: &mut DbConn, e: &Export) -> AppResult<()> {
+    diesel::insert_into(exports::table).values(e).execute(conn)?;
+    Ok(())
+}
+
+pub fn find_export(conn: &mut DbConn, tenant_id: &str, kind: &str, uid: &str) -> AppResult<Option<Export>> {
+    Ok(exports::table
+        .filter(exports::tenant_id.eq(tenant_id))
+        .filter(exports::kind.eq(kind))
+        .filter(exports::uid.eq(uid))
+        .first(conn)
+        .optional()?)
+}
+
+pub fn list_exports(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    kind: &str,
+    offset: i64,
+    limit: i64,
+) -> AppResult<(Vec<Export>, i64)> {
+    let total: i64 = exports::table
+        .filter(exports::tenant_id.eq(tenant_id))
+        .filter(exports::kind.eq(kind))
+        .count()
+        .get_result(conn)?;
+    let rows = exports::table
+        .filter(exports::tenant_id.eq(tenant_id))
+        .filter(exports::kind.eq(kind))
+        .order((exports::created_at.desc(), exports::uid.desc()))
+        .offset(offset)
+        .limit(limit)
+        .load(conn)?;
+    Ok((rows, total))
 }
 
 // ---------------------------------------------------------------- keys
 
 pub fn insert_key(conn: &mut DbConn, key: &ApiKey) -> AppResult<()> {
-    diesel::insert_into(api_keys::table)
-        .values(key)
-        .execute(conn)?;
+    diesel::insert_into(api_keys::table).values(key).execute(conn)?;
     Ok(())
 }
 
 /// The hot-path lookup: a key by the HMAC of its secret, with its tenant.
-pub fn find_key_by_hash(
-    conn: &mut DbConn,
-    secret_hash: &str,
-) -> AppResult<Option<(ApiKey, Tenant)>> {
+pub fn find_key_by_hash(conn: &mut DbConn, secret_hash: &str) -> AppResult<Option<(ApiKey, Tenant)>> {
     Ok(api_keys::table
         .inner_join(tenants::table)
         .filter(api_keys::secret_hash.eq(secret_hash))
@@ -111,9 +405,7 @@ pub fn tenant_keys(
     key_type: Option<&str>,
     revoked: Option<bool>,
 ) -> AppResult<Vec<ApiKey>> {
-    let mut q = api_keys::table
-        .filter(api_keys::tenant_id.eq(tenant_id))
-        .into_boxed();
+    let mut q = api_keys::table.filter(api_keys::tenant_id.eq(tenant_id)).into_boxed();
     if let Some(t) = key_type {
         q = q.filter(api_keys::key_type.eq(t.to_string()));
     }
@@ -122,104 +414,56 @@ pub fn tenant_keys(
         Some(false) => q = q.filter(api_keys::revoked_at.is_null()),
         None => {}
     }
-    Ok(q.order((api_keys::created_at.desc(), api_keys::id.desc()))
-        .load(conn)?)
+    Ok(q.order((api_keys::created_at.desc(), api_keys::id.desc())).load(conn)?)
 }
 
 /// Keys that may still be live by their own clock (tenant policy is applied by the caller).
-pub fn unexpired_keys(
-    conn: &mut DbConn,
-    tenant_id: &str,
-    at: NaiveDateTime,
-) -> AppResult<Vec<ApiKey>> {
+pub fn unexpired_keys(conn: &mut DbConn, tenant_id: &str, at: NaiveDateTime) -> AppResult<Vec<ApiKey>> {
     Ok(api_keys::table
         .filter(api_keys::tenant_id.eq(tenant_id))
         .filter(api_keys::revoked_at.is_null())
-        .filter(
-            api_keys::expires_at
-                .is_null()
-                .or(api_keys::expires_at.gt(at)),
-        )
-        .filter(
-            api_keys::superseded_at
-                .is_null()
-                .or(api_keys::superseded_at.gt(at)),
-        )
+        .filter(api_keys::expires_at.is_null().or(api_keys::expires_at.gt(at)))
+        .filter(api_keys::superseded_at.is_null().or(api_keys::superseded_at.gt(at)))
         .load(conn)?)
 }
 
 pub fn update_key_label(conn: &mut DbConn, key_id: &str, label: &str) -> AppResult<()> {
-    diesel::update(api_keys::table.find(key_id))
-        .set(api_keys::label.eq(label))
-        .execute(conn)?;
+    diesel::update(api_keys::table.find(key_id)).set(api_keys::label.eq(label)).execute(conn)?;
     Ok(())
 }
 
-pub fn update_key_allowlist(
-    conn: &mut DbConn,
-    key_id: &str,
-    allowlist_json: &str,
-) -> AppResult<()> {
-    diesel::update(api_keys::table.find(key_id))
-        .set(api_keys::ip_allowlist.eq(allowlist_json))
-        .execute(conn)?;
+pub fn update_key_allowlist(conn: &mut DbConn, key_id: &str, allowlist_json: &str) -> AppResult<()> {
+    diesel::update(api_keys::table.find(key_id)).set(api_keys::ip_allowlist.eq(allowlist_json)).execute(conn)?;
     Ok(())
 }
 
-pub fn revoke_key(
-    conn: &mut DbConn,
-    key_id: &str,
-    at: NaiveDateTime,
-    reason: &str,
-) -> AppResult<()> {
+pub fn revoke_key(conn: &mut DbConn, key_id: &str, at: NaiveDateTime, reason: &str) -> AppResult<()> {
     diesel::update(api_keys::table.find(key_id))
-        .set((
-            api_keys::revoked_at.eq(Some(at)),
-            api_keys::revoke_reason.eq(Some(reason)),
-        ))
+        .set((api_keys::revoked_at.eq(Some(at)), api_keys::revoke_reason.eq(Some(reason))))
         .execute(conn)?;
     Ok(())
 }
 
 /// Marks a rotated key: it stops at `until` and names its successor.
-pub fn supersede_key(
-    conn: &mut DbConn,
-    key_id: &str,
-    until: NaiveDateTime,
-    successor: Option<&str>,
-) -> AppResult<()> {
+pub fn supersede_key(conn: &mut DbConn, key_id: &str, until: NaiveDateTime, successor: Option<&str>) -> AppResult<()> {
     match successor {
         Some(s) => diesel::update(api_keys::table.find(key_id))
-            .set((
-                api_keys::superseded_at.eq(Some(until)),
-                api_keys::rotated_to.eq(Some(s)),
-            ))
+            .set((api_keys::superseded_at.eq(Some(until)), api_keys::rotated_to.eq(Some(s))))
             .execute(conn)?,
-        None => diesel::update(api_keys::table.find(key_id))
-            .set(api_keys::superseded_at.eq(Some(until)))
-            .execute(conn)?,
+        None => {
+            diesel::update(api_keys::table.find(key_id)).set(api_keys::superseded_at.eq(Some(until))).execute(conn)?
+        }
     };
     Ok(())
 }
 
 pub fn chain_keys(conn: &mut DbConn, tenant_id: &str, chain_id: &str) -> AppResult<Vec<ApiKey>> {
-    Ok(api_keys::table
-        .filter(api_keys::tenant_id.eq(tenant_id))
-        .filter(api_keys::chain_id.eq(chain_id))
-        .load(conn)?)
+    Ok(api_keys::table.filter(api_keys::tenant_id.eq(tenant_id)).filter(api_keys::chain_id.eq(chain_id)).load(conn)?)
 }
 
-pub fn touch_key(
-    conn: &mut DbConn,
-    key_id: &str,
-    at: NaiveDateTime,
-    ip: Option<&str>,
-) -> AppResult<()> {
+pub fn touch_key(conn: &mut DbConn, key_id: &str, at: NaiveDateTime, ip: Option<&str>) -> AppResult<()> {
     diesel::update(api_keys::table.find(key_id))
-        .set((
-            api_keys::last_used_at.eq(Some(at)),
-            api_keys::last_used_ip.eq(ip),
-        ))
+        .set((api_keys::last_used_at.eq(Some(at)), api_keys::last_used_ip.eq(ip)))
         .execute(conn)?;
     Ok(())
 }
@@ -229,27 +473,17 @@ pub fn touch_key(
 /// Loads and (on PostgreSQL) row-locks the heads of the given chains, in the
 /// order given (sorted by the caller, so concurrent writers cannot deadlock).
 /// The lock also serializes every change of a tenant across instances.
-pub fn lock_chain_heads(
-    conn: &mut DbConn,
-    chain_ids: &[String],
-) -> AppResult<BTreeMap<String, (i64, String)>> {
+pub fn lock_chain_heads(conn: &mut DbConn, chain_ids: &[String]) -> AppResult<BTreeMap<String, (i64, String)>> {
     let q = audit_chains::table
         .filter(audit_chains::chain_id.eq_any(chain_ids))
         .order(audit_chains::chain_id)
-        .select((
-            audit_chains::chain_id,
-            audit_chains::last_seq,
-            audit_chains::last_hash,
-        ));
+        .select((audit_chains::chain_id, audit_chains::last_seq, audit_chains::last_hash));
     let rows: Vec<(String, i64, String)> = match conn {
         DbConn::Postgres(pg) => q.for_update().load(pg)?,
         // SQLite has one writer at a time: the transaction itself is the lock.
         DbConn::Sqlite(lite) => q.load(lite)?,
     };
-    Ok(rows
-        .into_iter()
-        .map(|(id, seq, hash)| (id, (seq, hash)))
-        .collect())
+    Ok(rows.into_iter().map(|(id, seq, hash)| (id, (seq, hash))).collect())
 }
 
 pub fn load_chain_head(conn: &mut DbConn, chain_id: &str) -> AppResult<Option<(i64, String)>> {
@@ -260,16 +494,10 @@ pub fn load_chain_head(conn: &mut DbConn, chain_id: &str) -> AppResult<Option<(i
         .optional()?)
 }
 
-pub fn save_chain_heads(
-    conn: &mut DbConn,
-    heads: &BTreeMap<String, (i64, String)>,
-) -> AppResult<()> {
+pub fn save_chain_heads(conn: &mut DbConn, heads: &BTreeMap<String, (i64, String)>) -> AppResult<()> {
     for (chain_id, (seq, hash)) in heads {
         diesel::update(audit_chains::table.find(chain_id))
-            .set((
-                audit_chains::last_seq.eq(seq),
-                audit_chains::last_hash.eq(hash),
-            ))
+            .set((audit_chains::last_seq.eq(seq), audit_chains::last_hash.eq(hash)))
             .execute(conn)?;
     }
     Ok(())
@@ -279,30 +507,18 @@ pub fn insert_events(conn: &mut DbConn, rows: &[AuditRow]) -> AppResult<()> {
     // Multi-row inserts are backend-specific in diesel; chunk to stay under parameter limits.
     for chunk in rows.chunks(40) {
         match conn {
-            DbConn::Postgres(pg) => diesel::insert_into(audit_events::table)
-                .values(chunk)
-                .execute(pg)?,
-            DbConn::Sqlite(lite) => diesel::insert_into(audit_events::table)
-                .values(chunk)
-                .execute(lite)?,
+            DbConn::Postgres(pg) => diesel::insert_into(audit_events::table).values(chunk).execute(pg)?,
+            DbConn::Sqlite(lite) => diesel::insert_into(audit_events::table).values(chunk).execute(lite)?,
         };
     }
     Ok(())
 }
 
 pub fn chain_ids(conn: &mut DbConn) -> AppResult<Vec<String>> {
-    Ok(audit_chains::table
-        .select(audit_chains::chain_id)
-        .order(audit_chains::chain_id)
-        .load(conn)?)
+    Ok(audit_chains::table.select(audit_chains::chain_id).order(audit_chains::chain_id).load(conn)?)
 }
 
-pub fn chain_events_after(
-    conn: &mut DbConn,
-    chain_id: &str,
-    after_seq: i64,
-    limit: i64,
-) -> AppResult<Vec<AuditRow>> {
+pub fn chain_events_after(conn: &mut DbConn, chain_id: &str, after_seq: i64, limit: i64) -> AppResult<Vec<AuditRow>> {
     Ok(audit_events::table
         .filter(audit_events::chain_id.eq(chain_id))
         .filter(audit_events::seq.gt(after_seq))

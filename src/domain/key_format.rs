@@ -47,10 +47,7 @@ fn is_base62(s: &str) -> bool {
 
 /// Builds a secret from `random`, which must be RANDOM_LEN base62 characters.
 pub fn compose_secret(key_type: KeyType, random: &str) -> String {
-    assert!(
-        random.len() == RANDOM_LEN && is_base62(random),
-        "random part must be base62"
-    );
+    assert!(random.len() == RANDOM_LEN && is_base62(random), "random part must be base62");
     let body = format!("{PREFIX}{}_{random}", key_type.tag());
     let sum = checksum(&body);
     body + &sum
@@ -140,10 +137,7 @@ mod tests {
         ] {
             assert_eq!(parse_secret(bad), Err(SecretError::Malformed), "{bad}");
         }
-        assert_eq!(
-            parse_secret(&"k".repeat(10_000)),
-            Err(SecretError::Malformed)
-        );
+        assert_eq!(parse_secret(&"k".repeat(10_000)), Err(SecretError::Malformed));
     }
 
     #[test]

@@ -23,13 +23,8 @@ pub enum KeyType {
 }
 
 impl KeyType {
-    pub const ALL: [KeyType; 5] = [
-        KeyType::Ediscovery,
-        KeyType::Siem,
-        KeyType::TeamUserMgmt,
-        KeyType::TeamAssetAudit,
-        KeyType::TeamAssetMgmt,
-    ];
+    pub const ALL: [KeyType; 5] =
+        [KeyType::Ediscovery, KeyType::Siem, KeyType::TeamUserMgmt, KeyType::TeamAssetAudit, KeyType::TeamAssetMgmt];
 
     pub fn wire_name(self) -> &'static str {
         match self {

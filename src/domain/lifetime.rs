@@ -29,9 +29,7 @@ impl KeyStatus {
     }
 
     pub fn parse(s: &str) -> Option<KeyStatus> {
-        [KeyStatus::Active, KeyStatus::Expired, KeyStatus::Revoked]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        [KeyStatus::Active, KeyStatus::Expired, KeyStatus::Revoked].into_iter().find(|k| k.as_str() == s)
     }
 }
 
@@ -70,11 +68,7 @@ pub struct KeyClock {
     pub superseded_at: Option<DateTime<Utc>>,
 }
 
-pub fn status(
-    key: &KeyClock,
-    policy: &LifetimePolicy,
-    now: DateTime<Utc>,
-) -> (KeyStatus, Option<StatusReason>) {
+pub fn status(key: &KeyClock, policy: &LifetimePolicy, now: DateTime<Utc>) -> (KeyStatus, Option<StatusReason>) {
     if key.revoked_at.is_some_and(|t| t <= now) {
         return (KeyStatus::Revoked, Some(StatusReason::Revoked));
     }
@@ -121,10 +115,7 @@ pub fn resolve_expiry(
     let cap = effective_cap_days(key_type, policy);
     match requested {
         Some(t) if t <= now => Err(LifetimeError::InThePast),
-        Some(t) if t > now + Duration::days(cap) => Err(LifetimeError::TooLong {
-            key_type,
-            max_days: cap,
-        }),
+        Some(t) if t > now + Duration::days(cap) => Err(LifetimeError::TooLong { key_type, max_days: cap }),
         Some(t) => Ok(Some(t)),
         None if key_type.default_lifetime_days().is_some() || policy.contains_key(&key_type) => {
             Ok(Some(now + Duration::days(cap)))
@@ -134,29 +125,17 @@ pub fn resolve_expiry(
 }
 
 /// The replacement key of a rotation keeps the old key's lifetime length, within today's caps.
-pub fn rotated_expiry(
-    old: &KeyClock,
-    policy: &LifetimePolicy,
-    now: DateTime<Utc>,
-) -> Option<DateTime<Utc>> {
+pub fn rotated_expiry(old: &KeyClock, policy: &LifetimePolicy, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let cap = now + Duration::days(effective_cap_days(old.key_type, policy));
     match old.expires_at {
         Some(exp) => Some((now + (exp - old.created_at)).min(cap)),
-        None if old.key_type.default_lifetime_days().is_some()
-            || policy.contains_key(&old.key_type) =>
-        {
-            Some(cap)
-        }
+        None if old.key_type.default_lifetime_days().is_some() || policy.contains_key(&old.key_type) => Some(cap),
         None => None,
     }
 }
 
 /// When the old key of a rotation stops: now + grace, never later than its own expiry.
-pub fn grace_end(
-    old: &KeyClock,
-    grace_seconds: i64,
-    now: DateTime<Utc>,
-) -> Result<DateTime<Utc>, LifetimeError> {
+pub fn grace_end(old: &KeyClock, grace_seconds: i64, now: DateTime<Utc>) -> Result<DateTime<Utc>, LifetimeError> {
     if !(0..=MAX_GRACE_SECONDS).contains(&grace_seconds) {
         return Err(LifetimeError::GraceOutOfRange);
     }
@@ -168,157 +147,10 @@ pub fn validate_policy(policy: &LifetimePolicy) -> Result<(), LifetimeError> {
     for (key_type, days) in policy {
         let cap = key_type.max_lifetime_days();
         if !(1..=cap).contains(days) {
-            return Err(LifetimeError::PolicyOutOfRange {
-                key_type: *key_type,
-                cap,
-            });
+            return Err(LifetimeError::PolicyOutOfRange { key_type: *key_type, cap });
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc)
-    }
-
-    fn clock(key_type: KeyType) -> KeyClock {
-        KeyClock {
-            key_type,
-            created_at: now(),
-            expires_at: None,
-            revoked_at: None,
-            superseded_at: None,
-        }
-    }
-
-    #[test]
-    fn user_management_defaults_to_and_is_capped_at_365_days() {
-        let none = LifetimePolicy::new();
-        let t = KeyType::TeamUserMgmt;
-        assert_eq!(
-            resolve_expiry(t, None, &none, now()),
-            Ok(Some(now() + Duration::days(365)))
-        );
-        assert!(resolve_expiry(t, Some(now() + Duration::days(365)), &none, now()).is_ok());
-        assert_eq!(
-            resolve_expiry(t, Some(now() + Duration::days(366)), &none, now()),
-            Err(LifetimeError::TooLong {
-                key_type: t,
-                max_days: 365
-            })
-        );
-    }
-
-    #[test]
-    fn other_types_may_have_no_expiry_but_never_a_past_one() {
-        let none = LifetimePolicy::new();
-        assert_eq!(resolve_expiry(KeyType::Siem, None, &none, now()), Ok(None));
-        assert_eq!(
-            resolve_expiry(KeyType::Siem, Some(now()), &none, now()),
-            Err(LifetimeError::InThePast)
-        );
-    }
-
-    #[test]
-    fn tenant_policy_tightens_and_sets_the_default() {
-        let policy = LifetimePolicy::from([(KeyType::Siem, 30)]);
-        assert_eq!(
-            resolve_expiry(KeyType::Siem, None, &policy, now()),
-            Ok(Some(now() + Duration::days(30)))
-        );
-        assert!(resolve_expiry(
-            KeyType::Siem,
-            Some(now() + Duration::days(31)),
-            &policy,
-            now()
-        )
-        .is_err());
-        assert_eq!(effective_cap_days(KeyType::Siem, &policy), 30);
-    }
-
-    #[test]
-    fn a_tightened_policy_expires_old_keys() {
-        let key = clock(KeyType::Siem);
-        let later = now() + Duration::days(40);
-        assert_eq!(
-            status(&key, &LifetimePolicy::new(), later),
-            (KeyStatus::Active, None)
-        );
-        let policy = LifetimePolicy::from([(KeyType::Siem, 30)]);
-        assert_eq!(
-            status(&key, &policy, later),
-            (KeyStatus::Expired, Some(StatusReason::TenantPolicy))
-        );
-    }
-
-    #[test]
-    fn status_precedence_is_revoked_then_expired_then_rotated() {
-        let mut key = clock(KeyType::Siem);
-        key.expires_at = Some(now() + Duration::days(1));
-        key.superseded_at = Some(now() + Duration::hours(1));
-        let none = LifetimePolicy::new();
-        assert_eq!(status(&key, &none, now()).0, KeyStatus::Active);
-        assert_eq!(
-            status(&key, &none, now() + Duration::hours(2)).1,
-            Some(StatusReason::Rotated)
-        );
-        assert_eq!(
-            status(&key, &none, now() + Duration::days(2)).1,
-            Some(StatusReason::Expired)
-        );
-        key.revoked_at = Some(now());
-        assert_eq!(status(&key, &none, now()).0, KeyStatus::Revoked);
-    }
-
-    #[test]
-    fn grace_never_outlives_the_old_key() {
-        let mut key = clock(KeyType::Siem);
-        assert_eq!(
-            grace_end(&key, 60, now()),
-            Ok(now() + Duration::seconds(60))
-        );
-        key.expires_at = Some(now() + Duration::seconds(10));
-        assert_eq!(
-            grace_end(&key, 60, now()),
-            Ok(now() + Duration::seconds(10))
-        );
-        assert_eq!(
-            grace_end(&key, -1, now()),
-            Err(LifetimeError::GraceOutOfRange)
-        );
-        assert_eq!(
-            grace_end(&key, MAX_GRACE_SECONDS + 1, now()),
-            Err(LifetimeError::GraceOutOfRange)
-        );
-    }
-
-    #[test]
-    fn rotation_keeps_the_lifetime_length() {
-        let mut key = clock(KeyType::Siem);
-        key.expires_at = Some(now() + Duration::days(10));
-        let later = now() + Duration::days(5);
-        assert_eq!(
-            rotated_expiry(&key, &LifetimePolicy::new(), later),
-            Some(later + Duration::days(10))
-        );
-        assert_eq!(
-            rotated_expiry(&clock(KeyType::Siem), &LifetimePolicy::new(), later),
-            None
-        );
-    }
-
-    #[test]
-    fn policy_values_stay_within_type_caps() {
-        assert!(validate_policy(&LifetimePolicy::from([(KeyType::TeamUserMgmt, 365)])).is_ok());
-        assert!(validate_policy(&LifetimePolicy::from([(KeyType::TeamUserMgmt, 366)])).is_err());
-        assert!(validate_policy(&LifetimePolicy::from([(KeyType::Siem, 0)])).is_err());
-    }
 }
 
 /// Reads a stored policy; an unreadable one is treated as empty (the type caps still hold).
@@ -328,4 +160,92 @@ pub fn policy_from_json(s: &str) -> LifetimePolicy {
 
 pub fn policy_to_json(p: &LifetimePolicy) -> String {
     serde_json::to_string(p).expect("a map of enum names to numbers")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&Utc)
+    }
+
+    fn clock(key_type: KeyType) -> KeyClock {
+        KeyClock { key_type, created_at: now(), expires_at: None, revoked_at: None, superseded_at: None }
+    }
+
+    #[test]
+    fn user_management_defaults_to_and_is_capped_at_365_days() {
+        let none = LifetimePolicy::new();
+        let t = KeyType::TeamUserMgmt;
+        assert_eq!(resolve_expiry(t, None, &none, now()), Ok(Some(now() + Duration::days(365))));
+        assert!(resolve_expiry(t, Some(now() + Duration::days(365)), &none, now()).is_ok());
+        assert_eq!(
+            resolve_expiry(t, Some(now() + Duration::days(366)), &none, now()),
+            Err(LifetimeError::TooLong { key_type: t, max_days: 365 })
+        );
+    }
+
+    #[test]
+    fn other_types_may_have_no_expiry_but_never_a_past_one() {
+        let none = LifetimePolicy::new();
+        assert_eq!(resolve_expiry(KeyType::Siem, None, &none, now()), Ok(None));
+        assert_eq!(resolve_expiry(KeyType::Siem, Some(now()), &none, now()), Err(LifetimeError::InThePast));
+    }
+
+    #[test]
+    fn tenant_policy_tightens_and_sets_the_default() {
+        let policy = LifetimePolicy::from([(KeyType::Siem, 30)]);
+        assert_eq!(resolve_expiry(KeyType::Siem, None, &policy, now()), Ok(Some(now() + Duration::days(30))));
+        assert!(resolve_expiry(KeyType::Siem, Some(now() + Duration::days(31)), &policy, now()).is_err());
+        assert_eq!(effective_cap_days(KeyType::Siem, &policy), 30);
+    }
+
+    #[test]
+    fn a_tightened_policy_expires_old_keys() {
+        let key = clock(KeyType::Siem);
+        let later = now() + Duration::days(40);
+        assert_eq!(status(&key, &LifetimePolicy::new(), later), (KeyStatus::Active, None));
+        let policy = LifetimePolicy::from([(KeyType::Siem, 30)]);
+        assert_eq!(status(&key, &policy, later), (KeyStatus::Expired, Some(StatusReason::TenantPolicy)));
+    }
+
+    #[test]
+    fn status_precedence_is_revoked_then_expired_then_rotated() {
+        let mut key = clock(KeyType::Siem);
+        key.expires_at = Some(now() + Duration::days(1));
+        key.superseded_at = Some(now() + Duration::hours(1));
+        let none = LifetimePolicy::new();
+        assert_eq!(status(&key, &none, now()).0, KeyStatus::Active);
+        assert_eq!(status(&key, &none, now() + Duration::hours(2)).1, Some(StatusReason::Rotated));
+        assert_eq!(status(&key, &none, now() + Duration::days(2)).1, Some(StatusReason::Expired));
+        key.revoked_at = Some(now());
+        assert_eq!(status(&key, &none, now()).0, KeyStatus::Revoked);
+    }
+
+    #[test]
+    fn grace_never_outlives_the_old_key() {
+        let mut key = clock(KeyType::Siem);
+        assert_eq!(grace_end(&key, 60, now()), Ok(now() + Duration::seconds(60)));
+        key.expires_at = Some(now() + Duration::seconds(10));
+        assert_eq!(grace_end(&key, 60, now()), Ok(now() + Duration::seconds(10)));
+        assert_eq!(grace_end(&key, -1, now()), Err(LifetimeError::GraceOutOfRange));
+        assert_eq!(grace_end(&key, MAX_GRACE_SECONDS + 1, now()), Err(LifetimeError::GraceOutOfRange));
+    }
+
+    #[test]
+    fn rotation_keeps_the_lifetime_length() {
+        let mut key = clock(KeyType::Siem);
+        key.expires_at = Some(now() + Duration::days(10));
+        let later = now() + Duration::days(5);
+        assert_eq!(rotated_expiry(&key, &LifetimePolicy::new(), later), Some(later + Duration::days(10)));
+        assert_eq!(rotated_expiry(&clock(KeyType::Siem), &LifetimePolicy::new(), later), None);
+    }
+
+    #[test]
+    fn policy_values_stay_within_type_caps() {
+        assert!(validate_policy(&LifetimePolicy::from([(KeyType::TeamUserMgmt, 365)])).is_ok());
+        assert!(validate_policy(&LifetimePolicy::from([(KeyType::TeamUserMgmt, 366)])).is_err());
+        assert!(validate_policy(&LifetimePolicy::from([(KeyType::Siem, 0)])).is_err());
+    }
 }

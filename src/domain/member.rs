@@ -39,11 +39,7 @@ pub enum MemberStatus {
 }
 
 impl MemberStatus {
-    pub const ALL: [MemberStatus; 3] = [
-        MemberStatus::Active,
-        MemberStatus::Inactive,
-        MemberStatus::Removed,
-    ];
+    pub const ALL: [MemberStatus; 3] = [MemberStatus::Active, MemberStatus::Inactive, MemberStatus::Removed];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -77,18 +73,8 @@ mod tests {
 
     #[test]
     fn emails_normalize_or_are_refused() {
-        assert_eq!(
-            normalize_email(" Ann@Acme.Example ").as_deref(),
-            Some("ann@acme.example")
-        );
-        for bad in [
-            "",
-            "ann",
-            "@acme.example",
-            "ann@acme",
-            "a b@acme.example",
-            "ann@.example",
-        ] {
+        assert_eq!(normalize_email(" Ann@Acme.Example ").as_deref(), Some("ann@acme.example"));
+        for bad in ["", "ann", "@acme.example", "ann@acme", "a b@acme.example", "ann@.example"] {
             assert_eq!(normalize_email(bad), None, "{bad}");
         }
     }

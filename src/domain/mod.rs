@@ -1,7 +1,9 @@
 //! Pure rules: no actix, no diesel, no I/O.
 
 pub mod allowlist;
+pub mod assets;
 pub mod authz;
+pub mod exports;
 pub mod key_format;
 pub mod key_type;
 pub mod lifetime;

@@ -1,102 +1,28 @@
-//! The transactional steps of each console operation: domain rules applied to
-//! rows, run by the audit writer inside the same transaction as their event.
-//! No HTTP here; the CLI uses the same functions.
+//! Key lifecycle and tenant key policy: domain rules applied to rows, run by
+//! the audit writer inside the same transaction as their event.
 
-use crate::db::models::{now, to_naive, to_utc, ApiKey, Member, Tenant, TENANT_ACTIVE};
+use crate::db::models::{now, to_naive, to_utc, ApiKey, Tenant};
 use crate::db::{store, DbConn};
 use crate::domain::lifetime::{self, KeyStatus, LifetimePolicy, StatusReason};
-use crate::domain::{member, KeyType, MemberStatus, Role};
+use crate::domain::KeyType;
 use crate::error::{AppError, AppResult};
 use chrono::{DateTime, Utc};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 /// At most this many live (not revoked, not expired) keys per tenant.
 pub const MAX_LIVE_KEYS: usize = 50;
 /// At most this many live keys per rotation chain (the new key and the one in grace).
 pub const MAX_LIVE_PER_CHAIN: usize = 2;
 
-pub type Meta = Map<String, Value>;
-
-fn meta(v: Value) -> Meta {
-    match v {
-        Value::Object(m) => m,
-        _ => Meta::new(),
-    }
-}
+use super::{meta, Meta};
 
 pub fn validate_label(label: &str) -> AppResult<String> {
     let label = label.trim();
     let n = label.chars().count();
     if !(1..=100).contains(&n) || label.chars().any(char::is_control) {
-        return Err(AppError::invalid(
-            "label must be 1 to 100 characters with no control characters",
-        ));
+        return Err(AppError::invalid("label must be 1 to 100 characters with no control characters"));
     }
     Ok(label.to_string())
-}
-
-// ---------------------------------------------------------------- tenants and members
-
-pub fn create_tenant_with_id(
-    conn: &mut DbConn,
-    tenant_id: &str,
-    name: &str,
-    owner_email: &str,
-) -> AppResult<((String, String), Meta)> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(AppError::invalid("tenant name must be 1 to 200 characters"));
-    }
-    let email = member::normalize_email(owner_email)
-        .ok_or_else(|| AppError::invalid("owner email is not a valid address"))?;
-    let at = to_naive(now());
-    let tenant = Tenant {
-        id: tenant_id.to_string(),
-        name: name.to_string(),
-        status: TENANT_ACTIVE.into(),
-        max_lifetime_days: "{}".into(),
-        siem_tier2_enabled: false,
-        policy_updated_at: None,
-        created_at: at,
-    };
-    store::insert_tenant(conn, &tenant)?;
-    let owner = new_member(&tenant.id, email, Role::Owner, at);
-    store::insert_member(conn, &owner)?;
-    let m = meta(json!({"tenant_id": tenant.id, "name": tenant.name, "owner_member_id": owner.id}));
-    Ok(((tenant.id, owner.id), m))
-}
-
-fn new_member(tenant_id: &str, email: String, role: Role, at: chrono::NaiveDateTime) -> Member {
-    Member {
-        id: uuid::Uuid::now_v7().to_string(),
-        tenant_id: tenant_id.to_string(),
-        email,
-        role: role.as_str().into(),
-        status: MemberStatus::Active.as_str().into(),
-        first_name: None,
-        last_name: None,
-        user_name: None,
-        external_id: None,
-        created_at: at,
-        updated_at: at,
-    }
-}
-
-pub fn create_member(
-    conn: &mut DbConn,
-    tenant_id: &str,
-    email: &str,
-    role: Role,
-) -> AppResult<(String, Meta)> {
-    let email = member::normalize_email(email)
-        .ok_or_else(|| AppError::invalid("email is not a valid address"))?;
-    store::find_tenant(conn, tenant_id)?.ok_or_else(|| AppError::not_found("no such tenant"))?;
-    let m = new_member(tenant_id, email, role, to_naive(now()));
-    store::insert_member(conn, &m)?;
-    Ok((
-        m.id.clone(),
-        meta(json!({"member_id": m.id, "role": role.as_str()})),
-    ))
 }
 
 // ---------------------------------------------------------------- keys: views
@@ -110,15 +36,10 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 }
 
 fn opt_time(t: Option<chrono::NaiveDateTime>) -> Value {
-    t.map(|t| Value::String(rfc3339(to_utc(t))))
-        .unwrap_or(Value::Null)
+    t.map(|t| Value::String(rfc3339(to_utc(t)))).unwrap_or(Value::Null)
 }
 
-pub fn key_status(
-    key: &ApiKey,
-    policy: &LifetimePolicy,
-    at: DateTime<Utc>,
-) -> (KeyStatus, Option<StatusReason>) {
+pub fn key_status(key: &ApiKey, policy: &LifetimePolicy, at: DateTime<Utc>) -> (KeyStatus, Option<StatusReason>) {
     match KeyType::from_wire(&key.key_type) {
         Some(t) => lifetime::status(&crate::auth::key::clock_of(key, t), policy, at),
         None => (KeyStatus::Expired, Some(StatusReason::Expired)),
@@ -155,21 +76,12 @@ fn load_tenant(conn: &mut DbConn, tenant_id: &str) -> AppResult<Tenant> {
 }
 
 fn load_key(conn: &mut DbConn, tenant_id: &str, key_id: &str) -> AppResult<ApiKey> {
-    store::find_key(conn, tenant_id, key_id)?
-        .ok_or_else(|| AppError::not_found("no key with this key_id"))
+    store::find_key(conn, tenant_id, key_id)?.ok_or_else(|| AppError::not_found("no key with this key_id"))
 }
 
-fn live_count(
-    conn: &mut DbConn,
-    tenant_id: &str,
-    policy: &LifetimePolicy,
-    at: DateTime<Utc>,
-) -> AppResult<usize> {
+fn live_count(conn: &mut DbConn, tenant_id: &str, policy: &LifetimePolicy, at: DateTime<Utc>) -> AppResult<usize> {
     let candidates = store::unexpired_keys(conn, tenant_id, to_naive(at))?;
-    Ok(candidates
-        .iter()
-        .filter(|k| key_status(k, policy, at).0 == KeyStatus::Active)
-        .count())
+    Ok(candidates.iter().filter(|k| key_status(k, policy, at).0 == KeyStatus::Active).count())
 }
 
 // ---------------------------------------------------------------- keys: changes
@@ -197,8 +109,8 @@ pub fn create_key(
     let at = now();
     let tenant = load_tenant(conn, tenant_id)?;
     let policy = tenant_policy(&tenant);
-    let expires_at = lifetime::resolve_expiry(key_type, expires_at, &policy, at)
-        .map_err(|e| AppError::invalid(e.to_string()))?;
+    let expires_at =
+        lifetime::resolve_expiry(key_type, expires_at, &policy, at).map_err(|e| AppError::invalid(e.to_string()))?;
     // Race-free: the writer holds this tenant's chain lock (PostgreSQL) or the only write transaction (SQLite).
     if live_count(conn, tenant_id, &policy, at)? >= MAX_LIVE_KEYS {
         return Err(AppError::precondition(format!(
@@ -231,13 +143,7 @@ pub fn create_key(
         "new_key_id": id, "key_type": key.key_type, "label": key.label, "hint": key.hint,
         "expires_at": opt_time(key.expires_at),
     }));
-    Ok((
-        CreatedKey {
-            key: key_json(&key, &policy, at),
-            key_id: id,
-        },
-        m,
-    ))
+    Ok((CreatedKey { key: key_json(&key, &policy, at), key_id: id }, m))
 }
 
 pub fn update_key(
@@ -264,12 +170,7 @@ pub fn update_key(
     Ok((key_json(&after, &tenant_policy(&tenant), now()), changes))
 }
 
-pub fn revoke_key(
-    conn: &mut DbConn,
-    tenant_id: &str,
-    key_id: &str,
-    reason: &str,
-) -> AppResult<(Value, Meta)> {
+pub fn revoke_key(conn: &mut DbConn, tenant_id: &str, key_id: &str, reason: &str) -> AppResult<(Value, Meta)> {
     let tenant = load_tenant(conn, tenant_id)?;
     let key = load_key(conn, tenant_id, key_id)?;
     if key.revoked_at.is_some() {
@@ -303,33 +204,28 @@ pub fn rotate_key(
     match key_status(&old, &policy, at) {
         (KeyStatus::Active, _) if old.rotated_to.is_none() => {}
         (KeyStatus::Active, _) => {
-            return Err(AppError::precondition(
-                "the key was already rotated; rotate its successor",
-            ))
+            return Err(AppError::precondition("the key was already rotated; rotate its successor"))
         }
-        (KeyStatus::Revoked, _) => {
-            return Err(AppError::precondition("a revoked key cannot be rotated"))
-        }
-        (KeyStatus::Expired, _) => {
-            return Err(AppError::precondition("an expired key cannot be rotated"))
-        }
+        (KeyStatus::Revoked, _) => return Err(AppError::precondition("a revoked key cannot be rotated")),
+        (KeyStatus::Expired, _) => return Err(AppError::precondition("an expired key cannot be rotated")),
     }
     let clock = crate::auth::key::clock_of(&old, key_type);
-    let grace_end = lifetime::grace_end(&clock, grace_seconds, at)
-        .map_err(|e| AppError::invalid(e.to_string()))?;
+    let grace_end = lifetime::grace_end(&clock, grace_seconds, at).map_err(|e| AppError::invalid(e.to_string()))?;
     // At most two live keys per chain: any older key still in its grace stops now.
     for k in store::chain_keys(conn, tenant_id, &old.chain_id)? {
         if k.id != old.id && key_status(&k, &policy, at).0 == KeyStatus::Active {
             store::supersede_key(conn, &k.id, to_naive(at), None)?;
         }
     }
-    // The old key stays live through its grace, so the new one must fit under the cap.
+    let new_id = uuid::Uuid::now_v7().to_string();
+    // Supersede first: with no grace the old key stops now and makes room for
+    // its successor; with a grace it stays live and the new one must fit under the cap.
+    store::supersede_key(conn, &old.id, to_naive(grace_end), Some(&new_id))?;
     if live_count(conn, tenant_id, &policy, at)? >= MAX_LIVE_KEYS {
         return Err(AppError::precondition(format!(
-            "the tenant already has {MAX_LIVE_KEYS} live keys; revoke one first"
+            "the tenant already has {MAX_LIVE_KEYS} live keys; revoke one, or rotate with no grace"
         )));
     }
-    let new_id = uuid::Uuid::now_v7().to_string();
     let new_key = ApiKey {
         id: new_id.clone(),
         tenant_id: tenant_id.to_string(),
@@ -351,19 +247,12 @@ pub fn rotate_key(
         last_used_ip: None,
     };
     store::insert_key(conn, &new_key)?;
-    store::supersede_key(conn, &old.id, to_naive(grace_end), Some(&new_id))?;
     let previous = load_key(conn, tenant_id, key_id)?;
     let m = meta(json!({
         "old_key_id": old.id, "new_key_id": new_id, "key_type": old.key_type,
         "grace_seconds": grace_seconds, "old_key_stops_at": rfc3339(grace_end),
     }));
-    Ok((
-        Rotated {
-            key: key_json(&new_key, &policy, at),
-            previous_key: key_json(&previous, &policy, at),
-        },
-        m,
-    ))
+    Ok((Rotated { key: key_json(&new_key, &policy, at), previous_key: key_json(&previous, &policy, at) }, m))
 }
 
 // ---------------------------------------------------------------- policy
@@ -387,13 +276,7 @@ pub fn update_policy(
     let new_policy = max_lifetime_days.unwrap_or_else(|| old_policy.clone());
     lifetime::validate_policy(&new_policy).map_err(|e| AppError::invalid(e.to_string()))?;
     let tier2 = siem_tier2_enabled.unwrap_or(tenant.siem_tier2_enabled);
-    store::update_tenant_policy(
-        conn,
-        tenant_id,
-        &lifetime::policy_to_json(&new_policy),
-        tier2,
-        to_naive(now()),
-    )?;
+    store::update_tenant_policy(conn, tenant_id, &lifetime::policy_to_json(&new_policy), tier2, to_naive(now()))?;
     let after = load_tenant(conn, tenant_id)?;
     let m = meta(json!({
         "max_lifetime_days": {"old": old_policy, "new": new_policy},

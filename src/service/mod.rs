@@ -1,0 +1,18 @@
+//! The transactional steps of each operation: domain rules applied to rows,
+//! run by the audit writer inside the same transaction as their event. No
+//! HTTP here; the CLI uses the same functions.
+
+pub mod keys;
+pub mod team;
+
+use serde_json::{Map, Value};
+
+/// Tier 1 metadata for an event: what changed.
+pub type Meta = Map<String, Value>;
+
+pub fn meta(v: Value) -> Meta {
+    match v {
+        Value::Object(m) => m,
+        _ => Meta::new(),
+    }
+}

@@ -1,0 +1,250 @@
+//! Tenants and their members: bootstrap, and the team users surface.
+
+use super::{meta, Meta};
+use crate::db::models::{now, to_naive, Member, Tenant, TENANT_ACTIVE};
+use crate::db::{store, DbConn};
+use crate::domain::{member, MemberStatus, Role};
+use crate::error::{AppError, AppResult};
+use serde_json::json;
+
+pub fn create_tenant_with_id(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    name: &str,
+    owner_email: &str,
+) -> AppResult<((String, String), Meta)> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(AppError::invalid("tenant name must be 1 to 200 characters"));
+    }
+    let email =
+        member::normalize_email(owner_email).ok_or_else(|| AppError::invalid("owner email is not a valid address"))?;
+    let at = to_naive(now());
+    let tenant = Tenant {
+        id: tenant_id.to_string(),
+        name: name.to_string(),
+        status: TENANT_ACTIVE.into(),
+        max_lifetime_days: "{}".into(),
+        siem_tier2_enabled: false,
+        policy_updated_at: None,
+        created_at: at,
+    };
+    store::insert_tenant(conn, &tenant)?;
+    let owner = new_member(&tenant.id, email, Role::Owner, at);
+    store::insert_member(conn, &owner)?;
+    let m = meta(json!({"tenant_id": tenant.id, "name": tenant.name, "owner_member_id": owner.id}));
+    Ok(((tenant.id, owner.id), m))
+}
+
+fn new_member(tenant_id: &str, email: String, role: Role, at: chrono::NaiveDateTime) -> Member {
+    Member {
+        id: uuid::Uuid::now_v7().to_string(),
+        tenant_id: tenant_id.to_string(),
+        email,
+        role: role.as_str().into(),
+        status: MemberStatus::Active.as_str().into(),
+        first_name: None,
+        last_name: None,
+        user_name: None,
+        external_id: None,
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+pub fn create_member(conn: &mut DbConn, tenant_id: &str, email: &str, role: Role) -> AppResult<(String, Meta)> {
+    let email = member::normalize_email(email).ok_or_else(|| AppError::invalid("email is not a valid address"))?;
+    store::find_tenant(conn, tenant_id)?.ok_or_else(|| AppError::not_found("no such tenant"))?;
+    let m = new_member(tenant_id, email, role, to_naive(now()));
+    store::insert_member(conn, &m)?;
+    Ok((m.id.clone(), meta(json!({"member_id": m.id, "role": role.as_str()}))))
+}
+
+// ---------------------------------------------------------------- team users
+
+fn rfc3339(t: chrono::NaiveDateTime) -> String {
+    crate::db::models::to_utc(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// A member as the team users surface shows it (`team_user_id` is the member id).
+pub fn team_user_json(m: &Member) -> serde_json::Value {
+    json!({
+        "team_user_id": m.id,
+        "email": m.email,
+        "role": m.role,
+        "status": m.status,
+        "first_name": m.first_name,
+        "last_name": m.last_name,
+        "user_name": m.user_name,
+        "external_id": m.external_id,
+        "created_at": rfc3339(m.created_at),
+        "updated_at": rfc3339(m.updated_at),
+    })
+}
+
+/// What a provisioning client may set on a member.
+#[derive(Debug, Clone, Default)]
+pub struct TeamUserFields {
+    pub email: String,
+    pub role: Option<Role>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub user_name: Option<String>,
+    pub external_id: Option<String>,
+    pub status: Option<MemberStatus>,
+}
+
+fn check_name(field: &str, v: &Option<String>) -> AppResult<()> {
+    match v {
+        Some(s) if s.chars().count() > 200 || s.chars().any(char::is_control) => {
+            Err(AppError::invalid(format!("{field} must be at most 200 characters with no control characters")))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn check_fields(f: &TeamUserFields) -> AppResult<String> {
+    let email = member::normalize_email(&f.email).ok_or_else(|| AppError::invalid("email is not a valid address"))?;
+    check_name("first_name", &f.first_name)?;
+    check_name("last_name", &f.last_name)?;
+    check_name("user_name", &f.user_name)?;
+    check_name("external_id", &f.external_id)?;
+    if f.role == Some(Role::Owner) {
+        return Err(AppError::invalid("the OWNER role cannot be granted through the API"));
+    }
+    Ok(email)
+}
+
+/// userName is unique per tenant, case-insensitively (SCIM clients match on it).
+fn check_user_name_free(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    user_name: &Option<String>,
+    except: Option<&str>,
+) -> AppResult<()> {
+    if let Some(u) = user_name {
+        if let Some(other) = store::find_member_by_user_name(conn, tenant_id, u)? {
+            if Some(other.id.as_str()) != except {
+                return Err(AppError::already_exists("a member with this user_name already exists in the tenant"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Provisions a member (team.user.create, SCIM POST). Never an OWNER.
+pub fn add_team_user(conn: &mut DbConn, tenant_id: &str, f: TeamUserFields) -> AppResult<(Member, Meta)> {
+    let email = check_fields(&f)?;
+    if store::find_member_by_email(conn, tenant_id, &email)?.is_some() {
+        return Err(AppError::already_exists("a member with this email already exists in the tenant"));
+    }
+    check_user_name_free(conn, tenant_id, &f.user_name, None)?;
+    let status = f.status.unwrap_or(MemberStatus::Active);
+    if status == MemberStatus::Removed {
+        return Err(AppError::invalid("a new member cannot be created removed"));
+    }
+    let at = to_naive(now());
+    let mut m = new_member(tenant_id, email, f.role.unwrap_or(Role::Member), at);
+    m.status = status.as_str().into();
+    m.first_name = f.first_name;
+    m.last_name = f.last_name;
+    m.user_name = f.user_name;
+    m.external_id = f.external_id;
+    store::insert_member(conn, &m)?;
+    let md = meta(json!({"team_user_id": m.id, "email": m.email, "role": m.role, "status": m.status}));
+    Ok((m, md))
+}
+
+pub fn load_team_user(conn: &mut DbConn, tenant_id: &str, member_id: &str) -> AppResult<Member> {
+    store::find_member(conn, tenant_id, member_id)?.ok_or_else(|| AppError::not_found("no team user with this id"))
+}
+
+/// The rules every change of a member obeys, whatever the path (team.user.*, SCIM):
+/// removal is irreversible; the owner is never demoted, deactivated or removed
+/// this way; a member under legal hold can be deactivated but not removed.
+pub fn check_transition(
+    conn: &mut DbConn,
+    current: &Member,
+    status: Option<MemberStatus>,
+    role: Option<Role>,
+) -> AppResult<()> {
+    let is_owner = current.role == Role::Owner.as_str();
+    if current.status == MemberStatus::Removed.as_str() {
+        return Err(AppError::precondition("the member was removed; removal is irreversible"));
+    }
+    if role == Some(Role::Owner) && !is_owner {
+        return Err(AppError::invalid("the OWNER role cannot be granted through the API"));
+    }
+    if is_owner && (role.is_some_and(|r| r != Role::Owner) || status.is_some_and(|s| s != MemberStatus::Active)) {
+        return Err(AppError::precondition(
+            "the tenant owner cannot be demoted, deactivated or removed through the API",
+        ));
+    }
+    if status == Some(MemberStatus::Removed) && store::member_is_held(conn, &current.tenant_id, &current.id)? {
+        return Err(AppError::precondition("the member is under legal hold: they can be made inactive, not removed"));
+    }
+    Ok(())
+}
+
+/// Changes status and/or role (team.user.update, team.user.remove, SCIM PATCH/DELETE).
+pub fn change_team_user(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    member_id: &str,
+    status: Option<MemberStatus>,
+    role: Option<Role>,
+) -> AppResult<(Member, Meta)> {
+    let before = load_team_user(conn, tenant_id, member_id)?;
+    check_transition(conn, &before, status, role)?;
+    let mut after = before.clone();
+    if let Some(s) = status {
+        after.status = s.as_str().into();
+    }
+    if let Some(r) = role {
+        after.role = r.as_str().into();
+    }
+    after.updated_at = to_naive(now());
+    store::update_member(conn, &after)?;
+    let md = meta(json!({
+        "team_user_id": after.id,
+        "status": {"old": before.status, "new": after.status},
+        "role": {"old": before.role, "new": after.role},
+    }));
+    Ok((after, md))
+}
+
+/// Replaces a member's provisioned attributes (SCIM PUT and attribute PATCH).
+pub fn replace_team_user(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    member_id: &str,
+    f: TeamUserFields,
+) -> AppResult<(Member, Meta)> {
+    let before = load_team_user(conn, tenant_id, member_id)?;
+    let email = check_fields(&f)?;
+    check_transition(conn, &before, f.status, f.role)?;
+    if email != before.email && store::find_member_by_email(conn, tenant_id, &email)?.is_some() {
+        return Err(AppError::already_exists("a member with this email already exists in the tenant"));
+    }
+    check_user_name_free(conn, tenant_id, &f.user_name, Some(&before.id))?;
+    let mut after = before.clone();
+    after.email = email;
+    after.first_name = f.first_name;
+    after.last_name = f.last_name;
+    after.user_name = f.user_name;
+    after.external_id = f.external_id;
+    if let Some(s) = f.status {
+        after.status = s.as_str().into();
+    }
+    if let Some(r) = f.role {
+        after.role = r.as_str().into();
+    }
+    after.updated_at = to_naive(now());
+    store::update_member(conn, &after)?;
+    let md = meta(json!({
+        "team_user_id": after.id,
+        "email": {"old": before.email, "new": after.email},
+        "status": {"old": before.status, "new": after.status},
+    }));
+    Ok((after, md))
+}
