@@ -257,15 +257,18 @@ pub struct JsonBody {
 
 impl JsonBody {
     pub fn parse<T: DeserializeOwned>(self) -> AppResult<T> {
-        let is_json = self
-            .req
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
-        if !is_json {
-            return Err(AppError::invalid("Content-Type must be application/json"));
+        self.parse_as(&["application/json"])
+    }
+
+    /// SCIM clients send `application/scim+json` (RFC 7644 §3.1) or plain JSON.
+    pub fn parse_scim<T: DeserializeOwned>(self) -> AppResult<T> {
+        self.parse_as(&["application/scim+json", "application/json"])
+    }
+
+    fn parse_as<T: DeserializeOwned>(self, accepted: &[&str]) -> AppResult<T> {
+        let mime = self.req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).and_then(|v| v.split(';').next());
+        if !mime.is_some_and(|m| accepted.iter().any(|a| m.trim().eq_ignore_ascii_case(a))) {
+            return Err(AppError::invalid(format!("Content-Type must be {}", accepted.join(" or "))));
         }
         let raw = self.raw?;
         let value: Value =

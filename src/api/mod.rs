@@ -1,20 +1,36 @@
 //! HTTP: thin handlers grouped by surface, and the one routing table.
 
+pub mod assets;
 pub mod audit;
 pub mod context;
+pub mod exports;
 pub mod health;
+pub mod holds;
 pub mod identity;
 pub mod keys;
 pub mod middleware;
 pub mod pagination;
+pub mod scim;
+pub mod siem;
+pub mod team_users;
 
 use crate::domain::{authz, Method};
 use crate::error::AppError;
 use actix_web::{web, HttpRequest, HttpResponse, Route};
 
 /// The handler of each operation of the authorizer table that is served.
-/// Operations of the table without a handler here are not routed (404).
+/// Operations of the table without a handler are not routed (404).
 fn handler(name: &str) -> Option<Route> {
+    console_route(name)
+        .or_else(|| team_users::route(name))
+        .or_else(|| scim::route(name))
+        .or_else(|| assets::route(name))
+        .or_else(|| exports::route(name))
+        .or_else(|| holds::route(name))
+        .or_else(|| siem::route(name))
+}
+
+fn console_route(name: &str) -> Option<Route> {
     Some(match name {
         "enterprise.key.create" => web::post().to(keys::create),
         "enterprise.key.list" => web::get().to(keys::list),
@@ -62,11 +78,24 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics));
-    for op in authz::OPERATIONS {
-        if let Some(route) = handler(op.name) {
-            let allow = op.method.as_str();
-            cfg.service(web::resource(op.path).route(route).default_service(web::to(move || wrong_method(allow))));
+    // One resource per path, with a route per method (SCIM serves several methods on one path).
+    let mut paths: Vec<&'static str> = Vec::new();
+    for op in authz::OPERATIONS.iter().filter(|o| handler(o.name).is_some()) {
+        if !paths.contains(&op.path) {
+            paths.push(op.path);
         }
+    }
+    for path in paths {
+        let ops: Vec<_> = authz::OPERATIONS.iter().filter(|o| o.path == path && handler(o.name).is_some()).collect();
+        let allow = ops.iter().map(|o| o.method.as_str()).collect::<Vec<_>>().join(", ");
+        let mut resource = web::resource(path);
+        for op in ops {
+            resource = resource.route(handler(op.name).expect("filtered above"));
+        }
+        cfg.service(resource.default_service(web::to(move || {
+            let allow = allow.clone();
+            async move { wrong_method(&allow).await }
+        })));
     }
     let all_methods = Method::ALL.map(Method::as_str).join(", ");
     for path in ["/v2/authz.check", "/v2/authz.check/{tail:.*}"] {

@@ -83,6 +83,8 @@ pub enum Reach {
     Gateway,
     /// The platform, with the ingest token.
     Ingest,
+    /// Anyone holding a signed, expiring link that keyward issued (export downloads).
+    SignedLink,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,6 +160,9 @@ pub static OPERATIONS: &[Operation] = &[
         "/v2/enterprise.compliance.export.downloadUrl",
         Reach::Key(Siem, Read),
     ),
+    // Signed download links, issued by the downloadUrl operations above.
+    op("enterprise.export.download", Get, "/v2/enterprise.export.download", Reach::SignedLink),
+    op("enterprise.compliance.export.download", Get, "/v2/enterprise.compliance.export.download", Reach::SignedLink),
     // Platform ingestion.
     op("team.asset.upsert", Post, "/internal/v2/team.asset.upsert", Reach::Ingest),
     op("team.asset.delete", Post, "/internal/v2/team.asset.delete", Reach::Ingest),
@@ -175,7 +180,7 @@ pub fn key_may_call(key_type: KeyType, op: &Operation) -> bool {
             granted_surface == surface && granted >= required
         }
         Reach::AnyCaller | Reach::Gateway => true,
-        Reach::Console(_) | Reach::Ingest => false,
+        Reach::Console(_) | Reach::Ingest | Reach::SignedLink => false,
     }
 }
 
@@ -184,7 +189,7 @@ pub fn member_may_call(role: Role, op: &Operation) -> bool {
     match op.reach {
         Reach::Console(roles) => roles.contains(&role),
         Reach::AnyCaller => true,
-        Reach::Key(..) | Reach::Gateway | Reach::Ingest => false,
+        Reach::Key(..) | Reach::Gateway | Reach::Ingest | Reach::SignedLink => false,
     }
 }
 
@@ -247,6 +252,7 @@ pub fn matrix_markdown() -> String {
             Reach::AnyCaller => "any key or console caller".into(),
             Reach::Gateway => "any key (decides the mapped operation)".into(),
             Reach::Ingest => "ingest token".into(),
+            Reach::SignedLink => "signed download link".into(),
         };
         out.push_str(&format!("| `{}` | {} | {} |", o.name, o.method.as_str(), reach));
         for t in KeyType::ALL {
@@ -324,7 +330,7 @@ mod tests {
 
     #[test]
     fn no_key_reaches_a_console_or_ingest_operation() {
-        for o in OPERATIONS.iter().filter(|o| matches!(o.reach, Reach::Console(_) | Reach::Ingest)) {
+        for o in OPERATIONS.iter().filter(|o| matches!(o.reach, Reach::Console(_) | Reach::Ingest | Reach::SignedLink)) {
             for t in KeyType::ALL {
                 assert!(!key_may_call(t, o), "{t} reached {}", o.name);
             }
