@@ -75,6 +75,71 @@ pub fn sha256_hex(data: &[u8]) -> String {
     hex(digest::digest(&digest::SHA256, data).as_ref())
 }
 
+/// A running SHA-256 (export files are hashed as they are read back).
+pub struct Sha256Stream(digest::Context);
+
+impl Sha256Stream {
+    pub fn new() -> Self {
+        Sha256Stream(digest::Context::new(&digest::SHA256))
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+
+    pub fn finish_hex(self) -> String {
+        hex(self.0.finish().as_ref())
+    }
+}
+
+impl Default for Sha256Stream {
+    fn default() -> Self {
+        Sha256Stream::new()
+    }
+}
+
+/// Signs and checks export download links: HMAC-SHA256 under a key derived
+/// from the pepper (`HMAC(pepper, "keyward export links v1")`), so a link
+/// signature never equals a key hash and every instance computes the same.
+#[derive(Clone)]
+pub struct LinkSigner(hmac::Key);
+
+impl LinkSigner {
+    pub fn new(pepper: &[u8]) -> Self {
+        let root = hmac::Key::new(hmac::HMAC_SHA256, pepper);
+        let derived = hmac::sign(&root, b"keyward export links v1");
+        LinkSigner(hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref()))
+    }
+
+    fn message(kind: &str, tenant_id: &str, uid: &str, expires: i64) -> String {
+        format!("{kind}|{tenant_id}|{uid}|{expires}")
+    }
+
+    /// Hex signature over `kind|tenant|uid|expires`.
+    pub fn sign(&self, kind: &str, tenant_id: &str, uid: &str, expires: i64) -> String {
+        hex(hmac::sign(&self.0, Self::message(kind, tenant_id, uid, expires).as_bytes()).as_ref())
+    }
+
+    /// Constant-time check of a hex signature; malformed hex is simply wrong.
+    pub fn verify(&self, kind: &str, tenant_id: &str, uid: &str, expires: i64, sig_hex: &str) -> bool {
+        let Some(sig) = unhex(sig_hex) else { return false };
+        hmac::verify(&self.0, Self::message(kind, tenant_id, uid, expires).as_bytes(), &sig).is_ok()
+    }
+}
+
+impl std::fmt::Debug for LinkSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LinkSigner([redacted])")
+    }
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 || !s.is_ascii() {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok()).collect()
+}
+
 /// Constant-time equality for tokens compared in memory (the ingest token).
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     // Compare digests so that lengths leak nothing either.
@@ -157,6 +222,30 @@ mod tests {
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+
+    #[test]
+    fn link_signatures_bind_every_field_and_the_pepper() {
+        let s = LinkSigner::new(b"pepper-one");
+        let sig = s.sign("EDISCOVERY", "t1", "u1", 100);
+        assert_eq!(sig.len(), 64);
+        assert!(s.verify("EDISCOVERY", "t1", "u1", 100, &sig));
+        assert!(!s.verify("COMPLIANCE", "t1", "u1", 100, &sig));
+        assert!(!s.verify("EDISCOVERY", "t2", "u1", 100, &sig));
+        assert!(!s.verify("EDISCOVERY", "t1", "u2", 100, &sig));
+        assert!(!s.verify("EDISCOVERY", "t1", "u1", 101, &sig));
+        assert!(!LinkSigner::new(b"pepper-two").verify("EDISCOVERY", "t1", "u1", 100, &sig));
+        assert!(!s.verify("EDISCOVERY", "t1", "u1", 100, "zz"));
+        assert!(!s.verify("EDISCOVERY", "t1", "u1", 100, &sig[..62]));
+        assert_ne!(sig, KeyHasher::new(b"pepper-one").hash("EDISCOVERY|t1|u1|100"));
+    }
+
+    #[test]
+    fn streamed_sha256_equals_one_shot() {
+        let mut h = Sha256Stream::new();
+        h.update(b"ab");
+        h.update(b"c");
+        assert_eq!(h.finish_hex(), sha256_hex(b"abc"));
     }
 
     #[test]

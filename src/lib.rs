@@ -12,6 +12,7 @@ pub mod crypto;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod exports;
 pub mod metrics;
 pub mod service;
 pub mod startup;

@@ -50,6 +50,7 @@ pub fn build(settings: Settings, listener: TcpListener, workers: Option<usize>) 
         console,
         metrics,
     });
+    crate::exports::runner::start(&state);
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())

@@ -1,9 +1,130 @@
-//! Handlers of the team_users surface.
+//! team_users surface (User Management key): provision, update and offboard members.
 
-use actix_web::Route;
+use super::context::{commit, fields, ok, query, JsonBody, KeyAuth};
+use super::pagination::Page;
+use crate::db::store::{self, MemberFilter};
+use crate::domain::{MemberStatus, Role};
+use crate::error::{AppError, AppResult};
+use crate::service::team::{self, TeamUserFields};
+use crate::state::AppState;
+use actix_web::{web, HttpRequest, HttpResponse, Route};
+use serde::Deserialize;
+use serde_json::json;
 
-/// This surface's routes, by operation name.
 pub fn route(name: &str) -> Option<Route> {
-    let _ = name;
-    None
+    Some(match name {
+        "team.user.list" => web::get().to(list),
+        "team.user.detail" => web::get().to(detail),
+        "team.user.create" => web::post().to(create),
+        "team.user.update" => web::post().to(update),
+        "team.user.remove" => web::post().to(remove),
+        _ => return None,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListUsers {
+    status: Option<MemberStatus>,
+    role: Option<Role>,
+    email: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+async fn list(auth: KeyAuth, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    let q: ListUsers = query(&req)?;
+    let page = Page::new(q.limit, q.offset)?;
+    let filter = MemberFilter {
+        status: q.status.map(|s| s.as_str().to_string()),
+        role: q.role.map(|r| r.as_str().to_string()),
+        email: q.email.map(|e| e.trim().to_ascii_lowercase()),
+        ..MemberFilter::default()
+    };
+    let tenant = auth.0.tenant_id;
+    let (rows, total) = state.read(move |c| store::list_members(c, &tenant, &filter, page.offset, page.limit)).await?;
+    let users: Vec<_> = rows.iter().map(team::team_user_json).collect();
+    Ok(ok(fields(json!({"team_users": users, "total": total, "limit": page.limit, "offset": page.offset}))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserRef {
+    team_user_id: String,
+}
+
+async fn detail(auth: KeyAuth, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    let q: UserRef = query(&req)?;
+    let tenant = auth.0.tenant_id;
+    let m = state.read(move |c| team::load_team_user(c, &tenant, &q.team_user_id)).await?;
+    Ok(ok(fields(json!({"team_user": team::team_user_json(&m)}))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateUser {
+    email: String,
+    role: Role,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    user_name: Option<String>,
+}
+
+async fn create(
+    auth: KeyAuth,
+    body: JsonBody,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
+    let b: CreateUser = body.parse()?;
+    let f = TeamUserFields {
+        email: b.email,
+        role: Some(b.role),
+        first_name: b.first_name,
+        last_name: b.last_name,
+        user_name: b.user_name,
+        ..TeamUserFields::default()
+    };
+    let tenant = auth.0.tenant_id;
+    let m = commit(&state, &req, move |c| team::add_team_user(c, &tenant, f)).await?;
+    Ok(ok(fields(json!({"team_user": team::team_user_json(&m)}))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateUser {
+    team_user_id: String,
+    status: Option<MemberStatus>,
+    role: Option<Role>,
+}
+
+async fn update(
+    auth: KeyAuth,
+    body: JsonBody,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
+    let b: UpdateUser = body.parse()?;
+    if b.status.is_none() && b.role.is_none() {
+        return Err(AppError::invalid("give status, role or both"));
+    }
+    let tenant = auth.0.tenant_id;
+    let m =
+        commit(&state, &req, move |c| team::change_team_user(c, &tenant, &b.team_user_id, b.status, b.role)).await?;
+    Ok(ok(fields(json!({"team_user": team::team_user_json(&m)}))))
+}
+
+async fn remove(
+    auth: KeyAuth,
+    body: JsonBody,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
+    let b: UserRef = body.parse()?;
+    let tenant = auth.0.tenant_id;
+    let m = commit(&state, &req, move |c| {
+        team::change_team_user(c, &tenant, &b.team_user_id, Some(MemberStatus::Removed), None)
+    })
+    .await?;
+    Ok(ok(fields(json!({"team_user": team::team_user_json(&m)}))))
 }

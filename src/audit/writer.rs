@@ -172,6 +172,7 @@ fn commit_group(
     works: Vec<Option<Work>>,
 ) -> Result<Vec<AppResult<Option<AnyValue>>>, AppError> {
     conn.transaction::<_, AppError, _>(|conn| {
+        store::take_write_lock(conn)?;
         let chain_ids: Vec<String> = {
             let mut ids: Vec<String> = drafts.iter().map(|d| d.chain_id().to_string()).collect();
             ids.sort();

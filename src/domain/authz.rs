@@ -330,7 +330,8 @@ mod tests {
 
     #[test]
     fn no_key_reaches_a_console_or_ingest_operation() {
-        for o in OPERATIONS.iter().filter(|o| matches!(o.reach, Reach::Console(_) | Reach::Ingest | Reach::SignedLink)) {
+        for o in OPERATIONS.iter().filter(|o| matches!(o.reach, Reach::Console(_) | Reach::Ingest | Reach::SignedLink))
+        {
             for t in KeyType::ALL {
                 assert!(!key_may_call(t, o), "{t} reached {}", o.name);
             }

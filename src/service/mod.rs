@@ -2,6 +2,8 @@
 //! run by the audit writer inside the same transaction as their event. No
 //! HTTP here; the CLI uses the same functions.
 
+pub mod assets;
+pub mod holds;
 pub mod keys;
 pub mod team;
 

@@ -3,13 +3,19 @@
 
 mod helpers;
 
+mod assets;
 mod audit;
 mod cli;
 mod console_auth;
 mod docs;
 mod errors;
+mod exports;
 mod gateway;
+mod holds;
 mod key_auth;
 mod keys;
+mod scim;
 mod secrets;
+mod siem_feed;
 mod smoke;
+mod team_users;
