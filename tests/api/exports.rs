@@ -673,3 +673,21 @@ both!(
     a_stale_run_is_taken_back_and_completes,
     jobs_left_pending_are_run_exactly_once,
 );
+
+/// Jobs outlive the process: a job left PENDING while no keyward ran, and one
+/// left PROCESSING by a process that died mid-run, both complete after a restart.
+fn jobs_survive_a_restart(b: Backend) {
+    let mut app = TestApp::spawn(b);
+    let (_, secret) = app.create_key("KEY_TYPE_EDISCOVERY");
+    app.stop();
+    let pending = insert_job(&app, "EDISCOVERY", "EXPORT_STATUS_PENDING", &app.owner_id, "", 0);
+    let abandoned = insert_job(&app, "EDISCOVERY", "EXPORT_STATUS_PROCESSING", &app.owner_id, "2026-01-01 00:00:00", 1);
+    app.start();
+    for uid in [&pending, &abandoned] {
+        let done = wait_done(&app, &secret, DETAIL, uid);
+        assert_eq!(done["status"], json!("EXPORT_STATUS_COMPLETED"), "{uid}: {done}");
+    }
+    let statuses = statuses(&process_events(&app, &abandoned));
+    assert!(statuses.contains(&"EXPORT_STATUS_COMPLETED".to_string()), "{statuses:?}");
+}
+both!(jobs_survive_a_restart);

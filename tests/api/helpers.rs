@@ -157,7 +157,42 @@ pub struct TestApp {
     _tmp: tempfile::TempDir,
 }
 
+/// Starts keyward on 127.0.0.1 port 0 in its own thread and actix system.
+fn start_server(settings: &Settings) -> (u16, actix_web::dev::ServerHandle, std::thread::JoinHandle<()>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let server_settings = settings.clone();
+    let thread = std::thread::spawn(move || {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+        let port = listener.local_addr().unwrap().port();
+        let system = actix_web::rt::System::new();
+        let server = keyward::startup::build(server_settings, listener, Some(1)).expect("build the app");
+        tx.send((port, server.handle())).unwrap();
+        let _ = system.block_on(server);
+    });
+    let (port, handle) = rx.recv_timeout(Duration::from_secs(60)).expect("the app started");
+    (port, handle, thread)
+}
+
 impl TestApp {
+    /// Stops the server (its pool, audit writer and export runner go with it); the database stays.
+    pub fn stop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            let _ = std::thread::spawn(move || actix_web::rt::System::new().block_on(handle.stop(false))).join();
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    /// Starts a new server process-equivalent on the same database (a restart); the port changes.
+    pub fn start(&mut self) {
+        assert!(self.handle.is_none(), "stop the app first");
+        let (port, handle, thread) = start_server(&self.settings);
+        self.base = format!("http://127.0.0.1:{port}");
+        self.handle = Some(handle);
+        self.thread = Some(thread);
+    }
+
     pub fn spawn(backend: Backend) -> TestApp {
         TestApp::spawn_with(backend, &[])
     }
@@ -189,18 +224,7 @@ impl TestApp {
             db::run_migrations(&mut conn).expect("migrate the test database");
         }
 
-        let (tx, rx) = std::sync::mpsc::channel();
-        let server_settings = settings.clone();
-        let thread = std::thread::spawn(move || {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-            let port = listener.local_addr().unwrap().port();
-            let system = actix_web::rt::System::new();
-            let server = keyward::startup::build(server_settings, listener, Some(1)).expect("build the app");
-            tx.send((port, server.handle())).unwrap();
-            let _ = system.block_on(server);
-        });
-        let (port, handle) = rx.recv_timeout(Duration::from_secs(60)).expect("the app started");
-
+        let (port, handle, thread) = start_server(&settings);
         let mut conn = db::establish(&settings.database_url).unwrap();
         let (tenant_id, owner_id) = keyward::admin::create_tenant(&mut conn, "Acme", "owner@acme.example").unwrap();
         let owner_token = keyward::auth::console::mint_token(&settings, &tenant_id, &owner_id, 3600).unwrap();
@@ -406,13 +430,8 @@ impl Drop for TestApp {
                 eprintln!("service log: {line}");
             }
         }
-        if let Some(handle) = self.handle.take() {
-            // Stop the server so its pool and writer close their connections.
-            let _ = std::thread::spawn(move || actix_web::rt::System::new().block_on(handle.stop(false))).join();
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        // Stop the server so its pool and writer close their connections.
+        self.stop();
         if let Some(name) = self.pg_database.take() {
             let _ = pg_admin().batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"));
         }
