@@ -5,15 +5,20 @@ CARGO ?= cargo
 # PostgreSQL that the test suite uses (the suite reads KEYWARD_TEST_PG_URL itself).
 TEST_PG_URL := $(or $(KEYWARD_TEST_PG_URL),postgres://postgres@127.0.0.1:5432)
 
-.PHONY: run test check-postgres fmt lint build clean
+.PHONY: run test schemathesis check-postgres fmt lint build clean
 
 ## run: serve on 127.0.0.1:8080 with SQLite at ./keyward.db (created and migrated on first start)
 run:
 	KEYWARD_LOG_FORMAT="$${KEYWARD_LOG_FORMAT:-pretty}" $(CARGO) run --release -- serve
 
-## test: the whole suite, every integration test on SQLite and on PostgreSQL
+## test: the whole suite, every integration test on SQLite and on PostgreSQL, then schemathesis
 test: check-postgres
 	$(CARGO) test --all-targets -- --test-threads=4
+	$(MAKE) --no-print-directory schemathesis
+
+## schemathesis: openapi.yaml against a running keyward (fresh SQLite), bounded in time (.ci/schemathesis.sh)
+schemathesis:
+	CARGO="$(CARGO)" bash .ci/schemathesis.sh
 
 check-postgres:
 	@if ! command -v pg_isready >/dev/null 2>&1; then \

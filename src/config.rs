@@ -3,10 +3,11 @@
 //! redacted in `Debug`.
 
 use crate::crypto;
-use crate::db::DbUrl;
+use crate::db::{ConnOptions, DbUrl, DEFAULT_SQLITE_BUSY_TIMEOUT_MS};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// A secret string that never prints.
 #[derive(Clone, PartialEq, Eq)]
@@ -49,6 +50,8 @@ pub struct Settings {
     /// Per tenant and operation; 0 turns limiting off.
     pub rate_limit_read_per_minute: u32,
     pub rate_limit_write_per_minute: u32,
+    /// SQLite only: how long a write waits for another connection's lock before it fails.
+    pub sqlite_busy_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +75,7 @@ fn err(variable: &'static str, message: impl Into<String>) -> ConfigError {
 pub const MIN_SECRET_LEN: usize = 32;
 pub const DEFAULT_READ_PER_MINUTE: u32 = 6000;
 pub const DEFAULT_WRITE_PER_MINUTE: u32 = 3000;
+pub const MAX_SQLITE_BUSY_TIMEOUT_MS: u64 = 600_000;
 
 impl Settings {
     pub fn from_env() -> Result<Settings, ConfigError> {
@@ -132,6 +136,19 @@ impl Settings {
             })
         };
 
+        let sqlite_busy_timeout = match get("KEYWARD_SQLITE_BUSY_TIMEOUT_MS") {
+            None => Duration::from_millis(DEFAULT_SQLITE_BUSY_TIMEOUT_MS),
+            Some(v) => match v.parse::<u64>() {
+                Ok(ms) if ms <= MAX_SQLITE_BUSY_TIMEOUT_MS => Duration::from_millis(ms),
+                _ => {
+                    return Err(err(
+                        "KEYWARD_SQLITE_BUSY_TIMEOUT_MS",
+                        format!("must be a whole number of milliseconds, at most {MAX_SQLITE_BUSY_TIMEOUT_MS}"),
+                    ))
+                }
+            },
+        };
+
         Ok(Settings {
             database_url,
             listen,
@@ -145,7 +162,13 @@ impl Settings {
             export_dir,
             rate_limit_read_per_minute: per_minute("KEYWARD_RATE_LIMIT_READ_PER_MINUTE", DEFAULT_READ_PER_MINUTE)?,
             rate_limit_write_per_minute: per_minute("KEYWARD_RATE_LIMIT_WRITE_PER_MINUTE", DEFAULT_WRITE_PER_MINUTE)?,
+            sqlite_busy_timeout,
         })
+    }
+
+    /// How the server sets up its database connections.
+    pub fn conn_options(&self) -> ConnOptions {
+        ConnOptions { sqlite_busy_timeout: self.sqlite_busy_timeout }
     }
 }
 
@@ -236,6 +259,22 @@ mod tests {
             "KEYWARD_CONSOLE_JWT_PUBLIC_KEY"
         );
         assert_eq!(base(("KEYWARD_INGEST_TOKEN", "short")), "KEYWARD_INGEST_TOKEN");
+    }
+
+    #[test]
+    fn sqlite_busy_timeout_is_parsed_strictly() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/kw.db", dir.path().display());
+        let with = |v: &str| settings(&[("KEYWARD_DATABASE_URL", &url), ("KEYWARD_SQLITE_BUSY_TIMEOUT_MS", v)]);
+        let default = settings(&[("KEYWARD_DATABASE_URL", &url)]).unwrap();
+        assert_eq!(default.sqlite_busy_timeout, Duration::from_millis(5000));
+        assert_eq!(default.conn_options(), ConnOptions::default());
+        assert_eq!(with("200").unwrap().sqlite_busy_timeout, Duration::from_millis(200));
+        assert_eq!(with("0").unwrap().sqlite_busy_timeout, Duration::ZERO);
+        assert_eq!(with("600000").unwrap().conn_options().sqlite_busy_timeout, Duration::from_secs(600));
+        for bad in ["-1", "1.5", "5s", "abc", "600001", "99999999999999999999"] {
+            assert_eq!(with(bad).unwrap_err().variable, "KEYWARD_SQLITE_BUSY_TIMEOUT_MS", "{bad}");
+        }
     }
 
     #[test]

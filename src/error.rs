@@ -188,6 +188,10 @@ impl From<diesel::result::Error> for AppError {
                 tracing::error!(error = %info.message(), "constraint violation");
                 AppError::internal()
             }
+            // PostgreSQL refuses NUL in text (SQLSTATE 22021): bad input, not an outage.
+            E::DatabaseError(_, info) if info.message().contains("0x00") => {
+                AppError::invalid("text must not contain NUL characters")
+            }
             E::DatabaseError(_, info) => {
                 tracing::warn!(error = %info.message(), "database unavailable");
                 AppError::unavailable()

@@ -14,6 +14,7 @@ pub mod domain;
 pub mod error;
 pub mod exports;
 pub mod metrics;
+pub mod ratelimit;
 pub mod service;
 pub mod startup;
 pub mod state;

@@ -7,6 +7,7 @@ use crate::config::Settings;
 use crate::crypto::KeyHasher;
 use crate::db::{self, DbUrl};
 use crate::metrics::Metrics;
+use crate::ratelimit::RateLimits;
 use crate::state::AppState;
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
@@ -38,10 +39,11 @@ pub fn prepare_database(url: &DbUrl) -> Result<(), String> {
 /// The HTTP server on `listener`, not yet running. `workers`: None for one per core.
 pub fn build(settings: Settings, listener: TcpListener, workers: Option<usize>) -> Result<Server, String> {
     prepare_database(&settings.database_url)?;
-    let pool = db::build_pool(&settings.database_url, READ_POOL_SIZE)?;
+    let pool = db::build_pool(&settings.database_url, settings.conn_options(), READ_POOL_SIZE)?;
     let metrics = Arc::new(Metrics::new());
-    let writer = AuditWriter::start(settings.database_url.clone(), metrics.clone());
+    let writer = AuditWriter::start(settings.database_url.clone(), settings.conn_options(), metrics.clone());
     let console = ConsoleVerifier::new(&settings)?;
+    let limits = RateLimits::new(settings.rate_limit_read_per_minute, settings.rate_limit_write_per_minute);
     let state = web::Data::new(AppState {
         hasher: KeyHasher::new(settings.key_pepper.expose().as_bytes()),
         settings,
@@ -49,6 +51,7 @@ pub fn build(settings: Settings, listener: TcpListener, workers: Option<usize>) 
         writer,
         console,
         metrics,
+        limits,
     });
     crate::exports::runner::start(&state);
     let mut server = HttpServer::new(move || {

@@ -7,6 +7,7 @@ use crate::crypto::KeyHasher;
 use crate::db::{DbConn, Pool};
 use crate::error::{AppError, AppResult};
 use crate::metrics::Metrics;
+use crate::ratelimit::RateLimits;
 use std::sync::Arc;
 
 pub struct AppState {
@@ -16,6 +17,7 @@ pub struct AppState {
     pub hasher: KeyHasher,
     pub console: ConsoleVerifier,
     pub metrics: Arc<Metrics>,
+    pub limits: RateLimits,
 }
 
 impl AppState {

@@ -131,9 +131,7 @@ impl FromRequest for ConsoleAuth {
                 authenticate_key(&state, &req, Some(op)).await?;
                 return Err(AppError::key_refused("type_mismatch"));
             }
-            let token = presented_console_token(&headers).map(str::to_owned);
-            let member = console::authenticate(&state, token.as_deref()).await?;
-            AuditCtx::of(&req).set_member(&member);
+            let member = authenticate_member(&state, &req).await?;
             if !authz::member_may_call(member.role, op) {
                 let roles = match op.reach {
                     Reach::Console(roles) => roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(" or "),
@@ -141,6 +139,7 @@ impl FromRequest for ConsoleAuth {
                 };
                 return Err(AppError::role_required(&roles));
             }
+            check_tenant_limit(&state, &member.tenant_id, op)?;
             Ok(ConsoleAuth(member))
         })
     }
@@ -154,10 +153,48 @@ pub async fn authenticate_key(state: &AppState, req: &HttpRequest, op: Option<&O
     if let Some(identity) = &verdict.identity {
         ctx.set_key(identity);
     }
-    if verdict.result.is_ok() {
-        ctx.draft.borrow_mut().key_used = true;
+    match (verdict.result, &verdict.identity) {
+        (Ok(caller), _) => {
+            ctx.draft.borrow_mut().key_used = true;
+            // Last in the SPEC §4 order: the gateway limits the operation it maps to, later.
+            if let Some(op) = op {
+                check_tenant_limit(state, &caller.tenant_id, op)?;
+            }
+            Ok(caller)
+        }
+        // A refusal no tenant can be told for counts against the client's address.
+        (Err(e), None) if e.code == crate::error::ErrorCode::Unauthenticated => {
+            if let Some(ip) = client_ip(req) {
+                state.limits.check_anonymous(ip).map_err(AppError::rate_limited)?;
+            }
+            Err(e)
+        }
+        (Err(e), _) => Err(e),
     }
-    verdict.result
+}
+
+/// The console member behind the request's token, recorded in the audit event.
+/// A refused token counts against the client's address, like an unknown key.
+async fn authenticate_member(state: &AppState, req: &HttpRequest) -> AppResult<MemberCaller> {
+    let token = presented_console_token(&credential_headers(req)).map(str::to_owned);
+    match console::authenticate(state, token.as_deref()).await {
+        Ok(member) => {
+            AuditCtx::of(req).set_member(&member);
+            Ok(member)
+        }
+        Err(e) if e.code == crate::error::ErrorCode::Unauthenticated => {
+            if let Some(ip) = client_ip(req) {
+                state.limits.check_anonymous(ip).map_err(AppError::rate_limited)?;
+            }
+            Err(e)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The per-tenant, per-operation rate limit (429 with Retry-After).
+pub fn check_tenant_limit(state: &AppState, tenant_id: &str, op: &Operation) -> AppResult<()> {
+    state.limits.check_tenant(tenant_id, op).map_err(AppError::rate_limited)
 }
 
 /// An enterprise key the table allows on this route's operation.
@@ -240,9 +277,8 @@ impl FromRequest for AnyCaller {
             if presented_key(&headers).is_some() || presented_console_token(&headers).is_none() {
                 return authenticate_key(&state, &req, Some(op)).await.map(|k| AnyCaller(Caller::Key(k)));
             }
-            let token = presented_console_token(&headers).map(str::to_owned);
-            let member = console::authenticate(&state, token.as_deref()).await?;
-            AuditCtx::of(&req).set_member(&member);
+            let member = authenticate_member(&state, &req).await?;
+            check_tenant_limit(&state, &member.tenant_id, op)?;
             Ok(AnyCaller(Caller::Member(member)))
         })
     }
@@ -277,6 +313,9 @@ impl JsonBody {
             return Err(AppError::invalid("the JSON body must be an object"));
         }
         AuditCtx::of(&self.req).draft.borrow_mut().payload = Some(redact::redact(&value));
+        if redact::contains_nul(&value) {
+            return Err(AppError::invalid("text fields must not contain NUL characters"));
+        }
         // A secret is shown once: one pasted into any field (a label, a note) is refused, never stored.
         if redact::contains_secret(&value) {
             return Err(AppError::invalid(
@@ -318,6 +357,9 @@ impl FromRequest for JsonBody {
 
 /// Parses the query string; unknown parameters and bad values are `invalid_argument`.
 pub fn query<T: DeserializeOwned>(req: &HttpRequest) -> AppResult<T> {
+    if form_urlencoded_parse(req.query_string()).any(|(k, v)| k.contains('\0') || v.contains('\0')) {
+        return Err(AppError::invalid("query parameters must not contain NUL characters"));
+    }
     let de = serde_urlencoded::Deserializer::new(form_urlencoded_parse(req.query_string()));
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();

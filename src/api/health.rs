@@ -11,8 +11,12 @@ pub async fn healthz() -> HttpResponse {
     ok(fields(json!({"status": "up"})))
 }
 
-/// Ready when the database answers and every migration is applied.
+/// Ready when the audit log can be written (the writer's last group or probe
+/// committed), the database answers and every migration is applied.
 pub async fn readyz(state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    if !state.writer.is_healthy() {
+        return Err(AppError::new(crate::error::ErrorCode::Unavailable, "the audit log cannot be written"));
+    }
     let migrated = state
         .read(|c| {
             store::ping(c)?;

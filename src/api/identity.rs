@@ -1,7 +1,7 @@
 //! Who am I (a connector's "test connection") and the gateway check that puts
 //! services outside keyward behind the same authorizer (SPEC §4, §5).
 
-use super::context::{authenticate_key, fields, ok, AnyCaller, AuditCtx};
+use super::context::{authenticate_key, check_tenant_limit, fields, ok, AnyCaller, AuditCtx};
 use crate::auth::Caller;
 use crate::domain::{authz, Method};
 use crate::error::{AppError, AppResult};
@@ -60,6 +60,7 @@ pub async fn check(req: HttpRequest, state: web::Data<AppState>) -> AppResult<Ht
     if !authz::key_may_call(key.key_type, op) {
         return Err(AppError::key_refused("type_mismatch"));
     }
+    check_tenant_limit(&state, &key.tenant_id, op)?;
     let mut res = ok(fields(json!({
         "operation": op.name, "tenant_id": key.tenant_id, "key_id": key.key_id, "key_type": key.key_type,
     })));

@@ -75,9 +75,14 @@ fn method_route(m: Method) -> Route {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(health::metrics));
+    let probes: [(&str, Route); 3] = [
+        ("/healthz", web::get().to(health::healthz)),
+        ("/readyz", web::get().to(health::readyz)),
+        ("/metrics", web::get().to(health::metrics)),
+    ];
+    for (path, route) in probes {
+        cfg.service(web::resource(path).route(route).default_service(web::to(|| wrong_method("GET"))));
+    }
     // One resource per path, with a route per method (SCIM serves several methods on one path).
     let mut paths: Vec<&'static str> = Vec::new();
     for op in authz::OPERATIONS.iter().filter(|o| handler(o.name).is_some()) {

@@ -10,25 +10,38 @@
 //! If the commit fails, every job of the group gets `unavailable` and nothing
 //! of it is stored (fail closed); the connection is dropped and re-made for
 //! the next group, so the service recovers without a restart.
+//!
+//! The writer also tells readiness whether it can commit: after a failed group
+//! it is unhealthy, and while no job comes it probes the database every
+//! [`PROBE_INTERVAL`] (reconnecting, taking the write lock in a transaction it
+//! rolls back) until a probe or a group succeeds. The flag only feeds
+//! `/readyz`: groups are always tried, whatever it says.
 
 use super::{canonical, outcome_for, EventDraft};
 use crate::crypto;
 use crate::db::models::{now, to_naive, AuditRow};
-use crate::db::{self, store, DbConn, DbUrl};
+use crate::db::{self, store, ConnOptions, DbConn, DbUrl};
 use crate::error::{AppError, AppResult};
 use crate::metrics::Metrics;
+use diesel::r2d2::R2D2Connection;
 use diesel::Connection;
 use serde_json::{Map, Value};
 use std::any::Any;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most jobs committed in one transaction.
 const MAX_GROUP: usize = 512;
 /// Jobs waiting beyond this make callers wait for room (back-pressure).
 const QUEUE_CAPACITY: usize = 8192;
+/// While unhealthy, how often the writer checks whether it can write again.
+pub const PROBE_INTERVAL: Duration = Duration::from_millis(500);
+/// While unhealthy, how often the writer looks for jobs between probes.
+const IDLE_POLL: Duration = Duration::from_millis(10);
 
 pub type AnyValue = Box<dyn Any + Send>;
 /// A change to make in the same transaction as its event. Returns a value for
@@ -50,17 +63,24 @@ struct Job {
 pub struct AuditWriter {
     tx: mpsc::Sender<Job>,
     metrics: Arc<Metrics>,
+    healthy: Arc<AtomicBool>,
 }
 
 impl AuditWriter {
-    pub fn start(url: DbUrl, metrics: Arc<Metrics>) -> AuditWriter {
+    pub fn start(url: DbUrl, options: ConnOptions, metrics: Arc<Metrics>) -> AuditWriter {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-        let thread_metrics = metrics.clone();
+        let healthy = Arc::new(AtomicBool::new(true));
+        let thread = Writer { url, options, conn: None, healthy: healthy.clone(), metrics: metrics.clone() };
         std::thread::Builder::new()
             .name("audit-writer".into())
-            .spawn(move || run(url, rx, thread_metrics))
+            .spawn(move || thread.run(rx))
             .expect("spawn the audit writer thread");
-        AuditWriter { tx, metrics }
+        AuditWriter { tx, metrics, healthy }
+    }
+
+    /// False from a failed group until the writer has committed or probed successfully again.
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Acquire)
     }
 
     /// Commits an event that records a request and changes nothing else.
@@ -93,49 +113,126 @@ fn downcast<T: 'static>(v: AnyValue) -> T {
     *v.downcast::<T>().expect("the work's value has the type it was submitted with")
 }
 
-fn run(url: DbUrl, mut rx: mpsc::Receiver<Job>, metrics: Arc<Metrics>) {
-    let mut conn: Option<DbConn> = None;
-    while let Some(first) = rx.blocking_recv() {
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP {
-            match rx.try_recv() {
-                Ok(job) => group.push(job),
-                Err(_) => break,
-            }
-        }
-        metrics.audit_queue_depth.dec_by(group.len() as i64);
-        if conn.is_none() {
-            match db::establish(&url) {
-                Ok(c) => conn = Some(c),
-                Err(e) => {
-                    tracing::warn!(error = %e, "audit writer cannot connect; refusing this group")
+/// The writer thread's own state.
+struct Writer {
+    url: DbUrl,
+    options: ConnOptions,
+    /// None until first needed, and after a failure (re-made for the next group).
+    conn: Option<DbConn>,
+    healthy: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
+}
+
+impl Writer {
+    fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+        while let Some(first) = self.next_job(&mut rx) {
+            let mut group = vec![first];
+            while group.len() < MAX_GROUP {
+                match rx.try_recv() {
+                    Ok(job) => group.push(job),
+                    Err(_) => break,
                 }
             }
-        }
-        let Some(c) = conn.as_mut() else {
-            for job in group {
-                let _ = job.reply.send(Err(AppError::unavailable()));
-            }
-            continue;
-        };
-        let started = Instant::now();
-        let (drafts, works, replies) = split(group);
-        match commit_group(c, drafts, works) {
-            Ok(results) => {
-                metrics.audit_commit_seconds.observe(started.elapsed().as_secs_f64());
-                for (reply, result) in replies.into_iter().zip(results) {
-                    let _ = reply.send(Ok(result));
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "audit group not committed; failing closed");
-                conn = None;
+            self.metrics.audit_queue_depth.dec_by(group.len() as i64);
+            let (drafts, works, replies) = split(group);
+            let Some(c) = self.connection() else {
                 for reply in replies {
                     let _ = reply.send(Err(AppError::unavailable()));
+                }
+                continue;
+            };
+            let started = Instant::now();
+            match commit_group(c, drafts, works) {
+                Ok(results) => {
+                    self.metrics.audit_commit_seconds.observe(started.elapsed().as_secs_f64());
+                    self.set_healthy(true);
+                    for (reply, result) in replies.into_iter().zip(results) {
+                        let _ = reply.send(Ok(result));
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "audit group not committed; failing closed");
+                    self.conn = None;
+                    self.set_healthy(false);
+                    for reply in replies {
+                        let _ = reply.send(Err(AppError::unavailable()));
+                    }
                 }
             }
         }
     }
+
+    /// The next job; None once every sender is gone. While unhealthy, probes
+    /// the database every [`PROBE_INTERVAL`] until a job comes.
+    fn next_job(&mut self, rx: &mut mpsc::Receiver<Job>) -> Option<Job> {
+        let mut last_probe = Instant::now();
+        while !self.healthy.load(Ordering::Acquire) {
+            match rx.try_recv() {
+                Ok(job) => return Some(job),
+                Err(TryRecvError::Disconnected) => return None,
+                Err(TryRecvError::Empty) => {}
+            }
+            if last_probe.elapsed() >= PROBE_INTERVAL {
+                self.probe();
+                last_probe = Instant::now();
+            } else {
+                std::thread::sleep(IDLE_POLL);
+            }
+        }
+        rx.blocking_recv()
+    }
+
+    /// The writer's connection, made if there is none; None (unhealthy) if it cannot be made.
+    fn connection(&mut self) -> Option<&mut DbConn> {
+        if self.conn.is_none() {
+            match db::establish_with(&self.url, self.options) {
+                Ok(c) => self.conn = Some(c),
+                Err(e) => {
+                    // Said once per outage; the probes that follow would repeat it twice a second.
+                    if self.healthy.load(Ordering::Acquire) {
+                        tracing::warn!(error = %e, "audit writer cannot connect; failing closed");
+                    } else {
+                        tracing::debug!(error = %e, "audit writer still cannot connect");
+                    }
+                    self.set_healthy(false);
+                }
+            }
+        }
+        self.conn.as_mut()
+    }
+
+    /// Whether a group could commit now: connect if need be, and take the
+    /// write lock in a transaction that is rolled back (it changes nothing).
+    fn probe(&mut self) {
+        let ok = self.connection().is_some_and(|c| can_write(c) && !c.is_broken());
+        if !ok {
+            self.conn = None;
+        }
+        self.set_healthy(ok);
+    }
+
+    fn set_healthy(&self, healthy: bool) {
+        let was = self.healthy.swap(healthy, Ordering::AcqRel);
+        if healthy && !was {
+            tracing::info!("audit writer commits again");
+        }
+    }
+}
+
+/// Takes the write lock as a group would, then rolls back. Quiet: failing is
+/// what is expected while the database is unwritable.
+fn can_write(conn: &mut DbConn) -> bool {
+    use diesel::result::Error;
+    use diesel::RunQueryDsl;
+    let rolled_back = match conn {
+        // BEGIN IMMEDIATE waits (busy_timeout) for the lock like a group's first write does.
+        DbConn::Sqlite(c) => c.immediate_transaction::<(), Error, _>(|_| Err(Error::RollbackTransaction)),
+        DbConn::Postgres(c) => c.transaction::<(), Error, _>(|c| {
+            diesel::sql_query("SELECT 1").execute(c)?;
+            Err(Error::RollbackTransaction)
+        }),
+    };
+    matches!(rolled_back, Err(Error::RollbackTransaction))
 }
 
 type Replies = Vec<oneshot::Sender<Committed<Option<AnyValue>>>>;

@@ -72,15 +72,38 @@ impl std::fmt::Debug for DbUrl {
     }
 }
 
+/// How connections are set up beyond their URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnOptions {
+    /// How long a SQLite statement waits for another connection's write lock
+    /// before it fails (and the request with it: 503, fail closed).
+    pub sqlite_busy_timeout: Duration,
+}
+
+pub const DEFAULT_SQLITE_BUSY_TIMEOUT_MS: u64 = 5000;
+
+impl Default for ConnOptions {
+    fn default() -> Self {
+        ConnOptions { sqlite_busy_timeout: Duration::from_millis(DEFAULT_SQLITE_BUSY_TIMEOUT_MS) }
+    }
+}
+
+/// A connection with the default options (the CLI, tools).
 pub fn establish(url: &DbUrl) -> Result<DbConn, diesel::ConnectionError> {
+    establish_with(url, ConnOptions::default())
+}
+
+pub fn establish_with(url: &DbUrl, options: ConnOptions) -> Result<DbConn, diesel::ConnectionError> {
     match url {
         DbUrl::Sqlite(path) => {
             let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
             // WAL lets readers run beside the one writer; FULL makes every commit durable;
             // busy_timeout covers the CLI writing while a server runs.
-            conn.batch_execute(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
-            )
+            conn.batch_execute(&format!(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = {}; \
+                 PRAGMA foreign_keys = ON;",
+                options.sqlite_busy_timeout.as_millis()
+            ))
             .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
             Ok(DbConn::Sqlite(conn))
         }
@@ -95,6 +118,7 @@ pub fn establish(url: &DbUrl) -> Result<DbConn, diesel::ConnectionError> {
 #[derive(Debug, Clone)]
 pub struct ConnManager {
     url: DbUrl,
+    options: ConnOptions,
 }
 
 impl r2d2::ManageConnection for ConnManager {
@@ -102,7 +126,7 @@ impl r2d2::ManageConnection for ConnManager {
     type Error = diesel::ConnectionError;
 
     fn connect(&self) -> Result<DbConn, Self::Error> {
-        establish(&self.url)
+        establish_with(&self.url, self.options)
     }
 
     fn is_valid(&self, conn: &mut DbConn) -> Result<(), Self::Error> {
@@ -114,14 +138,14 @@ impl r2d2::ManageConnection for ConnManager {
     }
 }
 
-pub fn build_pool(url: &DbUrl, max_size: u32) -> Result<Pool, String> {
+pub fn build_pool(url: &DbUrl, options: ConnOptions, max_size: u32) -> Result<Pool, String> {
     r2d2::Pool::builder()
         .max_size(max_size)
         .min_idle(Some(1))
         .connection_timeout(Duration::from_secs(5))
         // Validate on checkout so a restarted database is noticed, not handed out broken.
         .test_on_check_out(true)
-        .build(ConnManager { url: url.clone() })
+        .build(ConnManager { url: url.clone(), options })
         .map_err(|e| e.to_string())
 }
 

@@ -32,12 +32,24 @@ pub fn redact(value: &Value) -> Value {
     }
 }
 
+/// A word holding `kw_` followed by enough characters to be a key, also when
+/// glued to other text (`prod_kw_siem_…`).
 fn is_secret_word(word: &str) -> bool {
-    word.starts_with(super::key_format::PREFIX) && word.len() >= 20
+    word.match_indices(super::key_format::PREFIX).any(|(i, _)| word.len() - i >= 20)
 }
 
 fn looks_like_secret(s: &str) -> bool {
     s.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).any(is_secret_word)
+}
+
+/// Whether any string in a JSON document holds a NUL character (databases refuse them in text).
+pub fn contains_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(contains_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || contains_nul(v)),
+        _ => false,
+    }
 }
 
 /// Whether any string (key or value) in a JSON document looks like a key secret.
@@ -100,6 +112,8 @@ mod tests {
         assert!(contains_secret(&json!({"a": ["x", "kw_siem_abcdefghijklmnopqrstuvwxyz0123456"]})));
         assert!(contains_secret(&json!({"kw_siem_abcdefghijklmnopqrstuvwxyz0123456": 1})));
         assert!(!contains_secret(&json!({"label": "kw_ is our prefix"})));
+        assert!(contains_secret(&json!({"label": "prod_kw_siem_abcdefghijklmnopqrstuvwxyz0123456"})));
+        assert_eq!(scrub("xkw_siem_abcdefghijklmnopqrstuvwxyz0123456!"), "[REDACTED]!");
         let keyed = redact(&json!({"kw_siem_abcdefghijklmnopqrstuvwxyz0123456": 1}));
         assert_eq!(keyed, json!({"[REDACTED]": 1}));
     }

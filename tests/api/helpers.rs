@@ -73,7 +73,7 @@ pub fn pg_base_url() -> String {
     std::env::var("KEYWARD_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
-fn pg_admin() -> diesel::PgConnection {
+pub fn pg_admin() -> diesel::PgConnection {
     diesel::PgConnection::establish(&format!("{}/postgres", pg_base_url())).unwrap_or_else(|e| {
         panic!(
             "PostgreSQL is not reachable at {} ({e}). The PostgreSQL suite must run: start it with \
@@ -154,7 +154,8 @@ pub struct TestApp {
     handle: Option<actix_web::dev::ServerHandle>,
     thread: Option<std::thread::JoinHandle<()>>,
     pg_database: Option<String>,
-    _tmp: tempfile::TempDir,
+    /// The app's data folder; a sibling holds none (it shares the first app's).
+    _tmp: Option<tempfile::TempDir>,
 }
 
 /// Starts keyward on 127.0.0.1 port 0 in its own thread and actix system.
@@ -244,7 +245,30 @@ impl TestApp {
             handle: Some(handle),
             thread: Some(thread),
             pg_database,
-            _tmp: tmp,
+            _tmp: Some(tmp),
+        }
+    }
+
+    /// A second keyward instance on this app's database, with the same settings
+    /// (a clustered deployment: its own port, pool, audit writer and export runner).
+    /// It shares the tenant, owner and tokens, creates nothing, and dropping it stops
+    /// only its server; the database belongs to `self`, which must outlive it.
+    pub fn sibling(&self) -> TestApp {
+        let (port, handle, thread) = start_server(&self.settings);
+        TestApp {
+            base: format!("http://127.0.0.1:{port}"),
+            backend: self.backend,
+            tenant_id: self.tenant_id.clone(),
+            owner_id: self.owner_id.clone(),
+            owner_token: self.owner_token.clone(),
+            database_url: self.database_url.clone(),
+            data_dir: self.data_dir.clone(),
+            settings: self.settings.clone(),
+            agent: self.agent.clone(),
+            handle: Some(handle),
+            thread: Some(thread),
+            pg_database: None,
+            _tmp: None,
         }
     }
 
