@@ -5,7 +5,7 @@ CARGO ?= cargo
 # PostgreSQL that the test suite uses (the suite reads KEYWARD_TEST_PG_URL itself).
 TEST_PG_URL := $(or $(KEYWARD_TEST_PG_URL),postgres://postgres@127.0.0.1:5432)
 
-.PHONY: run test schemathesis check-postgres fmt lint build clean
+.PHONY: run test schemathesis bench check-postgres fmt lint build clean
 
 ## run: serve on 127.0.0.1:8080 with SQLite at ./keyward.db (created and migrated on first start)
 run:
@@ -19,6 +19,12 @@ test: check-postgres
 ## schemathesis: openapi.yaml against a running keyward (fresh SQLite), bounded in time (.ci/schemathesis.sh)
 schemathesis:
 	CARGO="$(CARGO)" bash .ci/schemathesis.sh
+
+## bench: load keyward against a bare actix-web ceiling (wrk, pinned CPUs), SQLite and PostgreSQL; see bench/bench.py
+bench:
+	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; }
+	$(CARGO) build --release --bin keyward --example hello --example new_key
+	python3 bench/bench.py
 
 check-postgres:
 	@if ! command -v pg_isready >/dev/null 2>&1; then \

@@ -1,0 +1,224 @@
+#!/usr/bin/env python3
+"""keyward's load benchmark (`make bench`).
+
+Loads, side by side on this machine, each server pinned to CPU 0 and the load
+generator (wrk, 32 connections) to CPU 1:
+  - the ceiling: a bare actix-web GET /hello (examples/hello.rs, same actix-web);
+  - keyward GET /v2/auth.whoami with a valid key;
+  - keyward /v2/authz.check with a valid key (nginx form);
+  - keyward GET /v2/auth.whoami with an unknown key;
+  - keyward GET /v2/team.asset.list with an Asset Audit key over 1,000 assets;
+on SQLite and, when reachable, PostgreSQL. Every keyward request is audited
+before its answer. Prints requests/s, p50, p99, the ratio to the ceiling and
+each server's peak RSS.
+"""
+import http.client, json, os, re, shutil, signal, socket, subprocess, sys, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+KEYWARD = os.path.join(TARGET, "release", "keyward")
+HELLO = os.path.join(TARGET, "release", "examples", "hello")
+WARMUP = int(os.environ.get("BENCH_WARMUP_SECONDS", "2"))
+DURATION = int(os.environ.get("BENCH_SECONDS", "8"))
+CONNECTIONS = 32
+PG_URL = os.environ.get("KEYWARD_BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
+SERVER_CPU, LOAD_CPU = "0", "1"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(port, path, proc, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"server exited early with {proc.returncode}")
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            c.request("GET", path)
+            if c.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    sys.exit(f"server on port {port} never became ready")
+
+
+def peak_rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def to_ms(value):
+    m = re.match(r"([\d.]+)(us|ms|s)", value)
+    n, unit = float(m.group(1)), m.group(2)
+    return n / 1000 if unit == "us" else n * 1000 if unit == "s" else n
+
+
+def wrk(url, headers, seconds):
+    cmd = ["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency"]
+    for h in headers:
+        cmd += ["-H", h]
+    out = subprocess.run(cmd + [url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = to_ms(re.search(r"\s50%\s+(\S+)", out).group(1))
+    p99 = to_ms(re.search(r"\s99%\s+(\S+)", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors:.*", out)
+    return {"rps": rps, "p50": p50, "p99": p99, "non2xx": int(non2xx.group(1)) if non2xx else 0,
+            "socket_errors": errors.group(0) if errors else None}
+
+
+def measure(url, headers):
+    wrk(url, headers, WARMUP)
+    return wrk(url, headers, DURATION)
+
+
+class Api:
+    def __init__(self, port):
+        self.port = port
+
+    def call(self, method, path, body=None, headers=None):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        h = dict(headers or {})
+        data = None
+        if body is not None:
+            data = json.dumps(body)
+            h["Content-Type"] = "application/json"
+        c.request(method, path, body=data, headers=h)
+        r = c.getresponse()
+        payload = json.loads(r.read() or b"null")
+        if r.status != 200:
+            sys.exit(f"{method} {path}: {r.status} {payload}")
+        return payload
+
+
+def keyward_env(db_url, port, tmp):
+    env = dict(os.environ)
+    env.update({
+        "KEYWARD_DATABASE_URL": db_url,
+        "KEYWARD_LISTEN": f"127.0.0.1:{port}",
+        "KEYWARD_KEY_PEPPER": "bench-pepper-0123456789abcdef0123456789",
+        "KEYWARD_CONSOLE_JWT_SECRET": "bench-console-0123456789abcdef012345678",
+        "KEYWARD_INGEST_TOKEN": "bench-ingest-0123456789abcdef0123456789",
+        "KEYWARD_EXPORT_DIR": os.path.join(tmp, "exports"),
+        "KEYWARD_LOG": "warn",
+        # Limits off: the benchmark measures the service, not its 429s.
+        "KEYWARD_RATE_LIMIT_READ_PER_MINUTE": "0",
+        "KEYWARD_RATE_LIMIT_WRITE_PER_MINUTE": "0",
+    })
+    return env
+
+
+def cli(env, *args):
+    return subprocess.run([KEYWARD, *args], env=env, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def bench_keyward(backend, db_url, tmp):
+    port = free_port()
+    env = keyward_env(db_url, port, tmp)
+    if backend == "postgresql":
+        cli(env, "migrate")
+    tenant = json.loads(cli(env, "tenant", "create", "--name", "Bench", "--owner-email", "owner@bench.example"))
+    token = cli(env, "console-token", "--tenant", tenant["tenant_id"], "--member", tenant["owner_member_id"])
+    proc = subprocess.Popen(["taskset", "-c", SERVER_CPU, KEYWARD, "serve"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "serve.log"), "w"))
+    try:
+        wait_ready(port, "/readyz", proc)
+        api = Api(port)
+        owner = {"Authorization": f"Bearer {token}"}
+        keys = {}
+        for kt in ["KEY_TYPE_SIEM", "KEY_TYPE_TEAM_ASSET_AUDIT"]:
+            keys[kt] = api.call("POST", "/v2/enterprise.key.create", {"key_type": kt, "label": "bench"}, owner)["secret"]
+        ingest = {"Authorization": "Bearer bench-ingest-0123456789abcdef0123456789"}
+        for i in range(1000):
+            api.call("POST", "/internal/v2/team.asset.upsert", {
+                "tenant_id": tenant["tenant_id"], "asset_type": "ASSET_TYPE_FILE", "asset_id": f"a{i}",
+                "asset_name": f"asset {i:04}", "owner_id": "owner", "shared_at": "2026-01-01T00:00:00Z",
+                "permission": "SHARE_SCOPE_TEAM_ONLY"}, ingest)
+        base = f"http://127.0.0.1:{port}"
+        siem, audit = keys["KEY_TYPE_SIEM"], keys["KEY_TYPE_TEAM_ASSET_AUDIT"]
+        results = {
+            "whoami (valid key)": measure(f"{base}/v2/auth.whoami", [f"X-API-Key: {siem}"]),
+            "authz.check (valid key)": measure(f"{base}/v2/authz.check", [
+                f"X-API-Key: {audit}", "X-Original-Method: GET", "X-Original-URI: /v2/team.asset.list"]),
+            "whoami (unknown key)": measure(f"{base}/v2/auth.whoami", [f"X-API-Key: {UNKNOWN_KEY}"]),
+            "team.asset.list (1,000 assets)": measure(f"{base}/v2/team.asset.list?limit=100", [f"X-API-Key: {audit}"]),
+        }
+        return results, peak_rss_mib(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def bench_hello():
+    port = free_port()
+    proc = subprocess.Popen(["taskset", "-c", SERVER_CPU, HELLO], env={**os.environ, "HELLO_LISTEN": f"127.0.0.1:{port}"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_ready(port, "/hello", proc)
+        return measure(f"http://127.0.0.1:{port}/hello", []), peak_rss_mib(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def pg_reachable():
+    return subprocess.run(["pg_isready", "-q", "-d", PG_URL]).returncode == 0 if shutil.which("pg_isready") else False
+
+
+def fresh_pg_db():
+    name = f"keyward_bench_{os.getpid()}"
+    for sql in [f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"']:
+        subprocess.run(["psql", f"{PG_URL}/postgres", "-qc", sql], check=True, capture_output=True)
+    return f"{PG_URL}/{name}", name
+
+
+UNKNOWN_KEY = None
+
+
+def main():
+    global UNKNOWN_KEY
+    UNKNOWN_KEY = subprocess.run([os.path.join(TARGET, "release", "examples", "new_key")],
+                                 capture_output=True, text=True, check=True).stdout.strip()
+    print(f"keyward benchmark: {CONNECTIONS} connections, {WARMUP}s warm-up + {DURATION}s per scenario, "
+          f"server on CPU {SERVER_CPU}, wrk on CPU {LOAD_CPU}")
+    print(f"machine: {os.cpu_count()} CPUs, {subprocess.run(['uname', '-srm'], capture_output=True, text=True).stdout.strip()}")
+    ceiling, hello_rss = bench_hello()
+    rows = [("ceiling: actix-web GET /hello", "-", ceiling, hello_rss)]
+    backends = [("sqlite", None)]
+    if pg_reachable():
+        backends.append(("postgresql", "pg"))
+    else:
+        print("PostgreSQL not reachable: SQLite only")
+    for backend, _ in backends:
+        with tempfile.TemporaryDirectory() as tmp:
+            if backend == "sqlite":
+                url = f"sqlite://{tmp}/bench.db"
+                pg_name = None
+            else:
+                url, pg_name = fresh_pg_db()
+            results, rss = bench_keyward(backend, url, tmp)
+            for name, r in results.items():
+                rows.append((name, backend, r, rss))
+            if pg_name:
+                subprocess.run(["psql", f"{PG_URL}/postgres", "-qc", f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'],
+                               capture_output=True)
+    print()
+    print(f"{'scenario':34} {'db':10} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'x ceiling':>10} {'peak RSS MiB':>13}")
+    for name, db, r, rss in rows:
+        ratio = r["rps"] / ceiling["rps"]
+        note = "" if name.startswith("ceiling") or "unknown" in name or r["non2xx"] == 0 else f"  ({r['non2xx']} non-2xx!)"
+        if "unknown" in name and r["non2xx"] == 0:
+            note = "  (expected 401s, got 2xx!)"
+        print(f"{name:34} {db:10} {r['rps']:>10.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} {ratio:>10.2f} {rss:>13.1f}{note}")
+
+
+if __name__ == "__main__":
+    main()
