@@ -2,7 +2,7 @@
 //! the asset keys' list with its filters, and re-scoping (SPEC §5).
 
 use crate::both;
-use crate::helpers::{Backend, Resp, TestApp};
+use crate::helpers::{assert_error, assert_refused, event_of, key_get, key_post, Backend, Resp, TestApp};
 use serde_json::{json, Value};
 
 const TOKEN: &str = "ingest-token-for-tests-0123456789abcdef";
@@ -31,42 +31,11 @@ fn upsert(app: &TestApp, body: &Value) -> Value {
     ingest(app, UPSERT, body).ok()["asset"].clone()
 }
 
-fn kget(app: &TestApp, secret: &str, path: &str) -> Resp {
-    app.get(path, &[("X-API-Key", secret)])
-}
-
-fn kpost(app: &TestApp, secret: &str, path: &str, body: &Value) -> Resp {
-    app.post(path, &[("X-API-Key", secret)], body)
-}
-
 /// A key created by the owner with a chosen label: (key id, secret).
 fn labelled_key(app: &TestApp, key_type: &str, label: &str) -> (String, String) {
     let r = app.owner_post("/v2/enterprise.key.create", &json!({"key_type": key_type, "label": label}));
     let b = r.ok();
     (b["key"]["key_id"].as_str().unwrap().to_string(), b["secret"].as_str().unwrap().to_string())
-}
-
-#[track_caller]
-fn event_of(app: &TestApp, r: &Resp) -> Value {
-    let rid = r.header("x-request-id").expect("X-Request-Id header");
-    assert_eq!(r.body["request_id"], json!(rid));
-    app.event_by_request_id(&rid).unwrap_or_else(|| panic!("no audit event for {rid}"))
-}
-
-#[track_caller]
-fn assert_refused(app: &TestApp, r: &Resp, status: u16, code: &str, reason: &str) -> Value {
-    assert_eq!(r.status, status, "expected {status} {code}, got {}: {}", r.status, r.text);
-    assert_eq!(r.body["ok"], json!(false), "{}", r.text);
-    assert_eq!(r.code().as_deref(), Some(code), "{}", r.text);
-    let e = event_of(app, r);
-    assert_eq!(e["outcome"], "DENIED", "{e}");
-    assert_eq!(e["reason"], json!(reason), "{e}");
-    e
-}
-
-#[track_caller]
-fn assert_error(app: &TestApp, r: &Resp, status: u16, code: &str) -> Value {
-    assert_refused(app, r, status, code, code)
 }
 
 fn asset_rows(app: &TestApp) -> Vec<String> {
@@ -146,7 +115,7 @@ fn ingestion_requires_the_ingest_token(b: Backend) {
         &json!({"tenant_id": app.tenant_id, "asset_type": "ASSET_TYPE_FILE", "asset_id": "file-1"}),
     );
     assert_refused(&app, &r, 401, "unauthenticated", "bad_ingest_token");
-    let listed = kget(&app, &mgmt, LIST).ok().clone();
+    let listed = key_get(&app, &mgmt, LIST).ok().clone();
     assert_eq!(listed["assets"][0]["asset_exists"], true);
 }
 both!(ingestion_requires_the_ingest_token);
@@ -232,7 +201,7 @@ fn upsert_is_idempotent_on_tenant_type_and_asset_id(b: Backend) {
     assert_eq!(event_of(&app, &r)["metadata"]["created"], false);
     assert_eq!(asset_rows(&app).len(), 1);
 
-    let listed = kget(&app, &audit, LIST).ok().clone();
+    let listed = key_get(&app, &audit, LIST).ok().clone();
     assert_eq!(listed["total"], 1);
     assert_eq!(listed["assets"][0]["uid"], uid);
     assert_eq!(listed["assets"][0]["asset_name"], "Final");
@@ -251,7 +220,7 @@ fn upsert_is_idempotent_on_tenant_type_and_asset_id(b: Backend) {
     );
     assert_ne!(other_tenant["uid"], uid);
     assert_eq!(asset_rows(&app).len(), 3);
-    let listed = kget(&app, &audit, LIST).ok().clone();
+    let listed = key_get(&app, &audit, LIST).ok().clone();
     assert_eq!(listed["total"], 2, "another tenant's share never shows: {listed}");
     assert!(!names(&listed).contains(&"Theirs".to_string()));
 }
@@ -287,7 +256,7 @@ fn asset_list_filters_and_pages_for_both_asset_keys(b: Backend) {
     let (_, audit) = app.create_key("KEY_TYPE_TEAM_ASSET_AUDIT");
     let (_, mgmt) = app.create_key("KEY_TYPE_TEAM_ASSET_MGMT");
     for key in [&audit, &mgmt] {
-        let r = kget(&app, key, LIST);
+        let r = key_get(&app, key, LIST);
         let body = r.ok().clone();
         // Newest share first.
         assert_eq!(ids(&body), ["a7", "a6", "a5", "a4", "a3", "a2", "a1"]);
@@ -325,7 +294,7 @@ fn asset_list_filters_and_pages_for_both_asset_keys(b: Backend) {
             ("keyword=Quarterly&permission=SHARE_SCOPE_PUBLIC", &["a2"]),
         ];
         for (q, want) in cases {
-            let r = kget(&app, key, &format!("{LIST}?{q}"));
+            let r = key_get(&app, key, &format!("{LIST}?{q}"));
             let body = r.ok().clone();
             assert_eq!(ids(&body), *want, "{q}");
             assert_eq!(body["total"], json!(want.len()), "{q}");
@@ -334,17 +303,17 @@ fn asset_list_filters_and_pages_for_both_asset_keys(b: Backend) {
         // Offset pagination with the total on every page.
         let mut seen = Vec::new();
         for offset in [0, 3, 6] {
-            let body = kget(&app, key, &format!("{LIST}?limit=3&offset={offset}")).ok().clone();
+            let body = key_get(&app, key, &format!("{LIST}?limit=3&offset={offset}")).ok().clone();
             assert_eq!(body["total"], 7);
             assert_eq!(body["limit"], 3);
             assert_eq!(body["offset"], offset);
             seen.extend(ids(&body));
         }
         assert_eq!(seen, ["a7", "a6", "a5", "a4", "a3", "a2", "a1"]);
-        let body = kget(&app, key, &format!("{LIST}?asset_type=ASSET_TYPE_FILE&limit=2&offset=2")).ok().clone();
+        let body = key_get(&app, key, &format!("{LIST}?asset_type=ASSET_TYPE_FILE&limit=2&offset=2")).ok().clone();
         assert_eq!(ids(&body), ["a2"]);
         assert_eq!(body["total"], 3);
-        let body = kget(&app, key, &format!("{LIST}?offset=50")).ok().clone();
+        let body = key_get(&app, key, &format!("{LIST}?offset=50")).ok().clone();
         assert!(ids(&body).is_empty());
         assert_eq!(body["total"], 7);
 
@@ -360,7 +329,7 @@ fn asset_list_filters_and_pages_for_both_asset_keys(b: Backend) {
             "offset=-1",
             "owner=u1",
         ] {
-            let r = kget(&app, key, &format!("{LIST}?{bad}"));
+            let r = key_get(&app, key, &format!("{LIST}?{bad}"));
             assert_error(&app, &r, 400, "invalid_argument");
         }
     }
@@ -381,12 +350,12 @@ fn update_scope_with_the_management_key(b: Backend) {
     let (audit_id, audit) = app.create_key("KEY_TYPE_TEAM_ASSET_AUDIT");
 
     // The audit key reads but may not re-scope.
-    let r = kpost(&app, &audit, SCOPE, &json!({"share_uid": uid, "permission": "SHARE_SCOPE_OWNER", "note": "n"}));
+    let r = key_post(&app, &audit, SCOPE, &json!({"share_uid": uid, "permission": "SHARE_SCOPE_OWNER", "note": "n"}));
     let e = assert_refused(&app, &r, 401, "unauthenticated", "type_mismatch");
     assert_eq!(e["key_id"], json!(audit_id));
     assert_eq!(db_permission(&app, &uid), "SHARE_SCOPE_PUBLIC");
 
-    let r = kpost(
+    let r = key_post(
         &app,
         &mgmt,
         SCOPE,
@@ -406,10 +375,11 @@ fn update_scope_with_the_management_key(b: Backend) {
     assert_eq!(e["metadata"]["key_label"], "DLP remediation bot");
     assert_eq!(e["metadata"]["old_scope"], "SHARE_SCOPE_PUBLIC");
     assert_eq!(e["metadata"]["new_scope"], "SHARE_SCOPE_TEAM_ONLY");
-    let listed = kget(&app, &audit, &format!("{LIST}?permission=SHARE_SCOPE_TEAM_ONLY")).ok().clone();
+    let listed = key_get(&app, &audit, &format!("{LIST}?permission=SHARE_SCOPE_TEAM_ONLY")).ok().clone();
     assert_eq!(listed["assets"][0]["uid"], json!(uid));
 
-    let r = kpost(&app, &mgmt, SCOPE, &json!({"share_uid": uid, "permission": "SHARE_SCOPE_OWNER", "note": "tighter"}));
+    let r =
+        key_post(&app, &mgmt, SCOPE, &json!({"share_uid": uid, "permission": "SHARE_SCOPE_OWNER", "note": "tighter"}));
     r.ok();
     let e = event_of(&app, &r);
     assert_eq!(e["metadata"]["old_scope"], "SHARE_SCOPE_TEAM_ONLY");
@@ -424,13 +394,13 @@ fn update_scope_with_the_management_key(b: Backend) {
         json!({"share_uid": uid, "permission": "SHARE_SCOPE_PUBLIC", "note": "x".repeat(1001)}),
         json!({"share_uid": uid, "permission": "SHARE_SCOPE_PUBLIC", "note": "n", "force": true}),
     ] {
-        let r = kpost(&app, &mgmt, SCOPE, &body);
+        let r = key_post(&app, &mgmt, SCOPE, &body);
         assert_error(&app, &r, 400, "invalid_argument");
     }
     assert_eq!(db_permission(&app, &uid), "SHARE_SCOPE_OWNER");
 
     // Unknown and other tenants' shares are not found.
-    let r = kpost(
+    let r = key_post(
         &app,
         &mgmt,
         SCOPE,
@@ -443,8 +413,12 @@ fn update_scope_with_the_management_key(b: Backend) {
         &share(&globex, "ASSET_TYPE_FILE", "f", "Theirs", "u9", "2024-03-01T09:00:00Z", "SHARE_SCOPE_OWNER"),
     );
     let theirs_uid = theirs["uid"].as_str().unwrap().to_string();
-    let r =
-        kpost(&app, &mgmt, SCOPE, &json!({"share_uid": theirs_uid, "permission": "SHARE_SCOPE_PUBLIC", "note": "n"}));
+    let r = key_post(
+        &app,
+        &mgmt,
+        SCOPE,
+        &json!({"share_uid": theirs_uid, "permission": "SHARE_SCOPE_PUBLIC", "note": "n"}),
+    );
     assert_error(&app, &r, 404, "not_found");
     assert_eq!(db_permission(&app, &theirs_uid), "SHARE_SCOPE_OWNER");
 }
@@ -476,7 +450,7 @@ fn deleted_asset_stays_listed_and_cannot_be_rescoped(b: Backend) {
     assert_eq!(e["metadata"]["share_uid"], json!(uid));
 
     // The row stays, flagged.
-    let body = kget(&app, &mgmt, LIST).ok().clone();
+    let body = key_get(&app, &mgmt, LIST).ok().clone();
     assert_eq!(body["total"], 2);
     let row = body["assets"].as_array().unwrap().iter().find(|a| a["uid"] == json!(uid)).expect("still listed").clone();
     assert_eq!(row["asset_exists"], false);
@@ -484,7 +458,7 @@ fn deleted_asset_stays_listed_and_cannot_be_rescoped(b: Backend) {
     let other = body["assets"].as_array().unwrap().iter().find(|a| a["uid"] != json!(uid)).unwrap().clone();
     assert_eq!(other["asset_exists"], true);
 
-    let r = kpost(&app, &mgmt, SCOPE, &json!({"share_uid": uid, "permission": "SHARE_SCOPE_OWNER", "note": "lock"}));
+    let r = key_post(&app, &mgmt, SCOPE, &json!({"share_uid": uid, "permission": "SHARE_SCOPE_OWNER", "note": "lock"}));
     assert_error(&app, &r, 400, "failed_precondition");
     assert_eq!(db_permission(&app, &uid), "SHARE_SCOPE_PUBLIC");
 
@@ -508,11 +482,11 @@ fn asset_surface_refuses_other_key_types(b: Backend) {
     let scope = json!({"share_uid": uid, "permission": "SHARE_SCOPE_OWNER", "note": "n"});
     for kt in ["KEY_TYPE_EDISCOVERY", "KEY_TYPE_SIEM", "KEY_TYPE_TEAM_USER_MGMT"] {
         let (key_id, secret) = app.create_key(kt);
-        let r = kget(&app, &secret, LIST);
+        let r = key_get(&app, &secret, LIST);
         let e = assert_refused(&app, &r, 401, "unauthenticated", "type_mismatch");
         assert_eq!(e["key_id"], json!(key_id));
         assert!(!r.text.contains("Secret plan"));
-        let r = kpost(&app, &secret, SCOPE, &scope);
+        let r = key_post(&app, &secret, SCOPE, &scope);
         assert_refused(&app, &r, 401, "unauthenticated", "type_mismatch");
     }
     // No key, or the console: refused.
@@ -543,7 +517,7 @@ fn asset_keyword_prefix_ignores_case_on_both_backends(b: Backend) {
     upsert(&app, &share(&t, "ASSET_TYPE_FILE", "q3", "Budget", "u1", "2024-03-10T10:00:00Z", "SHARE_SCOPE_TEAM_ONLY"));
     let (_, audit) = app.create_key("KEY_TYPE_TEAM_ASSET_AUDIT");
     for kw in ["quarterly", "Quarterly", "QUARTERLY", "qUaRt"] {
-        let body = kget(&app, &audit, &format!("{LIST}?keyword={kw}")).ok().clone();
+        let body = key_get(&app, &audit, &format!("{LIST}?keyword={kw}")).ok().clone();
         assert_eq!(names(&body), ["quarterly plan", "Quarterly Report"], "keyword={kw} on {:?}", app.backend);
         assert_eq!(body["total"], 2, "keyword={kw}");
     }

@@ -3,7 +3,7 @@
 //! auditors' query API.
 
 use crate::both;
-use crate::helpers::{Backend, Resp, TestApp};
+use crate::helpers::{event_of, Backend, Resp, TestApp};
 use keyward::domain::KeyType;
 use serde_json::{json, Value};
 use std::collections::HashSet;
@@ -21,21 +21,8 @@ fn request_id(r: &Resp) -> String {
     id
 }
 
-/// How many stored events carry this request id (any chain).
-fn events_with_request_id(app: &TestApp, rid: &str) -> usize {
-    app.query_strings(&format!("SELECT event_id AS v FROM audit_events WHERE request_id = '{rid}'")).len()
-}
-
 fn all_event_count(app: &TestApp) -> usize {
     app.query_strings("SELECT event_id AS v FROM audit_events").len()
-}
-
-/// The one event of a response, read from the database.
-#[track_caller]
-fn event_of(app: &TestApp, r: &Resp) -> Value {
-    let rid = request_id(r);
-    assert_eq!(events_with_request_id(app, &rid), 1, "exactly one event for {rid}");
-    app.event_by_request_id(&rid).expect("the event is committed before the response")
 }
 
 fn auth(token: &str) -> (&'static str, String) {

@@ -1,7 +1,7 @@
 //! Console callers (SPEC §2): who may call the console operations, and who is refused why.
 
 use crate::both;
-use crate::helpers::{Backend, Resp, TestApp};
+use crate::helpers::{event_of, Backend, Resp, TestApp};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
@@ -42,14 +42,6 @@ fn get_with(app: &TestApp, path: &str, token: &str) -> Resp {
 fn post_with(app: &TestApp, path: &str, token: &str, body: &Value) -> Resp {
     let auth = format!("Bearer {token}");
     app.post(path, &[("Authorization", &auth)], body)
-}
-
-/// The audit event of a response, checking that header and body name the same request.
-#[track_caller]
-fn event_of(app: &TestApp, r: &Resp) -> Value {
-    let rid = r.header("x-request-id").expect("X-Request-Id header");
-    assert_eq!(r.body["request_id"], json!(rid), "body and header request ids differ");
-    app.event_by_request_id(&rid).unwrap_or_else(|| panic!("no audit event for {rid}"))
 }
 
 /// A console refusal: 401, the one console message, and an audit event with `reason`.

@@ -2,7 +2,7 @@
 //! parameters; request ids on every answer; probes.
 
 use crate::both;
-use crate::helpers::{Backend, Resp, TestApp};
+use crate::helpers::{event_of, Backend, Resp, TestApp};
 use serde_json::{json, Value};
 
 /// Asserts the request id: header equals body (for JSON answers), shaped `req_` + 32 hex.
@@ -40,12 +40,6 @@ fn assert_success(r: &Resp) -> &Value {
     assert_request_id(r);
     assert_eq!(r.body["ok"], json!(true), "{}", r.text);
     r.ok()
-}
-
-#[track_caller]
-fn event_of(app: &TestApp, r: &Resp) -> Value {
-    let rid = assert_request_id(r);
-    app.event_by_request_id(&rid).unwrap_or_else(|| panic!("no audit event for {rid}"))
 }
 
 fn owner_raw_post(app: &TestApp, path: &str, content_type: Option<&str>, body: &str) -> Resp {

@@ -2,7 +2,7 @@
 //! runner that builds them, and their signed download links.
 
 use crate::both;
-use crate::helpers::{Backend, Resp, TestApp};
+use crate::helpers::{event_of, key_get, key_post, Backend, Resp, TestApp};
 use keyward::crypto::LinkSigner;
 use keyward::exports::runner::Jobs;
 use serde_json::{json, Value};
@@ -27,20 +27,6 @@ const COMPLETED: &str = "EXPORT_STATUS_COMPLETED";
 const FAILED: &str = "EXPORT_STATUS_FAILED";
 
 // ------------------------------------------------------------------ helpers
-
-fn key_get(app: &TestApp, secret: &str, path: &str) -> Resp {
-    app.get(path, &[("X-API-Key", secret)])
-}
-
-fn key_post(app: &TestApp, secret: &str, path: &str, body: &Value) -> Resp {
-    app.post(path, &[("X-API-Key", secret)], body)
-}
-
-#[track_caller]
-fn event_of(app: &TestApp, r: &Resp) -> Value {
-    let rid = r.header("x-request-id").expect("X-Request-Id header");
-    app.event_by_request_id(&rid).unwrap_or_else(|| panic!("no audit event for {rid}"))
-}
 
 /// An error answer with `status` and `code`, whose audit event is DENIED with `reason`.
 #[track_caller]

@@ -2,18 +2,12 @@
 //! exhaustive key type × operation matrix end to end, and its refusals.
 
 use crate::both;
-use crate::helpers::{Backend, Resp, TestApp};
+use crate::helpers::{event_of, Backend, Resp, TestApp};
 use keyward::domain::{authz, KeyType, Reach};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
 const KEY_REFUSED: &str = "Invalid or missing enterprise API key";
-
-#[track_caller]
-fn event_of(app: &TestApp, r: &Resp) -> Value {
-    let rid = r.body["request_id"].as_str().unwrap_or_else(|| panic!("no request_id in {}", r.text));
-    app.event_by_request_id(rid).unwrap_or_else(|| panic!("no audit event for {rid}"))
-}
 
 /// How many events a request wrote.
 fn events_of_request(app: &TestApp, r: &Resp) -> usize {

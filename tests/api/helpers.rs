@@ -461,3 +461,47 @@ impl Drop for TestApp {
         }
     }
 }
+
+// ------------------------------------------------------------------ shared assertions
+
+/// A request with an enterprise key in `X-API-Key`.
+pub fn key_get(app: &TestApp, secret: &str, path: &str) -> Resp {
+    app.get(path, &[("X-API-Key", secret)])
+}
+
+pub fn key_post(app: &TestApp, secret: &str, path: &str, body: &Value) -> Resp {
+    app.post(path, &[("X-API-Key", secret)], body)
+}
+
+/// The one audit event of a response, read from the database at once (events
+/// commit before the answer). Checks that the header and body ids agree.
+#[track_caller]
+pub fn event_of(app: &TestApp, r: &Resp) -> Value {
+    let rid = r.header("x-request-id").unwrap_or_else(|| panic!("no X-Request-Id on {}", r.text));
+    // The envelope carries it; SCIM bodies and downloads do not.
+    if let Some(body_id) = r.body.get("request_id") {
+        assert_eq!(body_id, &serde_json::json!(rid), "body and header request ids differ");
+    }
+    let ids = app.query_strings(&format!("SELECT event_id AS v FROM audit_events WHERE request_id = '{rid}'"));
+    assert_eq!(ids.len(), 1, "request {rid} has {} audit events", ids.len());
+    app.event_by_request_id(&rid).expect("the event is committed before the response")
+}
+
+/// An error answer with `status` and `code`, whose audit event is DENIED with `reason`.
+#[track_caller]
+pub fn assert_refused(app: &TestApp, r: &Resp, status: u16, code: &str, reason: &str) -> Value {
+    assert_eq!(r.status, status, "expected {status} {code}, got {}: {}", r.status, r.text);
+    assert_eq!(r.body["ok"], serde_json::json!(false), "{}", r.text);
+    assert_eq!(r.code().as_deref(), Some(code), "{}", r.text);
+    let e = event_of(app, r);
+    assert_eq!(e["outcome"], "DENIED", "{e}");
+    assert_eq!(e["status_code"], serde_json::json!(status), "{e}");
+    assert_eq!(e["reason"], serde_json::json!(reason), "{e}");
+    e
+}
+
+/// An error whose audit reason is its code (validation, not found, preconditions).
+#[track_caller]
+pub fn assert_error(app: &TestApp, r: &Resp, status: u16, code: &str) -> Value {
+    assert_refused(app, r, status, code, code)
+}

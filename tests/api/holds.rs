@@ -2,7 +2,7 @@
 //! removed, by any path, until every hold on them is released (SPEC §5).
 
 use crate::both;
-use crate::helpers::{Backend, Resp, TestApp};
+use crate::helpers::{assert_error, assert_refused, event_of, key_get, key_post, Backend, TestApp};
 use serde_json::{json, Value};
 
 const CREATE: &str = "/v2/enterprise.hold.create";
@@ -16,40 +16,9 @@ const HOLD_RELEASED: &str = "HOLD_STATUS_RELEASED";
 
 // ------------------------------------------------------------------ helpers
 
-fn kget(app: &TestApp, secret: &str, path: &str) -> Resp {
-    app.get(path, &[("X-API-Key", secret)])
-}
-
-fn kpost(app: &TestApp, secret: &str, path: &str, body: &Value) -> Resp {
-    app.post(path, &[("X-API-Key", secret)], body)
-}
-
-#[track_caller]
-fn event_of(app: &TestApp, r: &Resp) -> Value {
-    let rid = r.header("x-request-id").expect("X-Request-Id header");
-    assert_eq!(r.body["request_id"], json!(rid));
-    app.event_by_request_id(&rid).unwrap_or_else(|| panic!("no audit event for {rid}"))
-}
-
-#[track_caller]
-fn assert_refused(app: &TestApp, r: &Resp, status: u16, code: &str, reason: &str) -> Value {
-    assert_eq!(r.status, status, "expected {status} {code}, got {}: {}", r.status, r.text);
-    assert_eq!(r.body["ok"], json!(false), "{}", r.text);
-    assert_eq!(r.code().as_deref(), Some(code), "{}", r.text);
-    let e = event_of(app, r);
-    assert_eq!(e["outcome"], "DENIED", "{e}");
-    assert_eq!(e["reason"], json!(reason), "{e}");
-    e
-}
-
-#[track_caller]
-fn assert_error(app: &TestApp, r: &Resp, status: u16, code: &str) -> Value {
-    assert_refused(app, r, status, code, code)
-}
-
 #[track_caller]
 fn create_hold(app: &TestApp, secret: &str, user_ids: &[&str], reason: &str) -> Value {
-    let r = kpost(app, secret, CREATE, &json!({"user_ids": user_ids, "reason": reason}));
+    let r = key_post(app, secret, CREATE, &json!({"user_ids": user_ids, "reason": reason}));
     r.ok()["hold"].clone()
 }
 
@@ -75,7 +44,7 @@ fn hold_create_and_list(b: Backend) {
     let (m1, _) = app.add_member(&app.tenant_id, "MEMBER");
     let (m2, _) = app.add_member(&app.tenant_id, "ADMIN");
 
-    let r = kpost(&app, &key, CREATE, &json!({"user_ids": [m2, m1, m2], "reason": "  Litigation 2024-17  "}));
+    let r = key_post(&app, &key, CREATE, &json!({"user_ids": [m2, m1, m2], "reason": "  Litigation 2024-17  "}));
     let h1 = r.ok()["hold"].clone();
     let uid1 = h1["uid"].as_str().unwrap().to_string();
     assert!(uuid::Uuid::parse_str(&uid1).is_ok(), "{h1}");
@@ -93,7 +62,7 @@ fn hold_create_and_list(b: Backend) {
 
     let h2 = create_hold(&app, &key, &[&m1], "Regulator inquiry");
     let uid2 = h2["uid"].as_str().unwrap().to_string();
-    let r = kpost(&app, &key, RELEASE, &json!({"uid": uid2, "reason": "inquiry closed"}));
+    let r = key_post(&app, &key, RELEASE, &json!({"uid": uid2, "reason": "inquiry closed"}));
     let released = r.ok()["hold"].clone();
     assert_eq!(released["status"], HOLD_RELEASED);
     assert_eq!(released["released_by"], json!(key_id));
@@ -103,7 +72,7 @@ fn hold_create_and_list(b: Backend) {
     assert_eq!(e["operation"], "enterprise.hold.release");
     assert_eq!(e["metadata"]["hold_uid"], json!(uid2));
 
-    let body = kget(&app, &key, LIST).ok().clone();
+    let body = key_get(&app, &key, LIST).ok().clone();
     assert_eq!(body["total"], 2);
     let mut all = hold_uids(&body);
     all.sort();
@@ -111,23 +80,23 @@ fn hold_create_and_list(b: Backend) {
     want.sort();
     assert_eq!(all, want);
 
-    let body = kget(&app, &key, &format!("{LIST}?status={HOLD_ACTIVE}")).ok().clone();
+    let body = key_get(&app, &key, &format!("{LIST}?status={HOLD_ACTIVE}")).ok().clone();
     assert_eq!(hold_uids(&body), vec![uid1.clone()]);
     assert_eq!(body["total"], 1);
     assert_eq!(body["holds"][0]["user_ids"], json!(sorted(&[&m1, &m2])));
     assert_eq!(body["holds"][0]["status"], HOLD_ACTIVE);
 
-    let body = kget(&app, &key, &format!("{LIST}?status={HOLD_RELEASED}")).ok().clone();
+    let body = key_get(&app, &key, &format!("{LIST}?status={HOLD_RELEASED}")).ok().clone();
     assert_eq!(hold_uids(&body), vec![uid2.clone()]);
     assert_eq!(body["total"], 1);
     assert_eq!(body["holds"][0]["status"], HOLD_RELEASED);
 
-    let body = kget(&app, &key, &format!("{LIST}?limit=1&offset=1")).ok().clone();
+    let body = key_get(&app, &key, &format!("{LIST}?limit=1&offset=1")).ok().clone();
     assert_eq!(body["total"], 2);
     assert_eq!(body["holds"].as_array().unwrap().len(), 1);
 
     for bad in ["status=ACTIVE", "status=HOLD_STATUS_BOGUS", "limit=0", "offset=-1", "user_id=x"] {
-        let r = kget(&app, &key, &format!("{LIST}?{bad}"));
+        let r = key_get(&app, &key, &format!("{LIST}?{bad}"));
         assert_error(&app, &r, 400, "invalid_argument");
     }
     // Bad bodies create nothing.
@@ -137,7 +106,7 @@ fn hold_create_and_list(b: Backend) {
         json!({"user_ids": [m1]}),
         json!({"user_ids": [m1], "reason": "x", "scope": "all"}),
     ] {
-        let r = kpost(&app, &key, CREATE, &body);
+        let r = key_post(&app, &key, CREATE, &body);
         assert_error(&app, &r, 400, "invalid_argument");
     }
     assert_eq!(app.query_strings("SELECT uid AS v FROM legal_holds").len(), 2);
@@ -156,32 +125,32 @@ fn held_member_cannot_be_removed_only_deactivated(b: Backend) {
     let h2 = create_hold(&app, &hold_key, &[&m], "Case B");
 
     let try_remove = |app: &TestApp| {
-        let r = kpost(app, &user_key, USER_UPDATE, &json!({"team_user_id": m, "status": "USER_STATUS_REMOVED"}));
+        let r = key_post(app, &user_key, USER_UPDATE, &json!({"team_user_id": m, "status": "USER_STATUS_REMOVED"}));
         assert_error(app, &r, 400, "failed_precondition");
-        let r = kpost(app, &user_key, USER_REMOVE, &json!({"team_user_id": m}));
+        let r = key_post(app, &user_key, USER_REMOVE, &json!({"team_user_id": m}));
         assert_error(app, &r, 400, "failed_precondition");
     };
     try_remove(&app);
     assert_eq!(member_status(&app, &m), "USER_STATUS_ACTIVE");
 
     // Made inactive: allowed, and still not removable.
-    let r = kpost(&app, &user_key, USER_UPDATE, &json!({"team_user_id": m, "status": "USER_STATUS_INACTIVE"}));
+    let r = key_post(&app, &user_key, USER_UPDATE, &json!({"team_user_id": m, "status": "USER_STATUS_INACTIVE"}));
     assert_eq!(r.ok()["team_user"]["status"], "USER_STATUS_INACTIVE");
     try_remove(&app);
     assert_eq!(member_status(&app, &m), "USER_STATUS_INACTIVE");
 
     // A member outside the hold is removable.
-    kpost(&app, &user_key, USER_REMOVE, &json!({"team_user_id": free})).ok();
+    key_post(&app, &user_key, USER_REMOVE, &json!({"team_user_id": free})).ok();
     assert_eq!(member_status(&app, &free), "USER_STATUS_REMOVED");
 
     // One hold released, the other still holds.
-    kpost(&app, &hold_key, RELEASE, &json!({"uid": h1["uid"]})).ok();
+    key_post(&app, &hold_key, RELEASE, &json!({"uid": h1["uid"]})).ok();
     try_remove(&app);
     assert_eq!(member_status(&app, &m), "USER_STATUS_INACTIVE");
 
     // Every hold released: removal works.
-    kpost(&app, &hold_key, RELEASE, &json!({"uid": h2["uid"]})).ok();
-    let r = kpost(&app, &user_key, USER_REMOVE, &json!({"team_user_id": m}));
+    key_post(&app, &hold_key, RELEASE, &json!({"uid": h2["uid"]})).ok();
+    let r = key_post(&app, &user_key, USER_REMOVE, &json!({"team_user_id": m}));
     assert_eq!(r.ok()["team_user"]["status"], "USER_STATUS_REMOVED");
     assert_eq!(member_status(&app, &m), "USER_STATUS_REMOVED");
 }
@@ -193,10 +162,10 @@ fn release_after_update_path_allows_removal(b: Backend) {
     let (_, user_key) = app.create_key("KEY_TYPE_TEAM_USER_MGMT");
     let (m, _) = app.add_member(&app.tenant_id, "AUDITOR");
     let h = create_hold(&app, &hold_key, &[&m], "Case C");
-    let r = kpost(&app, &user_key, USER_UPDATE, &json!({"team_user_id": m, "status": "USER_STATUS_REMOVED"}));
+    let r = key_post(&app, &user_key, USER_UPDATE, &json!({"team_user_id": m, "status": "USER_STATUS_REMOVED"}));
     assert_error(&app, &r, 400, "failed_precondition");
-    kpost(&app, &hold_key, RELEASE, &json!({"uid": h["uid"]})).ok();
-    let r = kpost(&app, &user_key, USER_UPDATE, &json!({"team_user_id": m, "status": "USER_STATUS_REMOVED"}));
+    key_post(&app, &hold_key, RELEASE, &json!({"uid": h["uid"]})).ok();
+    let r = key_post(&app, &user_key, USER_UPDATE, &json!({"team_user_id": m, "status": "USER_STATUS_REMOVED"}));
     assert_eq!(r.ok()["team_user"]["status"], "USER_STATUS_REMOVED");
     assert_eq!(member_status(&app, &m), "USER_STATUS_REMOVED");
 }
@@ -211,12 +180,12 @@ fn hold_release_twice_and_unknown_ids(b: Backend) {
     let h = create_hold(&app, &key, &[&m], "Case D");
     let uid = h["uid"].as_str().unwrap().to_string();
 
-    let r = kpost(&app, &key, RELEASE, &json!({"uid": uid}));
+    let r = key_post(&app, &key, RELEASE, &json!({"uid": uid}));
     assert_eq!(r.ok()["hold"]["status"], HOLD_RELEASED);
     let released_at = r.body["hold"]["released_at"].clone();
-    let r = kpost(&app, &key, RELEASE, &json!({"uid": uid, "reason": "again"}));
+    let r = key_post(&app, &key, RELEASE, &json!({"uid": uid, "reason": "again"}));
     assert_error(&app, &r, 400, "failed_precondition");
-    let body = kget(&app, &key, &format!("{LIST}?status={HOLD_RELEASED}")).ok().clone();
+    let body = key_get(&app, &key, &format!("{LIST}?status={HOLD_RELEASED}")).ok().clone();
     assert_eq!(body["holds"][0]["released_at"], released_at);
     assert_eq!(body["holds"][0]["release_reason"], Value::Null);
 
@@ -225,7 +194,7 @@ fn hold_release_twice_and_unknown_ids(b: Backend) {
     let (theirs, _) = app.add_member(&other, "MEMBER");
     let unknown = uuid::Uuid::new_v4().to_string();
     for ids in [vec![m.clone(), unknown.clone()], vec![theirs.clone()], vec![other_owner.clone(), m.clone()]] {
-        let r = kpost(&app, &key, CREATE, &json!({"user_ids": ids, "reason": "Case E"}));
+        let r = key_post(&app, &key, CREATE, &json!({"user_ids": ids, "reason": "Case E"}));
         assert_error(&app, &r, 404, "not_found");
     }
     assert_eq!(app.query_strings("SELECT uid AS v FROM legal_holds").len(), 1);
@@ -239,13 +208,13 @@ fn hold_release_twice_and_unknown_ids(b: Backend) {
     );
     let other_key = r.ok()["secret"].as_str().unwrap().to_string();
     let theirs_hold = create_hold(&app, &other_key, &[&theirs], "Globex case");
-    let r = kpost(&app, &key, RELEASE, &json!({"uid": theirs_hold["uid"]}));
+    let r = key_post(&app, &key, RELEASE, &json!({"uid": theirs_hold["uid"]}));
     assert_error(&app, &r, 404, "not_found");
-    let r = kpost(&app, &key, RELEASE, &json!({"uid": uuid::Uuid::new_v4().to_string()}));
+    let r = key_post(&app, &key, RELEASE, &json!({"uid": uuid::Uuid::new_v4().to_string()}));
     assert_error(&app, &r, 404, "not_found");
-    let mine = kget(&app, &key, LIST).ok().clone();
+    let mine = key_get(&app, &key, LIST).ok().clone();
     assert_eq!(hold_uids(&mine), vec![uid.clone()]);
-    let theirs_list = kget(&app, &other_key, &format!("{LIST}?status={HOLD_ACTIVE}")).ok().clone();
+    let theirs_list = key_get(&app, &other_key, &format!("{LIST}?status={HOLD_ACTIVE}")).ok().clone();
     assert_eq!(theirs_list["holds"][0]["uid"], theirs_hold["uid"]);
     assert_eq!(theirs_list["holds"][0]["status"], HOLD_ACTIVE);
 }
@@ -260,18 +229,18 @@ fn holds_refuse_other_key_types(b: Backend) {
     let h = create_hold(&app, &key, &[&m], "Case F");
     for kt in ["KEY_TYPE_SIEM", "KEY_TYPE_TEAM_USER_MGMT", "KEY_TYPE_TEAM_ASSET_AUDIT", "KEY_TYPE_TEAM_ASSET_MGMT"] {
         let (key_id, secret) = app.create_key(kt);
-        let r = kpost(&app, &secret, CREATE, &json!({"user_ids": [m], "reason": "sneaky"}));
+        let r = key_post(&app, &secret, CREATE, &json!({"user_ids": [m], "reason": "sneaky"}));
         let e = assert_refused(&app, &r, 401, "unauthenticated", "type_mismatch");
         assert_eq!(e["key_id"], json!(key_id));
-        let r = kget(&app, &secret, LIST);
+        let r = key_get(&app, &secret, LIST);
         assert_refused(&app, &r, 401, "unauthenticated", "type_mismatch");
-        let r = kpost(&app, &secret, RELEASE, &json!({"uid": h["uid"]}));
+        let r = key_post(&app, &secret, RELEASE, &json!({"uid": h["uid"]}));
         assert_refused(&app, &r, 401, "unauthenticated", "type_mismatch");
     }
     let r = app.owner_post(RELEASE, &json!({"uid": h["uid"]}));
     assert_refused(&app, &r, 401, "unauthenticated", "missing");
     assert_eq!(app.query_strings("SELECT uid AS v FROM legal_holds").len(), 1);
-    let body = kget(&app, &key, &format!("{LIST}?status={HOLD_ACTIVE}")).ok().clone();
+    let body = key_get(&app, &key, &format!("{LIST}?status={HOLD_ACTIVE}")).ok().clone();
     assert_eq!(hold_uids(&body), vec![h["uid"].as_str().unwrap().to_string()]);
 }
 both!(holds_refuse_other_key_types);

@@ -5,7 +5,7 @@
 //! starts a second server with `TestApp::sibling` (same settings, same
 //! database, same tenant) and drives both over HTTP.
 
-use crate::helpers::{Backend, Resp, TestApp};
+use crate::helpers::{event_of, Backend, Resp, TestApp};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::sync::Barrier;
@@ -24,12 +24,6 @@ fn two_instances() -> (TestApp, TestApp) {
 
 fn whoami(app: &TestApp, secret: &str) -> Resp {
     app.get("/v2/auth.whoami", &[("X-API-Key", secret)])
-}
-
-#[track_caller]
-fn event_of(app: &TestApp, r: &Resp) -> Value {
-    let rid = r.header("x-request-id").expect("X-Request-Id header");
-    app.event_by_request_id(&rid).unwrap_or_else(|| panic!("no audit event for {rid}"))
 }
 
 fn count(app: &TestApp, sql: &str) -> i64 {

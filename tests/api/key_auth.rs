@@ -3,18 +3,11 @@
 //! precise reason in the audit log, and the order of the checks.
 
 use crate::both;
-use crate::helpers::{Backend, Resp, TestApp};
+use crate::helpers::{event_of, Backend, Resp, TestApp};
 use keyward::domain::{authz, KeyType, Role};
 use serde_json::{json, Value};
 
 const KEY_REFUSED: &str = "Invalid or missing enterprise API key";
-
-/// The audit event of a response, found by its request id.
-#[track_caller]
-fn event_of(app: &TestApp, r: &Resp) -> Value {
-    let rid = r.body["request_id"].as_str().unwrap_or_else(|| panic!("no request_id in {}", r.text));
-    app.event_by_request_id(rid).unwrap_or_else(|| panic!("no audit event for {rid}"))
-}
 
 /// A whoami call with the given key headers.
 fn whoami(app: &TestApp, headers: &[(&str, &str)]) -> Resp {

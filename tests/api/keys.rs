@@ -1,7 +1,7 @@
 //! The key lifecycle and the tenant key policy (SPEC §3).
 
 use crate::both;
-use crate::helpers::{Backend, Resp, TestApp};
+use crate::helpers::{assert_error, event_of, Backend, Resp, TestApp};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
 use std::collections::HashSet;
@@ -45,25 +45,6 @@ fn parse_time(v: &Value) -> DateTime<Utc> {
 fn assert_about(t: &Value, expected: DateTime<Utc>) {
     let got = parse_time(t);
     assert!((got - expected).num_seconds().abs() <= 60, "expected about {expected}, got {got}");
-}
-
-#[track_caller]
-fn event_of(app: &TestApp, r: &Resp) -> Value {
-    let rid = r.header("x-request-id").expect("X-Request-Id header");
-    assert_eq!(r.body["request_id"], json!(rid));
-    app.event_by_request_id(&rid).unwrap_or_else(|| panic!("no audit event for {rid}"))
-}
-
-/// An error answer with `status` and `code`, whose audit event records the code as its reason.
-#[track_caller]
-fn assert_error(app: &TestApp, r: &Resp, status: u16, code: &str) {
-    assert_eq!(r.status, status, "expected {status} {code}, got {}: {}", r.status, r.text);
-    assert_eq!(r.code().as_deref(), Some(code), "{}", r.text);
-    assert_eq!(r.body["ok"], json!(false));
-    let ev = event_of(app, r);
-    assert_eq!(ev["outcome"], json!("DENIED"));
-    assert_eq!(ev["reason"], json!(code), "event: {ev}");
-    assert_eq!(ev["status_code"], json!(status));
 }
 
 fn whoami(app: &TestApp, secret: &str) -> Resp {

@@ -4,7 +4,7 @@
 //! refusals as SCIM 401s, and one audit event for every request.
 
 use crate::both;
-use crate::helpers::{Backend, Resp, TestApp};
+use crate::helpers::{event_of, Backend, Resp, TestApp};
 use serde_json::{json, Value};
 
 const SCIM_JSON: &str = "application/scim+json";
@@ -93,15 +93,6 @@ fn assert_scim_error(r: &Resp, status: u16, scim_type: Option<&str>) -> String {
     assert_eq!(r.body.get("scimType").and_then(Value::as_str), scim_type, "{}", r.text);
     assert!(r.body.get("ok").is_none(), "not the envelope: {}", r.text);
     r.body["detail"].as_str().unwrap_or_else(|| panic!("detail: {}", r.text)).to_string()
-}
-
-/// The one audit event of a response, found by its X-Request-Id.
-#[track_caller]
-fn event_of(app: &TestApp, r: &Resp) -> Value {
-    let rid = r.header("x-request-id").unwrap_or_else(|| panic!("no X-Request-Id: {}", r.text));
-    let ids = app.query_strings(&format!("SELECT event_id AS v FROM audit_events WHERE request_id = '{rid}'"));
-    assert_eq!(ids.len(), 1, "request {rid} has {} audit events", ids.len());
-    app.event_by_request_id(&rid).unwrap()
 }
 
 #[track_caller]

@@ -3,7 +3,7 @@
 //! while events are written concurrently; Tier 2 payloads need the agreement.
 
 use crate::both;
-use crate::helpers::{Backend, Resp, TestApp};
+use crate::helpers::{assert_refused, key_get, Backend, Resp, TestApp};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -14,32 +14,10 @@ const KEY_REFUSED: &str = "Invalid or missing enterprise API key";
 
 // ------------------------------------------------------------------ helpers
 
-fn kget(app: &TestApp, secret: &str, path: &str) -> Resp {
-    app.get(path, &[("X-API-Key", secret)])
-}
-
-#[track_caller]
-fn event_of(app: &TestApp, r: &Resp) -> Value {
-    let rid = r.header("x-request-id").expect("X-Request-Id header");
-    assert_eq!(r.body["request_id"], json!(rid));
-    app.event_by_request_id(&rid).unwrap_or_else(|| panic!("no audit event for {rid}"))
-}
-
-#[track_caller]
-fn assert_refused(app: &TestApp, r: &Resp, status: u16, code: &str, reason: &str) -> Value {
-    assert_eq!(r.status, status, "expected {status} {code}, got {}: {}", r.status, r.text);
-    assert_eq!(r.body["ok"], json!(false), "{}", r.text);
-    assert_eq!(r.code().as_deref(), Some(code), "{}", r.text);
-    let e = event_of(app, r);
-    assert_eq!(e["outcome"], "DENIED", "{e}");
-    assert_eq!(e["reason"], json!(reason), "{e}");
-    e
-}
-
 /// One page of the feed: (events, next_cursor, has_more, the response).
 #[track_caller]
 fn page(app: &TestApp, secret: &str, query: &str) -> (Vec<Value>, String, bool, Resp) {
-    let r = kget(app, secret, &format!("{FEED}?{query}"));
+    let r = key_get(app, secret, &format!("{FEED}?{query}"));
     let body = r.ok().clone();
     let events = body["events"].as_array().expect("events").clone();
     let cursor =
@@ -113,13 +91,13 @@ fn make_events(app: &TestApp, n: usize) {
     for i in 0..n {
         match i % 3 {
             0 => {
-                kget(app, &k, "/v2/auth.whoami").ok();
+                key_get(app, &k, "/v2/auth.whoami").ok();
             }
             1 => {
                 app.owner_get("/v2/enterprise.key.list").ok();
             }
             _ => {
-                let r = kget(app, &k, "/v2/team.user.list");
+                let r = key_get(app, &k, "/v2/team.user.list");
                 assert_eq!(r.status, 401);
             }
         }
@@ -230,7 +208,7 @@ fn since_and_until_filter_the_feed(b: Backend) {
         "include_payload=maybe",
         "operation=auth.whoami",
     ] {
-        let r = kget(&app, &siem, &format!("{FEED}?{bad}"));
+        let r = key_get(&app, &siem, &format!("{FEED}?{bad}"));
         assert_refused(&app, &r, 400, "invalid_argument", "invalid_argument");
     }
 }
@@ -262,7 +240,7 @@ fn concurrent_writers_poller_sees_every_event_exactly_once(b: Backend) {
             .map(|_| {
                 s.spawn(|| {
                     for _ in 0..PER_WRITER {
-                        let r = kget(&app, &writer_key, "/v2/auth.whoami");
+                        let r = key_get(&app, &writer_key, "/v2/auth.whoami");
                         assert_eq!(r.status, 200, "{}", r.text);
                         let _guard = signal.0.lock().unwrap();
                         written.fetch_add(1, Ordering::SeqCst);
@@ -348,7 +326,7 @@ fn tier2_payload_needs_the_agreement_and_is_redacted(b: Backend) {
     let rotated = r.ok()["secret"].as_str().unwrap().to_string();
 
     // Without the agreement: refused, for include_payload=true only.
-    let r = kget(&app, &siem, &format!("{FEED}?include_payload=true"));
+    let r = key_get(&app, &siem, &format!("{FEED}?include_payload=true"));
     assert_refused(&app, &r, 400, "failed_precondition", "failed_precondition");
     let (events, _, _) = follow(&app, &siem, "&include_payload=false", 100, None);
     assert!(events.iter().all(|e| e.get("payload").is_none()));
@@ -386,7 +364,7 @@ fn feed_refuses_bad_cursors_and_other_callers(b: Backend) {
     let long = "a".repeat(100);
     let huge = "763a".to_string() + &"39".repeat(30);
     for bad in ["zz", "abc", "763a2d31", "7631", "not-a-cursor", long.as_str(), huge.as_str(), ""] {
-        let r = kget(&app, &siem, &format!("{FEED}?cursor={bad}"));
+        let r = key_get(&app, &siem, &format!("{FEED}?cursor={bad}"));
         if bad.is_empty() {
             // An empty cursor is no cursor or a bad one, never a 5xx.
             assert!(r.status == 200 || r.status == 400, "{}", r.text);
@@ -398,7 +376,7 @@ fn feed_refuses_bad_cursors_and_other_callers(b: Backend) {
         ["KEY_TYPE_EDISCOVERY", "KEY_TYPE_TEAM_USER_MGMT", "KEY_TYPE_TEAM_ASSET_AUDIT", "KEY_TYPE_TEAM_ASSET_MGMT"]
     {
         let (key_id, secret) = app.create_key(kt);
-        let r = kget(&app, &secret, FEED);
+        let r = key_get(&app, &secret, FEED);
         let e = assert_refused(&app, &r, 401, "unauthenticated", "type_mismatch");
         assert_eq!(r.body["error"]["message"], KEY_REFUSED);
         assert_eq!(e["key_id"], json!(key_id));

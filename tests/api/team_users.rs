@@ -2,7 +2,7 @@
 //! irreversible removal, the owner's protection, offboarding at once (SPEC §5).
 
 use crate::both;
-use crate::helpers::{Backend, Resp, TestApp};
+use crate::helpers::{assert_error, assert_refused, event_of, key_get, key_post, Backend, TestApp};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 
@@ -23,42 +23,9 @@ fn user_key(app: &TestApp) -> String {
     app.create_key("KEY_TYPE_TEAM_USER_MGMT").1
 }
 
-fn kget(app: &TestApp, secret: &str, path: &str) -> Resp {
-    app.get(path, &[("X-API-Key", secret)])
-}
-
-fn kpost(app: &TestApp, secret: &str, path: &str, body: &Value) -> Resp {
-    app.post(path, &[("X-API-Key", secret)], body)
-}
-
-#[track_caller]
-fn event_of(app: &TestApp, r: &Resp) -> Value {
-    let rid = r.header("x-request-id").expect("X-Request-Id header");
-    assert_eq!(r.body["request_id"], json!(rid));
-    app.event_by_request_id(&rid).unwrap_or_else(|| panic!("no audit event for {rid}"))
-}
-
-/// An error answer with `status` and `code`, whose audit event is DENIED with `reason`.
-#[track_caller]
-fn assert_refused(app: &TestApp, r: &Resp, status: u16, code: &str, reason: &str) -> Value {
-    assert_eq!(r.status, status, "expected {status} {code}, got {}: {}", r.status, r.text);
-    assert_eq!(r.body["ok"], json!(false), "{}", r.text);
-    assert_eq!(r.code().as_deref(), Some(code), "{}", r.text);
-    let e = event_of(app, r);
-    assert_eq!(e["outcome"], "DENIED", "{e}");
-    assert_eq!(e["status_code"], json!(status), "{e}");
-    assert_eq!(e["reason"], json!(reason), "{e}");
-    e
-}
-
-#[track_caller]
-fn assert_error(app: &TestApp, r: &Resp, status: u16, code: &str) -> Value {
-    assert_refused(app, r, status, code, code)
-}
-
 #[track_caller]
 fn create_user(app: &TestApp, secret: &str, email: &str, role: &str) -> String {
-    let r = kpost(app, secret, CREATE, &json!({"email": email, "role": role}));
+    let r = key_post(app, secret, CREATE, &json!({"email": email, "role": role}));
     r.ok()["team_user"]["team_user_id"].as_str().unwrap().to_string()
 }
 
@@ -79,7 +46,7 @@ fn team_user_create_refuses_owner_and_duplicates(b: Backend) {
     let app = TestApp::spawn(b);
     let (key_id, key) = app.create_key("KEY_TYPE_TEAM_USER_MGMT");
 
-    let r = kpost(
+    let r = key_post(
         &app,
         &key,
         CREATE,
@@ -106,13 +73,13 @@ fn team_user_create_refuses_owner_and_duplicates(b: Backend) {
     assert_eq!(e["metadata"]["role"], "ADMIN");
 
     // The OWNER role is never granted through the API.
-    let r = kpost(&app, &key, CREATE, &json!({"email": "bob@example.com", "role": "OWNER"}));
+    let r = key_post(&app, &key, CREATE, &json!({"email": "bob@example.com", "role": "OWNER"}));
     assert_error(&app, &r, 400, "invalid_argument");
     assert!(app.query_strings("SELECT id AS v FROM members WHERE email = 'bob@example.com'").is_empty());
 
     // Duplicates, whatever the case; the owner's email too.
     for dup in ["alice@example.com", "ALICE@EXAMPLE.COM", "Alice@example.Com", "OWNER@acme.example"] {
-        let r = kpost(&app, &key, CREATE, &json!({"email": dup, "role": "MEMBER"}));
+        let r = key_post(&app, &key, CREATE, &json!({"email": dup, "role": "MEMBER"}));
         assert_error(&app, &r, 409, "already_exists");
     }
     assert_eq!(app.query_strings("SELECT id AS v FROM members WHERE email = 'alice@example.com'"), vec![id]);
@@ -129,7 +96,7 @@ fn team_user_create_refuses_owner_and_duplicates(b: Backend) {
         json!({"email": "carol@example.com"}),
         json!({"email": "carol@example.com", "role": "MEMBER", "status": ACTIVE}),
     ] {
-        let r = kpost(&app, &key, CREATE, &body);
+        let r = key_post(&app, &key, CREATE, &body);
         assert_error(&app, &r, 400, "invalid_argument");
     }
     assert!(app.query_strings("SELECT id AS v FROM members WHERE email = 'carol@example.com'").is_empty());
@@ -142,7 +109,7 @@ fn team_user_create_refuses_owner_and_duplicates(b: Backend) {
         &json!({"key_type": "KEY_TYPE_TEAM_USER_MGMT", "label": "globex idp"}),
     );
     let other_key = r.ok()["secret"].as_str().unwrap().to_string();
-    let r = kpost(&app, &other_key, CREATE, &json!({"email": "alice@example.com", "role": "MEMBER"}));
+    let r = key_post(&app, &other_key, CREATE, &json!({"email": "alice@example.com", "role": "MEMBER"}));
     assert_eq!(r.ok()["team_user"]["email"], "alice@example.com");
 }
 both!(team_user_create_refuses_owner_and_duplicates);
@@ -157,13 +124,13 @@ fn team_user_list_filters_and_pages(b: Backend) {
     let m3 = create_user(&app, &key, "m3@example.com", "MEMBER");
     let a1 = create_user(&app, &key, "a1@example.com", "AUDITOR");
     let a2 = create_user(&app, &key, "a2@example.com", "AUDITOR");
-    kpost(&app, &key, UPDATE, &json!({"team_user_id": m2, "status": INACTIVE})).ok();
-    kpost(&app, &key, REMOVE, &json!({"team_user_id": a2})).ok();
+    key_post(&app, &key, UPDATE, &json!({"team_user_id": m2, "status": INACTIVE})).ok();
+    key_post(&app, &key, REMOVE, &json!({"team_user_id": a2})).ok();
     // Another tenant's members never show.
     let (other, _, _) = app.new_tenant("Globex");
     app.add_member(&other, "MEMBER");
 
-    let r = kget(&app, &key, LIST);
+    let r = key_get(&app, &key, LIST);
     let body = r.ok();
     assert_eq!(body["total"], 6);
     assert_eq!(body["limit"], 100);
@@ -186,7 +153,7 @@ fn team_user_list_filters_and_pages(b: Backend) {
         ("role=ADMIN", vec![]),
     ];
     for (q, want) in cases {
-        let body = kget(&app, &key, &format!("{LIST}?{q}")).ok().clone();
+        let body = key_get(&app, &key, &format!("{LIST}?{q}")).ok().clone();
         let want: Vec<String> = want.into_iter().cloned().collect();
         assert_eq!(ids_of(&body), want, "{q}");
         assert_eq!(body["total"], json!(want.len()), "{q}");
@@ -195,7 +162,7 @@ fn team_user_list_filters_and_pages(b: Backend) {
     // Offset pagination: every member exactly once, the total on every page.
     let mut paged = Vec::new();
     for offset in [0, 2, 4] {
-        let body = kget(&app, &key, &format!("{LIST}?limit=2&offset={offset}")).ok().clone();
+        let body = key_get(&app, &key, &format!("{LIST}?limit=2&offset={offset}")).ok().clone();
         assert_eq!(body["total"], 6);
         assert_eq!(body["limit"], 2);
         assert_eq!(body["offset"], offset);
@@ -203,17 +170,17 @@ fn team_user_list_filters_and_pages(b: Backend) {
         paged.extend(ids_of(&body));
     }
     assert_eq!(paged, all);
-    let body = kget(&app, &key, &format!("{LIST}?limit=4&offset=4")).ok().clone();
+    let body = key_get(&app, &key, &format!("{LIST}?limit=4&offset=4")).ok().clone();
     assert_eq!(ids_of(&body), all[4..].to_vec());
-    let body = kget(&app, &key, &format!("{LIST}?offset=10")).ok().clone();
+    let body = key_get(&app, &key, &format!("{LIST}?offset=10")).ok().clone();
     assert!(ids_of(&body).is_empty());
     assert_eq!(body["total"], 6);
-    let body = kget(&app, &key, &format!("{LIST}?role=MEMBER&limit=1&offset=1")).ok().clone();
+    let body = key_get(&app, &key, &format!("{LIST}?role=MEMBER&limit=1&offset=1")).ok().clone();
     assert_eq!(ids_of(&body), vec![m2.clone()]);
     assert_eq!(body["total"], 3);
 
     for bad in ["limit=0", "limit=1001", "offset=-1", "limit=x", "status=ACTIVE", "role=owner", "colour=red"] {
-        let r = kget(&app, &key, &format!("{LIST}?{bad}"));
+        let r = key_get(&app, &key, &format!("{LIST}?{bad}"));
         assert_error(&app, &r, 400, "invalid_argument");
     }
 }
@@ -226,33 +193,33 @@ fn team_user_detail_and_other_tenants_are_not_found(b: Backend) {
     let key = user_key(&app);
     let id = create_user(&app, &key, "dora@example.com", "AUDITOR");
 
-    let r = kget(&app, &key, &format!("{DETAIL}?team_user_id={id}"));
+    let r = key_get(&app, &key, &format!("{DETAIL}?team_user_id={id}"));
     let u = &r.ok()["team_user"];
     assert_eq!(u["team_user_id"], json!(id));
     assert_eq!(u["email"], "dora@example.com");
     assert_eq!(u["role"], "AUDITOR");
     assert_eq!(u["status"], ACTIVE);
     assert!(u["created_at"].as_str().unwrap().ends_with('Z'), "{u}");
-    let r = kget(&app, &key, &format!("{DETAIL}?team_user_id={}", app.owner_id));
+    let r = key_get(&app, &key, &format!("{DETAIL}?team_user_id={}", app.owner_id));
     assert_eq!(r.ok()["team_user"]["role"], "OWNER");
 
-    let r = kget(&app, &key, DETAIL);
+    let r = key_get(&app, &key, DETAIL);
     assert_error(&app, &r, 400, "invalid_argument");
     let unknown = uuid::Uuid::new_v4().to_string();
-    let r = kget(&app, &key, &format!("{DETAIL}?team_user_id={unknown}"));
+    let r = key_get(&app, &key, &format!("{DETAIL}?team_user_id={unknown}"));
     assert_error(&app, &r, 404, "not_found");
 
     // Another tenant's member is unknown here, for every operation.
     let (other, other_owner, _) = app.new_tenant("Globex");
     let (theirs, _) = app.add_member(&other, "MEMBER");
     for target in [&theirs, &other_owner] {
-        let r = kget(&app, &key, &format!("{DETAIL}?team_user_id={target}"));
+        let r = key_get(&app, &key, &format!("{DETAIL}?team_user_id={target}"));
         assert_error(&app, &r, 404, "not_found");
-        let r = kpost(&app, &key, UPDATE, &json!({"team_user_id": target, "status": INACTIVE}));
+        let r = key_post(&app, &key, UPDATE, &json!({"team_user_id": target, "status": INACTIVE}));
         assert_error(&app, &r, 404, "not_found");
-        let r = kpost(&app, &key, UPDATE, &json!({"team_user_id": target, "role": "ADMIN"}));
+        let r = key_post(&app, &key, UPDATE, &json!({"team_user_id": target, "role": "ADMIN"}));
         assert_error(&app, &r, 404, "not_found");
-        let r = kpost(&app, &key, REMOVE, &json!({"team_user_id": target}));
+        let r = key_post(&app, &key, REMOVE, &json!({"team_user_id": target}));
         assert_error(&app, &r, 404, "not_found");
     }
     assert_eq!(db_member(&app, &theirs), (ACTIVE.to_string(), "MEMBER".to_string()));
@@ -269,7 +236,7 @@ fn team_user_status_changes_and_irreversible_removal(b: Backend) {
 
     // ACTIVE -> INACTIVE -> ACTIVE, each audited with old and new status.
     for (from, to) in [(ACTIVE, INACTIVE), (INACTIVE, ACTIVE), (ACTIVE, INACTIVE)] {
-        let r = kpost(&app, &key, UPDATE, &json!({"team_user_id": id, "status": to}));
+        let r = key_post(&app, &key, UPDATE, &json!({"team_user_id": id, "status": to}));
         assert_eq!(r.ok()["team_user"]["status"], to);
         assert_eq!(db_member(&app, &id).0, to);
         let e = event_of(&app, &r);
@@ -279,23 +246,23 @@ fn team_user_status_changes_and_irreversible_removal(b: Backend) {
         assert_eq!(e["metadata"]["team_user_id"], json!(id));
         assert_eq!(e["metadata"]["status"], json!({"old": from, "new": to}), "{e}");
     }
-    let r = kpost(&app, &key, UPDATE, &json!({"team_user_id": id, "role": "ADMIN"}));
+    let r = key_post(&app, &key, UPDATE, &json!({"team_user_id": id, "role": "ADMIN"}));
     assert_eq!(r.ok()["team_user"]["role"], "ADMIN");
     let e = event_of(&app, &r);
     assert_eq!(e["metadata"]["role"], json!({"old": "MEMBER", "new": "ADMIN"}), "{e}");
     assert_eq!(e["metadata"]["status"], json!({"old": INACTIVE, "new": INACTIVE}), "{e}");
 
     // Nothing to change, or an unknown status, is invalid.
-    let r = kpost(&app, &key, UPDATE, &json!({"team_user_id": id}));
+    let r = key_post(&app, &key, UPDATE, &json!({"team_user_id": id}));
     assert_error(&app, &r, 400, "invalid_argument");
-    let r = kpost(&app, &key, UPDATE, &json!({"team_user_id": id, "status": "USER_STATUS_DELETED"}));
+    let r = key_post(&app, &key, UPDATE, &json!({"team_user_id": id, "status": "USER_STATUS_DELETED"}));
     assert_error(&app, &r, 400, "invalid_argument");
-    let r = kpost(&app, &key, UPDATE, &json!({"team_user_id": id, "role": "OWNER"}));
+    let r = key_post(&app, &key, UPDATE, &json!({"team_user_id": id, "role": "OWNER"}));
     assert_error(&app, &r, 400, "invalid_argument");
     assert_eq!(db_member(&app, &id), (INACTIVE.to_string(), "ADMIN".to_string()));
 
     // team.user.remove: REMOVED, audited.
-    let r = kpost(&app, &key, REMOVE, &json!({"team_user_id": id}));
+    let r = key_post(&app, &key, REMOVE, &json!({"team_user_id": id}));
     assert_eq!(r.ok()["team_user"]["status"], REMOVED);
     let e = event_of(&app, &r);
     assert_eq!(e["operation"], "team.user.remove");
@@ -309,22 +276,22 @@ fn team_user_status_changes_and_irreversible_removal(b: Backend) {
         json!({"team_user_id": id, "status": REMOVED}),
         json!({"team_user_id": id, "role": "MEMBER"}),
     ] {
-        let r = kpost(&app, &key, UPDATE, &body);
+        let r = key_post(&app, &key, UPDATE, &body);
         assert_error(&app, &r, 400, "failed_precondition");
     }
-    let r = kpost(&app, &key, REMOVE, &json!({"team_user_id": id}));
+    let r = key_post(&app, &key, REMOVE, &json!({"team_user_id": id}));
     assert_error(&app, &r, 400, "failed_precondition");
     assert_eq!(db_member(&app, &id), (REMOVED.to_string(), "ADMIN".to_string()));
-    let r = kget(&app, &key, &format!("{DETAIL}?team_user_id={id}"));
+    let r = key_get(&app, &key, &format!("{DETAIL}?team_user_id={id}"));
     assert_eq!(r.ok()["team_user"]["status"], REMOVED);
 
     // team.user.update with status REMOVED removes too.
     let other = create_user(&app, &key, "frank@example.com", "AUDITOR");
-    let r = kpost(&app, &key, UPDATE, &json!({"team_user_id": other, "status": REMOVED}));
+    let r = key_post(&app, &key, UPDATE, &json!({"team_user_id": other, "status": REMOVED}));
     assert_eq!(r.ok()["team_user"]["status"], REMOVED);
     let e = event_of(&app, &r);
     assert_eq!(e["metadata"]["status"], json!({"old": ACTIVE, "new": REMOVED}), "{e}");
-    let r = kpost(&app, &key, UPDATE, &json!({"team_user_id": other, "status": ACTIVE}));
+    let r = key_post(&app, &key, UPDATE, &json!({"team_user_id": other, "status": ACTIVE}));
     assert_error(&app, &r, 400, "failed_precondition");
     assert_eq!(db_member(&app, &other).0, REMOVED);
 }
@@ -344,7 +311,7 @@ fn team_user_owner_cannot_be_removed_demoted_or_deactivated(b: Backend) {
         (UPDATE, json!({"team_user_id": owner, "role": "MEMBER"})),
         (UPDATE, json!({"team_user_id": owner, "role": "AUDITOR", "status": ACTIVE})),
     ] {
-        let r = kpost(&app, &key, path, &body);
+        let r = key_post(&app, &key, path, &body);
         assert_error(&app, &r, 400, "failed_precondition");
     }
     assert_eq!(db_member(&app, &owner), (ACTIVE.to_string(), "OWNER".to_string()));
@@ -353,7 +320,7 @@ fn team_user_owner_cannot_be_removed_demoted_or_deactivated(b: Backend) {
 
     // Nor can anyone be promoted to owner.
     let id = create_user(&app, &key, "gina@example.com", "ADMIN");
-    let r = kpost(&app, &key, UPDATE, &json!({"team_user_id": id, "role": "OWNER"}));
+    let r = key_post(&app, &key, UPDATE, &json!({"team_user_id": id, "role": "OWNER"}));
     assert_error(&app, &r, 400, "invalid_argument");
     assert_eq!(db_member(&app, &id), (ACTIVE.to_string(), "ADMIN".to_string()));
 }
@@ -371,14 +338,14 @@ fn removed_member_loses_console_access_at_once(b: Backend) {
     console(&app).ok();
 
     // Deactivation locks the console out, reactivation lets them back in.
-    kpost(&app, &key, UPDATE, &json!({"team_user_id": auditor, "status": INACTIVE})).ok();
+    key_post(&app, &key, UPDATE, &json!({"team_user_id": auditor, "status": INACTIVE})).ok();
     let r = console(&app);
     assert_refused(&app, &r, 401, "unauthenticated", "member_inactive");
-    kpost(&app, &key, UPDATE, &json!({"team_user_id": auditor, "status": ACTIVE})).ok();
+    key_post(&app, &key, UPDATE, &json!({"team_user_id": auditor, "status": ACTIVE})).ok();
     console(&app).ok();
 
     // Removal: the very next request with the same, unexpired token is refused.
-    kpost(&app, &key, REMOVE, &json!({"team_user_id": auditor})).ok();
+    key_post(&app, &key, REMOVE, &json!({"team_user_id": auditor})).ok();
     let r = console(&app);
     let e = assert_refused(&app, &r, 401, "unauthenticated", "member_inactive");
     assert_eq!(e["operation"], "enterprise.key.list");
@@ -407,7 +374,7 @@ fn team_users_refuse_other_key_types(b: Backend) {
     for kt in ["KEY_TYPE_EDISCOVERY", "KEY_TYPE_SIEM", "KEY_TYPE_TEAM_ASSET_AUDIT", "KEY_TYPE_TEAM_ASSET_MGMT"] {
         let (key_id, secret) = app.create_key(kt);
         for (method, path, body) in &calls {
-            let r = if *method == "GET" { kget(&app, &secret, path) } else { kpost(&app, &secret, path, body) };
+            let r = if *method == "GET" { key_get(&app, &secret, path) } else { key_post(&app, &secret, path, body) };
             let e = assert_refused(&app, &r, 401, "unauthenticated", "type_mismatch");
             assert_eq!(r.body["error"]["message"], KEY_REFUSED);
             assert_eq!(e["key_id"], json!(key_id), "{kt} {path}");
