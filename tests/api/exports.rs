@@ -677,3 +677,64 @@ fn jobs_survive_a_restart(b: Backend) {
     assert!(statuses.contains(&"EXPORT_STATUS_COMPLETED".to_string()), "{statuses:?}");
 }
 both!(jobs_survive_a_restart);
+
+/// No secret reaches an export: key secrets (issued, rotated, used), the
+/// pepper, the console secret and token, and the ingest token are absent from
+/// the e-Discovery archive (scope FULL) and the Tier 2 SIEM export.
+fn secrets_never_reach_an_export(b: Backend) {
+    const INGEST: &str = "ingest-token-for-the-export-secret-test-0123";
+    let app = TestApp::spawn_with(b, &[("KEYWARD_INGEST_TOKEN", INGEST)]);
+    let (siem_id, siem) = app.create_key("KEY_TYPE_SIEM");
+    let (_, ediscovery) = app.create_key("KEY_TYPE_EDISCOVERY");
+    let rotated = app.owner_post("/v2/enterprise.key.rotate", &json!({"key_id": siem_id, "grace_seconds": 3600}));
+    let siem_next = rotated.ok()["secret"].as_str().unwrap().to_string();
+    for secret in [&siem, &siem_next, &ediscovery] {
+        assert_eq!(key_get(&app, secret, "/v2/auth.whoami").status, 200);
+    }
+    let upsert = app.post(
+        "/internal/v2/team.asset.upsert",
+        &[("Authorization", &format!("Bearer {INGEST}"))],
+        &json!({"tenant_id": app.tenant_id, "asset_type": "ASSET_TYPE_FILE", "asset_id": "f1", "asset_name": "plan",
+                "owner_id": app.owner_id, "shared_at": "2026-01-01T00:00:00Z", "permission": "SHARE_SCOPE_TEAM_ONLY"}),
+    );
+    assert_eq!(upsert.status, 200, "{}", upsert.text);
+    app.owner_post("/v2/enterprise.key_policy.update", &json!({"siem_tier2_enabled": true})).ok();
+
+    let mut texts = Vec::new();
+    let r = key_post(
+        &app,
+        &ediscovery,
+        CREATE,
+        &json!({"user_id": app.owner_id, "scope": "ENTERPRISE_EXPORT_SCOPE_FULL", "include_files": true, "reason": "audit"}),
+    );
+    let uid = uid_of(&export_of(&r));
+    wait_done(&app, &ediscovery, DETAIL, &uid);
+    let archive = unzip(&download(&app, &ediscovery, URL, DOWNLOAD, &uid, "application/zip").bytes);
+    assert!(archive["events.ndjson"].contains("enterprise.key.create"), "the owner's key issuance is in the archive");
+    texts.extend(archive.into_values());
+
+    let r = key_post(&app, &siem_next, C_CREATE, &json!({"include_payload": true}));
+    let uid = uid_of(&export_of(&r));
+    wait_done(&app, &siem_next, C_DETAIL, &uid);
+    let d = download(&app, &siem_next, C_URL, C_DOWNLOAD, &uid, "application/x-ndjson");
+    let feed = String::from_utf8(d.bytes).unwrap();
+    assert!(feed.contains("\"payload\""), "Tier 2 is in this export");
+    texts.push(feed);
+
+    let settings = app.settings();
+    let secrets = [
+        siem.as_str(),
+        siem_next.as_str(),
+        ediscovery.as_str(),
+        settings.key_pepper.expose(),
+        settings.console_jwt_secret.as_ref().unwrap().expose(),
+        app.owner_token.as_str(),
+        INGEST,
+    ];
+    for text in &texts {
+        for secret in secrets {
+            assert!(!text.contains(secret), "an export holds a secret ({}…)", &secret[..12]);
+        }
+    }
+}
+both!(secrets_never_reach_an_export);
