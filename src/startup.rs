@@ -26,6 +26,14 @@ pub fn prepare_database(url: &DbUrl) -> Result<(), String> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         }
+        // The database holds audit payloads: owner-only from the start (SQLite
+        // gives its -wal and -shm files the database file's permissions).
+        use std::os::unix::fs::OpenOptionsExt;
+        match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(format!("cannot create {}: {e}", path.display())),
+        }
     }
     let mut conn = db::establish(url).map_err(|e| format!("cannot connect to {}: {e}", url.redacted()))?;
     if url.is_sqlite() {

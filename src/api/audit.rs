@@ -1,6 +1,6 @@
 //! Console: the auditors' view of the audit log (SPEC §6).
 
-use super::context::{fields, ok, query, ConsoleAuth};
+use super::context::{fields, ok, query, ConsoleAuth, NoParams};
 use super::pagination::{decode_cursor, encode_cursor, limit};
 use crate::audit::{event_json, verify, OUTCOME_ALLOWED, OUTCOME_DENIED};
 use crate::db::models::to_naive;
@@ -63,7 +63,8 @@ pub async fn list(auth: ConsoleAuth, req: HttpRequest, state: web::Data<AppState
     Ok(ok(fields(json!({"events": events, "next_cursor": next_cursor}))))
 }
 
-pub async fn verify_chain(auth: ConsoleAuth, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+pub async fn verify_chain(auth: ConsoleAuth, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    let _: NoParams = query(&req)?;
     let tenant_id = auth.0.tenant_id;
     let v = state.read(move |c| verify::verify_chain(c, &tenant_id)).await?;
     Ok(ok(fields(json!({"verification": {

@@ -355,6 +355,11 @@ impl FromRequest for JsonBody {
     }
 }
 
+/// For operations that take no query parameters: any given is refused, as everywhere.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoParams {}
+
 /// Parses the query string; unknown parameters and bad values are `invalid_argument`.
 pub fn query<T: DeserializeOwned>(req: &HttpRequest) -> AppResult<T> {
     if form_urlencoded_parse(req.query_string()).any(|(k, v)| k.contains('\0') || v.contains('\0')) {

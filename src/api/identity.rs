@@ -1,7 +1,7 @@
 //! Who am I (a connector's "test connection") and the gateway check that puts
 //! services outside keyward behind the same authorizer (SPEC §4, §5).
 
-use super::context::{authenticate_key, check_tenant_limit, fields, ok, AnyCaller, AuditCtx};
+use super::context::{authenticate_key, check_tenant_limit, fields, ok, query, AnyCaller, AuditCtx, NoParams};
 use crate::auth::Caller;
 use crate::domain::{authz, Method};
 use crate::error::{AppError, AppResult};
@@ -9,7 +9,8 @@ use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
-pub async fn whoami(caller: AnyCaller) -> AppResult<HttpResponse> {
+pub async fn whoami(caller: AnyCaller, req: HttpRequest) -> AppResult<HttpResponse> {
+    let _: NoParams = query(&req)?;
     let body = match caller.0 {
         Caller::Key(k) => json!({
             "caller": {

@@ -327,6 +327,13 @@ fn cli_generates_embedded_secrets_once_with_mode_0600() {
     let (jwt, jwt_mode) = read("console_jwt_secret");
     assert_eq!(pepper_mode, 0o600);
     assert_eq!(jwt_mode, 0o600);
+    // The database itself (audit payloads) and SQLite's WAL beside it are owner-only too.
+    for file in ["kw.db", "kw.db-wal"] {
+        let p = db.dir.path().join(file);
+        if p.exists() {
+            assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600, "{file}");
+        }
+    }
     assert!(pepper.trim().len() >= 32 && jwt.trim().len() >= 32);
     assert_ne!(pepper.trim(), jwt.trim());
 

@@ -158,6 +158,9 @@ fn bad_query_parameters_are_invalid_argument(b: Backend) {
         ("/v2/enterprise.key.list?offset=-1", "offset"),
         ("/v2/enterprise.audit.list?cursor=zzz", "cursor"),
         ("/v2/enterprise.audit.list?outcome=MAYBE", "outcome"),
+        // Operations without parameters refuse unknown ones like every other route.
+        ("/v2/enterprise.audit.verify?bogus=1", "bogus"),
+        ("/v2/auth.whoami?bogus=1", "bogus"),
     ] {
         let r = app.owner_get(path);
         let msg = assert_error(&r, 400, "invalid_argument");
