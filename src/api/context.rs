@@ -8,7 +8,7 @@ use crate::auth::credentials::{presented_console_token, presented_key, Credentia
 use crate::auth::key::KeyIdentity;
 use crate::auth::{console, key, Caller, KeyCaller, MemberCaller};
 use crate::db::DbConn;
-use crate::domain::{authz, redact, Method, Operation, Reach};
+use crate::domain::{authz, redact, Operation, Reach};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use actix_web::dev::Payload;
@@ -32,11 +32,13 @@ pub struct AuditCtx {
     pub draft: RefCell<EventDraft>,
     /// Set once the event is committed (with the request's change).
     pub committed: Cell<bool>,
+    /// The table's operation for this request's method and path, if any.
+    pub operation: Option<&'static Operation>,
 }
 
 impl AuditCtx {
-    pub fn new(draft: EventDraft) -> Rc<AuditCtx> {
-        Rc::new(AuditCtx { draft: RefCell::new(draft), committed: Cell::new(false) })
+    pub fn new(draft: EventDraft, operation: Option<&'static Operation>) -> Rc<AuditCtx> {
+        Rc::new(AuditCtx { draft: RefCell::new(draft), committed: Cell::new(false), operation })
     }
 
     pub fn of(req: &HttpRequest) -> Rc<AuditCtx> {
@@ -100,10 +102,9 @@ pub fn credential_headers(req: &HttpRequest) -> CredentialHeaders<'_> {
     }
 }
 
-/// The table's operation for this request's route.
+/// The table's operation for this request's route (resolved once by the middleware).
 pub fn operation_of(req: &HttpRequest) -> Option<&'static Operation> {
-    let method = Method::parse(req.method().as_str())?;
-    authz::resolve(method, req.path())
+    AuditCtx::of(req).operation
 }
 
 fn state_of(req: &HttpRequest) -> web::Data<AppState> {

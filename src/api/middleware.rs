@@ -4,7 +4,7 @@
 
 use super::context::AuditCtx;
 use crate::audit::{outcome_for, EventDraft};
-use crate::domain::{authz, Method};
+use crate::domain::{authz, Method, Operation};
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::telemetry::{new_request_id, with_request_id};
@@ -20,16 +20,21 @@ fn is_audited(path: &str) -> bool {
     ["/v2", "/scim", "/internal"].iter().any(|p| path == *p || path.starts_with(&format!("{p}/")))
 }
 
-/// The operation name recorded for a request: the table's, else a placeholder.
-pub fn operation_name(method: &str, path: &str) -> &'static str {
+/// The table's operation for a request, resolved once here for the whole request.
+fn operation_for(method: &str, path: &str) -> Option<&'static Operation> {
     if path == "/v2/authz.check" || path.starts_with("/v2/authz.check/") {
-        return "authz.check";
+        return authz::find("authz.check");
     }
-    if let Some(op) = Method::parse(method).and_then(|m| authz::resolve(m, path)) {
-        return op.name;
+    Method::parse(method).and_then(|m| authz::resolve(m, path))
+}
+
+/// The operation name recorded for a request: the table's, else a placeholder.
+fn operation_name(op: Option<&'static Operation>, path: &str) -> &'static str {
+    match op {
+        Some(op) => op.name,
+        // A known path with the wrong method still names its operation.
+        None => Method::ALL.into_iter().find_map(|m| authz::resolve(m, path)).map_or("unknown_route", |op| op.name),
     }
-    // A known path with the wrong method still names its operation.
-    Method::ALL.into_iter().find_map(|m| authz::resolve(m, path)).map_or("unknown_route", |op| op.name)
 }
 
 pub async fn audit_every_request(
@@ -49,12 +54,13 @@ async fn handle(
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let method = req.method().to_string();
     let path = req.path().to_string();
-    let operation = if is_audited(&path) { operation_name(&method, &path) } else { "probe" };
+    let op = operation_for(&method, &path);
+    let operation = if is_audited(&path) { operation_name(op, &path) } else { "probe" };
     let mut draft = EventDraft::new(operation, request_id.clone());
     draft.client_ip = req.peer_addr().map(|a| a.ip().to_string());
     draft.user_agent =
         req.headers().get("user-agent").and_then(|v| v.to_str().ok()).map(|s| s.chars().take(512).collect());
-    let ctx = AuditCtx::new(draft);
+    let ctx = AuditCtx::new(draft, op);
     req.extensions_mut().insert(ctx.clone());
 
     // Handlers' errors arrive here already rendered as responses; the request

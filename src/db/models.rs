@@ -143,6 +143,11 @@ pub fn to_utc(t: NaiveDateTime) -> DateTime<Utc> {
     t.and_utc()
 }
 
+/// A stored time as the API shows it: RFC 3339, UTC, whole seconds.
+pub fn api_time(t: NaiveDateTime) -> String {
+    to_utc(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
 pub fn to_naive(t: DateTime<Utc>) -> NaiveDateTime {
     t.naive_utc()
 }

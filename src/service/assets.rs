@@ -1,16 +1,12 @@
 //! Shared team assets: registered by the platform, re-scoped by asset management keys.
 
 use super::{meta, Meta};
-use crate::db::models::{now, to_naive, to_utc, Asset};
+use crate::db::models::{api_time, now, to_naive, Asset};
 use crate::db::{store, DbConn};
 use crate::domain::assets::{AssetType, ShareScope};
 use crate::error::{AppError, AppResult};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
-
-fn rfc3339(t: chrono::NaiveDateTime) -> String {
-    to_utc(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
 
 pub fn asset_json(a: &Asset) -> Value {
     json!({
@@ -20,11 +16,11 @@ pub fn asset_json(a: &Asset) -> Value {
         "asset_name": a.asset_name,
         "owner_id": a.owner_id,
         "session_id": a.session_id,
-        "shared_at": rfc3339(a.shared_at),
+        "shared_at": api_time(a.shared_at),
         "permission": a.permission,
         "asset_exists": a.asset_exists,
-        "created_at": rfc3339(a.created_at),
-        "updated_at": rfc3339(a.updated_at),
+        "created_at": api_time(a.created_at),
+        "updated_at": api_time(a.updated_at),
     })
 }
 

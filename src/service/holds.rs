@@ -1,7 +1,7 @@
 //! Legal holds: a held member can be made inactive but never removed.
 
 use super::{meta, Meta};
-use crate::db::models::{now, to_naive, to_utc, LegalHold};
+use crate::db::models::{api_time, now, to_naive, LegalHold};
 use crate::db::{store, DbConn};
 use crate::error::{AppError, AppResult};
 use serde_json::{json, Value};
@@ -10,10 +10,6 @@ pub const MAX_MEMBERS_PER_HOLD: usize = 100;
 pub const HOLD_ACTIVE: &str = "HOLD_STATUS_ACTIVE";
 pub const HOLD_RELEASED: &str = "HOLD_STATUS_RELEASED";
 
-fn rfc3339(t: chrono::NaiveDateTime) -> String {
-    to_utc(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
 pub fn hold_json(h: &LegalHold, user_ids: &[String]) -> Value {
     json!({
         "uid": h.uid,
@@ -21,8 +17,8 @@ pub fn hold_json(h: &LegalHold, user_ids: &[String]) -> Value {
         "reason": h.reason,
         "status": if h.released_at.is_some() { HOLD_RELEASED } else { HOLD_ACTIVE },
         "created_by": h.created_by,
-        "created_at": rfc3339(h.created_at),
-        "released_at": h.released_at.map(rfc3339),
+        "created_at": api_time(h.created_at),
+        "released_at": h.released_at.map(api_time),
         "released_by": h.released_by,
         "release_reason": h.release_reason,
     })

@@ -1,7 +1,7 @@
 //! Key lifecycle and tenant key policy: domain rules applied to rows, run by
 //! the audit writer inside the same transaction as their event.
 
-use crate::db::models::{now, to_naive, to_utc, ApiKey, Tenant};
+use crate::db::models::{api_time, now, to_naive, ApiKey, Tenant};
 use crate::db::{store, DbConn};
 use crate::domain::lifetime::{self, KeyStatus, LifetimePolicy, StatusReason};
 use crate::domain::KeyType;
@@ -31,12 +31,8 @@ pub fn tenant_policy(tenant: &Tenant) -> LifetimePolicy {
     lifetime::policy_from_json(&tenant.max_lifetime_days)
 }
 
-fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
 fn opt_time(t: Option<chrono::NaiveDateTime>) -> Value {
-    t.map(|t| Value::String(rfc3339(to_utc(t)))).unwrap_or(Value::Null)
+    t.map(|t| Value::String(api_time(t))).unwrap_or(Value::Null)
 }
 
 pub fn key_status(key: &ApiKey, policy: &LifetimePolicy, at: DateTime<Utc>) -> (KeyStatus, Option<StatusReason>) {
@@ -57,7 +53,7 @@ pub fn key_json(key: &ApiKey, policy: &LifetimePolicy, at: DateTime<Utc>) -> Val
         "hint": key.hint,
         "status": status.as_str(),
         "status_reason": reason.map(StatusReason::as_str),
-        "created_at": rfc3339(to_utc(key.created_at)),
+        "created_at": api_time(key.created_at),
         "created_by": key.created_by,
         "expires_at": opt_time(key.expires_at),
         "revoked_at": opt_time(key.revoked_at),
@@ -250,7 +246,7 @@ pub fn rotate_key(
     let previous = load_key(conn, tenant_id, key_id)?;
     let m = meta(json!({
         "old_key_id": old.id, "new_key_id": new_id, "key_type": old.key_type,
-        "grace_seconds": grace_seconds, "old_key_stops_at": rfc3339(grace_end),
+        "grace_seconds": grace_seconds, "old_key_stops_at": api_time(to_naive(grace_end)),
     }));
     Ok((Rotated { key: key_json(&new_key, &policy, at), previous_key: key_json(&previous, &policy, at) }, m))
 }

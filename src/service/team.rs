@@ -1,7 +1,7 @@
 //! Tenants and their members: bootstrap, and the team users surface.
 
 use super::{meta, Meta};
-use crate::db::models::{now, to_naive, Member, Tenant, TENANT_ACTIVE};
+use crate::db::models::{api_time, now, to_naive, Member, Tenant, TENANT_ACTIVE};
 use crate::db::{store, DbConn};
 use crate::domain::{member, MemberStatus, Role};
 use crate::error::{AppError, AppResult};
@@ -62,10 +62,6 @@ pub fn create_member(conn: &mut DbConn, tenant_id: &str, email: &str, role: Role
 
 // ---------------------------------------------------------------- team users
 
-fn rfc3339(t: chrono::NaiveDateTime) -> String {
-    crate::db::models::to_utc(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
 /// A member as the team users surface shows it (`team_user_id` is the member id).
 pub fn team_user_json(m: &Member) -> serde_json::Value {
     json!({
@@ -77,8 +73,8 @@ pub fn team_user_json(m: &Member) -> serde_json::Value {
         "last_name": m.last_name,
         "user_name": m.user_name,
         "external_id": m.external_id,
-        "created_at": rfc3339(m.created_at),
-        "updated_at": rfc3339(m.updated_at),
+        "created_at": api_time(m.created_at),
+        "updated_at": api_time(m.updated_at),
     })
 }
 
