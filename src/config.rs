@@ -52,6 +52,9 @@ pub struct Settings {
     pub rate_limit_write_per_minute: u32,
     /// SQLite only: how long a write waits for another connection's lock before it fails.
     pub sqlite_busy_timeout: Duration,
+    /// How often an instance polls the database for key changes made elsewhere
+    /// (see `auth::key_cache`); zero turns the verified-key cache off.
+    pub key_cache_sync: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +79,8 @@ pub const MIN_SECRET_LEN: usize = 32;
 pub const DEFAULT_READ_PER_MINUTE: u32 = 6000;
 pub const DEFAULT_WRITE_PER_MINUTE: u32 = 3000;
 pub const MAX_SQLITE_BUSY_TIMEOUT_MS: u64 = 600_000;
+pub const DEFAULT_KEY_CACHE_SYNC_MS: u64 = 100;
+pub const MAX_KEY_CACHE_SYNC_MS: u64 = 10_000;
 
 impl Settings {
     pub fn from_env() -> Result<Settings, ConfigError> {
@@ -149,6 +154,19 @@ impl Settings {
             },
         };
 
+        let key_cache_sync = match get("KEYWARD_KEY_CACHE_SYNC_MS") {
+            None => Duration::from_millis(DEFAULT_KEY_CACHE_SYNC_MS),
+            Some(v) => match v.parse::<u64>() {
+                Ok(ms) if ms <= MAX_KEY_CACHE_SYNC_MS => Duration::from_millis(ms),
+                _ => {
+                    return Err(err(
+                        "KEYWARD_KEY_CACHE_SYNC_MS",
+                        format!("must be a whole number of milliseconds, at most {MAX_KEY_CACHE_SYNC_MS} (0 turns the cache off)"),
+                    ))
+                }
+            },
+        };
+
         Ok(Settings {
             database_url,
             listen,
@@ -163,6 +181,7 @@ impl Settings {
             rate_limit_read_per_minute: per_minute("KEYWARD_RATE_LIMIT_READ_PER_MINUTE", DEFAULT_READ_PER_MINUTE)?,
             rate_limit_write_per_minute: per_minute("KEYWARD_RATE_LIMIT_WRITE_PER_MINUTE", DEFAULT_WRITE_PER_MINUTE)?,
             sqlite_busy_timeout,
+            key_cache_sync,
         })
     }
 
@@ -274,6 +293,19 @@ mod tests {
         assert_eq!(with("600000").unwrap().conn_options().sqlite_busy_timeout, Duration::from_secs(600));
         for bad in ["-1", "1.5", "5s", "abc", "600001", "99999999999999999999"] {
             assert_eq!(with(bad).unwrap_err().variable, "KEYWARD_SQLITE_BUSY_TIMEOUT_MS", "{bad}");
+        }
+    }
+
+    #[test]
+    fn key_cache_sync_is_parsed_strictly() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/kw.db", dir.path().display());
+        let with = |v: &str| settings(&[("KEYWARD_DATABASE_URL", &url), ("KEYWARD_KEY_CACHE_SYNC_MS", v)]);
+        assert_eq!(settings(&[("KEYWARD_DATABASE_URL", &url)]).unwrap().key_cache_sync, Duration::from_millis(100));
+        assert_eq!(with("250").unwrap().key_cache_sync, Duration::from_millis(250));
+        assert_eq!(with("0").unwrap().key_cache_sync, Duration::ZERO);
+        for bad in ["-1", "0.5", "100ms", "10001"] {
+            assert_eq!(with(bad).unwrap_err().variable, "KEYWARD_KEY_CACHE_SYNC_MS", "{bad}");
         }
     }
 

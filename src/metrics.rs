@@ -20,6 +20,9 @@ pub struct Metrics {
     pub key_verification_seconds: Histogram,
     pub audit_commit_seconds: Histogram,
     pub audit_queue_depth: Gauge,
+    pub key_cache_hits: Counter,
+    pub key_cache_misses: Counter,
+    pub key_state_version: Gauge,
 }
 
 impl Metrics {
@@ -42,7 +45,26 @@ impl Metrics {
             audit_commit_seconds.clone(),
         );
         registry.register("audit_queue_depth", "Audit events waiting to be committed", audit_queue_depth.clone());
-        Metrics { registry, requests, key_verification_seconds, audit_commit_seconds, audit_queue_depth }
+        let key_cache_hits = Counter::default();
+        let key_cache_misses = Counter::default();
+        let key_state_version = Gauge::default();
+        registry.register("key_cache_hits", "Key checks answered from the verified-key cache", key_cache_hits.clone());
+        registry.register("key_cache_misses", "Key checks that read the database", key_cache_misses.clone());
+        registry.register(
+            "key_state_version",
+            "The database's key_state version this instance last saw (-1: none yet)",
+            key_state_version.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            key_verification_seconds,
+            audit_commit_seconds,
+            audit_queue_depth,
+            key_cache_hits,
+            key_cache_misses,
+            key_state_version,
+        }
     }
 
     pub fn record_request(&self, operation: &str, outcome: &str) {

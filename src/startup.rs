@@ -3,6 +3,7 @@
 use crate::api;
 use crate::audit::writer::AuditWriter;
 use crate::auth::console::ConsoleVerifier;
+use crate::auth::key_cache::KeyCache;
 use crate::config::Settings;
 use crate::crypto::KeyHasher;
 use crate::db::{self, DbUrl};
@@ -49,10 +50,13 @@ pub fn build(settings: Settings, listener: TcpListener, workers: Option<usize>) 
     prepare_database(&settings.database_url)?;
     let pool = db::build_pool(&settings.database_url, settings.conn_options(), READ_POOL_SIZE)?;
     let metrics = Arc::new(Metrics::new());
-    let writer = AuditWriter::start(settings.database_url.clone(), settings.conn_options(), metrics.clone());
+    let key_cache = Arc::new(KeyCache::new(settings.key_cache_sync));
+    let writer =
+        AuditWriter::start(settings.database_url.clone(), settings.conn_options(), metrics.clone(), key_cache.clone());
     let console = ConsoleVerifier::new(&settings)?;
     let limits = RateLimits::new(settings.rate_limit_read_per_minute, settings.rate_limit_write_per_minute);
     let state = web::Data::new(AppState {
+        key_cache,
         hasher: KeyHasher::new(settings.key_pepper.expose().as_bytes()),
         settings,
         pool,
@@ -62,6 +66,7 @@ pub fn build(settings: Settings, listener: TcpListener, workers: Option<usize>) 
         limits,
     });
     crate::exports::runner::start(&state);
+    crate::auth::key_cache::spawn_sync(&state);
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())

@@ -2,6 +2,7 @@
 
 use crate::audit::writer::AuditWriter;
 use crate::auth::console::ConsoleVerifier;
+use crate::auth::key_cache::KeyCache;
 use crate::config::Settings;
 use crate::crypto::KeyHasher;
 use crate::db::{DbConn, Pool};
@@ -11,6 +12,7 @@ use crate::ratelimit::RateLimits;
 use std::sync::Arc;
 
 pub struct AppState {
+    pub key_cache: Arc<KeyCache>,
     pub settings: Settings,
     pub pool: Pool,
     pub writer: AuditWriter,

@@ -18,6 +18,7 @@
 //! `/readyz`: groups are always tried, whatever it says.
 
 use super::{canonical, outcome_for, EventDraft};
+use crate::auth::key_cache::KeyCache;
 use crate::crypto;
 use crate::db::models::{now, to_naive, AuditRow};
 use crate::db::{self, store, ConnOptions, DbConn, DbUrl};
@@ -67,10 +68,10 @@ pub struct AuditWriter {
 }
 
 impl AuditWriter {
-    pub fn start(url: DbUrl, options: ConnOptions, metrics: Arc<Metrics>) -> AuditWriter {
+    pub fn start(url: DbUrl, options: ConnOptions, metrics: Arc<Metrics>, key_cache: Arc<KeyCache>) -> AuditWriter {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let healthy = Arc::new(AtomicBool::new(true));
-        let thread = Writer { url, options, conn: None, healthy: healthy.clone(), metrics: metrics.clone() };
+        let thread = Writer { url, options, conn: None, healthy: healthy.clone(), metrics: metrics.clone(), key_cache };
         std::thread::Builder::new()
             .name("audit-writer".into())
             .spawn(move || thread.run(rx))
@@ -121,6 +122,9 @@ struct Writer {
     conn: Option<DbConn>,
     healthy: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
+    /// Told the database's `key_state` version after each group that changed
+    /// something, before any of its callers is answered.
+    key_cache: Arc<KeyCache>,
 }
 
 impl Writer {
@@ -143,9 +147,12 @@ impl Writer {
             };
             let started = Instant::now();
             match commit_group(c, drafts, works) {
-                Ok(results) => {
+                Ok((results, key_state)) => {
                     self.metrics.audit_commit_seconds.observe(started.elapsed().as_secs_f64());
                     self.set_healthy(true);
+                    if let Some(version) = key_state {
+                        self.key_cache.observe_version(version);
+                    }
                     for (reply, result) in replies.into_iter().zip(results) {
                         let _ = reply.send(Ok(result));
                     }
@@ -256,9 +263,12 @@ pub fn commit_now<T: Send + 'static>(
     work: impl FnOnce(&mut DbConn) -> AppResult<(T, Map<String, Value>)> + Send + 'static,
 ) -> AppResult<T> {
     let boxed: Work = Box::new(move |conn| work(conn).map(|(v, m)| (Box::new(v) as AnyValue, m)));
-    let mut results = commit_group(conn, vec![draft], vec![Some(boxed)])?;
+    let (mut results, _) = commit_group(conn, vec![draft], vec![Some(boxed)])?;
     results.pop().expect("one result per job").map(|v| downcast(v.expect("work returns a value")))
 }
+
+/// Each job's result, and the `key_state` version after the group if it changed anything.
+type GroupOutcome = (Vec<AppResult<Option<AnyValue>>>, Option<i64>);
 
 /// One transaction: lock the chains involved (in a fixed order, so that
 /// instances sharing a PostgreSQL database cannot deadlock), run each job's
@@ -267,7 +277,7 @@ fn commit_group(
     conn: &mut DbConn,
     mut drafts: Vec<EventDraft>,
     works: Vec<Option<Work>>,
-) -> Result<Vec<AppResult<Option<AnyValue>>>, AppError> {
+) -> Result<GroupOutcome, AppError> {
     conn.transaction::<_, AppError, _>(|conn| {
         store::take_write_lock(conn)?;
         let chain_ids: Vec<String> = {
@@ -280,6 +290,7 @@ fn commit_group(
         let mut rows = Vec::with_capacity(drafts.len());
         let mut results = Vec::with_capacity(drafts.len());
         let mut key_uses: BTreeMap<String, (chrono::NaiveDateTime, Option<String>)> = BTreeMap::new();
+        let changed_something = works.iter().any(Option::is_some);
 
         for (draft, work) in drafts.iter_mut().zip(works) {
             let result = match work {
@@ -343,6 +354,7 @@ fn commit_group(
         for (key_id, (at, ip)) in key_uses {
             store::touch_key(conn, &key_id, at, ip.as_deref())?;
         }
-        Ok(results)
+        let key_state = if changed_something { Some(store::key_state_version(conn)?) } else { None };
+        Ok((results, key_state))
     })
 }

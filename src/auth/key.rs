@@ -4,15 +4,19 @@
 //! type may call the operation. Every refusal carries its precise reason for
 //! the audit log and one identical body for the caller.
 
+use super::key_cache::Cached;
 use super::KeyCaller;
 use crate::db::models::{now, to_utc, ApiKey, Tenant, TENANT_ACTIVE};
 use crate::db::store;
 use crate::domain::key_format::{self, SecretError};
-use crate::domain::lifetime::{self, KeyClock, KeyStatus, StatusReason};
+use crate::domain::lifetime::{self, KeyClock, KeyStatus, LifetimePolicy, StatusReason};
 use crate::domain::{allowlist, authz, KeyType, Operation};
 use crate::error::AppError;
 use crate::state::AppState;
+use chrono::{DateTime, Utc};
+use ipnet::IpNet;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// What is known about the key even when it is refused, for the audit event.
@@ -45,6 +49,43 @@ pub fn clock_of(key: &ApiKey, key_type: KeyType) -> KeyClock {
     }
 }
 
+/// What a key check reads from the database, parsed once: the unit the
+/// verified-key cache keeps. Facts only; the verdict is decided per request.
+#[derive(Debug)]
+pub struct KeyRecord {
+    identity: KeyIdentity,
+    /// The stored type; None if the row holds a type this build does not know.
+    key_type: Option<KeyType>,
+    label: String,
+    expires_at: Option<DateTime<Utc>>,
+    clock: Option<KeyClock>,
+    tenant_active: bool,
+    policy: LifetimePolicy,
+    allowlist: Vec<IpNet>,
+}
+
+impl KeyRecord {
+    pub fn from_rows(key: &ApiKey, tenant: &Tenant) -> KeyRecord {
+        let key_type = KeyType::from_wire(&key.key_type);
+        let list: Vec<String> = serde_json::from_str(&key.ip_allowlist).unwrap_or_default();
+        KeyRecord {
+            identity: KeyIdentity {
+                tenant_id: key.tenant_id.clone(),
+                key_id: key.id.clone(),
+                key_type: key.key_type.clone(),
+                hint: key.hint.clone(),
+            },
+            key_type,
+            label: key.label.clone(),
+            expires_at: key.expires_at.map(to_utc),
+            clock: key_type.map(|t| clock_of(key, t)),
+            tenant_active: tenant.status == TENANT_ACTIVE,
+            policy: lifetime::policy_from_json(&tenant.max_lifetime_days),
+            allowlist: allowlist::parse(&list).unwrap_or_default(),
+        }
+    }
+}
+
 /// Verifies `presented` for `op` (None: any operation a key can reach, as for the gateway).
 pub async fn verify(
     state: &AppState,
@@ -73,48 +114,56 @@ async fn verify_inner(
         Err(SecretError::BadChecksum) => return KeyVerdict::refused(None, "bad_checksum"),
     };
     let hash = state.hasher.hash(secret);
-    let found = match state.read(move |conn| store::find_key_by_hash(conn, &hash)).await {
-        Ok(found) => found,
-        Err(e) => return KeyVerdict { identity: None, result: Err(e) },
+    let record = match state.key_cache.get(&hash) {
+        Cached::Hit(record) => {
+            state.metrics.key_cache_hits.inc();
+            record
+        }
+        Cached::Miss(generation) => {
+            state.metrics.key_cache_misses.inc();
+            let lookup = hash.clone();
+            let found = match state.read(move |conn| store::find_key_by_hash(conn, &lookup)).await {
+                Ok(found) => found,
+                Err(e) => return KeyVerdict { identity: None, result: Err(e) },
+            };
+            let record = found.map(|(key, tenant)| Arc::new(KeyRecord::from_rows(&key, &tenant)));
+            state.key_cache.fill(hash, generation, record.clone());
+            record
+        }
     };
-    let Some((key, tenant)) = found else {
-        return KeyVerdict::refused(None, "unknown_key");
-    };
-    decide(&key, &tenant, parsed.key_type, client_ip, op)
+    match record {
+        None => KeyVerdict::refused(None, "unknown_key"),
+        Some(record) => decide(&record, parsed.key_type, client_ip, op, now()),
+    }
 }
 
-/// The checks after the lookup; pure given the rows and the clock.
+/// The checks after the lookup; pure given the stored facts and the clock.
 fn decide(
-    key: &ApiKey,
-    tenant: &Tenant,
-    key_type: KeyType,
+    record: &KeyRecord,
+    presented_type: KeyType,
     client_ip: Option<IpAddr>,
     op: Option<&Operation>,
+    now: DateTime<Utc>,
 ) -> KeyVerdict {
-    let identity = Some(KeyIdentity {
-        tenant_id: key.tenant_id.clone(),
-        key_id: key.id.clone(),
-        key_type: key.key_type.clone(),
-        hint: key.hint.clone(),
-    });
+    let identity = Some(record.identity.clone());
     // The stored type is authoritative; the tag is covered by the checksum and the HMAC.
-    if KeyType::from_wire(&key.key_type) != Some(key_type) {
+    let (Some(key_type), Some(clock)) = (record.key_type, record.clock) else {
+        return KeyVerdict::refused(identity, "unknown_key");
+    };
+    if key_type != presented_type {
         return KeyVerdict::refused(identity, "unknown_key");
     }
-    if tenant.status != TENANT_ACTIVE {
+    if !record.tenant_active {
         return KeyVerdict::refused(identity, "tenant_inactive");
     }
-    let policy = lifetime::policy_from_json(&tenant.max_lifetime_days);
-    match lifetime::status(&clock_of(key, key_type), &policy, now()) {
+    match lifetime::status(&clock, &record.policy, now) {
         (KeyStatus::Active, _) => {}
         (_, Some(StatusReason::Revoked)) => return KeyVerdict::refused(identity, "revoked"),
         _ => return KeyVerdict::refused(identity, "expired"),
     }
-    let list: Vec<String> = serde_json::from_str(&key.ip_allowlist).unwrap_or_default();
-    let nets = allowlist::parse(&list).unwrap_or_default();
     let ip_ok = match client_ip {
-        Some(ip) => allowlist::allows(&nets, ip),
-        None => nets.is_empty(),
+        Some(ip) => allowlist::allows(&record.allowlist, ip),
+        None => record.allowlist.is_empty(),
     };
     if !ip_ok {
         return KeyVerdict::refused(identity, "ip_not_allowed");
@@ -127,12 +176,12 @@ fn decide(
     KeyVerdict {
         identity,
         result: Ok(KeyCaller {
-            tenant_id: key.tenant_id.clone(),
-            key_id: key.id.clone(),
+            tenant_id: record.identity.tenant_id.clone(),
+            key_id: record.identity.key_id.clone(),
             key_type,
-            label: key.label.clone(),
-            hint: key.hint.clone(),
-            expires_at: key.expires_at.map(to_utc),
+            label: record.label.clone(),
+            hint: record.identity.hint.clone(),
+            expires_at: record.expires_at,
         }),
     }
 }

@@ -3,6 +3,7 @@
 pub mod console;
 pub mod credentials;
 pub mod key;
+pub mod key_cache;
 
 use crate::domain::{KeyType, Role};
 use chrono::{DateTime, Utc};

@@ -149,6 +149,13 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    key_state (id) {
+        id -> Integer,
+        version -> BigInt,
+    }
+}
+
 diesel::joinable!(api_keys -> tenants (tenant_id));
 diesel::joinable!(members -> tenants (tenant_id));
 diesel::joinable!(legal_hold_members -> legal_holds (hold_uid));
@@ -161,5 +168,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     assets,
     legal_holds,
     legal_hold_members,
-    exports
+    exports,
+    key_state
 );

@@ -3,7 +3,7 @@
 
 use super::models::{ApiKey, Asset, AuditRow, Export, LegalHold, Member, Tenant};
 use super::schema::{
-    api_keys, assets, audit_chains, audit_events, exports, legal_hold_members, legal_holds, members, tenants,
+    api_keys, assets, audit_chains, audit_events, exports, key_state, legal_hold_members, legal_holds, members, tenants,
 };
 use super::DbConn;
 use crate::crypto::GENESIS_HASH;
@@ -389,6 +389,12 @@ pub fn find_key_by_hash(conn: &mut DbConn, secret_hash: &str) -> AppResult<Optio
         .filter(api_keys::secret_hash.eq(secret_hash))
         .first::<(ApiKey, Tenant)>(conn)
         .optional()?)
+}
+
+/// The counter that moves with every change a key check reads (see the
+/// `key_state` migration); the verified-key cache compares it.
+pub fn key_state_version(conn: &mut DbConn) -> AppResult<i64> {
+    Ok(key_state::table.find(1).select(key_state::version).first(conn)?)
 }
 
 pub fn find_key(conn: &mut DbConn, tenant_id: &str, key_id: &str) -> AppResult<Option<ApiKey>> {

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Once, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -358,9 +358,39 @@ impl TestApp {
         (body["key"]["key_id"].as_str().unwrap().to_string(), body["secret"].as_str().unwrap().to_string())
     }
 
+    /// Changes the database behind the app's back (as the CLI or another
+    /// instance would), then waits until the app has seen the change.
     pub fn exec_sql(&self, sql: &str) {
         let mut conn = self.db();
         diesel::sql_query(sql).execute(&mut conn).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        self.await_key_state_sync();
+    }
+
+    /// The database's `key_state` version: it moves with every change a key check reads.
+    pub fn key_state_version(&self) -> i64 {
+        keyward::db::store::key_state_version(&mut self.db()).expect("key_state version")
+    }
+
+    /// The `key_state` version this instance last saw, from `/metrics`.
+    pub fn seen_key_state_version(&self) -> i64 {
+        let metrics = self.get("/metrics", &[]).text;
+        let line = metrics.lines().find(|l| l.starts_with("keyward_key_state_version ")).expect("the gauge");
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    /// Waits until this instance's key cache has seen the database's current
+    /// `key_state` version (it polls every `KEYWARD_KEY_CACHE_SYNC_MS`), so a
+    /// change made behind its back has reached it. Fails after 5 s.
+    pub fn await_key_state_sync(&self) {
+        if self.settings.key_cache_sync.is_zero() || self.handle.is_none() {
+            return; // no cache (every check reads the database), or no server running
+        }
+        let target = self.key_state_version();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.seen_key_state_version() < target {
+            assert!(Instant::now() < deadline, "the app never saw key_state version {target}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Rows of a query whose one column is named `v` and is text.

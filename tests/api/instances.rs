@@ -37,6 +37,10 @@ fn revoke_and_measure(on: &TestApp, other: &TestApp, key_id: &str, secret: &str)
     let r = on.owner_post("/v2/enterprise.key.revoke", &json!({"key_id": key_id, "reason": "laptop lost"}));
     r.ok();
     let revoked_at = Instant::now();
+    // The revoking instance refuses it from the very next request, cache or not.
+    let r = whoami(on, secret);
+    assert_eq!(r.status, 401, "the revoking instance still accepts the revoked key: {}", r.text);
+    assert_eq!(event_of(on, &r)["reason"], json!("revoked"));
     let mut requests = 0;
     loop {
         let r = whoami(other, secret);
@@ -55,12 +59,12 @@ fn revoke_and_measure(on: &TestApp, other: &TestApp, key_id: &str, secret: &str)
     }
 }
 
-/// A revocation on one instance is refused by the other at once. The
-/// mechanism: no instance caches keys; every key check reads the key row from
-/// the shared database (`auth::key::verify`), and the revoke's change commits
-/// before its 200, so the very next request on any instance sees `revoked_at`.
+/// A revocation is refused by the revoking instance from the very next
+/// request, and by the other instance within its key-cache sync interval
+/// (100 ms by default; `auth::key_cache`): the other instance polls the
+/// database's `key_state` version, which the revoke's commit moved.
 #[test]
-fn revocation_on_one_instance_is_refused_by_the_other_at_once_postgres() {
+fn revocation_on_one_instance_is_refused_by_the_other_within_the_sync_interval_postgres() {
     let (one, two) = two_instances();
     for (on, other, name) in [(&one, &two, "1 → 2"), (&two, &one, "2 → 1")] {
         let (key_id, secret) = on.create_key("KEY_TYPE_SIEM");
@@ -73,8 +77,9 @@ fn revocation_on_one_instance_is_refused_by_the_other_at_once_postgres() {
         }
         let (latency, requests) = revoke_and_measure(on, other, &key_id, &secret);
         eprintln!("revocation {name}: refused after {latency:?} ({requests} request(s))");
-        assert_eq!(requests, 1, "the very next request on the other instance is refused");
         assert!(latency < Duration::from_secs(1), "revocation took {latency:?} to reach the other instance");
+        // The other instance answered from its cache meanwhile: it was warm.
+        assert!(requests >= 1);
         // And the revoking instance refuses it too, with the same body.
         let r = whoami(on, &secret);
         assert_eq!(r.status, 401, "{}", r.text);

@@ -13,6 +13,7 @@ mod exports;
 mod gateway;
 mod holds;
 mod hostile;
+mod hot_path;
 mod instances;
 mod isolation;
 mod key_auth;

@@ -1,0 +1,248 @@
+//! The verified-key cache: what a key check reads from the database (the key's
+//! row and its tenant's status and policy), kept in memory by secret hash so
+//! that a known key, or a key known not to exist, costs no round trip.
+//!
+//! Only the stored facts are cached, never a verdict: expiry, rotation grace,
+//! the allowlist and the type check are decided afresh on every request.
+//!
+//! Why a cached entry cannot outlive a change:
+//! - Each entry carries the cache's generation from *before* its database
+//!   read; it is used only while the generation is unchanged.
+//! - The database keeps a counter, `key_state.version`, that triggers move on
+//!   every change a key check reads (migration `000003_key_state`).
+//! - On this instance, the audit writer reads that counter inside every group
+//!   that changed something and hands it here after the commit and before the
+//!   caller is answered: a revocation is refused from the very next request.
+//! - Changes made elsewhere (another instance, the CLI, a hand edit) are seen
+//!   by [`spawn_sync`], which polls the counter every `sync_interval`.
+//! - If that poll has not succeeded for [`KeyCache::stale_after`] (database
+//!   unreachable), entries are not trusted and every check reads the database.
+
+use crate::auth::key::KeyRecord;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// Known keys held at most; beyond it the map starts over (memory stays bounded).
+const MAX_KNOWN: usize = 65_536;
+/// Unknown secrets held at most, apart from known keys so a flood of made-up
+/// secrets cannot evict real ones.
+const MAX_UNKNOWN: usize = 4_096;
+
+struct Entry {
+    generation: u64,
+    record: Option<Arc<KeyRecord>>,
+}
+
+pub struct KeyCache {
+    /// Zero: the cache is off and every check reads the database.
+    sync_interval: Duration,
+    generation: AtomicU64,
+    /// The last `key_state.version` seen; -1 before the first.
+    version: AtomicI64,
+    /// Milliseconds after `origin` of the last successful poll; 0: never.
+    synced_at_ms: AtomicU64,
+    origin: Instant,
+    known: RwLock<HashMap<String, Entry>>,
+    unknown: RwLock<HashMap<String, Entry>>,
+}
+
+/// A cache answer: the stored facts (None: no such key), or a miss to fill
+/// with [`KeyCache::fill`] under the generation it carries.
+pub enum Cached {
+    Hit(Option<Arc<KeyRecord>>),
+    Miss(u64),
+}
+
+impl KeyCache {
+    pub fn new(sync_interval: Duration) -> KeyCache {
+        KeyCache {
+            sync_interval,
+            generation: AtomicU64::new(0),
+            version: AtomicI64::new(-1),
+            synced_at_ms: AtomicU64::new(0),
+            origin: Instant::now(),
+            known: RwLock::new(HashMap::new()),
+            unknown: RwLock::new(HashMap::new()),
+        }
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        !self.sync_interval.is_zero()
+    }
+
+    /// How long entries stay trusted without a successful poll.
+    pub fn stale_after(&self) -> Duration {
+        (self.sync_interval * 5).max(Duration::from_millis(500))
+    }
+
+    pub fn get(&self, secret_hash: &str) -> Cached {
+        let generation = self.generation.load(Ordering::Acquire);
+        if !self.is_enabled() || !self.is_fresh() {
+            return Cached::Miss(generation);
+        }
+        for map in [&self.known, &self.unknown] {
+            let map = map.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(e) = map.get(secret_hash).filter(|e| e.generation == generation) {
+                return Cached::Hit(e.record.clone());
+            }
+        }
+        Cached::Miss(generation)
+    }
+
+    /// Keeps what a database read found, unless something changed since `generation` was taken.
+    pub fn fill(&self, secret_hash: String, generation: u64, record: Option<Arc<KeyRecord>>) {
+        if !self.is_enabled() || self.generation.load(Ordering::Acquire) != generation {
+            return;
+        }
+        let (map, max) = if record.is_some() { (&self.known, MAX_KNOWN) } else { (&self.unknown, MAX_UNKNOWN) };
+        let mut map = map.write().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= max {
+            map.clear();
+        }
+        // Checked again under the lock: `invalidate` clears after moving the generation.
+        if self.generation.load(Ordering::Acquire) == generation {
+            map.insert(secret_hash, Entry { generation, record });
+        }
+    }
+
+    /// Forgets every entry.
+    pub fn invalidate(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        for map in [&self.known, &self.unknown] {
+            map.write().unwrap_or_else(|p| p.into_inner()).clear();
+        }
+    }
+
+    /// Takes a `key_state.version` read from the database; a different one
+    /// than last time means something a key check reads has changed.
+    pub fn observe_version(&self, version: i64) {
+        if self.version.swap(version, Ordering::AcqRel) != version {
+            self.invalidate();
+        }
+    }
+
+    /// The last version seen (for `/metrics`); -1 before the first poll.
+    pub fn version(&self) -> i64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    fn mark_synced(&self) {
+        let ms = self.origin.elapsed().as_millis() as u64;
+        self.synced_at_ms.store(ms.max(1), Ordering::Release);
+    }
+
+    fn is_fresh(&self) -> bool {
+        let synced = self.synced_at_ms.load(Ordering::Acquire);
+        synced != 0 && self.origin.elapsed().as_millis() as u64 <= synced + self.stale_after().as_millis() as u64
+    }
+}
+
+/// Polls `key_state.version` every `sync_interval` while `state` lives.
+pub fn spawn_sync(state: &actix_web::web::Data<crate::state::AppState>) {
+    if !state.key_cache.is_enabled() {
+        return;
+    }
+    let weak = Arc::downgrade(&state.clone().into_inner());
+    let interval = state.key_cache.sync_interval;
+    std::thread::Builder::new()
+        .name("key-cache-sync".into())
+        .spawn(move || {
+            let mut warned = false;
+            loop {
+                {
+                    let Some(state) = weak.upgrade() else { break };
+                    let read = state
+                        .pool
+                        .get()
+                        .map_err(crate::error::AppError::from)
+                        .and_then(|mut conn| crate::db::store::key_state_version(&mut conn));
+                    match read {
+                        Ok(version) => {
+                            state.key_cache.observe_version(version);
+                            state.key_cache.mark_synced();
+                            warned = false;
+                        }
+                        Err(e) if !warned => {
+                            tracing::warn!(error = %e, "key cache cannot read key_state; checks read the database");
+                            warned = true;
+                        }
+                        Err(_) => {}
+                    }
+                }
+                std::thread::sleep(interval);
+            }
+        })
+        .expect("spawn the key cache sync thread");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn synced_cache() -> KeyCache {
+        let c = KeyCache::new(Duration::from_millis(100));
+        c.observe_version(0);
+        c.mark_synced();
+        c
+    }
+
+    fn generation_of(c: &KeyCache, hash: &str) -> u64 {
+        match c.get(hash) {
+            Cached::Miss(g) => g,
+            Cached::Hit(_) => panic!("expected a miss"),
+        }
+    }
+
+    #[test]
+    fn an_entry_is_used_until_the_version_moves() {
+        let c = synced_cache();
+        let g = generation_of(&c, "h");
+        c.fill("h".into(), g, None);
+        assert!(matches!(c.get("h"), Cached::Hit(None)));
+        c.observe_version(0);
+        assert!(matches!(c.get("h"), Cached::Hit(None)), "the same version keeps entries");
+        c.observe_version(1);
+        assert!(matches!(c.get("h"), Cached::Miss(_)), "a new version drops them");
+    }
+
+    #[test]
+    fn a_read_that_raced_a_change_is_not_kept() {
+        let c = synced_cache();
+        let g = generation_of(&c, "h");
+        // A change commits while the database read is under way.
+        c.invalidate();
+        c.fill("h".into(), g, None);
+        assert!(matches!(c.get("h"), Cached::Miss(_)));
+    }
+
+    #[test]
+    fn without_a_recent_sync_nothing_is_trusted() {
+        let c = KeyCache::new(Duration::from_millis(100));
+        let g = generation_of(&c, "h");
+        c.fill("h".into(), g, None);
+        assert!(matches!(c.get("h"), Cached::Miss(_)), "never synced");
+        c.mark_synced();
+        assert!(matches!(c.get("h"), Cached::Hit(None)));
+    }
+
+    #[test]
+    fn an_interval_of_zero_turns_the_cache_off() {
+        let c = KeyCache::new(Duration::ZERO);
+        c.mark_synced();
+        let g = generation_of(&c, "h");
+        c.fill("h".into(), g, None);
+        assert!(matches!(c.get("h"), Cached::Miss(_)));
+    }
+
+    #[test]
+    fn unknown_secrets_are_bounded_and_cannot_evict_known_keys() {
+        let c = synced_cache();
+        for i in 0..(MAX_UNKNOWN * 2) {
+            c.fill(format!("u{i}"), 0, None);
+        }
+        assert!(c.unknown.read().unwrap().len() <= MAX_UNKNOWN);
+        assert!(c.known.read().unwrap().is_empty());
+    }
+}
