@@ -59,6 +59,9 @@ pub struct ApiKey {
 
 #[derive(Debug, Clone, Queryable, Insertable)]
 #[diesel(table_name = audit_events)]
+// NULL rather than DEFAULT for None: the INSERT's text is then the same for
+// every event, so SQLite prepares it once (the writer's hot path).
+#[diesel(treat_none_as_default_value = false)]
 pub struct AuditRow {
     pub event_id: String,
     pub chain_id: String,

@@ -485,7 +485,7 @@ pub fn touch_key(conn: &mut DbConn, key_id: &str, at: NaiveDateTime, ip: Option<
 pub fn take_write_lock(conn: &mut DbConn) -> AppResult<()> {
     if let DbConn::Sqlite(lite) = conn {
         // Matches no row (the key is NOT NULL), so no page is written; the statement still takes the lock.
-        diesel::sql_query("DELETE FROM audit_chains WHERE chain_id IS NULL").execute(lite)?;
+        diesel::delete(audit_chains::table.filter(audit_chains::chain_id.is_null())).execute(lite)?;
     }
     Ok(())
 }
@@ -494,16 +494,28 @@ pub fn take_write_lock(conn: &mut DbConn) -> AppResult<()> {
 /// order given (sorted by the caller, so concurrent writers cannot deadlock).
 /// The lock also serializes every change of a tenant across instances.
 pub fn lock_chain_heads(conn: &mut DbConn, chain_ids: &[String]) -> AppResult<BTreeMap<String, (i64, String)>> {
-    let q = audit_chains::table
-        .filter(audit_chains::chain_id.eq_any(chain_ids))
-        .order(audit_chains::chain_id)
-        .select((audit_chains::chain_id, audit_chains::last_seq, audit_chains::last_hash));
-    let rows: Vec<(String, i64, String)> = match conn {
-        DbConn::Postgres(pg) => q.for_update().load(pg)?,
+    match conn {
+        DbConn::Postgres(pg) => {
+            let rows: Vec<(String, i64, String)> = audit_chains::table
+                .filter(audit_chains::chain_id.eq_any(chain_ids))
+                .order(audit_chains::chain_id)
+                .select((audit_chains::chain_id, audit_chains::last_seq, audit_chains::last_hash))
+                .for_update()
+                .load(pg)?;
+            Ok(rows.into_iter().map(|(id, seq, hash)| (id, (seq, hash))).collect())
+        }
         // SQLite has one writer at a time: the transaction itself is the lock.
-        DbConn::Sqlite(lite) => q.load(lite)?,
-    };
-    Ok(rows.into_iter().map(|(id, seq, hash)| (id, (seq, hash))).collect())
+        // One lookup per chain (usually one or two): a statement prepared once.
+        DbConn::Sqlite(_) => {
+            let mut heads = BTreeMap::new();
+            for id in chain_ids {
+                if let Some(head) = load_chain_head(conn, id)? {
+                    heads.insert(id.clone(), head);
+                }
+            }
+            Ok(heads)
+        }
+    }
 }
 
 pub fn load_chain_head(conn: &mut DbConn, chain_id: &str) -> AppResult<Option<(i64, String)>> {
@@ -524,12 +536,21 @@ pub fn save_chain_heads(conn: &mut DbConn, heads: &BTreeMap<String, (i64, String
 }
 
 pub fn insert_events(conn: &mut DbConn, rows: &[AuditRow]) -> AppResult<()> {
-    // Multi-row inserts are backend-specific in diesel; chunk to stay under parameter limits.
-    for chunk in rows.chunks(40) {
-        match conn {
-            DbConn::Postgres(pg) => diesel::insert_into(audit_events::table).values(chunk).execute(pg)?,
-            DbConn::Sqlite(lite) => diesel::insert_into(audit_events::table).values(chunk).execute(lite)?,
-        };
+    match conn {
+        // One round trip per 40 rows (under the parameter limit).
+        DbConn::Postgres(pg) => {
+            for chunk in rows.chunks(40) {
+                diesel::insert_into(audit_events::table).values(chunk).execute(pg)?;
+            }
+        }
+        // In process, no round trips: one single-row statement, prepared once and
+        // reused. (A multi-row INSERT is parsed anew for each group size and
+        // keeps a statement journal; a single-row one needs neither.)
+        DbConn::Sqlite(lite) => {
+            for row in rows {
+                diesel::insert_into(audit_events::table).values(row).execute(lite)?;
+            }
+        }
     }
     Ok(())
 }
