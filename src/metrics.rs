@@ -10,8 +10,9 @@ use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    pub operation: String,
-    pub outcome: String,
+    // Static names from the operation table: no allocation per request.
+    pub operation: &'static str,
+    pub outcome: &'static str,
 }
 
 pub struct Metrics {
@@ -67,8 +68,8 @@ impl Metrics {
         }
     }
 
-    pub fn record_request(&self, operation: &str, outcome: &str) {
-        self.requests.get_or_create(&RequestLabels { operation: operation.into(), outcome: outcome.into() }).inc();
+    pub fn record_request(&self, operation: &'static str, outcome: &'static str) {
+        self.requests.get_or_create(&RequestLabels { operation, outcome }).inc();
     }
 
     pub fn render(&self) -> String {

@@ -17,7 +17,9 @@ use std::time::Instant;
 
 /// Paths whose every request is audited (probes are not).
 fn is_audited(path: &str) -> bool {
-    ["/v2", "/scim", "/internal"].iter().any(|p| path == *p || path.starts_with(&format!("{p}/")))
+    ["/v2", "/scim", "/internal"]
+        .iter()
+        .any(|p| path.strip_prefix(p).is_some_and(|rest| rest.is_empty() || rest.starts_with('/')))
 }
 
 /// The table's operation for a request, resolved once here for the whole request.
@@ -52,9 +54,9 @@ async fn handle(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let started = Instant::now();
     let state = req.app_data::<web::Data<AppState>>().cloned();
-    let method = req.method().to_string();
+    let method = req.method().clone();
     let path = req.path().to_string();
-    let op = operation_for(&method, &path);
+    let op = operation_for(method.as_str(), &path);
     let operation = if is_audited(&path) { operation_name(op, &path) } else { "probe" };
     let mut draft = EventDraft::new(operation, request_id.clone());
     draft.client_ip = req.peer_addr().map(|a| a.ip().to_string());
@@ -68,8 +70,10 @@ async fn handle(
     let mut res = next.call(req).await?.map_into_boxed_body();
 
     let status = res.status().as_u16();
-    if is_audited(&path) && !ctx.committed.get() {
-        let mut draft = ctx.draft.borrow().clone();
+    let audited = is_audited(&path);
+    if audited && !ctx.committed.get() {
+        // The handler is done with it: taken, not copied.
+        let mut draft = std::mem::replace(&mut *ctx.draft.borrow_mut(), EventDraft::new(operation, String::new()));
         draft.status_code = status;
         if let Some(err) = res.response().extensions().get::<AppError>() {
             draft.reason = Some(err.reason().to_string());
@@ -87,7 +91,7 @@ async fn handle(
 
     let status = res.status().as_u16();
     if let Some(state) = &state {
-        if is_audited(&path) {
+        if audited {
             state.metrics.record_request(operation, outcome_for(status));
         }
     }

@@ -95,32 +95,65 @@ impl EventDraft {
 /// a fixed order, as a JSON array. Built from the stored row so that
 /// verification recomputes exactly what the writer hashed.
 pub fn canonical(row: &AuditRow) -> Vec<u8> {
-    let fields = json!([
-        row.event_id,
-        row.chain_id,
-        row.tenant_id,
-        row.seq,
-        format_time(row.occurred_at),
-        row.operation,
-        row.outcome,
-        row.reason,
-        row.actor_type,
-        row.actor_id,
-        row.key_id,
-        row.key_type,
-        row.key_hint,
-        row.request_id,
-        row.client_ip,
-        row.user_agent,
-        row.status_code,
-        row.metadata,
-        row.payload,
-    ]);
-    serde_json::to_vec(&fields).expect("JSON of plain values")
+    let mut out = Vec::with_capacity(512);
+    serde_json::to_writer(&mut out, &CanonicalFields(row)).expect("JSON of plain values");
+    out
 }
 
+/// Serializes straight from the row (no intermediate `Value`, which would
+/// copy every field): a tuple is a JSON array, element for element.
+struct CanonicalFields<'a>(&'a AuditRow);
+
+impl serde::Serialize for CanonicalFields<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let row = self.0;
+        let mut t = s.serialize_tuple(19)?;
+        t.serialize_element(&row.event_id)?;
+        t.serialize_element(&row.chain_id)?;
+        t.serialize_element(&row.tenant_id)?;
+        t.serialize_element(&row.seq)?;
+        t.serialize_element(&format_time(row.occurred_at))?;
+        t.serialize_element(&row.operation)?;
+        t.serialize_element(&row.outcome)?;
+        t.serialize_element(&row.reason)?;
+        t.serialize_element(&row.actor_type)?;
+        t.serialize_element(&row.actor_id)?;
+        t.serialize_element(&row.key_id)?;
+        t.serialize_element(&row.key_type)?;
+        t.serialize_element(&row.key_hint)?;
+        t.serialize_element(&row.request_id)?;
+        t.serialize_element(&row.client_ip)?;
+        t.serialize_element(&row.user_agent)?;
+        t.serialize_element(&row.status_code)?;
+        t.serialize_element(&row.metadata)?;
+        t.serialize_element(&row.payload)?;
+        t.end()
+    }
+}
+
+/// `2026-01-02T03:04:05.123456Z`: RFC 3339, UTC, microseconds (what
+/// `to_rfc3339_opts(Micros, true)` prints, without its format parser).
 pub fn format_time(t: chrono::NaiveDateTime) -> String {
-    to_utc(t).to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    use chrono::{Datelike, Timelike};
+    use std::fmt::Write;
+    // Years outside 0..=9999 and leap seconds (nanoseconds past 1e9): chrono's own, rare path.
+    if !(0..=9999).contains(&t.year()) || t.nanosecond() >= 1_000_000_000 {
+        return to_utc(t).to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    }
+    let mut s = String::with_capacity(27);
+    let _ = write!(
+        s,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.nanosecond() / 1000
+    );
+    s
 }
 
 /// The event as the API shows it.
@@ -147,4 +180,80 @@ pub fn event_json(row: &AuditRow) -> Value {
         "prev_hash": row.prev_hash,
         "hash": row.hash,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDateTime;
+
+    /// The form chains were first hashed in; `canonical` must keep producing it byte for byte.
+    fn canonical_reference(row: &AuditRow) -> Vec<u8> {
+        let fields = json!([
+            row.event_id,
+            row.chain_id,
+            row.tenant_id,
+            row.seq,
+            to_utc(row.occurred_at).to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            row.operation,
+            row.outcome,
+            row.reason,
+            row.actor_type,
+            row.actor_id,
+            row.key_id,
+            row.key_type,
+            row.key_hint,
+            row.request_id,
+            row.client_ip,
+            row.user_agent,
+            row.status_code,
+            row.metadata,
+            row.payload,
+        ]);
+        serde_json::to_vec(&fields).unwrap()
+    }
+
+    fn row(at: &str, text: &str, optional: Option<String>) -> AuditRow {
+        AuditRow {
+            event_id: "01900000-0000-7000-8000-000000000000".into(),
+            chain_id: "t_1".into(),
+            tenant_id: optional.clone(),
+            seq: 42,
+            occurred_at: NaiveDateTime::parse_from_str(at, "%Y-%m-%d %H:%M:%S%.f").unwrap(),
+            operation: "auth.whoami".into(),
+            outcome: "ALLOWED".into(),
+            reason: optional.clone(),
+            actor_type: "API_KEY".into(),
+            actor_id: optional.clone(),
+            key_id: optional.clone(),
+            key_type: optional.clone(),
+            key_hint: optional.clone(),
+            request_id: "req_1".into(),
+            client_ip: optional.clone(),
+            user_agent: Some(text.into()),
+            status_code: 401,
+            metadata: format!("{{\"note\":{}}}", serde_json::to_string(text).unwrap()),
+            payload: optional,
+            prev_hash: "0".repeat(64),
+            hash: String::new(),
+        }
+    }
+
+    #[test]
+    fn canonical_bytes_are_those_chains_were_first_hashed_with() {
+        let texts = ["plain", "quote \" backslash \\ tab \t nl \n", "ünïcödé ✓ 🔑", "\u{1}\u{1f}", ""];
+        let times =
+            ["2026-11-22 14:07:10.123456", "2026-01-01 00:00:00", "1999-12-31 23:59:59.000001", "0001-01-01 00:00:00"];
+        for at in times {
+            for text in texts {
+                for optional in [None, Some(text.to_string())] {
+                    let r = row(at, text, optional);
+                    assert_eq!(
+                        String::from_utf8(canonical(&r)).unwrap(),
+                        String::from_utf8(canonical_reference(&r)).unwrap()
+                    );
+                }
+            }
+        }
+    }
 }
