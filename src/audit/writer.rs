@@ -48,6 +48,10 @@ const MAX_GROUP: usize = 512;
 const QUEUE_CAPACITY: usize = 8192;
 /// While unhealthy, how often the writer checks whether it can write again.
 pub const PROBE_INTERVAL: Duration = Duration::from_millis(500);
+/// A key's `last_used_*` is written at most this often per writer: a busy key
+/// would otherwise rewrite its row (and a database page) in every group. The
+/// audit events keep every use exactly.
+const TOUCH_INTERVAL: Duration = Duration::from_secs(1);
 /// While unhealthy, how often the writer looks for jobs between probes.
 const IDLE_POLL: Duration = Duration::from_millis(10);
 
@@ -93,6 +97,7 @@ impl AuditWriter {
             metrics: metrics.clone(),
             key_cache,
             wal_sync,
+            recently_touched: Default::default(),
         };
         std::thread::Builder::new()
             .name("audit-writer".into())
@@ -149,6 +154,8 @@ struct Writer {
     key_cache: Arc<KeyCache>,
     /// SQLite: where committed groups wait for their fsync before being answered.
     wal_sync: Option<WalSync>,
+    /// Keys whose `last_used_*` this writer wrote less than [`TOUCH_INTERVAL`] ago.
+    recently_touched: std::collections::HashMap<String, Instant>,
 }
 
 type Answers = Vec<(oneshot::Sender<Committed<Option<AnyValue>>>, AppResult<Option<AnyValue>>)>;
@@ -215,6 +222,15 @@ impl Writer {
             }
             self.metrics.audit_queue_depth.dec_by(group.len() as i64);
             let (drafts, works, replies) = split(group);
+            let mut touched = std::mem::take(&mut self.recently_touched);
+            touched.retain(|_, at| at.elapsed() < TOUCH_INTERVAL);
+            let mut should_touch = |key_id: &str| {
+                if touched.contains_key(key_id) {
+                    return false;
+                }
+                touched.insert(key_id.to_string(), Instant::now());
+                true
+            };
             let Some(c) = self.connection() else {
                 for reply in replies {
                     let _ = reply.send(Err(AppError::unavailable()));
@@ -222,7 +238,12 @@ impl Writer {
                 continue;
             };
             let started = Instant::now();
-            match commit_group(c, drafts, works) {
+            let outcome = commit_group(c, drafts, works, &mut should_touch);
+            // A failed group wrote nothing, so nothing it noted is kept.
+            if outcome.is_ok() {
+                self.recently_touched = touched;
+            }
+            match outcome {
                 Ok((results, key_state)) => {
                     self.metrics.audit_commit_seconds.observe(started.elapsed().as_secs_f64());
                     self.set_healthy(true);
@@ -377,7 +398,7 @@ pub fn commit_now<T: Send + 'static>(
     work: impl FnOnce(&mut DbConn) -> AppResult<(T, Map<String, Value>)> + Send + 'static,
 ) -> AppResult<T> {
     let boxed: Work = Box::new(move |conn| work(conn).map(|(v, m)| (Box::new(v) as AnyValue, m)));
-    let (mut results, _) = commit_group(conn, vec![draft], vec![Some(boxed)])?;
+    let (mut results, _) = commit_group(conn, vec![draft], vec![Some(boxed)], &mut |_| true)?;
     results.pop().expect("one result per job").map(|v| downcast(v.expect("work returns a value")))
 }
 
@@ -387,10 +408,12 @@ type GroupOutcome = (Vec<AppResult<Option<AnyValue>>>, Option<i64>);
 /// One transaction: lock the chains involved (in a fixed order, so that
 /// instances sharing a PostgreSQL database cannot deadlock), run each job's
 /// work in a savepoint, append every event to its chain, save the chain heads.
+/// `should_touch` says whether a used key's `last_used_*` is written in this group.
 fn commit_group(
     conn: &mut DbConn,
     mut drafts: Vec<EventDraft>,
     works: Vec<Option<Work>>,
+    should_touch: &mut dyn FnMut(&str) -> bool,
 ) -> Result<GroupOutcome, AppError> {
     conn.transaction::<_, AppError, _>(|conn| {
         store::take_write_lock(conn)?;
@@ -465,7 +488,7 @@ fn commit_group(
         }
         store::insert_events(conn, &rows)?;
         store::save_chain_heads(conn, &heads)?;
-        for (key_id, (at, ip)) in key_uses {
+        for (key_id, (at, ip)) in key_uses.into_iter().filter(|(key_id, _)| should_touch(key_id)) {
             store::touch_key(conn, &key_id, at, ip.as_deref())?;
         }
         let key_state = if changed_something { Some(store::key_state_version(conn)?) } else { None };
