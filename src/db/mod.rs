@@ -97,8 +97,9 @@ pub fn establish_with(url: &DbUrl, options: ConnOptions) -> Result<DbConn, diese
     match url {
         DbUrl::Sqlite(path) => {
             let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
-            // WAL lets readers run beside the one writer; FULL makes every commit durable;
-            // busy_timeout covers the CLI writing while a server runs.
+            // WAL lets readers run beside the one writer; FULL makes every commit durable
+            // (the audit writer lowers it to NORMAL and fsyncs the WAL itself, see
+            // audit::writer); busy_timeout covers the CLI writing while a server runs.
             conn.batch_execute(&format!(
                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = {}; \
                  PRAGMA foreign_keys = ON;",
