@@ -141,31 +141,24 @@ impl Settings {
             })
         };
 
-        let sqlite_busy_timeout = match get("KEYWARD_SQLITE_BUSY_TIMEOUT_MS") {
-            None => Duration::from_millis(DEFAULT_SQLITE_BUSY_TIMEOUT_MS),
-            Some(v) => match v.parse::<u64>() {
-                Ok(ms) if ms <= MAX_SQLITE_BUSY_TIMEOUT_MS => Duration::from_millis(ms),
-                _ => {
-                    return Err(err(
-                        "KEYWARD_SQLITE_BUSY_TIMEOUT_MS",
-                        format!("must be a whole number of milliseconds, at most {MAX_SQLITE_BUSY_TIMEOUT_MS}"),
-                    ))
-                }
-            },
+        // A whole number of milliseconds from 0 to `max`; `zero` says what 0 means, if anything special.
+        let millis = |name: &'static str, default: u64, max: u64, zero: &str| -> Result<Duration, ConfigError> {
+            match get(name) {
+                None => Ok(Duration::from_millis(default)),
+                Some(v) => match v.parse::<u64>() {
+                    Ok(ms) if ms <= max => Ok(Duration::from_millis(ms)),
+                    _ => Err(err(name, format!("must be a whole number of milliseconds, at most {max}{zero}"))),
+                },
+            }
         };
-
-        let key_cache_sync = match get("KEYWARD_KEY_CACHE_SYNC_MS") {
-            None => Duration::from_millis(DEFAULT_KEY_CACHE_SYNC_MS),
-            Some(v) => match v.parse::<u64>() {
-                Ok(ms) if ms <= MAX_KEY_CACHE_SYNC_MS => Duration::from_millis(ms),
-                _ => {
-                    return Err(err(
-                        "KEYWARD_KEY_CACHE_SYNC_MS",
-                        format!("must be a whole number of milliseconds, at most {MAX_KEY_CACHE_SYNC_MS} (0 turns the cache off)"),
-                    ))
-                }
-            },
-        };
+        let sqlite_busy_timeout =
+            millis("KEYWARD_SQLITE_BUSY_TIMEOUT_MS", DEFAULT_SQLITE_BUSY_TIMEOUT_MS, MAX_SQLITE_BUSY_TIMEOUT_MS, "")?;
+        let key_cache_sync = millis(
+            "KEYWARD_KEY_CACHE_SYNC_MS",
+            DEFAULT_KEY_CACHE_SYNC_MS,
+            MAX_KEY_CACHE_SYNC_MS,
+            " (0 turns the cache off)",
+        )?;
 
         Ok(Settings {
             database_url,
