@@ -12,6 +12,10 @@ use std::time::{Duration, Instant};
 
 const WHOAMI: &str = "/v2/auth.whoami";
 
+/// A sync interval so long that only this instance's own invalidation can
+/// make a change take effect during a test.
+const NO_POLLING: (&str, &str) = ("KEYWARD_KEY_CACHE_SYNC_MS", "10000");
+
 fn whoami(app: &TestApp, secret: &str) -> Resp {
     key_get(app, secret, WHOAMI)
 }
@@ -32,7 +36,8 @@ both!(
 );
 
 fn a_known_key_is_answered_from_the_cache(backend: Backend) {
-    let app = TestApp::spawn(backend);
+    // A long poll interval: on a loaded machine a late poll must not make entries stale mid-test.
+    let app = TestApp::spawn_with(backend, &[NO_POLLING]);
     let (_, secret) = app.create_key("KEY_TYPE_SIEM");
     let unknown = keyward::crypto::new_key_secret(keyward::domain::KeyType::Siem);
     whoami(&app, &secret).ok();
@@ -54,10 +59,6 @@ fn a_known_key_is_answered_from_the_cache(backend: Backend) {
     assert_eq!(metric(&off, "keyward_key_cache_hits_total"), 0.0);
     assert_eq!(metric(&off, "keyward_key_cache_misses_total"), 3.0);
 }
-
-/// A sync interval so long that only this instance's own invalidation can
-/// make a change take effect during a test.
-const NO_POLLING: (&str, &str) = ("KEYWARD_KEY_CACHE_SYNC_MS", "10000");
 
 /// Threads keep calling with a warm key while it is revoked: every request
 /// sent after the revoke's 200 is refused, with reason `revoked`.
