@@ -79,6 +79,10 @@ pub const MIN_SECRET_LEN: usize = 32;
 pub const DEFAULT_READ_PER_MINUTE: u32 = 6000;
 pub const DEFAULT_WRITE_PER_MINUTE: u32 = 3000;
 pub const MAX_SQLITE_BUSY_TIMEOUT_MS: u64 = 600_000;
+/// The verified-key cache's poll interval by default with embedded SQLite (one
+/// instance: its own changes reach its cache at once, only hand edits wait).
+/// With PostgreSQL the cache is off unless set: SPEC §3 has a revocation take
+/// effect for the next request on *every* instance, which a poll cannot promise.
 pub const DEFAULT_KEY_CACHE_SYNC_MS: u64 = 100;
 pub const MAX_KEY_CACHE_SYNC_MS: u64 = 10_000;
 
@@ -155,7 +159,7 @@ impl Settings {
             millis("KEYWARD_SQLITE_BUSY_TIMEOUT_MS", DEFAULT_SQLITE_BUSY_TIMEOUT_MS, MAX_SQLITE_BUSY_TIMEOUT_MS, "")?;
         let key_cache_sync = millis(
             "KEYWARD_KEY_CACHE_SYNC_MS",
-            DEFAULT_KEY_CACHE_SYNC_MS,
+            if database_url.is_sqlite() { DEFAULT_KEY_CACHE_SYNC_MS } else { 0 },
             MAX_KEY_CACHE_SYNC_MS,
             " (0 turns the cache off)",
         )?;
@@ -295,6 +299,15 @@ mod tests {
         let url = format!("sqlite://{}/kw.db", dir.path().display());
         let with = |v: &str| settings(&[("KEYWARD_DATABASE_URL", &url), ("KEYWARD_KEY_CACHE_SYNC_MS", v)]);
         assert_eq!(settings(&[("KEYWARD_DATABASE_URL", &url)]).unwrap().key_cache_sync, Duration::from_millis(100));
+        // PostgreSQL: off unless asked for (a revocation must reach every instance's next request).
+        let pg = [
+            ("KEYWARD_DATABASE_URL", "postgres://db/keyward"),
+            ("KEYWARD_KEY_PEPPER", "pepper-0123456789abcdef0123456789abcdef"),
+            ("KEYWARD_CONSOLE_JWT_SECRET", "console-0123456789abcdef0123456789abcdef"),
+        ];
+        assert_eq!(settings(&pg).unwrap().key_cache_sync, Duration::ZERO);
+        let pg_on = [pg[0], pg[1], pg[2], ("KEYWARD_KEY_CACHE_SYNC_MS", "100")];
+        assert_eq!(settings(&pg_on).unwrap().key_cache_sync, Duration::from_millis(100));
         assert_eq!(with("250").unwrap().key_cache_sync, Duration::from_millis(250));
         assert_eq!(with("0").unwrap().key_cache_sync, Duration::ZERO);
         for bad in ["-1", "0.5", "100ms", "10001"] {

@@ -1,7 +1,8 @@
 //! What the fast key path must keep (issue #4): known keys are answered from
 //! the verified-key cache, yet a change to a key reaches it at once on this
 //! instance and within the sync interval from elsewhere, and every answered
-//! request's audit event is already committed.
+//! request's audit event is already committed. The cache is on by default
+//! with SQLite and opt-in with PostgreSQL; these tests turn it on for both.
 
 use crate::both;
 use crate::helpers::{assert_refused, event_of, key_get, Backend, Resp, TestApp};
@@ -139,7 +140,8 @@ fn every_change_through_the_api_reaches_a_warm_cache_at_once(backend: Backend) {
 /// A change this instance did not make (the CLI, another instance, a hand
 /// edit) reaches its warm cache through the `key_state` poll.
 fn a_change_behind_the_instances_back_reaches_it_within_the_sync_interval(backend: Backend) {
-    let app = TestApp::spawn(backend);
+    // The SQLite default, set for both (PostgreSQL's default is no cache).
+    let app = TestApp::spawn_with(backend, &[("KEYWARD_KEY_CACHE_SYNC_MS", "100")]);
     let (key_id, secret) = app.create_key("KEY_TYPE_SIEM");
     for _ in 0..3 {
         whoami(&app, &secret).ok();
