@@ -57,7 +57,8 @@ async fn handle(
     let method = req.method().clone();
     let path = req.path().to_string();
     let op = operation_for(method.as_str(), &path);
-    let operation = if is_audited(&path) { operation_name(op, &path) } else { "probe" };
+    let audited = is_audited(&path);
+    let operation = if audited { operation_name(op, &path) } else { "probe" };
     let mut draft = EventDraft::new(operation, request_id.clone());
     draft.client_ip = req.peer_addr().map(|a| a.ip().to_string());
     draft.user_agent =
@@ -70,7 +71,6 @@ async fn handle(
     let mut res = next.call(req).await?.map_into_boxed_body();
 
     let status = res.status().as_u16();
-    let audited = is_audited(&path);
     if audited && !ctx.committed.get() {
         // The handler is done with it: taken, not copied.
         let mut draft = std::mem::replace(&mut *ctx.draft.borrow_mut(), EventDraft::new(operation, String::new()));
