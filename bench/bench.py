@@ -189,7 +189,8 @@ def fresh_pg_db():
     name = f"keyward_bench_{os.getpid()}"
     for sql in [f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"']:
         subprocess.run(["psql", f"{PG_URL}/postgres", "-qc", sql], check=True, capture_output=True)
-    return f"{PG_URL}/{name}", name
+    # Loopback: TLS would only add encryption on both ends of a local socket.
+    return f"{PG_URL}/{name}?sslmode=disable", name
 
 
 UNKNOWN_KEY = None

@@ -29,11 +29,6 @@ impl AppState {
         f: impl FnOnce(&mut DbConn) -> AppResult<T> + Send + 'static,
     ) -> AppResult<T> {
         let pool = self.pool.clone();
-        actix_web::web::block(move || {
-            let mut conn = pool.get()?;
-            f(&mut conn)
-        })
-        .await
-        .map_err(|_| AppError::internal())?
+        actix_web::web::block(move || crate::db::with_pooled(&pool, f)).await.map_err(|_| AppError::internal())?
     }
 }

@@ -153,11 +153,7 @@ pub fn spawn_sync(state: &actix_web::web::Data<crate::state::AppState>) {
             loop {
                 {
                     let Some(state) = weak.upgrade() else { break };
-                    let read = state
-                        .pool
-                        .get()
-                        .map_err(crate::error::AppError::from)
-                        .and_then(|mut conn| crate::db::store::key_state_version(&mut conn));
+                    let read = crate::db::with_pooled(&state.pool, crate::db::store::key_state_version);
                     match read {
                         Ok(version) => {
                             state.key_cache.observe_version(version);
