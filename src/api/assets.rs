@@ -1,7 +1,7 @@
 //! team_assets surface: the asset keys' list and re-scope, and the platform's
 //! ingestion of shares (`/internal/v2`, ingest token).
 
-use super::context::{commit, fields, ok, query, AuditCtx, IngestAuth, JsonBody, KeyAuth};
+use super::context::{commit, fields, ok, ok_with, query, AuditCtx, IngestAuth, JsonBody, KeyAuth};
 use super::pagination::Page;
 use crate::db::models::to_naive;
 use crate::db::store::{self, AssetFilter};
@@ -55,8 +55,15 @@ async fn list(auth: KeyAuth, req: HttpRequest, state: web::Data<AppState>) -> Ap
     };
     let tenant = auth.0.tenant_id;
     let (rows, total) = state.read(move |c| store::list_assets(c, &tenant, &filter, page.offset, page.limit)).await?;
-    let assets: Vec<_> = rows.iter().map(asset_service::asset_json).collect();
-    Ok(ok(fields(json!({"assets": assets, "total": total, "limit": page.limit, "offset": page.offset}))))
+    #[derive(serde::Serialize)]
+    struct AssetPage<'a> {
+        assets: Vec<asset_service::AssetView<'a>>,
+        total: i64,
+        limit: i64,
+        offset: i64,
+    }
+    let assets = rows.iter().map(asset_service::AssetView::of).collect();
+    Ok(ok_with(&AssetPage { assets, total, limit: page.limit, offset: page.offset }))
 }
 
 #[derive(Deserialize)]

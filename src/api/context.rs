@@ -391,6 +391,19 @@ pub fn ok(mut fields: Map<String, Value>) -> HttpResponse {
     HttpResponse::Ok().json(Value::Object(body))
 }
 
+/// The success envelope around a typed body, serialized without building a
+/// `Value` tree first (for long lists and the hot path).
+pub fn ok_with<T: serde::Serialize>(fields: &T) -> HttpResponse {
+    #[derive(serde::Serialize)]
+    struct Envelope<'a, T> {
+        ok: bool,
+        request_id: String,
+        #[serde(flatten)]
+        fields: &'a T,
+    }
+    HttpResponse::Ok().json(Envelope { ok: true, request_id: crate::telemetry::current_request_id(), fields })
+}
+
 /// Builds the map for `ok` from a `json!` object.
 pub fn fields(v: Value) -> Map<String, Value> {
     match v {

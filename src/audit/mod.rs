@@ -4,7 +4,7 @@
 pub mod verify;
 pub mod writer;
 
-use crate::db::models::{to_utc, AuditRow};
+use crate::db::models::AuditRow;
 use serde_json::{json, Value};
 
 /// Events that no tenant can be told for (an unknown key, an unknown route)
@@ -133,27 +133,9 @@ impl serde::Serialize for CanonicalFields<'_> {
 }
 
 /// `2026-01-02T03:04:05.123456Z`: RFC 3339, UTC, microseconds (what
-/// `to_rfc3339_opts(Micros, true)` prints, without its format parser).
+/// `to_rfc3339_opts(Micros, true)` prints).
 pub fn format_time(t: chrono::NaiveDateTime) -> String {
-    use chrono::{Datelike, Timelike};
-    use std::fmt::Write;
-    // Years outside 0..=9999 and leap seconds (nanoseconds past 1e9): chrono's own, rare path.
-    if !(0..=9999).contains(&t.year()) || t.nanosecond() >= 1_000_000_000 {
-        return to_utc(t).to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-    }
-    let mut s = String::with_capacity(27);
-    let _ = write!(
-        s,
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-        t.year(),
-        t.month(),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.nanosecond() / 1000
-    );
-    s
+    crate::db::models::rfc3339(t, chrono::SecondsFormat::Micros)
 }
 
 /// The event as the API shows it.
@@ -185,6 +167,7 @@ pub fn event_json(row: &AuditRow) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::models::to_utc;
     use chrono::NaiveDateTime;
 
     /// The form chains were first hashed in; `canonical` must keep producing it byte for byte.

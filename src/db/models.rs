@@ -148,7 +148,40 @@ pub fn to_utc(t: NaiveDateTime) -> DateTime<Utc> {
 
 /// A stored time as the API shows it: RFC 3339, UTC, whole seconds.
 pub fn api_time(t: NaiveDateTime) -> String {
-    to_utc(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    rfc3339(t, chrono::SecondsFormat::Secs)
+}
+
+/// `2026-01-02T03:04:05Z` (`Secs`) or `2026-01-02T03:04:05.123456Z` (`Micros`):
+/// what `to_rfc3339_opts(…, true)` prints, without its format parser, which
+/// dominated the cost of long lists.
+pub fn rfc3339(t: NaiveDateTime, precision: chrono::SecondsFormat) -> String {
+    use chrono::{Datelike, SecondsFormat, Timelike};
+    use std::fmt::Write;
+    // Years outside 0..=9999, leap seconds (nanoseconds past 1e9) and other precisions: chrono's own path.
+    let micros = match precision {
+        SecondsFormat::Secs => false,
+        SecondsFormat::Micros => true,
+        _ => return to_utc(t).to_rfc3339_opts(precision, true),
+    };
+    if !(0..=9999).contains(&t.year()) || t.nanosecond() >= 1_000_000_000 {
+        return to_utc(t).to_rfc3339_opts(precision, true);
+    }
+    let mut s = String::with_capacity(27);
+    let _ = write!(
+        s,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    if micros {
+        let _ = write!(s, ".{:06}", t.nanosecond() / 1000);
+    }
+    s.push('Z');
+    s
 }
 
 pub fn to_naive(t: DateTime<Utc>) -> NaiveDateTime {
@@ -161,4 +194,33 @@ pub fn now() -> DateTime<Utc> {
     let t = Utc::now();
     let micros = t.timestamp_micros();
     DateTime::from_timestamp_micros(micros).unwrap_or(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::SecondsFormat;
+
+    #[test]
+    fn rfc3339_prints_what_chrono_prints() {
+        let times = [
+            "2026-11-22 14:07:10.123456",
+            "2026-01-01 00:00:00",
+            "1999-12-31 23:59:59.999999",
+            "0001-01-01 00:00:00.000001",
+            "9999-12-31 23:59:59",
+        ];
+        for at in times {
+            let t = NaiveDateTime::parse_from_str(at, "%Y-%m-%d %H:%M:%S%.f").unwrap();
+            for precision in [SecondsFormat::Secs, SecondsFormat::Micros, SecondsFormat::Millis] {
+                assert_eq!(rfc3339(t, precision), to_utc(t).to_rfc3339_opts(precision, true), "{at} {precision:?}");
+            }
+        }
+        // A leap second and a year past 9999 take chrono's own path.
+        let leap =
+            chrono::NaiveDate::from_ymd_opt(2016, 12, 31).unwrap().and_hms_micro_opt(23, 59, 59, 1_500_000).unwrap();
+        assert_eq!(rfc3339(leap, SecondsFormat::Micros), to_utc(leap).to_rfc3339_opts(SecondsFormat::Micros, true));
+        let far = chrono::NaiveDate::from_ymd_opt(10000, 1, 1).unwrap().and_hms_opt(0, 0, 0).unwrap();
+        assert_eq!(rfc3339(far, SecondsFormat::Secs), to_utc(far).to_rfc3339_opts(SecondsFormat::Secs, true));
+    }
 }

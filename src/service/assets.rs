@@ -9,19 +9,42 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 pub fn asset_json(a: &Asset) -> Value {
-    json!({
-        "uid": a.uid,
-        "asset_type": a.asset_type,
-        "asset_id": a.asset_id,
-        "asset_name": a.asset_name,
-        "owner_id": a.owner_id,
-        "session_id": a.session_id,
-        "shared_at": api_time(a.shared_at),
-        "permission": a.permission,
-        "asset_exists": a.asset_exists,
-        "created_at": api_time(a.created_at),
-        "updated_at": api_time(a.updated_at),
-    })
+    serde_json::to_value(AssetView::of(a)).expect("JSON of plain values")
+}
+
+/// A share as the API shows it. Serialized straight from the row for lists
+/// (no `Value` tree per asset); fields in the order `json!` printed them.
+#[derive(serde::Serialize)]
+pub struct AssetView<'a> {
+    asset_exists: bool,
+    asset_id: &'a str,
+    asset_name: &'a str,
+    asset_type: &'a str,
+    created_at: String,
+    owner_id: &'a str,
+    permission: &'a str,
+    session_id: Option<&'a str>,
+    shared_at: String,
+    uid: &'a str,
+    updated_at: String,
+}
+
+impl<'a> AssetView<'a> {
+    pub fn of(a: &'a Asset) -> AssetView<'a> {
+        AssetView {
+            asset_exists: a.asset_exists,
+            asset_id: &a.asset_id,
+            asset_name: &a.asset_name,
+            asset_type: &a.asset_type,
+            created_at: api_time(a.created_at),
+            owner_id: &a.owner_id,
+            permission: &a.permission,
+            session_id: a.session_id.as_deref(),
+            shared_at: api_time(a.shared_at),
+            uid: &a.uid,
+            updated_at: api_time(a.updated_at),
+        }
+    }
 }
 
 /// What the platform reports about a share.
