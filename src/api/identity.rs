@@ -1,25 +1,53 @@
 //! Who am I (a connector's "test connection") and the gateway check that puts
 //! services outside keyward behind the same authorizer (SPEC §4, §5).
 
-use super::context::{authenticate_key, check_tenant_limit, fields, ok, query, AnyCaller, AuditCtx, NoParams};
+use super::context::{authenticate_key, check_tenant_limit, fields, ok, ok_with, query, AnyCaller, AuditCtx, NoParams};
 use crate::auth::Caller;
-use crate::domain::{authz, Method};
+use crate::db::models::{api_time, to_naive};
+use crate::domain::{authz, KeyType, Method};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Serialize;
 use serde_json::json;
+
+/// whoami's answer for a key: a connector's "test connection", so the hot path
+/// serializes it straight from the caller.
+#[derive(Serialize)]
+struct KeyWhoami<'a> {
+    caller: KeyCallerView<'a>,
+    operations: Vec<&'static str>,
+}
+
+#[derive(Serialize)]
+struct KeyCallerView<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    tenant_id: &'a str,
+    key_id: &'a str,
+    key_type: KeyType,
+    label: &'a str,
+    hint: &'a str,
+    expires_at: Option<String>,
+}
 
 pub async fn whoami(caller: AnyCaller, req: HttpRequest) -> AppResult<HttpResponse> {
     let _: NoParams = query(&req)?;
     let body = match caller.0 {
-        Caller::Key(k) => json!({
-            "caller": {
-                "type": "API_KEY", "tenant_id": k.tenant_id, "key_id": k.key_id,
-                "key_type": k.key_type, "label": k.label, "hint": k.hint,
-                "expires_at": k.expires_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-            },
-            "operations": authz::operations_for_key(k.key_type),
-        }),
+        Caller::Key(k) => {
+            return Ok(ok_with(&KeyWhoami {
+                caller: KeyCallerView {
+                    kind: "API_KEY",
+                    tenant_id: &k.tenant_id,
+                    key_id: &k.key_id,
+                    key_type: k.key_type,
+                    label: &k.label,
+                    hint: &k.hint,
+                    expires_at: k.expires_at.map(|t| api_time(to_naive(t))),
+                },
+                operations: authz::operations_for_key(k.key_type),
+            }))
+        }
         Caller::Member(m) => json!({
             "caller": {"type": "MEMBER", "tenant_id": m.tenant_id, "member_id": m.member_id, "email": m.email, "role": m.role},
             "operations": authz::operations_for_member(m.role),
@@ -62,9 +90,19 @@ pub async fn check(req: HttpRequest, state: web::Data<AppState>) -> AppResult<Ht
         return Err(AppError::key_refused("type_mismatch"));
     }
     check_tenant_limit(&state, &key.tenant_id, op)?;
-    let mut res = ok(fields(json!({
-        "operation": op.name, "tenant_id": key.tenant_id, "key_id": key.key_id, "key_type": key.key_type,
-    })));
+    #[derive(Serialize)]
+    struct Allowed<'a> {
+        operation: &'static str,
+        tenant_id: &'a str,
+        key_id: &'a str,
+        key_type: KeyType,
+    }
+    let mut res = ok_with(&Allowed {
+        operation: op.name,
+        tenant_id: &key.tenant_id,
+        key_id: &key.key_id,
+        key_type: key.key_type,
+    });
     let headers = res.headers_mut();
     for (name, value) in [
         ("x-keyward-tenant-id", key.tenant_id.as_str()),
