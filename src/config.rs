@@ -2,6 +2,7 @@
 //! value stops start-up with one line naming the variable. Secrets are
 //! redacted in `Debug`.
 
+use crate::auth::key_cache::KeyCacheMode;
 use crate::crypto;
 use crate::db::{ConnOptions, DbUrl, DEFAULT_SQLITE_BUSY_TIMEOUT_MS};
 use std::io::Write;
@@ -52,9 +53,8 @@ pub struct Settings {
     pub rate_limit_write_per_minute: u32,
     /// SQLite only: how long a write waits for another connection's lock before it fails.
     pub sqlite_busy_timeout: Duration,
-    /// How often an instance polls the database for key changes made elsewhere
-    /// (see `auth::key_cache`); zero turns the verified-key cache off.
-    pub key_cache_sync: Duration,
+    /// How key checks learn of key changes made elsewhere (see `auth::key_cache`).
+    pub key_cache: KeyCacheMode,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,8 +81,9 @@ pub const DEFAULT_WRITE_PER_MINUTE: u32 = 3000;
 pub const MAX_SQLITE_BUSY_TIMEOUT_MS: u64 = 600_000;
 /// The verified-key cache's poll interval by default with embedded SQLite (one
 /// instance: its own changes reach its cache at once, only hand edits wait).
-/// With PostgreSQL the cache is off unless set: SPEC §3 has a revocation take
-/// effect for the next request on *every* instance, which a poll cannot promise.
+/// With PostgreSQL, unless set, each key check reads `key_state.version`
+/// instead: SPEC §3 has a revocation take effect for the next request on
+/// *every* instance, which a poll cannot promise.
 pub const DEFAULT_KEY_CACHE_SYNC_MS: u64 = 100;
 pub const MAX_KEY_CACHE_SYNC_MS: u64 = 10_000;
 
@@ -157,12 +158,18 @@ impl Settings {
         };
         let sqlite_busy_timeout =
             millis("KEYWARD_SQLITE_BUSY_TIMEOUT_MS", DEFAULT_SQLITE_BUSY_TIMEOUT_MS, MAX_SQLITE_BUSY_TIMEOUT_MS, "")?;
-        let key_cache_sync = millis(
-            "KEYWARD_KEY_CACHE_SYNC_MS",
-            if database_url.is_sqlite() { DEFAULT_KEY_CACHE_SYNC_MS } else { 0 },
-            MAX_KEY_CACHE_SYNC_MS,
-            " (0 turns the cache off)",
-        )?;
+        let key_cache = match get("KEYWARD_KEY_CACHE_SYNC_MS") {
+            None if !database_url.is_sqlite() => KeyCacheMode::CheckEachRequest,
+            _ => match millis(
+                "KEYWARD_KEY_CACHE_SYNC_MS",
+                DEFAULT_KEY_CACHE_SYNC_MS,
+                MAX_KEY_CACHE_SYNC_MS,
+                " (0 turns the cache off)",
+            )? {
+                interval if interval.is_zero() => KeyCacheMode::Off,
+                interval => KeyCacheMode::Poll(interval),
+            },
+        };
 
         Ok(Settings {
             database_url,
@@ -178,7 +185,7 @@ impl Settings {
             rate_limit_read_per_minute: per_minute("KEYWARD_RATE_LIMIT_READ_PER_MINUTE", DEFAULT_READ_PER_MINUTE)?,
             rate_limit_write_per_minute: per_minute("KEYWARD_RATE_LIMIT_WRITE_PER_MINUTE", DEFAULT_WRITE_PER_MINUTE)?,
             sqlite_busy_timeout,
-            key_cache_sync,
+            key_cache,
         })
     }
 
@@ -298,18 +305,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/kw.db", dir.path().display());
         let with = |v: &str| settings(&[("KEYWARD_DATABASE_URL", &url), ("KEYWARD_KEY_CACHE_SYNC_MS", v)]);
-        assert_eq!(settings(&[("KEYWARD_DATABASE_URL", &url)]).unwrap().key_cache_sync, Duration::from_millis(100));
-        // PostgreSQL: off unless asked for (a revocation must reach every instance's next request).
+        let poll = |ms| KeyCacheMode::Poll(Duration::from_millis(ms));
+        assert_eq!(settings(&[("KEYWARD_DATABASE_URL", &url)]).unwrap().key_cache, poll(100));
+        // PostgreSQL: each check reads the version unless asked otherwise (a revocation
+        // must reach every instance's next request).
         let pg = [
             ("KEYWARD_DATABASE_URL", "postgres://db/keyward"),
             ("KEYWARD_KEY_PEPPER", "pepper-0123456789abcdef0123456789abcdef"),
             ("KEYWARD_CONSOLE_JWT_SECRET", "console-0123456789abcdef0123456789abcdef"),
         ];
-        assert_eq!(settings(&pg).unwrap().key_cache_sync, Duration::ZERO);
-        let pg_on = [pg[0], pg[1], pg[2], ("KEYWARD_KEY_CACHE_SYNC_MS", "100")];
-        assert_eq!(settings(&pg_on).unwrap().key_cache_sync, Duration::from_millis(100));
-        assert_eq!(with("250").unwrap().key_cache_sync, Duration::from_millis(250));
-        assert_eq!(with("0").unwrap().key_cache_sync, Duration::ZERO);
+        assert_eq!(settings(&pg).unwrap().key_cache, KeyCacheMode::CheckEachRequest);
+        let pg_with = |v| [pg[0], pg[1], pg[2], ("KEYWARD_KEY_CACHE_SYNC_MS", v)];
+        assert_eq!(settings(&pg_with("100")).unwrap().key_cache, poll(100));
+        assert_eq!(settings(&pg_with("0")).unwrap().key_cache, KeyCacheMode::Off);
+        assert_eq!(with("250").unwrap().key_cache, poll(250));
+        assert_eq!(with("0").unwrap().key_cache, KeyCacheMode::Off);
         for bad in ["-1", "0.5", "100ms", "10001"] {
             assert_eq!(with(bad).unwrap_err().variable, "KEYWARD_KEY_CACHE_SYNC_MS", "{bad}");
         }

@@ -50,7 +50,7 @@ pub fn build(settings: Settings, listener: TcpListener, workers: Option<usize>) 
     prepare_database(&settings.database_url)?;
     let pool = db::build_pool(&settings.database_url, settings.conn_options(), READ_POOL_SIZE)?;
     let metrics = Arc::new(Metrics::new());
-    let key_cache = Arc::new(KeyCache::new(settings.key_cache_sync));
+    let key_cache = Arc::new(KeyCache::new(settings.key_cache));
     let writer =
         AuditWriter::start(settings.database_url.clone(), settings.conn_options(), metrics.clone(), key_cache.clone());
     let console = ConsoleVerifier::new(&settings)?;

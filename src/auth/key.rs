@@ -114,7 +114,15 @@ async fn verify_inner(
         Err(SecretError::BadChecksum) => return KeyVerdict::refused(None, "bad_checksum"),
     };
     let hash = state.hasher.hash(secret);
-    let record = match state.key_cache.get(&hash) {
+    let cached = if state.key_cache.checks_each_request() {
+        match state.read(store::key_state_version).await {
+            Ok(version) => state.key_cache.get_under(&hash, version),
+            Err(e) => return KeyVerdict { identity: None, result: Err(e) },
+        }
+    } else {
+        state.key_cache.get(&hash)
+    };
+    let record = match cached {
         Cached::Hit(record) => {
             state.metrics.key_cache_hits.inc();
             record

@@ -14,9 +14,15 @@
 //!   that changed something and hands it here after the commit and before the
 //!   caller is answered: a revocation is refused from the very next request.
 //! - Changes made elsewhere (another instance, the CLI, a hand edit) are seen
-//!   by [`spawn_sync`], which polls the counter every `sync_interval`.
-//! - If that poll has not succeeded for [`KeyCache::stale_after`] (database
-//!   unreachable), entries are not trusted and every check reads the database.
+//!   in one of two ways ([`KeyCacheMode`]):
+//!   - `CheckEachRequest` (PostgreSQL's default): every key check first reads
+//!     the counter (one row by primary key, instead of the key and tenant
+//!     rows) and uses an entry only if it has not moved, so a change anywhere
+//!     reaches the next request on every instance (SPEC §3);
+//!   - `Poll` (SQLite's default): [`spawn_sync`] polls the counter every
+//!     interval. If that poll has not succeeded for [`KeyCache::stale_after`]
+//!     (database unreachable), entries are not trusted and every check reads
+//!     the database.
 
 use crate::auth::key::KeyRecord;
 use std::collections::HashMap;
@@ -35,9 +41,19 @@ struct Entry {
     record: Option<Arc<KeyRecord>>,
 }
 
+/// How key checks learn of changes made outside this instance's writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyCacheMode {
+    /// No cache: every check reads the key and its tenant.
+    Off,
+    /// Every check reads `key_state.version` and uses the cache only under it.
+    CheckEachRequest,
+    /// Entries are trusted while a poll of the version every interval succeeds.
+    Poll(Duration),
+}
+
 pub struct KeyCache {
-    /// Zero: the cache is off and every check reads the database.
-    sync_interval: Duration,
+    mode: KeyCacheMode,
     generation: AtomicU64,
     /// The last `key_state.version` seen; -1 before the first.
     version: AtomicI64,
@@ -56,9 +72,9 @@ pub enum Cached {
 }
 
 impl KeyCache {
-    pub fn new(sync_interval: Duration) -> KeyCache {
+    pub fn new(mode: KeyCacheMode) -> KeyCache {
         KeyCache {
-            sync_interval,
+            mode,
             generation: AtomicU64::new(0),
             version: AtomicI64::new(-1),
             synced_at_ms: AtomicU64::new(0),
@@ -69,19 +85,51 @@ impl KeyCache {
     }
 
     pub fn is_enabled(&self) -> bool {
-        !self.sync_interval.is_zero()
+        self.mode != KeyCacheMode::Off
+    }
+
+    /// Whether each check must read the version and call [`KeyCache::get_under`].
+    pub fn checks_each_request(&self) -> bool {
+        self.mode == KeyCacheMode::CheckEachRequest
+    }
+
+    /// The poll interval, in `Poll` mode.
+    pub fn poll_interval(&self) -> Option<Duration> {
+        match self.mode {
+            KeyCacheMode::Poll(interval) => Some(interval),
+            _ => None,
+        }
     }
 
     /// How long entries stay trusted without a successful poll.
     pub fn stale_after(&self) -> Duration {
-        (self.sync_interval * 5).max(Duration::from_millis(500))
+        (self.poll_interval().unwrap_or_default() * 5).max(Duration::from_millis(500))
     }
 
+    /// `Poll` mode: the entry for a secret hash if polls are succeeding. In
+    /// the other modes always a miss: nothing is trusted without a version.
     pub fn get(&self, secret_hash: &str) -> Cached {
         let generation = self.generation.load(Ordering::Acquire);
-        if !self.is_enabled() || !self.is_fresh() {
+        if self.poll_interval().is_none() || !self.is_fresh() {
             return Cached::Miss(generation);
         }
+        self.lookup(secret_hash, generation)
+    }
+
+    /// `CheckEachRequest` mode: the entry for a secret hash, given the
+    /// `key_state.version` this request has just read from the database. An
+    /// entry that is hit was read from the database after that version was
+    /// first seen here, so after the change that made it.
+    pub fn get_under(&self, secret_hash: &str, version: i64) -> Cached {
+        self.observe_version(version);
+        let generation = self.generation.load(Ordering::Acquire);
+        if !self.checks_each_request() {
+            return Cached::Miss(generation);
+        }
+        self.lookup(secret_hash, generation)
+    }
+
+    fn lookup(&self, secret_hash: &str, generation: u64) -> Cached {
         for map in [&self.known, &self.unknown] {
             let map = map.read().unwrap_or_else(|p| p.into_inner());
             if let Some(e) = map.get(secret_hash).filter(|e| e.generation == generation) {
@@ -141,11 +189,8 @@ impl KeyCache {
 
 /// Polls `key_state.version` every `sync_interval` while `state` lives.
 pub fn spawn_sync(state: &actix_web::web::Data<crate::state::AppState>) {
-    if !state.key_cache.is_enabled() {
-        return;
-    }
     let weak = Arc::downgrade(&state.clone().into_inner());
-    let interval = state.key_cache.sync_interval;
+    let Some(interval) = state.key_cache.poll_interval() else { return };
     std::thread::Builder::new()
         .name("key-cache-sync".into())
         .spawn(move || {
@@ -177,8 +222,10 @@ pub fn spawn_sync(state: &actix_web::web::Data<crate::state::AppState>) {
 mod tests {
     use super::*;
 
+    const POLL: KeyCacheMode = KeyCacheMode::Poll(Duration::from_millis(100));
+
     fn synced_cache() -> KeyCache {
-        let c = KeyCache::new(Duration::from_millis(100));
+        let c = KeyCache::new(POLL);
         c.observe_version(0);
         c.mark_synced();
         c
@@ -215,7 +262,7 @@ mod tests {
 
     #[test]
     fn without_a_recent_sync_nothing_is_trusted() {
-        let c = KeyCache::new(Duration::from_millis(100));
+        let c = KeyCache::new(POLL);
         let g = generation_of(&c, "h");
         c.fill("h".into(), g, None);
         assert!(matches!(c.get("h"), Cached::Miss(_)), "never synced");
@@ -224,12 +271,31 @@ mod tests {
     }
 
     #[test]
-    fn an_interval_of_zero_turns_the_cache_off() {
-        let c = KeyCache::new(Duration::ZERO);
+    fn off_keeps_nothing() {
+        let c = KeyCache::new(KeyCacheMode::Off);
         c.mark_synced();
         let g = generation_of(&c, "h");
         c.fill("h".into(), g, None);
         assert!(matches!(c.get("h"), Cached::Miss(_)));
+        assert!(matches!(c.get_under("h", 0), Cached::Miss(_)));
+    }
+
+    #[test]
+    fn checking_each_request_uses_an_entry_only_under_the_version_just_read() {
+        let c = KeyCache::new(KeyCacheMode::CheckEachRequest);
+        // No poll ever runs in this mode; the version read by the request is what counts.
+        let Cached::Miss(g) = c.get_under("h", 7) else { panic!("empty cache") };
+        c.fill("h".into(), g, None);
+        assert!(matches!(c.get_under("h", 7), Cached::Hit(None)));
+        assert!(matches!(c.get("h"), Cached::Miss(_)), "never without a version");
+        // A change elsewhere: the next request reads 8 and goes to the database.
+        let Cached::Miss(g8) = c.get_under("h", 8) else { panic!("a new version drops entries") };
+        // A request that read the old version before the change, and looks up after
+        // it, cannot bring back an entry: its lookup moves the version again.
+        assert!(matches!(c.get_under("h", 7), Cached::Miss(_)));
+        // And what the request under 8 read is not kept: the version moved since.
+        c.fill("h".into(), g8, None);
+        assert!(matches!(c.get_under("h", 8), Cached::Miss(_)));
     }
 
     #[test]

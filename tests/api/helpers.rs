@@ -6,6 +6,7 @@
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
+use keyward::auth::key_cache::KeyCacheMode;
 use keyward::config::Settings;
 use keyward::db::{self, DbConn, DbUrl};
 use serde_json::Value;
@@ -382,8 +383,8 @@ impl TestApp {
     /// `key_state` version (it polls every `KEYWARD_KEY_CACHE_SYNC_MS`), so a
     /// change made behind its back has reached it. Fails after 5 s.
     pub fn await_key_state_sync(&self) {
-        if self.settings.key_cache_sync.is_zero() || self.handle.is_none() {
-            return; // no cache (every check reads the database), or no server running
+        if !matches!(self.settings.key_cache, KeyCacheMode::Poll(_)) || self.handle.is_none() {
+            return; // every check reads the database (or its version), or no server running
         }
         let target = self.key_state_version();
         let deadline = Instant::now() + Duration::from_secs(5);

@@ -1,8 +1,9 @@
 //! What the fast key path must keep (issue #4): known keys are answered from
 //! the verified-key cache, yet a change to a key reaches it at once on this
 //! instance and within the sync interval from elsewhere, and every answered
-//! request's audit event is already committed. The cache is on by default
-//! with SQLite and opt-in with PostgreSQL; these tests turn it on for both.
+//! request's audit event is already committed. With SQLite the cache polls
+//! `key_state`; with PostgreSQL each check reads `key_state` by default. The
+//! `both!` tests set the polling mode for both backends.
 
 use crate::both;
 use crate::helpers::{assert_refused, event_of, key_get, Backend, Resp, TestApp};
@@ -165,6 +166,31 @@ fn a_change_behind_the_instances_back_reaches_it_within_the_sync_interval(backen
         assert!(changed_at.elapsed() < Duration::from_secs(1), "a suspended tenant's key still works");
     }
     eprintln!("a hand edit reached the cache after {:?}", changed_at.elapsed());
+}
+
+/// PostgreSQL's default: a warm key is answered from the cache, yet a change
+/// behind the instance's back (another instance, a hand edit) is refused by
+/// the very next request, because every check first reads `key_state`.
+#[test]
+fn by_default_on_postgres_each_check_reads_the_version_and_a_hand_edit_is_refused_at_once_postgres() {
+    let app = TestApp::spawn(Backend::Postgres);
+    let (key_id, secret) = app.create_key("KEY_TYPE_SIEM");
+    whoami(&app, &secret).ok();
+    let hits = metric(&app, "keyward_key_cache_hits_total");
+    for _ in 0..5 {
+        whoami(&app, &secret).ok();
+    }
+    assert_eq!(metric(&app, "keyward_key_cache_hits_total") - hits, 5.0, "a warm key comes from the cache");
+
+    // No poll runs and nothing waits for one: the revoke lands in the database only.
+    let mut conn = app.db();
+    diesel::RunQueryDsl::execute(
+        diesel::sql_query(format!("UPDATE api_keys SET revoked_at = now() WHERE id = '{key_id}'")),
+        &mut conn,
+    )
+    .unwrap();
+    let r = whoami(&app, &secret);
+    assert_refused(&app, &r, 401, "unauthenticated", "revoked");
 }
 
 /// Issue #4's durability point: when a request is answered, its event is

@@ -63,9 +63,10 @@ fn revoke_and_measure(on: &TestApp, other: &TestApp, key_id: &str, secret: &str)
 }
 
 /// SPEC §3: a revocation takes effect for the next request on every
-/// instance. With PostgreSQL the verified-key cache is off by default, so
-/// every key check reads the shared database, and the revoke's change
-/// commits before its 200: the very next request on any instance sees it.
+/// instance. With PostgreSQL every key check first reads `key_state` from
+/// the shared database by default (a warm key's cache entry is used only if
+/// it has not moved), and the revoke's change commits before its 200: the
+/// very next request on any instance sees it.
 #[test]
 fn revocation_on_one_instance_is_refused_by_the_other_at_once_postgres() {
     let (one, two) = two_instances();
