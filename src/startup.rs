@@ -4,6 +4,7 @@ use crate::api;
 use crate::audit::writer::AuditWriter;
 use crate::auth::console::ConsoleVerifier;
 use crate::auth::key_cache::KeyCache;
+use crate::auth::key_state::KeyStateReader;
 use crate::config::Settings;
 use crate::crypto::KeyHasher;
 use crate::db::{self, DbUrl};
@@ -53,6 +54,9 @@ pub fn build(settings: Settings, listener: TcpListener, workers: Option<usize>) 
     let key_cache = Arc::new(KeyCache::new(settings.key_cache));
     let writer =
         AuditWriter::start(settings.database_url.clone(), settings.conn_options(), metrics.clone(), key_cache.clone());
+    let key_state = key_cache
+        .checks_each_request()
+        .then(|| KeyStateReader::start(settings.database_url.clone(), settings.conn_options()));
     let console = ConsoleVerifier::new(&settings)?;
     let limits = RateLimits::new(settings.rate_limit_read_per_minute, settings.rate_limit_write_per_minute);
     let state = web::Data::new(AppState {
@@ -64,6 +68,7 @@ pub fn build(settings: Settings, listener: TcpListener, workers: Option<usize>) 
         console,
         metrics,
         limits,
+        key_state,
     });
     crate::exports::runner::start(&state);
     crate::auth::key_cache::spawn_sync(&state);

@@ -3,6 +3,7 @@
 use crate::audit::writer::AuditWriter;
 use crate::auth::console::ConsoleVerifier;
 use crate::auth::key_cache::KeyCache;
+use crate::auth::key_state::KeyStateReader;
 use crate::config::Settings;
 use crate::crypto::KeyHasher;
 use crate::db::{DbConn, Pool};
@@ -20,6 +21,8 @@ pub struct AppState {
     pub console: ConsoleVerifier,
     pub metrics: Arc<Metrics>,
     pub limits: RateLimits,
+    /// Shared reads of `key_state.version` when each key check needs one.
+    pub key_state: Option<KeyStateReader>,
 }
 
 impl AppState {

@@ -355,7 +355,7 @@ impl Writer {
 /// its CPU, which first finishes every request it has ready. The group then
 /// holds all of them (one commit, one fsync, one wake-up), instead of one
 /// request per context switch.
-fn never_preempt_on_wakeup() {
+pub(crate) fn never_preempt_on_wakeup() {
     #[cfg(target_os = "linux")]
     {
         let param = libc::sched_param { sched_priority: 0 };

@@ -114,13 +114,12 @@ async fn verify_inner(
         Err(SecretError::BadChecksum) => return KeyVerdict::refused(None, "bad_checksum"),
     };
     let hash = state.hasher.hash(secret);
-    let cached = if state.key_cache.checks_each_request() {
-        match state.read(store::key_state_version).await {
+    let cached = match &state.key_state {
+        Some(reader) => match reader.current().await {
             Ok(version) => state.key_cache.get_under(&hash, version),
             Err(e) => return KeyVerdict { identity: None, result: Err(e) },
-        }
-    } else {
-        state.key_cache.get(&hash)
+        },
+        None => state.key_cache.get(&hash),
     };
     let record = match cached {
         Cached::Hit(record) => {

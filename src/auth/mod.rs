@@ -4,6 +4,7 @@ pub mod console;
 pub mod credentials;
 pub mod key;
 pub mod key_cache;
+pub mod key_state;
 
 use crate::domain::{KeyType, Role};
 use chrono::{DateTime, Utc};
