@@ -12,10 +12,15 @@
 
 use crate::db::{self, store, ConnOptions, DbConn, DbUrl};
 use crate::error::{AppError, AppResult};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// Requests waiting beyond this make callers wait for room.
 const QUEUE_CAPACITY: usize = 8192;
+/// A check waits this long for its read, as it waits for a pooled connection:
+/// a database that does not answer (a lost host, not a refused connection)
+/// fails checks closed instead of holding them until TCP gives up.
+const WAIT_LIMIT: Duration = Duration::from_secs(5);
 
 type Waiter = oneshot::Sender<AppResult<i64>>;
 
@@ -35,9 +40,12 @@ impl KeyStateReader {
 
     /// The version as read after this call began; `unavailable` if it cannot be read (fail closed).
     pub async fn current(&self) -> AppResult<i64> {
-        let (reply, answer) = oneshot::channel();
-        self.tx.send(reply).await.map_err(|_| AppError::unavailable())?;
-        answer.await.unwrap_or_else(|_| Err(AppError::unavailable()))
+        let read = async {
+            let (reply, answer) = oneshot::channel();
+            self.tx.send(reply).await.map_err(|_| AppError::unavailable())?;
+            answer.await.unwrap_or_else(|_| Err(AppError::unavailable()))
+        };
+        tokio::time::timeout(WAIT_LIMIT, read).await.unwrap_or_else(|_| Err(AppError::unavailable()))
     }
 }
 

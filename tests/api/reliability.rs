@@ -467,3 +467,26 @@ fn an_unwritable_database_fails_closed_and_recovers_without_a_restart(b: Backend
     assert!(chains.iter().all(|c| c.valid), "the chains verify");
 }
 both!(an_unwritable_database_fails_closed_and_recovers_without_a_restart);
+
+/// PostgreSQL: when the database stops answering the `key_state` reads that
+/// key checks wait for (here another session holds a lock on the table, as a
+/// lost host would leave them hanging), a check fails closed with 503 within
+/// its wait limit instead of holding the request, and checks work again once
+/// the database answers.
+#[test]
+fn a_key_check_without_an_answer_fails_closed_and_recovers_postgres() {
+    let app = TestApp::spawn(Backend::Postgres);
+    let (_, secret) = app.create_key("KEY_TYPE_SIEM");
+    assert_eq!(app.get(WHOAMI, &[("X-API-Key", &secret)]).status, 200);
+
+    let mut blocker = app.db();
+    blocker.batch_execute("BEGIN; LOCK TABLE key_state IN ACCESS EXCLUSIVE MODE").unwrap();
+    let r = app.get(WHOAMI, &[("X-API-Key", &secret)]);
+    assert_eq!(r.status, 503, "{}", r.text);
+    assert_eq!(r.code().as_deref(), Some("unavailable"), "{}", r.text);
+    blocker.batch_execute("ROLLBACK").unwrap();
+
+    eventually(Duration::from_secs(30), "key checks answer again", || {
+        app.get(WHOAMI, &[("X-API-Key", &secret)]).status == 200
+    });
+}
