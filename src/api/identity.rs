@@ -33,27 +33,24 @@ struct KeyCallerView<'a> {
 
 pub async fn whoami(caller: AnyCaller, req: HttpRequest) -> AppResult<HttpResponse> {
     let _: NoParams = query(&req)?;
-    let body = match caller.0 {
-        Caller::Key(k) => {
-            return Ok(ok_with(&KeyWhoami {
-                caller: KeyCallerView {
-                    kind: "API_KEY",
-                    tenant_id: &k.tenant_id,
-                    key_id: &k.key_id,
-                    key_type: k.key_type,
-                    label: &k.label,
-                    hint: &k.hint,
-                    expires_at: k.expires_at.map(|t| api_time(to_naive(t))),
-                },
-                operations: authz::operations_for_key(k.key_type),
-            }))
-        }
-        Caller::Member(m) => json!({
+    Ok(match caller.0 {
+        Caller::Key(k) => ok_with(&KeyWhoami {
+            caller: KeyCallerView {
+                kind: "API_KEY",
+                tenant_id: &k.tenant_id,
+                key_id: &k.key_id,
+                key_type: k.key_type,
+                label: &k.label,
+                hint: &k.hint,
+                expires_at: k.expires_at.map(|t| api_time(to_naive(t))),
+            },
+            operations: authz::operations_for_key(k.key_type),
+        }),
+        Caller::Member(m) => ok(fields(json!({
             "caller": {"type": "MEMBER", "tenant_id": m.tenant_id, "member_id": m.member_id, "email": m.email, "role": m.role},
             "operations": authz::operations_for_member(m.role),
-        }),
-    };
-    Ok(ok(fields(body)))
+        }))),
+    })
 }
 
 /// The original request: nginx's `X-Original-Method`/`X-Original-URI`, or
