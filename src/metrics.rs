@@ -15,8 +15,17 @@ pub struct RequestLabels {
     pub outcome: &'static str,
 }
 
+/// How a group of audit events was committed (see `audit::writer`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GroupLabels {
+    /// `known_head`: one statement on the chain head the writer last left;
+    /// `locked`: a transaction that locks the chain heads first.
+    pub path: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
+    pub audit_groups: Family<GroupLabels, Counter>,
     pub requests: Family<RequestLabels, Counter>,
     pub key_verification_seconds: Histogram,
     pub audit_commit_seconds: Histogram,
@@ -34,6 +43,8 @@ impl Metrics {
         let key_verification_seconds = Histogram::new(exponential_buckets(0.00002, 2.0, 18));
         let audit_commit_seconds = Histogram::new(exponential_buckets(0.00005, 2.0, 17));
         let audit_queue_depth = Gauge::default();
+        let audit_groups = Family::<GroupLabels, Counter>::default();
+        registry.register("audit_groups", "Groups of audit events committed, by how", audit_groups.clone());
         registry.register("requests", "Requests by operation and outcome", requests.clone());
         registry.register(
             "key_verification_seconds",
@@ -58,6 +69,7 @@ impl Metrics {
         );
         Metrics {
             registry,
+            audit_groups,
             requests,
             key_verification_seconds,
             audit_commit_seconds,
@@ -70,6 +82,10 @@ impl Metrics {
 
     pub fn record_request(&self, operation: &'static str, outcome: &'static str) {
         self.requests.get_or_create(&RequestLabels { operation, outcome }).inc();
+    }
+
+    pub fn record_group(&self, path: &'static str) {
+        self.audit_groups.get_or_create(&GroupLabels { path }).inc();
     }
 
     pub fn render(&self) -> String {

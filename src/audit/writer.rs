@@ -96,6 +96,7 @@ impl AuditWriter {
             healthy: healthy.clone(),
             metrics: metrics.clone(),
             key_cache,
+            known_heads: wal_sync.is_none().then(BTreeMap::new),
             wal_sync,
             recently_touched: Default::default(),
         };
@@ -156,6 +157,9 @@ struct Writer {
     wal_sync: Option<WalSync>,
     /// Keys whose `last_used_*` this writer wrote less than [`TOUCH_INTERVAL`] ago.
     recently_touched: std::collections::HashMap<String, Instant>,
+    /// PostgreSQL: the chain heads as this writer's last groups left them, for
+    /// [`append_on_known_head`]. None on SQLite, where a group never waits on a network.
+    known_heads: Option<BTreeMap<String, (i64, String)>>,
 }
 
 type Answers = Vec<(oneshot::Sender<Committed<Option<AnyValue>>>, AppResult<Option<AnyValue>>)>;
@@ -224,28 +228,47 @@ impl Writer {
             let (drafts, works, replies) = split(group);
             let mut touched = std::mem::take(&mut self.recently_touched);
             touched.retain(|_, at| at.elapsed() < TOUCH_INTERVAL);
-            let mut should_touch = |key_id: &str| {
-                if touched.contains_key(key_id) {
-                    return false;
-                }
-                touched.insert(key_id.to_string(), Instant::now());
-                true
-            };
+            let mut known_heads = self.known_heads.take();
             let Some(c) = self.connection() else {
+                self.known_heads = known_heads;
                 for reply in replies {
                     let _ = reply.send(Err(AppError::unavailable()));
                 }
                 continue;
             };
             let started = Instant::now();
-            let outcome = commit_group(c, drafts, works, &mut should_touch);
+            let fast = known_heads.as_mut().and_then(|known| {
+                append_on_known_head(c, &drafts, &works, known, |key_id| !touched.contains_key(key_id))
+            });
+            let path = if fast.is_some() { "known_head" } else { "locked" };
+            let outcome = match fast {
+                Some(outcome) => Ok(outcome),
+                None => {
+                    let mut should_touch = |key_id: &str| {
+                        if touched.contains_key(key_id) {
+                            return false;
+                        }
+                        touched.insert(key_id.to_string(), Instant::now());
+                        true
+                    };
+                    commit_group(c, drafts, works, &mut should_touch)
+                }
+            };
+            if let Some(known) = known_heads.as_mut() {
+                match &outcome {
+                    Ok((_, _, heads)) => known.extend(heads.iter().map(|(id, head)| (id.clone(), head.clone()))),
+                    Err(_) => known.clear(),
+                }
+            }
+            self.known_heads = known_heads;
             // A failed group wrote nothing, so nothing it noted is kept.
             if outcome.is_ok() {
                 self.recently_touched = touched;
             }
             match outcome {
-                Ok((results, key_state)) => {
+                Ok((results, key_state, _)) => {
                     self.metrics.audit_commit_seconds.observe(started.elapsed().as_secs_f64());
+                    self.metrics.record_group(path);
                     self.set_healthy(true);
                     if let Some(version) = key_state {
                         self.key_cache.observe_version(version);
@@ -404,12 +427,13 @@ pub fn commit_now<T: Send + 'static>(
     work: impl FnOnce(&mut DbConn) -> AppResult<(T, Map<String, Value>)> + Send + 'static,
 ) -> AppResult<T> {
     let boxed: Work = Box::new(move |conn| work(conn).map(|(v, m)| (Box::new(v) as AnyValue, m)));
-    let (mut results, _) = commit_group(conn, vec![draft], vec![Some(boxed)], &mut |_| true)?;
+    let (mut results, _, _) = commit_group(conn, vec![draft], vec![Some(boxed)], &mut |_| true)?;
     results.pop().expect("one result per job").map(|v| downcast(v.expect("work returns a value")))
 }
 
-/// Each job's result, and the `key_state` version after the group if it changed anything.
-type GroupOutcome = (Vec<AppResult<Option<AnyValue>>>, Option<i64>);
+/// Each job's result, the `key_state` version after the group if it changed
+/// anything, and the heads of the chains it appended to.
+type GroupOutcome = (Vec<AppResult<Option<AnyValue>>>, Option<i64>, BTreeMap<String, (i64, String)>);
 
 /// One transaction: lock the chains involved (in a fixed order, so that
 /// instances sharing a PostgreSQL database cannot deadlock), run each job's
@@ -450,44 +474,17 @@ fn commit_group(
                     }
                 },
             };
-            let chain = draft.chain_id().to_string();
-            if !heads.contains_key(&chain) {
+            let chain = draft.chain_id();
+            if !heads.contains_key(chain) {
                 // A chain created by this very job (a new tenant).
-                let head = store::load_chain_head(conn, &chain)?
+                let head = store::load_chain_head(conn, chain)?
                     .ok_or_else(|| AppError::new(crate::error::ErrorCode::Internal, "audit chain missing"))?;
-                heads.insert(chain.clone(), head);
+                heads.insert(chain.to_string(), head);
             }
-            let head = heads.get_mut(&chain).expect("head loaded above");
-            let occurred_at = to_naive(now());
-            let mut row = AuditRow {
-                event_id: uuid::Uuid::now_v7().to_string(),
-                chain_id: chain,
-                tenant_id: draft.tenant_id.clone(),
-                seq: head.0 + 1,
-                occurred_at,
-                operation: draft.operation.clone(),
-                outcome: outcome_for(draft.status_code).to_string(),
-                reason: draft.reason.clone(),
-                actor_type: draft.actor_type.as_str().to_string(),
-                actor_id: draft.actor_id.clone(),
-                key_id: draft.key_id.clone(),
-                key_type: draft.key_type.clone(),
-                key_hint: draft.key_hint.clone(),
-                request_id: draft.request_id.clone(),
-                client_ip: draft.client_ip.clone(),
-                user_agent: draft.user_agent.clone(),
-                status_code: i32::from(draft.status_code),
-                metadata: Value::Object(std::mem::take(&mut draft.metadata)).to_string(),
-                payload: draft.payload.as_ref().map(|p| p.to_string()),
-                prev_hash: head.1.clone(),
-                hash: String::new(),
-            };
-            row.hash = crypto::chain_hash(&row.prev_hash, &canonical(&row));
-            *head = (row.seq, row.hash.clone());
-            if draft.key_used && row.outcome == super::OUTCOME_ALLOWED {
-                if let Some(key_id) = &draft.key_id {
-                    key_uses.insert(key_id.clone(), (occurred_at, draft.client_ip.clone()));
-                }
+            let head = heads.get_mut(chain).expect("head loaded above");
+            let row = chain_row(draft, head);
+            if let Some(key_id) = used_key(draft) {
+                key_uses.insert(key_id.to_string(), (row.occurred_at, draft.client_ip.clone()));
             }
             rows.push(row);
             results.push(result);
@@ -498,8 +495,86 @@ fn commit_group(
             store::touch_key(conn, &key_id, at, ip.as_deref())?;
         }
         let key_state = if changed_something { Some(store::key_state_version(conn)?) } else { None };
-        Ok((results, key_state))
+        Ok((results, key_state, heads))
     })
+}
+
+/// The key whose `last_used_*` an event updates: a verified key that was let through.
+fn used_key(draft: &EventDraft) -> Option<&str> {
+    let allowed = outcome_for(draft.status_code) == super::OUTCOME_ALLOWED;
+    draft.key_id.as_deref().filter(|_| draft.key_used && allowed)
+}
+
+/// The draft's event, appended to its chain after `head`, which it then becomes.
+fn chain_row(draft: &EventDraft, head: &mut (i64, String)) -> AuditRow {
+    let mut row = AuditRow {
+        event_id: uuid::Uuid::now_v7().to_string(),
+        chain_id: draft.chain_id().to_string(),
+        tenant_id: draft.tenant_id.clone(),
+        seq: head.0 + 1,
+        occurred_at: to_naive(now()),
+        operation: draft.operation.clone(),
+        outcome: outcome_for(draft.status_code).to_string(),
+        reason: draft.reason.clone(),
+        actor_type: draft.actor_type.as_str().to_string(),
+        actor_id: draft.actor_id.clone(),
+        key_id: draft.key_id.clone(),
+        key_type: draft.key_type.clone(),
+        key_hint: draft.key_hint.clone(),
+        request_id: draft.request_id.clone(),
+        client_ip: draft.client_ip.clone(),
+        user_agent: draft.user_agent.clone(),
+        status_code: i32::from(draft.status_code),
+        metadata: serde_json::to_string(&draft.metadata).expect("a JSON map serializes"),
+        payload: draft.payload.as_ref().map(|p| p.to_string()),
+        prev_hash: head.1.clone(),
+        hash: String::new(),
+    };
+    row.hash = crypto::chain_hash(&row.prev_hash, &canonical(&row));
+    *head = (row.seq, row.hash.clone());
+    row
+}
+
+/// PostgreSQL, a group that changes nothing and appends to one chain whose
+/// head this writer committed last: its events in one autocommitted statement
+/// that locks the head and inserts only if the head has not moved — one round
+/// trip instead of four (BEGIN, lock the head, INSERT, COMMIT). If another
+/// instance (or the CLI) appended since, nothing is written and the group
+/// takes the locked path, as does any group with a change to make or a key's
+/// `last_used_*` to write, or with events for several chains.
+/// Returns None when the group did not go this way.
+fn append_on_known_head(
+    conn: &mut DbConn,
+    drafts: &[EventDraft],
+    works: &[Option<Work>],
+    known: &mut BTreeMap<String, (i64, String)>,
+    due_for_touch: impl Fn(&str) -> bool,
+) -> Option<GroupOutcome> {
+    let chain = drafts.first()?.chain_id();
+    let qualifies = works.iter().all(Option::is_none)
+        && drafts.iter().all(|d| d.chain_id() == chain && !used_key(d).is_some_and(&due_for_touch));
+    if !qualifies {
+        return None;
+    }
+    let mut head = known.get(chain)?.clone();
+    let last_seq = head.0;
+    let rows: Vec<AuditRow> = drafts.iter().map(|d| chain_row(d, &mut head)).collect();
+    match store::append_after_head(conn, chain, last_seq, &rows) {
+        Ok(true) => {
+            let heads = BTreeMap::from([(chain.to_string(), head)]);
+            Some((drafts.iter().map(|_| Ok(None)).collect(), None, heads))
+        }
+        Ok(false) => {
+            tracing::debug!(chain, "the chain moved since this writer's last group; taking the lock");
+            known.clear();
+            None
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, chain, "append on the known chain head failed; taking the lock");
+            known.clear();
+            None
+        }
+    }
 }
 
 #[cfg(test)]

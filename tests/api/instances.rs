@@ -247,3 +247,44 @@ fn concurrent_audit_writes_from_two_instances_keep_the_chain_valid_postgres() {
     assert_eq!(ids.len(), events.len(), "event ids are unique");
     drop(two); // before the first app, whose drop removes the database
 }
+
+/// Audit groups committed by `path` (`known_head` or `locked`), from `/metrics`.
+fn groups(app: &TestApp, path: &str) -> u64 {
+    let name = format!("keyward_audit_groups_total{{path=\"{path}\"}}");
+    let metrics = app.get("/metrics", &[]).text;
+    metrics.lines().find_map(|l| l.strip_prefix(&name)).map_or(0, |n| n.trim().parse().unwrap())
+}
+
+/// A writer appends a group in one statement on the chain head it last left.
+/// When the other instance has appended since, that statement writes nothing
+/// and the group takes the lock instead: no request fails and the chain stays
+/// gapless and valid.
+#[test]
+fn a_writer_whose_chain_head_moved_takes_the_lock_and_the_chain_stays_whole_postgres() {
+    let (one, two) = two_instances();
+    let (_, secret) = one.create_key("KEY_TYPE_SIEM");
+    // A key's first use writes its `last_used_*` (the locked path); the next
+    // ones, within the second, go on the head the writer knows.
+    for _ in 0..3 {
+        assert_eq!(whoami(&one, &secret).status, 200);
+    }
+    assert!(groups(&one, "known_head") >= 1, "a writer that knows its chain head appends in one statement");
+
+    for _ in 0..5 {
+        let (known, locked) = (groups(&one, "known_head"), groups(&one, "locked"));
+        let r = whoami(&two, &secret);
+        assert_eq!(r.status, 200, "{}", r.text);
+        // `one`'s head is now stale: its next group must not append on it.
+        let r = whoami(&one, &secret);
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(groups(&one, "known_head"), known, "a stale head was appended on");
+        assert_eq!(groups(&one, "locked"), locked + 1);
+    }
+
+    let checks = keyward::admin::verify(&mut one.db(), Some(&one.tenant_id)).unwrap();
+    assert!(checks[0].valid, "{:?}", checks[0].problems);
+    let events = one.audit_events();
+    let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, (1..=events.len() as i64).collect::<Vec<_>>(), "seq is gapless and ordered");
+    drop(two); // before the first app, whose drop removes the database
+}
