@@ -29,6 +29,7 @@ pub struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
     pub key_verification_seconds: Histogram,
     pub audit_commit_seconds: Histogram,
+    pub audit_fsync_seconds: Histogram,
     pub audit_queue_depth: Gauge,
     pub key_cache_hits: Counter,
     pub key_cache_misses: Counter,
@@ -42,6 +43,12 @@ impl Metrics {
         // 20 µs … ~2.6 s
         let key_verification_seconds = Histogram::new(exponential_buckets(0.00002, 2.0, 18));
         let audit_commit_seconds = Histogram::new(exponential_buckets(0.00005, 2.0, 17));
+        let audit_fsync_seconds = Histogram::new(exponential_buckets(0.00005, 2.0, 17));
+        registry.register(
+            "audit_fsync_seconds",
+            "SQLite: time to fsync the WAL for committed groups of audit events (their answers wait for it)",
+            audit_fsync_seconds.clone(),
+        );
         let audit_queue_depth = Gauge::default();
         let audit_groups = Family::<GroupLabels, Counter>::default();
         registry.register("audit_groups", "Groups of audit events committed, by how", audit_groups.clone());
@@ -73,6 +80,7 @@ impl Metrics {
             requests,
             key_verification_seconds,
             audit_commit_seconds,
+            audit_fsync_seconds,
             audit_queue_depth,
             key_cache_hits,
             key_cache_misses,

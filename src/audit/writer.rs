@@ -33,6 +33,7 @@ use crate::error::{AppError, AppResult};
 use crate::metrics::Metrics;
 use diesel::r2d2::R2D2Connection;
 use diesel::Connection;
+use prometheus_client::metrics::histogram::Histogram;
 use serde_json::{Map, Value};
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -86,7 +87,9 @@ impl AuditWriter {
         let healthy = Arc::new(AtomicBool::new(true));
         let sync_failed = Arc::new(AtomicBool::new(false));
         let wal_sync = match &url {
-            DbUrl::Sqlite(path) => Some(WalSync::start(wal_path(path), sync_failed.clone())),
+            DbUrl::Sqlite(path) => {
+                Some(WalSync::start(wal_path(path), sync_failed.clone(), metrics.audit_fsync_seconds.clone()))
+            }
             DbUrl::Postgres(_) => None,
         };
         let thread = Writer {
@@ -176,7 +179,7 @@ fn wal_path(db: &std::path::Path) -> std::path::PathBuf {
 }
 
 impl WalSync {
-    fn start(wal: std::path::PathBuf, sync_failed: Arc<AtomicBool>) -> WalSync {
+    fn start(wal: std::path::PathBuf, sync_failed: Arc<AtomicBool>, fsync_seconds: Histogram) -> WalSync {
         let (tx, rx) = std::sync::mpsc::channel::<Answers>();
         std::thread::Builder::new()
             .name("audit-wal-sync".into())
@@ -188,7 +191,9 @@ impl WalSync {
                     waiting.extend(rx.try_iter());
                     // Opened by path each time: the fsync must reach the WAL file
                     // SQLite writes now (it is re-created if every connection closed).
+                    let started = Instant::now();
                     let synced = std::fs::File::open(&wal).and_then(|f| f.sync_data());
+                    fsync_seconds.observe(started.elapsed().as_secs_f64());
                     match &synced {
                         Ok(()) => {
                             if sync_failed.swap(false, Ordering::AcqRel) {
@@ -591,7 +596,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("kw.db");
         let failed = Arc::new(AtomicBool::new(false));
-        let sync = WalSync::start(wal_path(&db), failed.clone());
+        let fsyncs = Histogram::new([0.001]);
+        let sync = WalSync::start(wal_path(&db), failed.clone(), fsyncs.clone());
 
         // No WAL file to sync: the group is answered `unavailable`, and readiness says so.
         let (answers, answer) = one_answer();

@@ -243,3 +243,17 @@ fn committed_events(conn: &mut keyward::db::DbConn, request_id: &str) -> i64 {
     use keyward::db::schema::audit_events::dsl;
     dsl::audit_events.filter(dsl::request_id.eq(request_id)).count().get_result(conn).unwrap()
 }
+
+/// SQLite: each answer waits for a fsync of the WAL, and every fsync is timed
+/// in `keyward_audit_fsync_seconds` (a slow disk shows there, not as a guess).
+#[test]
+fn every_answer_waits_for_a_timed_wal_fsync_sqlite() {
+    let app = TestApp::spawn_with(Backend::Sqlite, &[NO_POLLING]);
+    let (_, secret) = app.create_key("KEY_TYPE_SIEM");
+    let before = metric(&app, "keyward_audit_fsync_seconds_count");
+    for _ in 0..5 {
+        whoami(&app, &secret).ok();
+    }
+    // One request at a time: no two of them can share a group, so each waited for its own fsync.
+    assert_eq!(metric(&app, "keyward_audit_fsync_seconds_count") - before, 5.0);
+}
