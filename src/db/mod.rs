@@ -126,9 +126,11 @@ pub fn establish_with(url: &DbUrl, options: ConnOptions) -> Result<DbConn, diese
             let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
             // WAL lets readers run beside the one writer; FULL makes every commit durable
             // (the audit writer lowers it to NORMAL and fsyncs the WAL itself, see
-            // audit::writer); busy_timeout covers the CLI writing while a server runs.
+            // audit::writer); busy_timeout covers the CLI writing while a server runs. It
+            // comes first: switching to WAL takes a lock too, and without a timeout it
+            // failed at once while another process was closing (and checkpointing) the file.
             conn.batch_execute(&format!(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = {}; \
+                "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
                  PRAGMA foreign_keys = ON;",
                 options.sqlite_busy_timeout.as_millis()
             ))
