@@ -1,0 +1,30 @@
+CREATE TABLE audit_events_with_rowid (
+    event_id TEXT PRIMARY KEY NOT NULL,
+    chain_id TEXT NOT NULL,
+    tenant_id TEXT,
+    seq BIGINT NOT NULL,
+    occurred_at TIMESTAMP NOT NULL,
+    operation TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    reason TEXT,
+    actor_type TEXT NOT NULL,
+    actor_id TEXT,
+    key_id TEXT,
+    key_type TEXT,
+    key_hint TEXT,
+    request_id TEXT NOT NULL,
+    client_ip TEXT,
+    user_agent TEXT,
+    status_code INTEGER NOT NULL,
+    metadata TEXT NOT NULL,
+    payload TEXT,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    UNIQUE (chain_id, seq)
+);
+INSERT INTO audit_events_with_rowid (event_id, chain_id, tenant_id, seq, occurred_at, operation, outcome, reason, actor_type, actor_id, key_id, key_type, key_hint, request_id, client_ip, user_agent, status_code, metadata, payload, prev_hash, hash)
+SELECT event_id, chain_id, tenant_id, seq, occurred_at, operation, outcome, reason, actor_type, actor_id, key_id, key_type, key_hint, request_id, client_ip, user_agent, status_code, metadata, payload, prev_hash, hash FROM audit_events;
+DROP TABLE audit_events;
+ALTER TABLE audit_events_with_rowid RENAME TO audit_events;
+CREATE INDEX audit_events_by_key ON audit_events (chain_id, key_id);
+CREATE INDEX audit_events_by_actor ON audit_events (chain_id, actor_id);
