@@ -86,11 +86,11 @@ impl AuditWriter {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let healthy = Arc::new(AtomicBool::new(true));
         let sync_failed = Arc::new(AtomicBool::new(false));
-        let wal_sync = match &url {
+        let (wal_sync, known_heads) = match &url {
             DbUrl::Sqlite(path) => {
-                Some(WalSync::start(wal_path(path), sync_failed.clone(), metrics.audit_fsync_seconds.clone()))
+                (Some(WalSync::start(wal_path(path), sync_failed.clone(), metrics.audit_fsync_seconds.clone())), None)
             }
-            DbUrl::Postgres(_) => None,
+            DbUrl::Postgres(_) => (None, Some(BTreeMap::new())),
         };
         let thread = Writer {
             url,
@@ -99,7 +99,7 @@ impl AuditWriter {
             healthy: healthy.clone(),
             metrics: metrics.clone(),
             key_cache,
-            known_heads: wal_sync.is_none().then(BTreeMap::new),
+            known_heads,
             wal_sync,
             recently_touched: Default::default(),
         };
