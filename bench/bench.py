@@ -14,7 +14,7 @@ the server CPU time per request, each server's peak RSS and, on SQLite, the
 slowest WAL fsync of each scenario (warm-up included), which every answer of
 its groups waited for.
 """
-import http.client, json, os, re, shutil, signal, socket, subprocess, sys, tempfile, time
+import http.client, json, os, re, resource, shutil, signal, socket, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
@@ -84,13 +84,35 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def postgres_cpu_seconds():
+    """User + system CPU time of every PostgreSQL server process on this machine."""
+    total = 0.0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                head, tail = f.read().rsplit(")", 1)
+        except OSError:
+            continue
+        if head.endswith("(postgres"):
+            fields = tail.split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def measure(url, headers, pid):
     wrk(url, headers, WARMUP)
-    before = cpu_seconds(pid)
+    before, db_before = cpu_seconds(pid), postgres_cpu_seconds()
+    load_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = wrk(url, headers, DURATION)
+    load_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    requests = result["rps"] * DURATION
     # CPU per request: steadier than requests/s on a shared machine, and what
     # the ratio to the ceiling comes down to when the server's core is saturated.
-    result["cpu_us"] = (cpu_seconds(pid) - before) / (result["rps"] * DURATION) * 1e6
+    result["cpu_us"] = (cpu_seconds(pid) - before) / requests * 1e6
+    # The database's and wrk's: on 2 CPUs, what the server's CPU does not bound, these do.
+    result["db_cpu_us"] = (postgres_cpu_seconds() - db_before) / requests * 1e6
+    load = (load_after.ru_utime + load_after.ru_stime) - (load_before.ru_utime + load_before.ru_stime)
+    result["load_cpu_us"] = load / requests * 1e6
     return result
 
 
@@ -257,15 +279,41 @@ def main():
                                capture_output=True)
     print()
     print(f"{'scenario':34} {'db':10} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'x ceiling':>10} "
-          f"{'CPU us/req':>11} {'peak RSS MiB':>13} {'slowest fsync ms':>17}")
+          f"{'CPU us/req':>11} {'DB CPU us/req':>14} {'peak RSS MiB':>13} {'slowest fsync ms':>17}")
     for name, db, r, rss in rows:
         ratio = r["rps"] / ceiling["rps"]
         note = "" if name.startswith("ceiling") or "unknown" in name or r["non2xx"] == 0 else f"  ({r['non2xx']} non-2xx!)"
         if "unknown" in name and r["non2xx"] == 0:
             note = "  (expected 401s, got 2xx!)"
         fsync = "-" if r.get("fsync_ms") is None else f"<= {r['fsync_ms']:.1f}"
+        db_cpu = f"{r['db_cpu_us']:.1f}" if db == "postgresql" else "-"
         print(f"{name:34} {db:10} {r['rps']:>10.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} {ratio:>10.2f} "
-              f"{r['cpu_us']:>11.1f} {rss:>13.1f} {fsync:>17}{note}")
+              f"{r['cpu_us']:>11.1f} {db_cpu:>14} {rss:>13.1f} {fsync:>17}{note}")
+    sqlite_bound(ceiling["cpu_us"])
+    for name, db, r, _ in rows:
+        if db == "postgresql" and "valid key" in name:
+            postgres_bound(name, r, ceiling)
+
+
+def postgres_bound(name, r, ceiling):
+    """The most requests/s this machine's CPUs allow at the CPU per request measured (server + database + wrk)."""
+    cpus = os.cpu_count()
+    total = r["cpu_us"] + r["db_cpu_us"] + r["load_cpu_us"]
+    most = cpus / total * 1e6
+    print(f"PostgreSQL, {name}: keyward {r['cpu_us']:.1f} + database {r['db_cpu_us']:.1f} + wrk "
+          f"{r['load_cpu_us']:.1f} = {total:.1f} us of CPU per request; {cpus} CPUs allow at most "
+          f"{most:,.0f} req/s, {most / ceiling['rps']:.2f}x the ceiling.")
+
+
+def sqlite_bound(ceiling_cpu_us):
+    """The best ratio a SQLite row per request allows here, from bench/sqlite_floor.py on the server's CPU."""
+    out = subprocess.run(["taskset", "-c", SERVER_CPU, sys.executable, os.path.join(ROOT, "bench", "sqlite_floor.py")],
+                         capture_output=True, text=True, check=True).stdout
+    floor = float(re.search(r"floor\s+([\d.]+) us", out).group(1))
+    # With the server's CPU saturated, the ratio is the ceiling's CPU per request over keyward's.
+    print(f"\nSQLite's own floor for a durable event (bench/sqlite_floor.py): {floor:.1f} us of CPU; with the "
+          f"ceiling's {ceiling_cpu_us:.1f} us per request, one CPU answering a request only after its event is a "
+          f"committed, fsynced SQLite row reaches at most {ceiling_cpu_us / (ceiling_cpu_us + floor):.2f}x the ceiling.")
 
 
 if __name__ == "__main__":
