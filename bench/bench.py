@@ -10,9 +10,15 @@ generator (wrk, 32 connections) to CPU 1:
   - keyward GET /v2/team.asset.list with an Asset Audit key over 1,000 assets;
 on SQLite and, when reachable, PostgreSQL. Every keyward request is audited
 before its answer. Prints requests/s, p50, p99, the ratio to the ceiling and
-the server CPU time per request, each server's peak RSS and, on SQLite, the
-slowest WAL fsync of each scenario (warm-up included), which every answer of
-its groups waited for.
+the server CPU time per request, each server's peak RSS, on PostgreSQL the
+database's CPU time per request and, on SQLite, the slowest WAL fsync of each
+scenario (warm-up included), which every answer of its groups waited for.
+
+Then two bounds on the ratio to the ceiling: the best one CPU allows when each
+answer waits for a durable SQLite row (the ceiling's CPU per request plus
+SQLite's own floor per event, from bench/sqlite_floor.py), and the most
+requests/s the machine's CPUs allow at the CPU per request measured on
+PostgreSQL (keyward + database + wrk).
 """
 import http.client, json, os, re, resource, shutil, signal, socket, subprocess, sys, tempfile, time
 
@@ -77,11 +83,16 @@ def wrk(url, headers, seconds):
             "socket_errors": errors.group(0) if errors else None}
 
 
-def cpu_seconds(pid):
-    """User + system CPU time the server has used so far (all its threads)."""
+def process_cpu(pid):
+    """A process's command name and the user + system CPU time it has used so far (all its threads)."""
     with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        head, tail = f.read().rsplit(")", 1)
+    fields = tail.split()
+    return head.split("(", 1)[1], (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    return process_cpu(pid)[1]
 
 
 def postgres_cpu_seconds():
@@ -89,13 +100,11 @@ def postgres_cpu_seconds():
     total = 0.0
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            with open(f"/proc/{pid}/stat") as f:
-                head, tail = f.read().rsplit(")", 1)
-        except OSError:
+            name, seconds = process_cpu(pid)
+        except OSError:  # ended meanwhile
             continue
-        if head.endswith("(postgres"):
-            fields = tail.split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        if name == "postgres":
+            total += seconds
     return total
 
 
