@@ -53,16 +53,8 @@ pub fn create_member(conn: &mut DbConn, tenant_id: &str, email: &str, role: Role
 
 /// Parses `1h`, `30m`, `45s`, `2d` or plain seconds.
 pub fn parse_ttl(raw: &str) -> Result<i64, String> {
-    let raw = raw.trim();
-    let (num, unit) = raw.split_at(raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len()));
-    let n: i64 = num.parse().map_err(|_| format!("--ttl {raw:?} is not a duration like 1h, 30m or 3600"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86400,
-        _ => return Err(format!("--ttl {raw:?}: unit must be s, m, h or d")),
-    };
+    let secs = crate::config::parse_duration_secs(raw)
+        .ok_or_else(|| format!("--ttl {raw:?} is not a duration like 1h, 30m or 3600"))?;
     if !(1..=MAX_TOKEN_TTL_SECS).contains(&secs) {
         return Err(format!("--ttl must be between 1 second and {} days", MAX_TOKEN_TTL_SECS / 86400));
     }
@@ -77,6 +69,12 @@ pub fn console_token(
     member_id: &str,
     ttl_secs: i64,
 ) -> AppResult<String> {
+    let max = settings.console_jwt_max_ttl.as_secs() as i64;
+    if ttl_secs > max {
+        return Err(AppError::invalid(format!(
+            "--ttl of {ttl_secs} s exceeds KEYWARD_CONSOLE_JWT_MAX_TTL ({max} s); keyward would refuse the token"
+        )));
+    }
     let member = store::find_member(conn, tenant_id, member_id)?
         .ok_or_else(|| AppError::not_found(format!("no member {member_id} in tenant {tenant_id}")))?;
     let token = crate::auth::console::mint_token(settings, tenant_id, &member.id, ttl_secs)?;

@@ -4,7 +4,7 @@
 
 use crate::auth::key_cache::KeyCacheMode;
 use crate::crypto;
-use crate::db::{ConnOptions, DbUrl, DEFAULT_SQLITE_BUSY_TIMEOUT_MS};
+use crate::db::{ConnOptions, DbUrl, DEFAULT_DB_WAIT_MS};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -52,9 +52,17 @@ pub struct Settings {
     pub rate_limit_read_per_minute: u32,
     pub rate_limit_write_per_minute: u32,
     /// SQLite only: how long a write waits for another connection's lock before it fails.
-    pub sqlite_busy_timeout: Duration,
+    /// How long anything waits for the database before failing closed (see [`ConnOptions::wait`]).
+    pub db_wait: Duration,
     /// How key checks learn of key changes made elsewhere (see `auth::key_cache`).
     pub key_cache: KeyCacheMode,
+    /// The origin (`https://keyward.example.com`, maybe with a path prefix) of
+    /// links keyward hands out; None: the address it listens on.
+    pub public_url: Option<String>,
+    /// Longest lifetime (`exp - iat`) a console token may have.
+    pub console_jwt_max_ttl: Duration,
+    /// How often refusals over budget are summarized, one event per address.
+    pub refusal_summary_window: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,7 +86,7 @@ fn err(variable: &'static str, message: impl Into<String>) -> ConfigError {
 pub const MIN_SECRET_LEN: usize = 32;
 pub const DEFAULT_READ_PER_MINUTE: u32 = 6000;
 pub const DEFAULT_WRITE_PER_MINUTE: u32 = 3000;
-pub const MAX_SQLITE_BUSY_TIMEOUT_MS: u64 = 600_000;
+pub const MAX_DB_WAIT_MS: u64 = 600_000;
 /// The verified-key cache's poll interval by default with embedded SQLite (one
 /// instance: its own changes reach its cache at once, only hand edits wait).
 /// With PostgreSQL, unless set, each key check reads `key_state.version`
@@ -86,6 +94,43 @@ pub const MAX_SQLITE_BUSY_TIMEOUT_MS: u64 = 600_000;
 /// *every* instance, which a poll cannot promise.
 pub const DEFAULT_KEY_CACHE_SYNC_MS: u64 = 100;
 pub const MAX_KEY_CACHE_SYNC_MS: u64 = 10_000;
+pub const DEFAULT_REFUSAL_SUMMARY_SECONDS: u64 = 60;
+pub const DEFAULT_CONSOLE_JWT_MAX_TTL_SECS: u64 = 3600;
+pub const MAX_CONSOLE_JWT_MAX_TTL_SECS: i64 = 7 * 24 * 3600;
+
+/// An http(s) origin with an optional path prefix, no query, fragment or
+/// credentials; returned without a trailing slash.
+fn parse_public_url(raw: &str) -> Result<String, String> {
+    let rest = raw
+        .strip_prefix("https://")
+        .or_else(|| raw.strip_prefix("http://"))
+        .ok_or("must start with https:// or http://")?;
+    let host = rest.split('/').next().unwrap_or("");
+    let valid_host = !host.is_empty()
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+    if !valid_host {
+        return Err("must name a host, e.g. https://keyward.example.com".into());
+    }
+    if rest.contains(['?', '#', '@', ' ', '\\']) || rest.bytes().any(|b| !(0x21..0x7f).contains(&b)) {
+        return Err("must be an origin with an optional path: no query, fragment, credentials or spaces".into());
+    }
+    Ok(raw.trim_end_matches('/').to_string())
+}
+
+/// `1h`, `30m`, `45s`, `2d` or plain seconds; None for anything else.
+pub fn parse_duration_secs(raw: &str) -> Option<i64> {
+    let raw = raw.trim();
+    let (num, unit) = raw.split_at(raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len()));
+    let n: i64 = num.parse().ok()?;
+    let unit = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return None,
+    };
+    n.checked_mul(unit)
+}
 
 impl Settings {
     pub fn from_env() -> Result<Settings, ConfigError> {
@@ -156,8 +201,14 @@ impl Settings {
                 },
             }
         };
-        let sqlite_busy_timeout =
-            millis("KEYWARD_SQLITE_BUSY_TIMEOUT_MS", DEFAULT_SQLITE_BUSY_TIMEOUT_MS, MAX_SQLITE_BUSY_TIMEOUT_MS, "")?;
+        // KEYWARD_SQLITE_BUSY_TIMEOUT_MS is the earlier, SQLite-only name of the same bound.
+        let db_wait = match get("KEYWARD_DB_WAIT_MS") {
+            Some(_) => millis("KEYWARD_DB_WAIT_MS", DEFAULT_DB_WAIT_MS, MAX_DB_WAIT_MS, "")?,
+            None => millis("KEYWARD_SQLITE_BUSY_TIMEOUT_MS", DEFAULT_DB_WAIT_MS, MAX_DB_WAIT_MS, "")?,
+        };
+        if db_wait.is_zero() {
+            return Err(err("KEYWARD_DB_WAIT_MS", "must be at least 1 millisecond"));
+        }
         let key_cache = match get("KEYWARD_KEY_CACHE_SYNC_MS") {
             None if !database_url.is_sqlite() => KeyCacheMode::CheckEachRequest,
             _ => match millis(
@@ -171,7 +222,36 @@ impl Settings {
             },
         };
 
+        let public_url = match get("KEYWARD_PUBLIC_URL") {
+            None => None,
+            Some(v) => Some(parse_public_url(&v).map_err(|m| err("KEYWARD_PUBLIC_URL", m))?),
+        };
+        let console_jwt_max_ttl = match get("KEYWARD_CONSOLE_JWT_MAX_TTL") {
+            None => Duration::from_secs(DEFAULT_CONSOLE_JWT_MAX_TTL_SECS),
+            Some(v) => match parse_duration_secs(&v) {
+                Some(s) if (60..=MAX_CONSOLE_JWT_MAX_TTL_SECS).contains(&s) => Duration::from_secs(s as u64),
+                _ => {
+                    return Err(err(
+                        "KEYWARD_CONSOLE_JWT_MAX_TTL",
+                        "must be a duration like 1h, 30m or 3600 (seconds), from 1 minute to 7 days",
+                    ))
+                }
+            },
+        };
+        let refusal_summary_window = match get("KEYWARD_REFUSAL_SUMMARY_SECONDS") {
+            None => Duration::from_secs(DEFAULT_REFUSAL_SUMMARY_SECONDS),
+            Some(v) => match v.parse::<u64>() {
+                Ok(s) if (1..=3600).contains(&s) => Duration::from_secs(s),
+                _ => {
+                    return Err(err("KEYWARD_REFUSAL_SUMMARY_SECONDS", "must be a whole number of seconds, 1 to 3600"))
+                }
+            },
+        };
+
         Ok(Settings {
+            public_url,
+            console_jwt_max_ttl,
+            refusal_summary_window,
             database_url,
             listen,
             key_pepper,
@@ -184,14 +264,19 @@ impl Settings {
             export_dir,
             rate_limit_read_per_minute: per_minute("KEYWARD_RATE_LIMIT_READ_PER_MINUTE", DEFAULT_READ_PER_MINUTE)?,
             rate_limit_write_per_minute: per_minute("KEYWARD_RATE_LIMIT_WRITE_PER_MINUTE", DEFAULT_WRITE_PER_MINUTE)?,
-            sqlite_busy_timeout,
+            db_wait,
             key_cache,
         })
     }
 
     /// How the server sets up its database connections.
+    /// Redacts, besides key- and token-shaped text, the configured secrets a caller could echo.
+    pub fn redactor(&self) -> crate::domain::redact::Redactor {
+        crate::domain::redact::Redactor::new(self.ingest_token.as_ref().map(Secret::expose))
+    }
+
     pub fn conn_options(&self) -> ConnOptions {
-        ConnOptions { sqlite_busy_timeout: self.sqlite_busy_timeout }
+        ConnOptions { wait: self.db_wait }
     }
 }
 
@@ -285,18 +370,51 @@ mod tests {
     }
 
     #[test]
-    fn sqlite_busy_timeout_is_parsed_strictly() {
+    fn the_database_wait_is_parsed_strictly() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/kw.db", dir.path().display());
-        let with = |v: &str| settings(&[("KEYWARD_DATABASE_URL", &url), ("KEYWARD_SQLITE_BUSY_TIMEOUT_MS", v)]);
+        let with = |name: &str, v: &str| settings(&[("KEYWARD_DATABASE_URL", &url), (name, v)]);
         let default = settings(&[("KEYWARD_DATABASE_URL", &url)]).unwrap();
-        assert_eq!(default.sqlite_busy_timeout, Duration::from_millis(5000));
+        assert_eq!(default.db_wait, Duration::from_millis(2000));
         assert_eq!(default.conn_options(), ConnOptions::default());
-        assert_eq!(with("200").unwrap().sqlite_busy_timeout, Duration::from_millis(200));
-        assert_eq!(with("0").unwrap().sqlite_busy_timeout, Duration::ZERO);
-        assert_eq!(with("600000").unwrap().conn_options().sqlite_busy_timeout, Duration::from_secs(600));
-        for bad in ["-1", "1.5", "5s", "abc", "600001", "99999999999999999999"] {
-            assert_eq!(with(bad).unwrap_err().variable, "KEYWARD_SQLITE_BUSY_TIMEOUT_MS", "{bad}");
+        for name in ["KEYWARD_DB_WAIT_MS", "KEYWARD_SQLITE_BUSY_TIMEOUT_MS"] {
+            assert_eq!(with(name, "200").unwrap().db_wait, Duration::from_millis(200));
+            assert_eq!(with(name, "600000").unwrap().conn_options().wait, Duration::from_secs(600));
+            for bad in ["-1", "1.5", "5s", "abc", "600001", "99999999999999999999"] {
+                assert_eq!(with(name, bad).unwrap_err().variable, name, "{bad}");
+            }
+        }
+        assert_eq!(with("KEYWARD_DB_WAIT_MS", "0").unwrap_err().variable, "KEYWARD_DB_WAIT_MS");
+    }
+
+    #[test]
+    fn public_url_and_token_lifetime_are_parsed_strictly() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/kw.db", dir.path().display());
+        let with = |name: &str, v: &str| settings(&[("KEYWARD_DATABASE_URL", &url), (name, v)]);
+        assert_eq!(
+            with("KEYWARD_PUBLIC_URL", "https://kw.example.com/").unwrap().public_url.unwrap(),
+            "https://kw.example.com"
+        );
+        assert_eq!(
+            with("KEYWARD_PUBLIC_URL", "http://10.0.0.1:8080/kw").unwrap().public_url.unwrap(),
+            "http://10.0.0.1:8080/kw"
+        );
+        for bad in
+            ["kw.example.com", "ftp://x", "https://", "https://a@b", "https://x/?q=1", "https://x/#f", "https://x y"]
+        {
+            assert_eq!(with("KEYWARD_PUBLIC_URL", bad).unwrap_err().variable, "KEYWARD_PUBLIC_URL", "{bad}");
+        }
+        let default = settings(&[("KEYWARD_DATABASE_URL", &url)]).unwrap();
+        assert_eq!(default.console_jwt_max_ttl, Duration::from_secs(3600));
+        assert_eq!(with("KEYWARD_CONSOLE_JWT_MAX_TTL", "15m").unwrap().console_jwt_max_ttl, Duration::from_secs(900));
+        assert_eq!(with("KEYWARD_CONSOLE_JWT_MAX_TTL", "7200").unwrap().console_jwt_max_ttl, Duration::from_secs(7200));
+        for bad in ["0", "30s", "8d", "1y", "-1h", "h"] {
+            assert_eq!(
+                with("KEYWARD_CONSOLE_JWT_MAX_TTL", bad).unwrap_err().variable,
+                "KEYWARD_CONSOLE_JWT_MAX_TTL",
+                "{bad}"
+            );
         }
     }
 

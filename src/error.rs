@@ -142,7 +142,7 @@ impl AppError {
     }
 
     /// What the audit event records as the reason.
-    pub fn reason(&self) -> &str {
+    pub fn reason(&self) -> &'static str {
         self.audit_reason.unwrap_or(self.code.as_str())
     }
 }

@@ -119,7 +119,7 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
     let settings = settings()?;
     match command {
         Command::Serve => {
-            telemetry::init(settings.log_format);
+            telemetry::init(settings.log_format, settings.redactor());
             let listener = std::net::TcpListener::bind(settings.listen)
                 .map_err(|e| Failure(2, format!("KEYWARD_LISTEN: cannot listen on {}: {e}", settings.listen)))?;
             tracing::info!(listen = %settings.listen, database = %settings.database_url.redacted(), "keyward starting");
@@ -127,7 +127,7 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
             actix_web::rt::System::new().block_on(server)?;
         }
         Command::Migrate => {
-            telemetry::init(LogFormat::Pretty);
+            telemetry::init(LogFormat::Pretty, settings.redactor());
             let mut conn = db::establish(&settings.database_url)?;
             let ran = db::run_migrations(&mut conn)?;
             print_json(serde_json::json!({"migrations_applied": ran}));

@@ -34,6 +34,11 @@ pub struct Metrics {
     pub key_cache_hits: Counter,
     pub key_cache_misses: Counter,
     pub key_state_version: Gauge,
+    /// Refusals over their address's budget: counted here and in one summary event, not one row each.
+    pub refusals_summarized: Counter,
+    pub refusal_summaries: Counter,
+    /// Audit writes that failed or timed out (fail closed).
+    pub audit_write_failures: Counter,
 }
 
 impl Metrics {
@@ -74,7 +79,28 @@ impl Metrics {
             "The database's key_state version this instance last saw (-1: none yet)",
             key_state_version.clone(),
         );
+        let refusals_summarized = Counter::default();
+        let refusal_summaries = Counter::default();
+        let audit_write_failures = Counter::default();
+        registry.register(
+            "refusals_summarized",
+            "Refusals over their client address's budget, answered without an event of their own",
+            refusals_summarized.clone(),
+        );
+        registry.register(
+            "refusal_summaries",
+            "Summary events written for refusals over budget (one per address and window)",
+            refusal_summaries.clone(),
+        );
+        registry.register(
+            "audit_write_failures",
+            "Audit events that could not be committed in time; their requests answered 503",
+            audit_write_failures.clone(),
+        );
         Metrics {
+            refusals_summarized,
+            refusal_summaries,
+            audit_write_failures,
             registry,
             audit_groups,
             requests,

@@ -52,13 +52,30 @@ pub fn build(settings: Settings, listener: TcpListener, workers: Option<usize>) 
     let pool = db::build_pool(&settings.database_url, settings.conn_options(), READ_POOL_SIZE)?;
     let metrics = Arc::new(Metrics::new());
     let key_cache = Arc::new(KeyCache::new(settings.key_cache));
-    let writer =
-        AuditWriter::start(settings.database_url.clone(), settings.conn_options(), metrics.clone(), key_cache.clone());
+    let writer = AuditWriter::start(
+        settings.database_url.clone(),
+        settings.conn_options(),
+        metrics.clone(),
+        key_cache.clone(),
+        settings.redactor(),
+    );
     let key_state = key_cache
         .checks_each_request()
         .then(|| KeyStateReader::start(settings.database_url.clone(), settings.conn_options()));
     let console = ConsoleVerifier::new(&settings)?;
     let limits = RateLimits::new(settings.rate_limit_read_per_minute, settings.rate_limit_write_per_minute);
+    let settings_redactor = settings.redactor();
+    let public_url = match &settings.public_url {
+        Some(url) => url.clone(),
+        None => {
+            let addr = listener.local_addr().map_err(|e| e.to_string())?;
+            if addr.ip().is_unspecified() {
+                tracing::warn!(%addr, "listening on every address: set KEYWARD_PUBLIC_URL for the links keyward hands out");
+            }
+            format!("http://{addr}")
+        }
+    };
+    let summary_window = settings.refusal_summary_window;
     let state = web::Data::new(AppState {
         key_cache,
         hasher: KeyHasher::new(settings.key_pepper.expose().as_bytes()),
@@ -69,9 +86,12 @@ pub fn build(settings: Settings, listener: TcpListener, workers: Option<usize>) 
         metrics,
         limits,
         key_state,
+        redactor: settings_redactor,
+        public_url,
     });
     crate::exports::runner::start(&state);
     crate::auth::key_cache::spawn_sync(&state);
+    crate::audit::refusals::spawn_summaries(&state, summary_window);
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())

@@ -21,6 +21,10 @@ pub struct AppState {
     pub console: ConsoleVerifier,
     pub metrics: Arc<Metrics>,
     pub limits: RateLimits,
+    /// The origin of links keyward hands out: configured, else the address it listens on.
+    pub public_url: String,
+    /// Redacts secrets from caller-controlled text (request bodies; the writer has its own copy).
+    pub redactor: crate::domain::redact::Redactor,
     /// Shared reads of `key_state.version` when each key check needs one.
     pub key_state: Option<KeyStateReader>,
 }

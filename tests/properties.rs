@@ -7,7 +7,7 @@
 
 use keyward::api::pagination::{decode_cursor, encode_cursor, Page};
 use keyward::auth::console::{mint_token, ConsoleVerifier};
-use keyward::auth::credentials::{presented_console_token, presented_key, CredentialHeaders};
+use keyward::auth::credentials::{presented, CredentialHeaders, Presented};
 use keyward::config::Settings;
 use keyward::crypto::new_key_secret;
 use keyward::domain::key_format::{parse_secret, MAX_SECRET_LEN};
@@ -175,26 +175,37 @@ proptest! {
     #![proptest_config(config())]
 
     #[test]
-    fn credential_headers_never_panic_and_follow_precedence(
-        x in header_value(), a in header_value(), auth in header_value()
+    fn credential_headers_never_panic_and_are_one_credential(
+        x in prop::collection::vec(header_value(), 0..3),
+        a in prop::collection::vec(header_value(), 0..3),
+        auth in prop::collection::vec(header_value(), 0..3),
     ) {
-        let h = CredentialHeaders { x_api_key: x.as_deref(), api_key: a.as_deref(), authorization: auth.as_deref() };
-        let key = presented_key(&h);
-        let token = presented_console_token(&h);
-        match (&x, &a) {
-            (Some(x), _) => prop_assert_eq!(key, Some(x.trim())),
-            (None, Some(a)) => prop_assert_eq!(key, Some(a.trim())),
-            (None, None) => {
-                // Authorization carries a key or a console token, never both.
-                prop_assert!(!(key.is_some() && token.is_some()), "{:?} read as key and token", auth);
+        let (x, a, auth): (Vec<String>, Vec<String>, Vec<String>) =
+            (x.into_iter().flatten().collect(), a.into_iter().flatten().collect(), auth.into_iter().flatten().collect());
+        fn bytes(v: &[String]) -> Vec<&[u8]> {
+            v.iter().map(|s| s.as_bytes()).collect()
+        }
+        let h = CredentialHeaders { x_api_key: bytes(&x), api_key: bytes(&a), authorization: bytes(&auth) };
+        let p = presented(&h);
+        let key_values: Vec<&String> = x.iter().chain(&a).collect();
+        match p {
+            Presented::Key(k) => {
+                // Every key header says the same key, and no Authorization says another credential.
+                prop_assert!(key_values.iter().all(|v| v.trim() == k), "{:?} from {:?}", k, key_values);
+                prop_assert_eq!(k, k.trim());
             }
+            Presented::Bearer(t) => {
+                prop_assert!(key_values.is_empty(), "a token beside key headers {:?}", key_values);
+                prop_assert!(!t.is_empty() && !t.starts_with("kw_"));
+                prop_assert!(auth.iter().any(|v| v.contains(t)));
+            }
+            Presented::Ambiguous => prop_assert!(key_values.len() + auth.len() >= 2),
+            Presented::Unreadable => prop_assert!(key_values.len() + auth.len() >= 1),
+            Presented::None => prop_assert!(key_values.is_empty()),
         }
-        if let Some(t) = token {
-            prop_assert!(!t.is_empty() && !t.starts_with("kw_"));
-            prop_assert!(auth.as_deref().is_some_and(|v| v.contains(t)));
-        }
-        if let Some(k) = key {
-            prop_assert_eq!(k, k.trim());
+        let distinct: std::collections::BTreeSet<&str> = key_values.iter().map(|v| v.trim()).collect();
+        if distinct.len() >= 2 {
+            prop_assert_eq!(p, Presented::Ambiguous, "keys {:?}", distinct);
         }
     }
 }
@@ -307,7 +318,7 @@ fn forged_token() -> impl Strategy<Value = String> {
 fn minted_tokens_verify() {
     let c = jwt().verifier.verify_token(&hs256_token()).expect("hs256 token verifies");
     assert_eq!((c.sub.as_str(), c.tid.as_str()), ("mem_prop", "tnt_prop"));
-    assert!(jwt().verifier.verify_token(&eddsa_token()).is_some(), "eddsa token verifies");
+    assert!(jwt().verifier.verify_token(&eddsa_token()).is_ok(), "eddsa token verifies");
 }
 
 proptest! {
@@ -315,25 +326,25 @@ proptest! {
 
     #[test]
     fn verify_token_never_panics(s in hostile_string()) {
-        prop_assert!(jwt().verifier.verify_token(&s).is_none());
+        prop_assert!(jwt().verifier.verify_token(&s).is_err());
     }
 
     #[test]
     fn verify_token_never_panics_on_three_parts(a in "[A-Za-z0-9_=+/-]{0,60}", b in "[A-Za-z0-9_=+/-]{0,60}", c in "[A-Za-z0-9_=+/-]{0,90}") {
         let token = format!("{a}.{b}.{c}");
-        prop_assert!(jwt().verifier.verify_token(&token).is_none());
+        prop_assert!(jwt().verifier.verify_token(&token).is_err());
     }
 
     #[test]
     fn verify_token_never_accepts_a_mutated_token((orig, mutated) in mutated_token()) {
         if mutated != orig {
-            prop_assert!(jwt().verifier.verify_token(&mutated).is_none(), "accepted {:?} (from {:?})", mutated, orig);
+            prop_assert!(jwt().verifier.verify_token(&mutated).is_err(), "accepted {:?} (from {:?})", mutated, orig);
         }
     }
 
     #[test]
     fn verify_token_never_accepts_a_forged_header_or_payload(token in forged_token()) {
-        prop_assert!(jwt().verifier.verify_token(&token).is_none(), "accepted {:?}", token);
+        prop_assert!(jwt().verifier.verify_token(&token).is_err(), "accepted {:?}", token);
     }
 }
 
@@ -688,7 +699,7 @@ proptest! {
 
     #[test]
     fn redact_and_contains_secret_never_panic(v in arb_json()) {
-        let _ = redact::contains_secret(&v);
+        let _ = redact::contains_secret(&redact::Redactor::default(), &v);
         let _ = redact::redact(&v);
     }
 
@@ -706,7 +717,7 @@ proptest! {
             item.insert("note".into(), Value::String(text));
         }
         let doc = json!({"outer": v, "list": [Value::Object(item)]});
-        prop_assert!(redact::contains_secret(&doc), "not found in {}", doc);
+        prop_assert!(redact::contains_secret(&redact::Redactor::default(), &doc), "not found in {}", doc);
         let redacted = redact::redact(&doc).to_string();
         prop_assert!(!redacted.contains(&secret), "secret survived in {}", redacted);
     }

@@ -4,7 +4,7 @@
 
 use crate::audit::writer::Committed;
 use crate::audit::{ActorType, EventDraft};
-use crate::auth::credentials::{presented_console_token, presented_key, CredentialHeaders};
+use crate::auth::credentials::{self, CredentialHeaders, Presented};
 use crate::auth::key::KeyIdentity;
 use crate::auth::{console, key, Caller, KeyCaller, MemberCaller};
 use crate::db::DbConn;
@@ -34,11 +34,20 @@ pub struct AuditCtx {
     pub committed: Cell<bool>,
     /// The table's operation for this request's method and path, if any.
     pub operation: Option<&'static Operation>,
+    /// Set once the caller proved a credential (key, console token, ingest
+    /// token or signed link): refusals of callers who did not are charged to
+    /// their address's refusal budget.
+    pub authenticated: Cell<bool>,
 }
 
 impl AuditCtx {
     pub fn new(draft: EventDraft, operation: Option<&'static Operation>) -> Rc<AuditCtx> {
-        Rc::new(AuditCtx { draft: RefCell::new(draft), committed: Cell::new(false), operation })
+        Rc::new(AuditCtx {
+            draft: RefCell::new(draft),
+            committed: Cell::new(false),
+            operation,
+            authenticated: Cell::new(false),
+        })
     }
 
     pub fn of(req: &HttpRequest) -> Rc<AuditCtx> {
@@ -46,6 +55,7 @@ impl AuditCtx {
     }
 
     fn set_member(&self, m: &MemberCaller) {
+        self.authenticated.set(true);
         let mut d = self.draft.borrow_mut();
         d.tenant_id = Some(m.tenant_id.clone());
         d.actor_type = ActorType::Member;
@@ -90,16 +100,14 @@ pub fn client_ip(req: &HttpRequest) -> Option<IpAddr> {
     req.peer_addr().map(|a| a.ip())
 }
 
-fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
-    req.headers().get(name).and_then(|v| v.to_str().ok())
-}
-
-pub fn credential_headers(req: &HttpRequest) -> CredentialHeaders<'_> {
-    CredentialHeaders {
-        x_api_key: header(req, "x-api-key"),
-        api_key: header(req, "api-key"),
-        authorization: header(req, "authorization"),
-    }
+/// The request's one credential (every value of every credential header is looked at).
+pub fn presented(req: &HttpRequest) -> Presented<'_> {
+    let all = |name: &str| req.headers().get_all(name).map(|v| v.as_bytes()).collect();
+    credentials::presented(&CredentialHeaders {
+        x_api_key: all("x-api-key"),
+        api_key: all("api-key"),
+        authorization: all("authorization"),
+    })
 }
 
 /// The table's operation for this request's route (resolved once by the middleware).
@@ -125,8 +133,7 @@ impl FromRequest for ConsoleAuth {
         Box::pin(async move {
             let state = state_of(&req);
             let op = operation_of(&req).ok_or_else(AppError::internal)?;
-            let headers = credential_headers(&req);
-            if presented_console_token(&headers).is_none() && presented_key(&headers).is_some() {
+            if matches!(presented(&req), Presented::Key(_)) {
                 // A key on a console route: verified like any use, so the event names the
                 // key, and refused by the table (no key reaches a console operation).
                 authenticate_key(&state, &req, Some(op)).await?;
@@ -148,14 +155,20 @@ impl FromRequest for ConsoleAuth {
 
 /// Verifies the request's key for `op` (None: any operation), recording the key in the audit event.
 pub async fn authenticate_key(state: &AppState, req: &HttpRequest, op: Option<&Operation>) -> AppResult<KeyCaller> {
-    let presented = presented_key(&credential_headers(req)).map(str::to_owned);
-    let verdict = key::verify(state, presented.as_deref(), client_ip(req), op).await;
+    let key = match presented(req) {
+        Presented::Key(k) => Some(k.to_owned()),
+        Presented::None | Presented::Bearer(_) => None,
+        Presented::Ambiguous => return Err(AppError::key_refused("ambiguous_credentials")),
+        Presented::Unreadable => return Err(AppError::key_refused("malformed")),
+    };
+    let verdict = key::verify(state, key.as_deref(), client_ip(req), op).await;
     let ctx = AuditCtx::of(req);
     if let Some(identity) = &verdict.identity {
         ctx.set_key(identity);
     }
     match (verdict.result, &verdict.identity) {
         (Ok(caller), _) => {
+            ctx.authenticated.set(true);
             ctx.draft.borrow_mut().key_used = true;
             // Last in the SPEC §4 order: the gateway limits the operation it maps to, later.
             if let Some(op) = op {
@@ -163,34 +176,21 @@ pub async fn authenticate_key(state: &AppState, req: &HttpRequest, op: Option<&O
             }
             Ok(caller)
         }
-        // A refusal no tenant can be told for counts against the client's address.
-        (Err(e), None) if e.code == crate::error::ErrorCode::Unauthenticated => {
-            if let Some(ip) = client_ip(req) {
-                state.limits.check_anonymous(ip).map_err(AppError::rate_limited)?;
-            }
-            Err(e)
-        }
         (Err(e), _) => Err(e),
     }
 }
 
 /// The console member behind the request's token, recorded in the audit event.
-/// A refused token counts against the client's address, like an unknown key.
 async fn authenticate_member(state: &AppState, req: &HttpRequest) -> AppResult<MemberCaller> {
-    let token = presented_console_token(&credential_headers(req)).map(str::to_owned);
-    match console::authenticate(state, token.as_deref()).await {
-        Ok(member) => {
-            AuditCtx::of(req).set_member(&member);
-            Ok(member)
-        }
-        Err(e) if e.code == crate::error::ErrorCode::Unauthenticated => {
-            if let Some(ip) = client_ip(req) {
-                state.limits.check_anonymous(ip).map_err(AppError::rate_limited)?;
-            }
-            Err(e)
-        }
-        Err(e) => Err(e),
-    }
+    let token = match presented(req) {
+        Presented::Bearer(t) => Some(t.to_owned()),
+        Presented::None | Presented::Key(_) => None,
+        Presented::Ambiguous => return Err(AppError::console_refused("ambiguous_credentials")),
+        Presented::Unreadable => return Err(AppError::console_refused("bad_token")),
+    };
+    let member = console::authenticate(state, token.as_deref()).await?;
+    AuditCtx::of(req).set_member(&member);
+    Ok(member)
 }
 
 /// The per-tenant, per-operation rate limit (429 with Retry-After).
@@ -227,10 +227,7 @@ impl FromRequest for IngestAuth {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = state_of(req);
-        let presented = header(req, "authorization")
-            .and_then(|v| v.trim().split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("Bearer"))
-            .map(|(_, token)| token.trim());
+        let credential = presented(req);
         let ctx = AuditCtx::of(req);
         {
             let mut d = ctx.draft.borrow_mut();
@@ -238,17 +235,23 @@ impl FromRequest for IngestAuth {
             d.actor_id = Some(PLATFORM_ACTOR.into());
         }
         // With no token configured, ingestion is closed.
-        let ok = match (&state.settings.ingest_token, presented) {
-            (Some(expected), Some(given)) => {
+        let ok = match (&state.settings.ingest_token, credential) {
+            (Some(expected), Presented::Bearer(given)) => {
                 crate::crypto::constant_time_eq(expected.expose().as_bytes(), given.as_bytes())
             }
             _ => false,
         };
+        ctx.authenticated.set(ok);
         std::future::ready(if ok {
             Ok(IngestAuth)
         } else {
             Err(AppError {
-                audit_reason: Some(if presented.is_some() { "bad_ingest_token" } else { "missing" }),
+                audit_reason: Some(match credential {
+                    // A key is not an ingest token: none was presented.
+                    Presented::None | Presented::Key(_) => "missing",
+                    Presented::Ambiguous => "ambiguous_credentials",
+                    _ => "bad_ingest_token",
+                }),
                 ..AppError::new(crate::error::ErrorCode::Unauthenticated, "Invalid or missing ingest token")
             })
         })
@@ -256,7 +259,7 @@ impl FromRequest for IngestAuth {
 }
 
 impl AuditCtx {
-    /// Names the tenant an event belongs to, once a handler knows it (ingestion).
+    /// Names the tenant an event belongs to, once a handler knows it (ingestion, signed links).
     pub fn set_tenant(&self, tenant_id: &str) {
         self.draft.borrow_mut().tenant_id = Some(tenant_id.to_string());
     }
@@ -274,8 +277,7 @@ impl FromRequest for AnyCaller {
         Box::pin(async move {
             let state = state_of(&req);
             let op = operation_of(&req).ok_or_else(AppError::internal)?;
-            let headers = credential_headers(&req);
-            if presented_key(&headers).is_some() || presented_console_token(&headers).is_none() {
+            if !matches!(presented(&req), Presented::Bearer(_)) {
                 return authenticate_key(&state, &req, Some(op)).await.map(|k| AnyCaller(Caller::Key(k)));
             }
             let member = authenticate_member(&state, &req).await?;
@@ -318,7 +320,7 @@ impl JsonBody {
             return Err(AppError::invalid("text fields must not contain NUL characters"));
         }
         // A secret is shown once: one pasted into any field (a label, a note) is refused, never stored.
-        if redact::contains_secret(&value) {
+        if redact::contains_secret(&state_of(&self.req).redactor, &value) {
             return Err(AppError::invalid(
                 "the body contains what looks like an enterprise API key secret; secrets are never accepted as data",
             ));

@@ -190,14 +190,8 @@ async fn download_url_of(
         &job.uid,
         expires,
     );
-    let info = req.connection_info();
-    let url = format!(
-        "{}://{}{}?uid={}&expires={expires}&sig={sig}",
-        info.scheme(),
-        info.host(),
-        jobs::download_path(kind),
-        job.uid
-    );
+    // The origin is configuration, never the request's Host or X-Forwarded-* headers.
+    let url = format!("{}{}?uid={}&expires={expires}&sig={sig}", state.public_url, jobs::download_path(kind), job.uid);
     let expires_at = DateTime::from_timestamp(expires, 0)
         .ok_or_else(AppError::internal)?
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -235,6 +229,7 @@ async fn download_of(req: HttpRequest, state: web::Data<AppState>, kind: ExportK
     }
     // keyward issued this link for this tenant: the event belongs to its chain.
     let ctx = AuditCtx::of(&req);
+    ctx.authenticated.set(true);
     ctx.set_tenant(&job.tenant_id);
     ctx.note("uid", json!(job.uid));
     if link.expires < now().timestamp() {

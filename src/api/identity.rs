@@ -2,9 +2,10 @@
 //! services outside keyward behind the same authorizer (SPEC §4, §5).
 
 use super::context::{authenticate_key, check_tenant_limit, fields, ok, ok_with, query, AnyCaller, AuditCtx, NoParams};
+use super::middleware::GATEWAY_PREFIX;
 use crate::auth::Caller;
 use crate::db::models::{api_time, to_naive};
-use crate::domain::{authz, KeyType, Method};
+use crate::domain::{authz, request_path, KeyType, Method};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -53,35 +54,50 @@ pub async fn whoami(caller: AnyCaller, req: HttpRequest) -> AppResult<HttpRespon
     })
 }
 
-/// The original request: nginx's `X-Original-Method`/`X-Original-URI`, or
-/// Envoy's path form `/v2/authz.check/<original path>` with the request's method.
-fn original_request(req: &HttpRequest) -> Option<(Method, String)> {
-    if let Some(tail) = req.path().strip_prefix("/v2/authz.check/") {
+/// The original request as the gateway forwards it: nginx's
+/// `X-Original-Method`/`X-Original-URI`, or Envoy's path form
+/// `/v2/authz.check/<original path>` with the request's own method.
+struct Original {
+    method: String,
+    uri: String,
+}
+
+fn original_request(req: &HttpRequest) -> Option<Original> {
+    if let Some(tail) = req.path().strip_prefix(GATEWAY_PREFIX) {
         let mut uri = format!("/{tail}");
         if !req.query_string().is_empty() {
             uri = format!("{uri}?{}", req.query_string());
         }
-        return Some((Method::parse(req.method().as_str())?, uri));
+        return Some(Original { method: req.method().as_str().to_string(), uri });
     }
-    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::trim);
-    let method = Method::parse(header("x-original-method")?)?;
-    let uri = header("x-original-uri")?.to_string();
-    Some((method, uri))
+    let header = |name: &str| req.headers().get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_string());
+    Some(Original { method: header("x-original-method")?, uri: header("x-original-uri")? })
+}
+
+/// The table's operation for an original request. The URI's path must be
+/// canonical (the same rule as keyward's own paths), so that no id segment
+/// can smuggle `..`, an encoded slash or a control character past the
+/// mapping; HEAD is checked as GET, which it reads like.
+fn operation_of(original: &Original) -> Result<&'static authz::Operation, &'static str> {
+    let method = match original.method.to_ascii_uppercase().as_str() {
+        "HEAD" => Method::Get,
+        m => Method::parse(m).ok_or("unknown_operation")?,
+    };
+    let path = request_path::canonical_uri(&original.uri).map_err(|_| "non_canonical_uri")?;
+    authz::resolve(method, &path).ok_or("unknown_operation")
 }
 
 pub async fn check(req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
-    // Noted first, so that a refused key's event also shows what it tried to reach.
+    // Noted first, so that a refused key's event also shows what it tried to reach
+    // (caller-controlled: the audit writer redacts it like every such field).
     let ctx = AuditCtx::of(&req);
     let original = original_request(&req);
-    if let Some((method, uri)) = &original {
-        ctx.note("original_method", json!(method.as_str()));
-        ctx.note("original_uri", json!(uri.chars().take(2048).collect::<String>()));
+    if let Some(o) = &original {
+        ctx.note("original_method", json!(o.method.chars().take(32).collect::<String>()));
+        ctx.note("original_uri", json!(o.uri.chars().take(2048).collect::<String>()));
     }
     let key = authenticate_key(&state, &req, None).await?;
-    let op = original
-        .as_ref()
-        .and_then(|(m, uri)| authz::resolve(*m, uri))
-        .ok_or_else(|| AppError::key_refused("unknown_operation"))?;
+    let op = original.as_ref().ok_or("unknown_operation").and_then(operation_of).map_err(AppError::key_refused)?;
     ctx.note("checked_operation", json!(op.name));
     if !authz::key_may_call(key.key_type, op) {
         return Err(AppError::key_refused("type_mismatch"));

@@ -1,42 +1,64 @@
-//! The outermost layer of every request: a request id, the audit event for
-//! requests that did not commit one with their change, metrics and one log
-//! line. An event that cannot be written turns the answer into 503 (fail closed).
+//! The outermost layer of every request: a request id, the one canonical
+//! path and the operation it names (decided here, once, for routing, audit,
+//! rate limits and the authorizer), the refusal budget of the caller's
+//! address, the audit event for requests that did not commit one with their
+//! change, metrics and one log line. An event that cannot be written turns
+//! the answer into 503 (fail closed).
 
 use super::context::AuditCtx;
-use crate::audit::{outcome_for, EventDraft};
+use crate::audit::{outcome_for, EventDraft, OUTCOME_DENIED};
+use crate::domain::request_path::{self, PathRefusal};
 use crate::domain::{authz, Method, Operation};
 use crate::error::AppError;
+use crate::ratelimit::Charge;
 use crate::state::AppState;
 use crate::telemetry::{new_request_id, with_request_id};
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::Uri;
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, ResponseError};
+use std::borrow::Cow;
 use std::time::Instant;
 
-/// Paths whose every request is audited (probes are not).
-fn is_audited(path: &str) -> bool {
-    ["/v2", "/scim", "/internal"]
-        .iter()
-        .any(|p| path.strip_prefix(p).is_some_and(|rest| rest.is_empty() || rest.starts_with('/')))
+/// Probes: not audited, not budgeted.
+const PROBES: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+/// The gateway's Envoy form: what follows is the original path, which the
+/// gateway judges itself (and refuses, with its reason, if not canonical).
+pub const GATEWAY_PREFIX: &str = "/v2/authz.check/";
+/// The operation recorded for a request that names none of the table.
+pub const UNKNOWN_ROUTE: &str = "unknown_route";
+
+/// What the middleware decides about a request before it is routed.
+struct Target<'a> {
+    /// The canonical path, or why the raw one has none.
+    path: Result<Cow<'a, str>, PathRefusal>,
+    op: Option<&'static Operation>,
+    /// The operation name the event and the metrics record.
+    name: &'static str,
+    audited: bool,
 }
 
-/// The table's operation for a request, resolved once here for the whole request.
-fn operation_for(method: &str, path: &str) -> Option<&'static Operation> {
-    if path == "/v2/authz.check" || path.starts_with("/v2/authz.check/") {
-        return authz::find("authz.check");
+fn target<'a>(method: &str, raw: &'a str) -> Target<'a> {
+    let path = if raw.starts_with(GATEWAY_PREFIX) { Ok(Cow::Borrowed(raw)) } else { request_path::canonical(raw) };
+    let Ok(canonical) = &path else {
+        return Target { path, op: None, name: UNKNOWN_ROUTE, audited: true };
+    };
+    if PROBES.contains(&canonical.as_ref()) {
+        return Target { op: None, name: "probe", audited: false, path };
     }
-    Method::parse(method).and_then(|m| authz::resolve(m, path))
-}
-
-/// The operation name recorded for a request: the table's, else a placeholder.
-fn operation_name(op: Option<&'static Operation>, path: &str) -> &'static str {
-    match op {
+    let op = if canonical == "/v2/authz.check" || canonical.starts_with(GATEWAY_PREFIX) {
+        authz::find("authz.check")
+    } else {
+        Method::parse(method).and_then(|m| authz::resolve(m, canonical))
+    };
+    let name = match op {
         Some(op) => op.name,
         // A known path with the wrong method still names its operation.
-        None => Method::ALL.into_iter().find_map(|m| authz::resolve(m, path)).map_or("unknown_route", |op| op.name),
-    }
+        None => Method::ALL.into_iter().find_map(|m| authz::resolve(m, canonical)).map_or(UNKNOWN_ROUTE, |o| o.name),
+    };
+    Target { path, op, name, audited: true }
 }
 
 pub async fn audit_every_request(
@@ -47,37 +69,89 @@ pub async fn audit_every_request(
     with_request_id(request_id.clone(), handle(req, next, request_id)).await
 }
 
+/// Points the request at its canonical path, so that the router matches exactly what was decided here.
+fn reroute(req: &mut ServiceRequest, path: &str) {
+    let uri = match req.uri().query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    };
+    if let Ok(uri) = uri.parse::<Uri>() {
+        req.match_info_mut().get_mut().update(&uri);
+        req.head_mut().uri = uri;
+    }
+}
+
 async fn handle(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
     request_id: String,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let started = Instant::now();
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let method = req.method().clone();
-    let path = req.path().to_string();
-    let op = operation_for(method.as_str(), &path);
-    let audited = is_audited(&path);
-    let operation = if audited { operation_name(op, &path) } else { "probe" };
+    let raw_path = req.path().to_string();
+    let Target { path, op, name: operation, audited } = target(method.as_str(), &raw_path);
+    let (path, refused_path) = match path {
+        Ok(p) => (p.into_owned(), None),
+        Err(why) => (raw_path.clone(), Some(why)),
+    };
+    if refused_path.is_none() && path != raw_path {
+        reroute(&mut req, &path);
+    }
+    let client_ip = req.peer_addr().map(|a| a.ip());
     let mut draft = EventDraft::new(operation, request_id.clone());
-    draft.client_ip = req.peer_addr().map(|a| a.ip().to_string());
+    draft.client_ip = client_ip.map(|ip| ip.to_string());
     draft.user_agent =
         req.headers().get("user-agent").and_then(|v| v.to_str().ok()).map(|s| s.chars().take(512).collect());
     let ctx = AuditCtx::new(draft, op);
     req.extensions_mut().insert(ctx.clone());
 
-    // Handlers' errors arrive here already rendered as responses; the request
-    // must not be cloned before routing, so only after this call is it at hand.
-    let mut res = next.call(req).await?.map_into_boxed_body();
+    // Refused before anything is examined: a path with no canonical form, or
+    // an address over its refusal budget (no lookup, no parsing, no row).
+    let over_budget = match (&state, client_ip) {
+        (Some(state), Some(ip)) if audited => {
+            state.limits.refusals.refuse_up_front(ip, chrono::Utc::now()).map(AppError::rate_limited)
+        }
+        _ => None,
+    };
+    let up_front = over_budget.as_ref().and_then(|e| e.retry_after_secs);
+    let early = over_budget.or_else(|| {
+        refused_path.map(|why| AppError { audit_reason: Some(why.reason()), ..AppError::invalid(why.describe()) })
+    });
+    let mut res = match early {
+        Some(err) => req.into_response(err.error_response()),
+        // Handlers' errors arrive here already rendered as responses; the request
+        // must not be cloned before routing, so only after this call is it at hand.
+        None => next.call(req).await?.map_into_boxed_body(),
+    };
 
     let status = res.status().as_u16();
-    if audited && !ctx.committed.get() {
+    let reason = res.response().extensions().get::<AppError>().map(AppError::reason);
+    // A refusal of a caller who proved no credential is charged to its address;
+    // over budget it is answered 429 and tallied for the address's summary
+    // instead of written.
+    let charge = match (up_front, &state, client_ip) {
+        (Some(retry_after), _, _) => Charge::Summarize { retry_after },
+        (None, Some(state), Some(ip))
+            if audited && !ctx.authenticated.get() && outcome_for(status) == OUTCOME_DENIED =>
+        {
+            state.limits.refusals.charge(ip, reason.unwrap_or("refused"), chrono::Utc::now())
+        }
+        _ => Charge::Record,
+    };
+    if let Charge::Summarize { retry_after } = charge {
+        if let Some(state) = &state {
+            state.metrics.refusals_summarized.inc();
+        }
+        if up_front.is_none() {
+            let http_req = res.request().clone();
+            res = ServiceResponse::new(http_req, AppError::rate_limited(retry_after).error_response());
+        }
+    } else if audited && !ctx.committed.get() {
         // The handler is done with it: taken, not copied.
         let mut draft = std::mem::replace(&mut *ctx.draft.borrow_mut(), EventDraft::new(operation, String::new()));
         draft.status_code = status;
-        if let Some(err) = res.response().extensions().get::<AppError>() {
-            draft.reason = Some(err.reason().to_string());
-        }
+        draft.reason = reason.map(str::to_string);
         let recorded = match &state {
             Some(state) => state.writer.record(draft).await,
             None => Err(AppError::internal()),
@@ -99,14 +173,46 @@ async fn handle(
         HeaderName::from_static("x-request-id"),
         HeaderValue::from_str(&request_id).expect("request ids are ASCII"),
     );
-    tracing::info!(
-        request_id = %request_id,
-        method = %method,
-        path = %path,
-        operation,
-        status,
-        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
-        "request"
-    );
+    // Only at debug level for refusals summarized: a flood must not become a flood of log lines.
+    if matches!(charge, Charge::Summarize { .. }) {
+        tracing::debug!(request_id = %request_id, method = %method, path = %path, operation, status, "refused over budget");
+    } else {
+        tracing::info!(
+            request_id = %request_id,
+            method = %method,
+            path = %path,
+            operation,
+            status,
+            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "request"
+        );
+    }
     Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_spelling_resolves_once_from_the_canonical_path() {
+        let t = target("GET", "/%762/authz.check");
+        assert_eq!((t.name, t.audited), ("authz.check", true));
+        assert_eq!(t.path.unwrap(), "/v2/authz.check");
+        let t = target("POST", "/%69nternal/v2/team.asset.upsert");
+        assert_eq!(t.name, "team.asset.upsert");
+        let t = target("GET", "/v2/auth%2Ewhoami");
+        assert_eq!(t.name, "auth.whoami");
+        let t = target("GET", "/v2/../healthz");
+        assert_eq!((t.name, t.audited), (UNKNOWN_ROUTE, true));
+        assert!(t.path.is_err());
+        let t = target("GET", "/%68ealthz");
+        assert_eq!((t.name, t.audited), ("probe", false));
+        let t = target("GET", "/V2/auth.whoami");
+        assert_eq!((t.name, t.audited), (UNKNOWN_ROUTE, true), "case is significant, and audited");
+        let t = target("GET", "/v2/authz.check/scim/v2/Users/..%2F..");
+        assert_eq!(t.name, "authz.check", "the gateway judges its original path itself");
+        let t = target("DELETE", "/v2/auth.whoami");
+        assert_eq!((t.name, t.op.is_none()), ("auth.whoami", true));
+    }
 }

@@ -29,6 +29,7 @@ use crate::auth::key_cache::KeyCache;
 use crate::crypto;
 use crate::db::models::{now, to_naive, AuditRow};
 use crate::db::{self, store, ConnOptions, DbConn, DbUrl};
+use crate::domain::redact::Redactor;
 use crate::error::{AppError, AppResult};
 use crate::metrics::Metrics;
 use diesel::r2d2::R2D2Connection;
@@ -37,7 +38,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use serde_json::{Map, Value};
 use std::any::Any;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::error::TryRecvError;
@@ -67,24 +68,60 @@ pub type Work = Box<dyn FnOnce(&mut DbConn) -> AppResult<(AnyValue, Map<String, 
 pub type Committed<T> = Result<AppResult<T>, AppError>;
 
 struct Job {
+    /// A job still queued [`ConnOptions::wait`] after this is answered 503 untried.
+    enqueued: Instant,
     draft: EventDraft,
     work: Option<Work>,
     reply: oneshot::Sender<Committed<Option<AnyValue>>>,
+}
+
+/// When the group being committed started, for readiness: a group that takes
+/// longer than the database wait is a failed write, even before it fails.
+struct InFlight {
+    base: Instant,
+    /// Microseconds after `base` at which the current group started; 0 while idle.
+    started_us: AtomicU64,
+}
+
+impl InFlight {
+    fn now_us(&self) -> u64 {
+        (self.base.elapsed().as_micros() as u64).max(1)
+    }
+    fn start(&self) {
+        self.started_us.store(self.now_us(), Ordering::Release);
+    }
+    fn stop(&self) {
+        self.started_us.store(0, Ordering::Release);
+    }
+    fn longer_than(&self, wait: Duration) -> bool {
+        let started = self.started_us.load(Ordering::Acquire);
+        started != 0 && self.now_us().saturating_sub(started) > wait.as_micros() as u64
+    }
 }
 
 #[derive(Clone)]
 pub struct AuditWriter {
     tx: mpsc::Sender<Job>,
     metrics: Arc<Metrics>,
+    in_flight: Arc<InFlight>,
+    wait: Duration,
     healthy: Arc<AtomicBool>,
     /// Set by the WAL syncer after a failed fsync, cleared after a good one.
     sync_failed: Arc<AtomicBool>,
 }
 
 impl AuditWriter {
-    pub fn start(url: DbUrl, options: ConnOptions, metrics: Arc<Metrics>, key_cache: Arc<KeyCache>) -> AuditWriter {
+    pub fn start(
+        url: DbUrl,
+        options: ConnOptions,
+        metrics: Arc<Metrics>,
+        key_cache: Arc<KeyCache>,
+        redactor: Redactor,
+    ) -> AuditWriter {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let healthy = Arc::new(AtomicBool::new(true));
+        let in_flight = Arc::new(InFlight { base: Instant::now(), started_us: AtomicU64::new(0) });
+        let wait = options.wait;
         let sync_failed = Arc::new(AtomicBool::new(false));
         let (wal_sync, known_heads) = match &url {
             DbUrl::Sqlite(path) => {
@@ -96,10 +133,12 @@ impl AuditWriter {
             url,
             options,
             conn: None,
+            in_flight: in_flight.clone(),
             healthy: healthy.clone(),
             metrics: metrics.clone(),
             key_cache,
             known_heads,
+            redactor: Arc::new(redactor),
             wal_sync,
             recently_touched: Default::default(),
         };
@@ -107,12 +146,16 @@ impl AuditWriter {
             .name("audit-writer".into())
             .spawn(move || thread.run(rx))
             .expect("spawn the audit writer thread");
-        AuditWriter { tx, metrics, healthy, sync_failed }
+        AuditWriter { tx, metrics, in_flight, wait, healthy, sync_failed }
     }
 
-    /// False from a failed group (or fsync) until the writer has committed or probed successfully again.
+    /// False from a failed group (or fsync), a job that waited out the database
+    /// wait, or a group in progress for longer than it, until the writer has
+    /// committed or probed successfully again.
     pub fn is_healthy(&self) -> bool {
-        self.healthy.load(Ordering::Acquire) && !self.sync_failed.load(Ordering::Acquire)
+        self.healthy.load(Ordering::Acquire)
+            && !self.sync_failed.load(Ordering::Acquire)
+            && !self.in_flight.longer_than(self.wait)
     }
 
     /// Commits an event that records a request and changes nothing else.
@@ -130,10 +173,21 @@ impl AuditWriter {
         Ok(self.submit(draft, Some(boxed)).await?.map(|v| downcast(v.expect("work returns a value"))))
     }
 
+    /// [`record`](Self::record) from a thread outside the async runtime (background summaries).
+    pub fn record_blocking(&self, draft: EventDraft) -> Result<(), AppError> {
+        let (reply, answer) = oneshot::channel();
+        self.metrics.audit_queue_depth.inc();
+        if self.tx.blocking_send(Job { enqueued: Instant::now(), draft, work: None, reply }).is_err() {
+            self.metrics.audit_queue_depth.dec();
+            return Err(AppError::unavailable());
+        }
+        answer.blocking_recv().unwrap_or_else(|_| Err(AppError::unavailable())).map(|_| ())
+    }
+
     async fn submit(&self, draft: EventDraft, work: Option<Work>) -> Committed<Option<AnyValue>> {
         let (reply, answer) = oneshot::channel();
         self.metrics.audit_queue_depth.inc();
-        if self.tx.send(Job { draft, work, reply }).await.is_err() {
+        if self.tx.send(Job { enqueued: Instant::now(), draft, work, reply }).await.is_err() {
             self.metrics.audit_queue_depth.dec();
             return Err(AppError::unavailable());
         }
@@ -151,6 +205,7 @@ struct Writer {
     options: ConnOptions,
     /// None until first needed, and after a failure (re-made for the next group).
     conn: Option<DbConn>,
+    in_flight: Arc<InFlight>,
     healthy: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
     /// Told the database's `key_state` version after each group that changed
@@ -160,6 +215,8 @@ struct Writer {
     wal_sync: Option<WalSync>,
     /// Keys whose `last_used_*` this writer wrote less than [`TOUCH_INTERVAL`] ago.
     recently_touched: std::collections::HashMap<String, Instant>,
+    /// Redacts caller-controlled fields as each event is built.
+    redactor: Arc<Redactor>,
     /// PostgreSQL: the chain heads as this writer's last groups left them, for
     /// [`append_on_known_head`]. None on SQLite, where a group never waits on a network.
     known_heads: Option<BTreeMap<String, (i64, String)>>,
@@ -230,11 +287,27 @@ impl Writer {
                 }
             }
             self.metrics.audit_queue_depth.dec_by(group.len() as i64);
+            // Fail closed fast: a job that waited out the database wait is answered, untried.
+            let (group, expired): (Vec<Job>, Vec<Job>) =
+                group.into_iter().partition(|j| j.enqueued.elapsed() <= self.options.wait);
+            if !expired.is_empty() {
+                self.metrics.audit_write_failures.inc_by(expired.len() as u64);
+                self.set_healthy(false);
+                for job in expired {
+                    let _ = job.reply.send(Err(AppError::unavailable()));
+                }
+            }
+            if group.is_empty() {
+                continue;
+            }
             let (drafts, works, replies) = split(group);
             let mut touched = std::mem::take(&mut self.recently_touched);
             touched.retain(|_, at| at.elapsed() < TOUCH_INTERVAL);
             let mut known_heads = self.known_heads.take();
+            let (in_flight, redactor) = (self.in_flight.clone(), self.redactor.clone());
+            in_flight.start();
             let Some(c) = self.connection() else {
+                in_flight.stop();
                 self.known_heads = known_heads;
                 for reply in replies {
                     let _ = reply.send(Err(AppError::unavailable()));
@@ -243,7 +316,7 @@ impl Writer {
             };
             let started = Instant::now();
             let fast = known_heads.as_mut().and_then(|known| {
-                append_on_known_head(c, &drafts, &works, known, |key_id| !touched.contains_key(key_id))
+                append_on_known_head(c, &drafts, &works, known, |key_id| !touched.contains_key(key_id), &redactor)
             });
             let path = if fast.is_some() { "known_head" } else { "locked" };
             let outcome = match fast {
@@ -256,7 +329,7 @@ impl Writer {
                         touched.insert(key_id.to_string(), Instant::now());
                         true
                     };
-                    commit_group(c, drafts, works, &mut should_touch)
+                    commit_group(c, drafts, works, &mut should_touch, &redactor)
                 }
             };
             if let Some(known) = known_heads.as_mut() {
@@ -265,6 +338,7 @@ impl Writer {
                     Err(_) => known.clear(),
                 }
             }
+            in_flight.stop();
             self.known_heads = known_heads;
             // A failed group wrote nothing, so nothing it noted is kept.
             if outcome.is_ok() {
@@ -297,6 +371,7 @@ impl Writer {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "audit group not committed; failing closed");
+                    self.metrics.audit_write_failures.inc_by(replies.len() as u64);
                     self.conn = None;
                     self.set_healthy(false);
                     for reply in replies {
@@ -432,7 +507,7 @@ pub fn commit_now<T: Send + 'static>(
     work: impl FnOnce(&mut DbConn) -> AppResult<(T, Map<String, Value>)> + Send + 'static,
 ) -> AppResult<T> {
     let boxed: Work = Box::new(move |conn| work(conn).map(|(v, m)| (Box::new(v) as AnyValue, m)));
-    let (mut results, _, _) = commit_group(conn, vec![draft], vec![Some(boxed)], &mut |_| true)?;
+    let (mut results, _, _) = commit_group(conn, vec![draft], vec![Some(boxed)], &mut |_| true, &Redactor::default())?;
     results.pop().expect("one result per job").map(|v| downcast(v.expect("work returns a value")))
 }
 
@@ -449,6 +524,7 @@ fn commit_group(
     mut drafts: Vec<EventDraft>,
     works: Vec<Option<Work>>,
     should_touch: &mut dyn FnMut(&str) -> bool,
+    redactor: &Redactor,
 ) -> Result<GroupOutcome, AppError> {
     conn.transaction::<_, AppError, _>(|conn| {
         store::take_write_lock(conn)?;
@@ -487,7 +563,7 @@ fn commit_group(
                 heads.insert(chain.to_string(), head);
             }
             let head = heads.get_mut(chain).expect("head loaded above");
-            let row = chain_row(draft, head);
+            let row = chain_row(draft, head, redactor);
             if let Some(key_id) = used_key(draft) {
                 key_uses.insert(key_id.to_string(), (row.occurred_at, draft.client_ip.clone()));
             }
@@ -511,7 +587,8 @@ fn used_key(draft: &EventDraft) -> Option<&str> {
 }
 
 /// The draft's event, appended to its chain after `head`, which it then becomes.
-fn chain_row(draft: &EventDraft, head: &mut (i64, String)) -> AuditRow {
+/// Every caller-controlled field passes `redactor` here, the one place events are built.
+fn chain_row(draft: &EventDraft, head: &mut (i64, String), redactor: &Redactor) -> AuditRow {
     let mut row = AuditRow {
         event_id: uuid::Uuid::now_v7().to_string(),
         chain_id: draft.chain_id().to_string(),
@@ -528,16 +605,28 @@ fn chain_row(draft: &EventDraft, head: &mut (i64, String)) -> AuditRow {
         key_hint: draft.key_hint.clone(),
         request_id: draft.request_id.clone(),
         client_ip: draft.client_ip.clone(),
-        user_agent: draft.user_agent.clone(),
+        user_agent: draft.user_agent.as_deref().map(|ua| redactor.text(ua).into_owned()),
         status_code: i32::from(draft.status_code),
-        metadata: serde_json::to_string(&draft.metadata).expect("a JSON map serializes"),
-        payload: draft.payload.as_ref().map(|p| p.to_string()),
+        metadata: redacted_json(redactor, serde_json::to_string(&draft.metadata).expect("a JSON map serializes")),
+        payload: draft.payload.as_ref().map(|p| redacted_json(redactor, p.to_string())),
         prev_hash: head.1.clone(),
         hash: String::new(),
     };
     row.hash = crypto::chain_hash(&row.prev_hash, &canonical(&row));
     *head = (row.seq, row.hash.clone());
     row
+}
+
+/// A JSON document as stored: unchanged when its text holds no secret, else
+/// re-serialized with each string and key redacted (never redacted as text,
+/// which could decode an escape into a quote).
+fn redacted_json(redactor: &Redactor, text: String) -> String {
+    if !redactor.holds_secret(&text) {
+        return text;
+    }
+    let mut value: Value = serde_json::from_str(&text).expect("written by serde_json just before");
+    redactor.json(&mut value);
+    value.to_string()
 }
 
 /// PostgreSQL, a group that changes nothing and appends to one chain whose
@@ -554,6 +643,7 @@ fn append_on_known_head(
     works: &[Option<Work>],
     known: &mut BTreeMap<String, (i64, String)>,
     due_for_touch: impl Fn(&str) -> bool,
+    redactor: &Redactor,
 ) -> Option<GroupOutcome> {
     let chain = drafts.first()?.chain_id();
     let qualifies = works.iter().all(Option::is_none)
@@ -563,7 +653,7 @@ fn append_on_known_head(
     }
     let mut head = known.get(chain)?.clone();
     let last_seq = head.0;
-    let rows: Vec<AuditRow> = drafts.iter().map(|d| chain_row(d, &mut head)).collect();
+    let rows: Vec<AuditRow> = drafts.iter().map(|d| chain_row(d, &mut head, redactor)).collect();
     match store::append_after_head(conn, chain, last_seq, &rows) {
         Ok(true) => {
             let heads = BTreeMap::from([(chain.to_string(), head)]);

@@ -26,6 +26,8 @@ pub struct ConsoleClaims {
 const LEEWAY_SECS: u64 = 30;
 
 pub struct ConsoleVerifier {
+    /// Longest lifetime (`exp - iat`) a token may claim.
+    max_ttl_secs: i64,
     hs256: Option<DecodingKey>,
     ed25519: Option<DecodingKey>,
     issuer: String,
@@ -39,6 +41,7 @@ impl ConsoleVerifier {
             None => None,
         };
         Ok(ConsoleVerifier {
+            max_ttl_secs: settings.console_jwt_max_ttl.as_secs() as i64,
             hs256: settings.console_jwt_secret.as_ref().map(|s| DecodingKey::from_secret(s.expose().as_bytes())),
             ed25519,
             issuer: settings.console_jwt_issuer.clone(),
@@ -46,8 +49,23 @@ impl ConsoleVerifier {
         })
     }
 
-    /// Signature, algorithm, time, issuer and audience.
-    pub fn verify_token(&self, token: &str) -> Option<ConsoleClaims> {
+    /// Signature, algorithm, time, issuer and audience; then the token's own
+    /// time bounds: issued not in the future, lifetime at most the configured
+    /// maximum (a stolen token with a ten-year `exp` stays useless).
+    /// `Err` holds the audit reason.
+    pub fn verify_token(&self, token: &str) -> Result<ConsoleClaims, &'static str> {
+        let claims = self.verify_signed(token).ok_or("bad_token")?;
+        let now = chrono::Utc::now().timestamp();
+        if claims.iat > now + LEEWAY_SECS as i64 {
+            return Err("token_issued_in_future");
+        }
+        if claims.exp - claims.iat > self.max_ttl_secs {
+            return Err("token_lifetime_too_long");
+        }
+        Ok(claims)
+    }
+
+    fn verify_signed(&self, token: &str) -> Option<ConsoleClaims> {
         let header = decode_header(token).ok()?;
         let key = match header.alg {
             Algorithm::HS256 => self.hs256.as_ref()?,
@@ -67,7 +85,7 @@ impl ConsoleVerifier {
 /// A verified token's member, if it exists in that tenant and is active.
 pub async fn authenticate(state: &AppState, token: Option<&str>) -> Result<MemberCaller, AppError> {
     let token = token.ok_or_else(|| AppError::console_refused("missing"))?;
-    let claims = state.console.verify_token(token).ok_or_else(|| AppError::console_refused("bad_token"))?;
+    let claims = state.console.verify_token(token).map_err(AppError::console_refused)?;
     let (tid, sub) = (claims.tid.clone(), claims.sub.clone());
     let found = state
         .read(move |conn| {

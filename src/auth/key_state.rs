@@ -17,15 +17,15 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Requests waiting beyond this make callers wait for room.
 const QUEUE_CAPACITY: usize = 8192;
-/// A check waits this long for its read, as it waits for a pooled connection:
-/// a database that does not answer (a lost host, not a refused connection)
-/// fails checks closed instead of holding them until TCP gives up.
-const WAIT_LIMIT: Duration = Duration::from_secs(5);
 
 type Waiter = oneshot::Sender<AppResult<i64>>;
 
 pub struct KeyStateReader {
     tx: mpsc::Sender<Waiter>,
+    /// A check waits this long for its read, as it waits for a pooled connection
+    /// (`KEYWARD_DB_WAIT_MS`): a database that does not answer (a lost host, not a
+    /// refused connection) fails checks closed instead of holding them until TCP gives up.
+    wait: Duration,
 }
 
 impl KeyStateReader {
@@ -35,7 +35,7 @@ impl KeyStateReader {
             .name("key-state-reader".into())
             .spawn(move || run(url, options, rx))
             .expect("spawn the key_state reader thread");
-        KeyStateReader { tx }
+        KeyStateReader { tx, wait: options.wait }
     }
 
     /// The version as read after this call began; `unavailable` if it cannot be read (fail closed).
@@ -45,7 +45,7 @@ impl KeyStateReader {
             self.tx.send(reply).await.map_err(|_| AppError::unavailable())?;
             answer.await.unwrap_or_else(|_| Err(AppError::unavailable()))
         };
-        tokio::time::timeout(WAIT_LIMIT, read).await.unwrap_or_else(|_| Err(AppError::unavailable()))
+        tokio::time::timeout(self.wait, read).await.unwrap_or_else(|_| Err(AppError::unavailable()))
     }
 }
 

@@ -15,6 +15,7 @@ use diesel::r2d2::{self, R2D2Connection};
 use diesel::sqlite::SqliteConnection;
 use diesel::Connection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -102,17 +103,28 @@ impl std::fmt::Debug for DbUrl {
 /// How connections are set up beyond their URL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnOptions {
-    /// How long a SQLite statement waits for another connection's write lock
-    /// before it fails (and the request with it: 503, fail closed).
-    pub sqlite_busy_timeout: Duration,
+    /// How long anything waits for the database before it fails (and the
+    /// request with it: 503, fail closed): a SQLite statement for another
+    /// connection's write lock, a PostgreSQL statement for a lock, a checkout
+    /// from the read pool, a PostgreSQL connection attempt (in whole seconds, at least 2).
+    pub wait: Duration,
 }
 
-pub const DEFAULT_SQLITE_BUSY_TIMEOUT_MS: u64 = 5000;
+pub const DEFAULT_DB_WAIT_MS: u64 = 2000;
 
 impl Default for ConnOptions {
     fn default() -> Self {
-        ConnOptions { sqlite_busy_timeout: Duration::from_millis(DEFAULT_SQLITE_BUSY_TIMEOUT_MS) }
+        ConnOptions { wait: Duration::from_millis(DEFAULT_DB_WAIT_MS) }
     }
+}
+
+/// A PostgreSQL URL with `connect_timeout` (libpq's, whole seconds) unless it names one.
+fn with_connect_timeout(url: &str, wait: Duration) -> Cow<'_, str> {
+    if url.contains("connect_timeout=") {
+        return Cow::Borrowed(url);
+    }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    Cow::Owned(format!("{url}{separator}connect_timeout={}", wait.as_secs_f64().ceil().max(2.0) as u64))
 }
 
 /// A connection with the default options (the CLI, tools).
@@ -132,14 +144,15 @@ pub fn establish_with(url: &DbUrl, options: ConnOptions) -> Result<DbConn, diese
             conn.batch_execute(&format!(
                 "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
                  PRAGMA foreign_keys = ON;",
-                options.sqlite_busy_timeout.as_millis()
+                options.wait.as_millis()
             ))
             .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
             Ok(DbConn::Sqlite(conn))
         }
         DbUrl::Postgres(u) => {
-            let mut conn = PgConnection::establish(u)?;
-            conn.batch_execute("SET TIME ZONE 'UTC'").map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+            let mut conn = PgConnection::establish(&with_connect_timeout(u, options.wait))?;
+            conn.batch_execute(&format!("SET TIME ZONE 'UTC'; SET lock_timeout = {}", options.wait.as_millis()))
+                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
             Ok(DbConn::Postgres(conn))
         }
     }
@@ -179,7 +192,7 @@ pub fn build_pool(url: &DbUrl, options: ConnOptions, max_size: u32) -> Result<Po
     r2d2::Pool::builder()
         .max_size(max_size)
         .min_idle(Some(1))
-        .connection_timeout(Duration::from_secs(5))
+        .connection_timeout(options.wait.max(Duration::from_millis(100)))
         // Validate on checkout so a restarted database is noticed, not handed out broken.
         .test_on_check_out(true)
         .build(ConnManager { url: url.clone(), options })

@@ -9,6 +9,7 @@ pub mod key_type;
 pub mod lifetime;
 pub mod member;
 pub mod redact;
+pub mod request_path;
 pub mod scim;
 
 pub use authz::{Access, Method, Operation, Reach, Surface};

@@ -11,7 +11,8 @@ use keyward::config::Settings;
 use keyward::db::{self, DbConn, DbUrl};
 use serde_json::Value;
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Once, OnceLock};
 use std::time::{Duration, Instant};
@@ -490,6 +491,88 @@ impl Drop for TestApp {
         if let Some(name) = self.pg_database.take() {
             let _ = pg_admin().batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"));
         }
+    }
+}
+
+// ------------------------------------------------------------------ raw HTTP
+
+/// Sends one request as raw bytes on a fresh connection and reads the whole answer.
+pub fn send(app: &TestApp, method: &str, target: &str, headers: &[(String, Vec<u8>)], body: Option<&[u8]>) -> Resp {
+    send_from(app, None, method, target, headers, body)
+}
+
+/// [`send`] from a given local address (e.g. 127.0.0.2: another client as far as the server can tell).
+pub fn send_from(
+    app: &TestApp,
+    from: Option<std::net::IpAddr>,
+    method: &str,
+    target: &str,
+    headers: &[(String, Vec<u8>)],
+    body: Option<&[u8]>,
+) -> Resp {
+    let addr = app.base.trim_start_matches("http://");
+    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n").into_bytes();
+    for (name, value) in headers {
+        req.extend_from_slice(name.as_bytes());
+        req.extend_from_slice(b": ");
+        req.extend_from_slice(value);
+        req.extend_from_slice(b"\r\n");
+    }
+    if let Some(b) = body {
+        req.extend_from_slice(format!("Content-Length: {}\r\n", b.len()).as_bytes());
+    }
+    req.extend_from_slice(b"\r\n");
+    if let Some(b) = body {
+        req.extend_from_slice(b);
+    }
+    let mut stream = match from {
+        None => TcpStream::connect(addr).expect("connect"),
+        Some(ip) => {
+            let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            socket.bind(&std::net::SocketAddr::new(ip, 0).into()).expect("bind the source address");
+            let target: std::net::SocketAddr = addr.parse().unwrap();
+            socket.connect(&target.into()).expect("connect");
+            socket.into()
+        }
+    };
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    stream.write_all(&req).expect("send request");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read response");
+    parse_response(&raw)
+        .unwrap_or_else(|| panic!("{method} {target}: unparsable response {:?}", String::from_utf8_lossy(&raw)))
+}
+
+pub fn parse_response(raw: &[u8]) -> Option<Resp> {
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    if headers.iter().any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked")) {
+        body = dechunk(&body)?;
+    }
+    let text = String::from_utf8_lossy(&body).into_owned();
+    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Some(Resp { status, headers, body: json, text })
+}
+
+fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let eol = data.windows(2).position(|w| w == b"\r\n")?;
+        let size_text = String::from_utf8_lossy(&data[..eol]);
+        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+        data = &data[eol + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(data.get(..size)?);
+        data = data.get(size + 2..)?;
     }
 }
 

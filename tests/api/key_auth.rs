@@ -3,7 +3,7 @@
 //! precise reason in the audit log, and the order of the checks.
 
 use crate::both;
-use crate::helpers::{event_of, Backend, Resp, TestApp};
+use crate::helpers::{event_of, send, Backend, Resp, TestApp};
 use keyward::domain::{authz, KeyType, Role};
 use serde_json::{json, Value};
 
@@ -96,37 +96,51 @@ fn every_header_form_is_accepted_on_whoami(b: Backend) {
 }
 both!(every_header_form_is_accepted_on_whoami);
 
-fn x_api_key_wins_over_api_key_wins_over_authorization(b: Backend) {
+/// One credential per request: credentials that disagree are refused as
+/// ambiguous (the one 401 body), never "first wins" or "skip the broken one";
+/// the same key said twice is one credential.
+fn credentials_that_disagree_are_refused_as_ambiguous(b: Backend) {
     let app = TestApp::spawn(b);
     let (key_id, secret) = app.create_key("KEY_TYPE_SIEM");
+    let (_, other) = app.create_key("KEY_TYPE_SIEM");
     let garbage = "hello";
-    let auth_valid = format!("Api-Key {secret}");
-    let auth_garbage = format!("Api-Key {garbage}");
-
-    // Valid X-API-Key, garbage Api-Key: the X-API-Key decides.
-    let r = whoami(&app, &[("X-API-Key", &secret), ("Api-Key", garbage)]);
-    assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(r.body["caller"]["key_id"], json!(key_id));
-    // Garbage X-API-Key, valid Api-Key: refused, the X-API-Key was the one looked at.
-    let r = whoami(&app, &[("X-API-Key", garbage), ("Api-Key", &secret)]);
-    assert_refused(&app, &r, "malformed");
-    // Garbage X-API-Key, valid Authorization: refused.
-    let r = whoami(&app, &[("X-API-Key", garbage), ("Authorization", &auth_valid)]);
-    assert_refused(&app, &r, "malformed");
-    // Valid Api-Key, garbage Authorization: the Api-Key decides.
-    let r = whoami(&app, &[("Api-Key", &secret), ("Authorization", &auth_garbage)]);
-    assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(r.body["caller"]["key_id"], json!(key_id));
-    // Garbage Api-Key, valid Authorization: refused.
-    let r = whoami(&app, &[("Api-Key", garbage), ("Authorization", &auth_valid)]);
-    assert_refused(&app, &r, "malformed");
-    // A key next to a valid console token: the key is the caller.
     let console = format!("Bearer {}", app.owner_token);
-    let r = whoami(&app, &[("X-API-Key", &secret), ("Authorization", &console)]);
+    let bearer = format!("Bearer {secret}");
+    for headers in [
+        vec![("X-API-Key", secret.as_str()), ("Api-Key", garbage)],
+        vec![("X-API-Key", garbage), ("Api-Key", secret.as_str())],
+        vec![("X-API-Key", garbage), ("Authorization", &format!("Api-Key {secret}"))],
+        vec![("Api-Key", secret.as_str()), ("Authorization", &format!("Api-Key {garbage}"))],
+        vec![("X-API-Key", secret.as_str()), ("Authorization", &format!("Bearer {other}"))],
+        vec![("X-API-Key", secret.as_str()), ("Authorization", console.as_str())],
+    ] {
+        let r = whoami(&app, &headers);
+        let e = assert_refused(&app, &r, "ambiguous_credentials");
+        assert_eq!(e["key_id"], json!(null), "no key was looked at: {e}");
+    }
+    // The same key twice is one credential.
+    let r = whoami(&app, &[("X-API-Key", &secret), ("Authorization", &bearer)]);
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(r.body["caller"]["type"], json!("API_KEY"));
+    assert_eq!(r.body["caller"]["key_id"], json!(key_id));
+
+    // Repeated headers and bytes an HTTP library would not send.
+    let raw = |headers: Vec<(&str, Vec<u8>)>| {
+        let headers: Vec<(String, Vec<u8>)> = headers.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        send(&app, "GET", "/v2/auth.whoami", &headers, None)
+    };
+    let r = raw(vec![("X-API-Key", secret.clone().into_bytes()), ("X-API-Key", other.clone().into_bytes())]);
+    assert_refused(&app, &r, "ambiguous_credentials");
+    let r = raw(vec![("X-API-Key", secret.clone().into_bytes()), ("X-API-Key", secret.clone().into_bytes())]);
+    assert_eq!(r.status, 200, "the same key twice: {}", r.text);
+    let r = raw(vec![("X-API-Key", "kw_ÿþ".as_bytes().to_vec()), ("Authorization", bearer.clone().into_bytes())]);
+    assert_refused(&app, &r, "ambiguous_credentials");
+    let r =
+        raw(vec![("X-API-Key", vec![b'k', b'w', b'_', 0xff, 0xfe]), ("Authorization", bearer.clone().into_bytes())]);
+    assert_refused(&app, &r, "ambiguous_credentials");
+    let r = raw(vec![("X-API-Key", vec![b'k', b'w', b'_', 0xff, 0xfe])]);
+    assert_refused(&app, &r, "malformed");
 }
-both!(x_api_key_wins_over_api_key_wins_over_authorization);
+both!(credentials_that_disagree_are_refused_as_ambiguous);
 
 fn whoami_answers_every_key_type_with_exactly_its_operations(b: Backend) {
     let app = TestApp::spawn(b);

@@ -2,7 +2,7 @@
 //! no tenant can be told for: 429 `rate_limited` with Retry-After, audited.
 
 use crate::both;
-use crate::helpers::{Backend, Resp, TestApp};
+use crate::helpers::{event_of, send_from, Backend, Resp, TestApp};
 use serde_json::json;
 
 const LIMITS: [(&str, &str); 2] =
@@ -62,24 +62,79 @@ fn console_writes_have_their_own_limit(b: Backend) {
 }
 both!(console_writes_have_their_own_limit);
 
-fn unknown_keys_from_one_address_are_throttled(b: Backend) {
-    let app = TestApp::spawn_with(b, &LIMITS);
-    let unknown = keyward::crypto::new_key_secret(keyward::domain::KeyType::Siem);
-    // The budget for refusals without a tenant is the larger tenant limit (3 here).
-    for _ in 0..3 {
-        let r = app.get("/v2/auth.whoami", &[("X-API-Key", &unknown)]);
-        assert_eq!(r.status, 401);
-    }
-    let r = app.get("/v2/auth.whoami", &[("X-API-Key", "garbage")]);
-    assert_limited(&app, &r);
-    let event = app.event_by_request_id(r.body["request_id"].as_str().unwrap()).unwrap();
-    assert_eq!(event["tenant_id"], json!(null), "no tenant: the system chain");
-
-    // A valid key from the same address is still served: only refusals are counted.
+/// Refusals of callers who proved no credential are charged to their address:
+/// within budget each has its event; past it the address is answered 429 up
+/// front (no lookup, no row) and its refusals are counted into one summary
+/// event per address and window. Every kind of credential is charged alike.
+fn refusals_over_an_address_budget_are_summarized_not_written(b: Backend) {
+    let app = TestApp::spawn_with(b, &[LIMITS[0], LIMITS[1], ("KEYWARD_REFUSAL_SUMMARY_SECONDS", "1")]);
     let (_, secret) = app.create_key("KEY_TYPE_SIEM");
-    assert_eq!(app.get("/v2/auth.whoami", &[("X-API-Key", &secret)]).status, 200);
+    let unknown = keyward::crypto::new_key_secret(keyward::domain::KeyType::Siem);
+    let events_before = app.query_strings("SELECT event_id AS v FROM audit_events").len();
+    // The budget is the larger tenant limit (3 here): an unknown key, a bad console
+    // token and an unknown route each cost one, and each has its event.
+    let bad_token = format!("Bearer {}x", app.owner_token);
+    for r in [
+        app.get("/v2/auth.whoami", &[("X-API-Key", &unknown)]),
+        app.get("/v2/enterprise.key.list", &[("Authorization", &bad_token)]),
+        app.get("/v2/no.such.operation", &[]),
+    ] {
+        assert!(matches!(r.status, 401 | 404), "{}", r.text);
+        event_of(&app, &r);
+    }
+    // Over budget: 429 with Retry-After, for any credential, and no event of its own.
+    let garbage = app.get("/v2/auth.whoami", &[("X-API-Key", "garbage")]);
+    let ingest = app.post("/internal/v2/team.asset.delete", &[("Authorization", "Bearer nope")], &json!({}));
+    let link = app.get("/v2/enterprise.export.download?uid=x&expires=1&sig=00", &[]);
+    // Up front, before any lookup: even a valid key from this address waits.
+    let valid = app.get("/v2/auth.whoami", &[("X-API-Key", &secret)]);
+    for r in [&garbage, &ingest, &link, &valid] {
+        assert_eq!(r.status, 429, "{}", r.text);
+        assert_eq!(r.code().as_deref(), Some("rate_limited"));
+        let retry: u64 = r.header("retry-after").expect("Retry-After").parse().unwrap();
+        assert!((1..=60).contains(&retry), "Retry-After {retry}");
+        let rid = r.header("x-request-id").unwrap();
+        assert!(app.event_by_request_id(&rid).is_none(), "a refusal over budget has no row of its own");
+    }
+    // Another address is not affected.
+    let other: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    let headers = [("X-API-Key".to_string(), secret.clone().into_bytes())];
+    let r = send_from(&app, Some(other), "GET", "/v2/auth.whoami", &headers, None);
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    // One summary event for the address and window: how many, why, first and last.
+    let summary = eventually_some(|| {
+        let ids =
+            app.query_strings("SELECT request_id AS v FROM audit_events WHERE operation = 'audit.refusals_summarized'");
+        ids.first().and_then(|rid| app.event_by_request_id(rid))
+    });
+    assert_eq!(summary["tenant_id"], json!(null), "the system chain: {summary}");
+    assert_eq!(summary["client_ip"], json!("127.0.0.1"));
+    assert_eq!(summary["outcome"], json!("DENIED"));
+    assert_eq!(summary["reason"], json!("over_refusal_budget"));
+    let m = &summary["metadata"];
+    assert_eq!(m["count"], json!(4), "{summary}");
+    assert_eq!(m["reasons"]["malformed"], json!(1), "{summary}");
+    assert_eq!(m["reasons"]["over_refusal_budget"], json!(3), "{summary}");
+    assert!(m["first_at"].as_str().unwrap() <= m["last_at"].as_str().unwrap());
+    // Three refusals, the valid call from 127.0.0.2 (and the summary): nothing else was written.
+    let written = app.query_strings("SELECT event_id AS v FROM audit_events").len() - events_before;
+    assert_eq!(written, 5, "rows written");
+    let metrics = app.get("/metrics", &[]).text;
+    assert!(metrics.contains("keyward_refusals_summarized_total 4"), "{metrics}");
 }
-both!(unknown_keys_from_one_address_are_throttled);
+both!(refusals_over_an_address_budget_are_summarized_not_written);
+
+fn eventually_some<T>(mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "nothing within 30 s");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
 
 fn the_gateway_limits_the_operation_it_maps_to(b: Backend) {
     let app = TestApp::spawn_with(b, &LIMITS);

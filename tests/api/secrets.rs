@@ -146,8 +146,9 @@ fn a_secret_pasted_into_a_text_field_is_never_stored(b: Backend) {
         let r = app.owner_post(path, body);
         let e = app.event_by_request_id(r.body["request_id"].as_str().unwrap()).expect("the request is audited");
         let field = if body.get("reason").is_some() { "reason" } else { "label" };
-        // Tier 2 redacts it, whatever the outcome…
-        assert_eq!(e["payload"][field], json!("[REDACTED]"), "{path}: {e}");
+        // Tier 2 redacts it (the secret, not the words around it), whatever the outcome…
+        let kept = body[field].as_str().unwrap().replace(&secret, "[REDACTED]");
+        assert_eq!(e["payload"][field], json!(kept), "{path}: {e}");
         if let Some(extra) = r.body["secret"].as_str() {
             secrets.push(extra.to_string());
         }

@@ -341,7 +341,10 @@ fn tier2_payload_needs_the_agreement_and_is_redacted(b: Backend) {
     assert_eq!(created["payload"], json!({"key_type": "KEY_TYPE_TEAM_ASSET_AUDIT", "label": "tier2 probe"}));
     assert!(created["metadata"].is_object());
     let pasted = by_rid(&pasted_rid);
-    assert_eq!(pasted["payload"]["label"], "[REDACTED]", "{pasted}");
+    assert_eq!(
+        pasted["payload"]["label"], "oops [REDACTED]",
+        "the secret is redacted, not the words around it: {pasted}"
+    );
     // Reads without a body carry a null payload; every event has the field.
     assert!(events.iter().all(|e| e.get("payload").is_some()));
     let text = serde_json::to_string(&events).unwrap();

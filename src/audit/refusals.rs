@@ -1,0 +1,62 @@
+//! Refusals over their address's budget, kept as evidence without a row per
+//! packet: every window, one summary event per address (how many, for which
+//! reasons, first and last time), on the system chain.
+
+use super::{EventDraft, OUTCOME_DENIED};
+use crate::ratelimit::{RefusalTally, OVER_BUDGET};
+use crate::state::AppState;
+use serde_json::json;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The operation a summary event records.
+pub const SUMMARY_OPERATION: &str = "audit.refusals_summarized";
+
+/// The summary event of one address's tally.
+pub fn summary_event(ip: IpAddr, tally: &RefusalTally, window: Duration) -> EventDraft {
+    let mut draft = EventDraft::new(SUMMARY_OPERATION, crate::telemetry::new_request_id());
+    draft.client_ip = Some(ip.to_string());
+    draft.status_code = 429;
+    draft.reason = Some(OVER_BUDGET.to_string());
+    let at = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    for (k, v) in [
+        ("count", json!(tally.count)),
+        ("reasons", json!(tally.reasons)),
+        ("first_at", json!(at(tally.first))),
+        ("last_at", json!(at(tally.last))),
+        ("window_seconds", json!(window.as_secs())),
+    ] {
+        draft.metadata.insert(k.into(), v);
+    }
+    debug_assert_eq!(super::outcome_for(draft.status_code), OUTCOME_DENIED);
+    draft
+}
+
+/// Writes the summaries every `window` while the app lives.
+pub fn spawn_summaries(state: &actix_web::web::Data<AppState>, window: Duration) {
+    let weak = Arc::downgrade(&state.clone().into_inner());
+    std::thread::Builder::new()
+        .name("refusal-summaries".into())
+        .spawn(move || {
+            let mut last = Instant::now();
+            loop {
+                // Short naps, so that the thread ends soon after the app.
+                std::thread::sleep(window.min(Duration::from_millis(250)));
+                let Some(state) = weak.upgrade() else { break };
+                if last.elapsed() < window {
+                    continue;
+                }
+                last = Instant::now();
+                for (ip, tally) in state.limits.refusals.take_tallies() {
+                    match state.writer.record_blocking(summary_event(ip, &tally, window)) {
+                        Ok(()) => {
+                            state.metrics.refusal_summaries.inc();
+                        }
+                        Err(_) => tracing::warn!(client_ip = %ip, count = tally.count, "refusal summary not written"),
+                    }
+                }
+            }
+        })
+        .expect("spawn the refusal summary thread");
+}
