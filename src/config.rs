@@ -51,6 +51,8 @@ pub struct Settings {
     /// Per tenant and operation; 0 turns limiting off.
     pub rate_limit_read_per_minute: u32,
     pub rate_limit_write_per_minute: u32,
+    /// Refusals of unauthenticated callers recorded one event each, per client address and minute (0: off).
+    pub refusals_per_minute: u32,
     /// SQLite only: how long a write waits for another connection's lock before it fails.
     /// How long anything waits for the database before failing closed (see [`ConnOptions::wait`]).
     pub db_wait: Duration,
@@ -90,7 +92,7 @@ pub const MAX_DB_WAIT_MS: u64 = 600_000;
 /// The verified-key cache's poll interval by default with embedded SQLite (one
 /// instance: its own changes reach its cache at once, only hand edits wait).
 /// With PostgreSQL, unless set, each key check reads `key_state.version`
-/// instead: SPEC §3 has a revocation take effect for the next request on
+/// instead: a revocation must take effect for the next request on
 /// *every* instance, which a poll cannot promise.
 pub const DEFAULT_KEY_CACHE_SYNC_MS: u64 = 100;
 pub const MAX_KEY_CACHE_SYNC_MS: u64 = 10_000;
@@ -264,6 +266,7 @@ impl Settings {
             export_dir,
             rate_limit_read_per_minute: per_minute("KEYWARD_RATE_LIMIT_READ_PER_MINUTE", DEFAULT_READ_PER_MINUTE)?,
             rate_limit_write_per_minute: per_minute("KEYWARD_RATE_LIMIT_WRITE_PER_MINUTE", DEFAULT_WRITE_PER_MINUTE)?,
+            refusals_per_minute: per_minute("KEYWARD_REFUSALS_PER_MINUTE", crate::ratelimit::REFUSALS_PER_MINUTE)?,
             db_wait,
             key_cache,
         })
@@ -271,8 +274,11 @@ impl Settings {
 
     /// How the server sets up its database connections.
     /// Redacts, besides key- and token-shaped text, the configured secrets a caller could echo.
+    /// Also registers them for error messages ([`crate::domain::redact::scrub`]).
     pub fn redactor(&self) -> crate::domain::redact::Redactor {
-        crate::domain::redact::Redactor::new(self.ingest_token.as_ref().map(Secret::expose))
+        let configured = self.ingest_token.as_ref().map(Secret::expose);
+        configured.into_iter().for_each(crate::domain::redact::register);
+        crate::domain::redact::Redactor::new(configured)
     }
 
     pub fn conn_options(&self) -> ConnOptions {

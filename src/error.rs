@@ -1,4 +1,4 @@
-//! One error type for the whole service, rendered as the SPEC §7 envelope.
+//! One error type for the whole service, rendered as the error envelope.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
@@ -58,7 +58,7 @@ impl ErrorCode {
     }
 }
 
-/// The one message every refused key gets, whatever the reason (SPEC §4).
+/// The one message every refused key gets, whatever the reason.
 pub const KEY_REFUSED: &str = "Invalid or missing enterprise API key";
 pub const CONSOLE_REFUSED: &str = "Invalid or missing console token";
 

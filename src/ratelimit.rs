@@ -20,10 +20,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Most refusals recorded one event each per client address and minute. The
-/// budget is the larger tenant limit under this cap, and off when both tenant
-/// limits are off.
+/// Default for `KEYWARD_REFUSALS_PER_MINUTE`: refusals recorded one event
+/// each per client address and minute (and at once, as a burst).
 pub const REFUSALS_PER_MINUTE: u32 = 600;
+/// How long an answer over budget is held before it leaves: a flooding
+/// client that waits for its answers (as HTTP/1.1 clients do) is slowed to a
+/// few requests a second per connection, at the cost of a timer, not of CPU.
+pub const OVER_BUDGET_DELAY: Duration = Duration::from_millis(500);
 /// Addresses over budget tracked at most; past it, new ones share one entry
 /// (the unspecified address), so that memory stays bounded under a spread flood.
 const MAX_TRACKED: usize = 65_536;
@@ -53,12 +56,11 @@ pub fn access_of(op: &Operation) -> Access {
 }
 
 impl RateLimits {
-    pub fn new(read_per_minute: u32, write_per_minute: u32) -> RateLimits {
-        let refusals = read_per_minute.max(write_per_minute).min(REFUSALS_PER_MINUTE);
+    pub fn new(read_per_minute: u32, write_per_minute: u32, refusals_per_minute: u32) -> RateLimits {
         RateLimits {
             read: limiter(read_per_minute),
             write: limiter(write_per_minute),
-            refusals: RefusalBudget::new(refusals),
+            refusals: RefusalBudget::new(refusals_per_minute),
             checks: AtomicU64::new(0),
         }
     }
@@ -206,7 +208,7 @@ mod tests {
 
     #[test]
     fn a_tenant_gets_its_quota_per_operation_then_a_retry_after() {
-        let limits = RateLimits::new(3, 1);
+        let limits = RateLimits::new(3, 1, 0);
         let list = find("team.asset.list").unwrap();
         for _ in 0..3 {
             assert!(limits.check_tenant("t1", list).is_ok());
@@ -223,7 +225,7 @@ mod tests {
 
     #[test]
     fn zero_turns_limiting_off() {
-        let limits = RateLimits::new(0, 0);
+        let limits = RateLimits::new(0, 0, 0);
         let list = find("team.asset.list").unwrap();
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
         for _ in 0..10_000 {
@@ -237,8 +239,8 @@ mod tests {
     fn refusals_over_budget_are_refused_up_front_and_tallied_per_address() {
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
-        for (read, write, budget) in [(2, 5, 5), (6000, 3000, REFUSALS_PER_MINUTE)] {
-            let limits = RateLimits::new(read, write);
+        for budget in [5, REFUSALS_PER_MINUTE] {
+            let limits = RateLimits::new(0, 0, budget);
             let now = Utc::now();
             for _ in 0..budget {
                 assert_eq!(limits.refusals.refuse_up_front(a, now), None);

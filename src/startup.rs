@@ -63,7 +63,11 @@ pub fn build(settings: Settings, listener: TcpListener, workers: Option<usize>) 
         .checks_each_request()
         .then(|| KeyStateReader::start(settings.database_url.clone(), settings.conn_options()));
     let console = ConsoleVerifier::new(&settings)?;
-    let limits = RateLimits::new(settings.rate_limit_read_per_minute, settings.rate_limit_write_per_minute);
+    let limits = RateLimits::new(
+        settings.rate_limit_read_per_minute,
+        settings.rate_limit_write_per_minute,
+        settings.refusals_per_minute,
+    );
     let settings_redactor = settings.redactor();
     let public_url = match &settings.public_url {
         Some(url) => url.clone(),

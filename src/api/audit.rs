@@ -1,4 +1,4 @@
-//! Console: the auditors' view of the audit log (SPEC §6).
+//! Console: the auditors' view of the audit log.
 
 use super::context::{fields, ok, query, ConsoleAuth, NoParams};
 use super::pagination::{decode_cursor, encode_cursor, limit};

@@ -1,6 +1,6 @@
 //! Per-request context and the extractors handlers use: the audit draft that
 //! every request fills in, the authenticated caller, JSON bodies and query
-//! strings that fail with the SPEC §7 envelope.
+//! strings that fail with the error envelope.
 
 use crate::audit::writer::Committed;
 use crate::audit::{ActorType, EventDraft};
@@ -170,7 +170,7 @@ pub async fn authenticate_key(state: &AppState, req: &HttpRequest, op: Option<&O
         (Ok(caller), _) => {
             ctx.authenticated.set(true);
             ctx.draft.borrow_mut().key_used = true;
-            // Last in the SPEC §4 order: the gateway limits the operation it maps to, later.
+            // Last in the order of checks: the gateway limits the operation it maps to, later.
             if let Some(op) = op {
                 check_tenant_limit(state, &caller.tenant_id, op)?;
             }

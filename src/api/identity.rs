@@ -1,5 +1,5 @@
 //! Who am I (a connector's "test connection") and the gateway check that puts
-//! services outside keyward behind the same authorizer (SPEC §4, §5).
+//! services outside keyward behind the same authorizer.
 
 use super::context::{authenticate_key, check_tenant_limit, fields, ok, ok_with, query, AnyCaller, AuditCtx, NoParams};
 use super::middleware::GATEWAY_PREFIX;

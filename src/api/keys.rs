@@ -1,4 +1,4 @@
-//! Console: the key lifecycle and the tenant key policy (SPEC §3).
+//! Console: the key lifecycle and the tenant key policy.
 
 use super::context::{commit, fields, ok, query, ConsoleAuth, JsonBody};
 use super::pagination::Page;

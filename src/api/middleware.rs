@@ -69,6 +69,16 @@ pub async fn audit_every_request(
     with_request_id(request_id.clone(), handle(req, next, request_id)).await
 }
 
+/// The answer for an error the middleware itself gives: the SCIM error
+/// schema under `/scim/` (what SCIM clients parse), the envelope elsewhere.
+fn error_response(path: &str, err: AppError) -> actix_web::HttpResponse {
+    if path.starts_with("/scim/") {
+        super::scim::ScimFailure::from(err).error_response()
+    } else {
+        err.error_response()
+    }
+}
+
 /// Points the request at its canonical path, so that the router matches exactly what was decided here.
 fn reroute(req: &mut ServiceRequest, path: &str) {
     let uri = match req.uri().query() {
@@ -92,11 +102,11 @@ async fn handle(
     let raw_path = req.path().to_string();
     let Target { path, op, name: operation, audited } = target(method.as_str(), &raw_path);
     let (path, refused_path) = match path {
-        Ok(p) => (p.into_owned(), None),
-        Err(why) => (raw_path.clone(), Some(why)),
+        Ok(p) => (p, None),
+        Err(why) => (Cow::Borrowed(raw_path.as_str()), Some(why)),
     };
-    if refused_path.is_none() && path != raw_path {
-        reroute(&mut req, &path);
+    if let Cow::Owned(canonical) = &path {
+        reroute(&mut req, canonical);
     }
     let client_ip = req.peer_addr().map(|a| a.ip());
     let mut draft = EventDraft::new(operation, request_id.clone());
@@ -116,10 +126,11 @@ async fn handle(
     };
     let up_front = over_budget.as_ref().and_then(|e| e.retry_after_secs);
     let early = over_budget.or_else(|| {
-        refused_path.map(|why| AppError { audit_reason: Some(why.reason()), ..AppError::invalid(why.describe()) })
+        refused_path
+            .map(|why| AppError { audit_reason: Some(PathRefusal::REASON), ..AppError::invalid(why.describe()) })
     });
     let mut res = match early {
-        Some(err) => req.into_response(err.error_response()),
+        Some(err) => req.into_response(error_response(&raw_path, err)),
         // Handlers' errors arrive here already rendered as responses; the request
         // must not be cloned before routing, so only after this call is it at hand.
         None => next.call(req).await?.map_into_boxed_body(),
@@ -145,8 +156,9 @@ async fn handle(
         }
         if up_front.is_none() {
             let http_req = res.request().clone();
-            res = ServiceResponse::new(http_req, AppError::rate_limited(retry_after).error_response());
+            res = ServiceResponse::new(http_req, error_response(&raw_path, AppError::rate_limited(retry_after)));
         }
+        actix_web::rt::time::sleep(crate::ratelimit::OVER_BUDGET_DELAY).await;
     } else if audited && !ctx.committed.get() {
         // The handler is done with it: taken, not copied.
         let mut draft = std::mem::replace(&mut *ctx.draft.borrow_mut(), EventDraft::new(operation, String::new()));
@@ -159,7 +171,7 @@ async fn handle(
         if recorded.is_err() {
             // Fail closed: no answer without its audit event.
             let http_req = res.request().clone();
-            res = ServiceResponse::new(http_req, AppError::unavailable().error_response());
+            res = ServiceResponse::new(http_req, error_response(&raw_path, AppError::unavailable()));
         }
     }
 

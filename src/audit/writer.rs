@@ -320,7 +320,7 @@ impl Writer {
             });
             let path = if fast.is_some() { "known_head" } else { "locked" };
             let outcome = match fast {
-                Some(outcome) => Ok(outcome),
+                Some(outcome) => outcome,
                 None => {
                     let mut should_touch = |key_id: &str| {
                         if touched.contains_key(key_id) {
@@ -636,7 +636,9 @@ fn redacted_json(redactor: &Redactor, text: String) -> String {
 /// instance (or the CLI) appended since, nothing is written and the group
 /// takes the locked path, as does any group with a change to make or a key's
 /// `last_used_*` to write, or with events for several chains.
-/// Returns None when the group did not go this way.
+/// Returns None when the group did not go this way. A statement that failed
+/// fails the group (nothing of it was written): the locked path would only
+/// wait on the same database again, past the wait a request is promised.
 fn append_on_known_head(
     conn: &mut DbConn,
     drafts: &[EventDraft],
@@ -644,7 +646,7 @@ fn append_on_known_head(
     known: &mut BTreeMap<String, (i64, String)>,
     due_for_touch: impl Fn(&str) -> bool,
     redactor: &Redactor,
-) -> Option<GroupOutcome> {
+) -> Option<Result<GroupOutcome, AppError>> {
     let chain = drafts.first()?.chain_id();
     let qualifies = works.iter().all(Option::is_none)
         && drafts.iter().all(|d| d.chain_id() == chain && !used_key(d).is_some_and(&due_for_touch));
@@ -657,7 +659,7 @@ fn append_on_known_head(
     match store::append_after_head(conn, chain, last_seq, &rows) {
         Ok(true) => {
             let heads = BTreeMap::from([(chain.to_string(), head)]);
-            Some((drafts.iter().map(|_| Ok(None)).collect(), None, heads))
+            Some(Ok((drafts.iter().map(|_| Ok(None)).collect(), None, heads)))
         }
         Ok(false) => {
             tracing::debug!(chain, "the chain moved since this writer's last group; taking the lock");
@@ -665,9 +667,8 @@ fn append_on_known_head(
             None
         }
         Err(e) => {
-            tracing::debug!(error = %e, chain, "append on the known chain head failed; taking the lock");
             known.clear();
-            None
+            Some(Err(e))
         }
     }
 }

@@ -21,7 +21,7 @@ pub struct CredentialHeaders<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Presented<'a> {
     None,
-    /// An enterprise key, by SPEC §2 precedence: `X-API-Key`, `Api-Key`,
+    /// An enterprise key, by precedence: `X-API-Key`, `Api-Key`,
     /// `Authorization: Api-Key <key>`, or `Authorization: Bearer <key>` with the `kw_` prefix.
     Key(&'a str),
     /// `Authorization: Bearer <value>` whose value is not a key (a console JWT, the ingest token).

@@ -1,4 +1,4 @@
-//! Enterprise key verification, in the order of SPEC §4: header present →
+//! Enterprise key verification, in this order: header present →
 //! format and checksum → known key → tenant active → not revoked → not
 //! expired (own expiry, rotation grace, tenant policy) → client IP allowed →
 //! type may call the operation. Every refusal carries its precise reason for

@@ -18,7 +18,7 @@
 //!   - `CheckEachRequest` (PostgreSQL's default): every key check first reads
 //!     the counter (one row by primary key, instead of the key and tenant
 //!     rows) and uses an entry only if it has not moved, so a change anywhere
-//!     reaches the next request on every instance (SPEC §3);
+//!     reaches the next request on every instance;
 //!   - `Poll` (SQLite's default): [`spawn_sync`] polls the counter every
 //!     interval. If that poll has not succeeded for [`KeyCache::stale_after`]
 //!     (database unreachable), entries are not trusted and every check reads

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// Upper bound on any key lifetime, so that "no expiry" policies still have a ceiling to validate against.
 pub const DEFAULT_MAX_LIFETIME_DAYS: i64 = 3650;
-/// Team User Management keys may live at most a year (SPEC §3).
+/// Team User Management keys may live at most a year.
 pub const USER_MGMT_MAX_LIFETIME_DAYS: i64 = 365;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

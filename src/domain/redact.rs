@@ -105,9 +105,23 @@ fn percent_encoding_lossy(bytes: &[u8]) -> Cow<'_, str> {
     Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
-/// A text with every key- or JWT-shaped run replaced (error messages that quote input).
+/// Configured secrets for [`scrub`]: error messages are rendered where no
+/// application state is at hand (actix's `ResponseError`), so the secrets an
+/// app is configured with are registered here once, at its start.
+static REGISTERED: std::sync::RwLock<Vec<String>> = std::sync::RwLock::new(Vec::new());
+
+/// Makes [`scrub`] redact `secret` too, for the life of the process.
+pub fn register(secret: &str) {
+    let mut all = REGISTERED.write().unwrap_or_else(|e| e.into_inner());
+    if !secret.is_empty() && !all.iter().any(|s| s == secret) {
+        all.push(secret.to_string());
+    }
+}
+
+/// A text with every secret replaced, by shape and as registered (error messages that quote input).
 pub fn scrub(text: &str) -> String {
-    Redactor::default().text(text).into_owned()
+    let registered = REGISTERED.read().unwrap_or_else(|e| e.into_inner());
+    Redactor::new(registered.iter().map(String::as_str)).text(text).into_owned()
 }
 
 /// Redacts secrets from caller-controlled text and JSON, by shape and by the

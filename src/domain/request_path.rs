@@ -30,10 +30,8 @@ pub enum PathRefusal {
 }
 
 impl PathRefusal {
-    /// The reason recorded in the audit event.
-    pub fn reason(self) -> &'static str {
-        "non_canonical_path"
-    }
+    /// The reason recorded in the audit event (what was wrong is in the message).
+    pub const REASON: &'static str = "non_canonical_path";
 
     /// What the caller is told.
     pub fn describe(self) -> &'static str {
@@ -110,8 +108,8 @@ pub fn canonical(raw: &str) -> Result<Cow<'_, str>, PathRefusal> {
     Ok(decoded)
 }
 
-/// Whether one path segment, as a gateway forwards it, is safe to map: the
-/// same rules as a whole path (used for the original URI of `authz.check`).
+/// The canonical path of a URI as a gateway forwards it (query and fragment
+/// ignored), by the same rules as keyward's own paths.
 pub fn canonical_uri(uri: &str) -> Result<Cow<'_, str>, PathRefusal> {
     let path = uri.split(['?', '#']).next().unwrap_or("");
     canonical(path)

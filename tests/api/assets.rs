@@ -1,5 +1,5 @@
 //! The team_assets surface: the platform's share ingestion (ingest token),
-//! the asset keys' list with its filters, and re-scoping (SPEC §5).
+//! the asset keys' list with its filters, and re-scoping.
 
 use crate::both;
 use crate::helpers::{assert_error, assert_refused, event_of, key_get, key_post, Backend, Resp, TestApp};

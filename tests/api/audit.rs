@@ -1,4 +1,4 @@
-//! The audit log (SPEC §6): one event per request, mutations and their events
+//! The audit log: one event per request, mutations and their events
 //! in one transaction, the per-tenant hash chain and its verification, and the
 //! auditors' query API.
 

@@ -1,4 +1,4 @@
-//! The `keyward` command (SPEC §1, §2): bootstrap, console tokens, audit
+//! The `keyward` command: bootstrap, console tokens, audit
 //! verification and listing, configuration errors, and `serve`.
 
 use crate::both;
@@ -453,6 +453,10 @@ fn cli_refuses_bad_members_in_one_line() {
     assert!(token.stdout.is_empty(), "no token for an unknown member");
     let ttl = db.run(&["console-token", "--tenant", &tenant, "--member", "x", "--ttl", "forever"]);
     assert!(ttl.one_line_error(None).contains("--ttl"));
+    // Longer than keyward accepts (KEYWARD_CONSOLE_JWT_MAX_TTL, 1 h by default): no token that would be refused.
+    let long = db.run(&["console-token", "--tenant", &tenant, "--member", "x", "--ttl", "2h"]);
+    assert!(long.one_line_error(None).contains("KEYWARD_CONSOLE_JWT_MAX_TTL"));
+    assert!(long.stdout.is_empty());
 
     // Refusals changed nothing: the owner and the one auditor, and a valid chain.
     let members: Vec<String> = {

@@ -1,4 +1,4 @@
-//! Console callers (SPEC §2): who may call the console operations, and who is refused why.
+//! Console callers: who may call the console operations, and who is refused why.
 
 use crate::both;
 use crate::helpers::{event_of, Backend, Resp, TestApp};
@@ -397,3 +397,44 @@ fn enterprise_key_cannot_call_console_operations(b: Backend) {
     assert_eq!(app.get("/v2/auth.whoami", &[("X-API-Key", &secret)]).status, 200);
 }
 both!(enterprise_key_cannot_call_console_operations);
+
+/// A token must not be issued in the future (beyond the clock leeway) nor
+/// live longer than `KEYWARD_CONSOLE_JWT_MAX_TTL` (default 1 h): a stolen
+/// token minted with a ten-year `exp` is useless.
+fn console_tokens_are_bounded_in_time(b: Backend) {
+    let app = TestApp::spawn(b);
+    let secret = app_secret(&app);
+    let with = |iat: i64, exp: i64| {
+        let mut c = claims(&app, &app.tenant_id, &app.owner_id);
+        c["iat"] = json!(iat);
+        c["exp"] = json!(exp);
+        hs256(&secret, &c)
+    };
+    for (iat, exp, reason) in [
+        (now() + 600, now() + 1200, "token_issued_in_future"),
+        (now() + 3600, now() + 3700, "token_issued_in_future"),
+        (now(), now() + 3601 + 60, "token_lifetime_too_long"),
+        (now() - 60, now() + 10 * 365 * 86400, "token_lifetime_too_long"),
+    ] {
+        let r = get_with(&app, KEY_LIST, &with(iat, exp));
+        assert_refused(&app, &r, "enterprise.key.list", reason);
+    }
+    // Within the leeway and at the maximum: accepted.
+    assert_eq!(get_with(&app, KEY_LIST, &with(now() + 20, now() + 20 + 3600)).status, 200);
+    assert_eq!(get_with(&app, KEY_LIST, &with(now() - 10, now() + 3590)).status, 200);
+
+    // A longer maximum is configuration, not the token's say.
+    let app = TestApp::spawn_with(b, &[("KEYWARD_CONSOLE_JWT_MAX_TTL", "8h")]);
+    let secret = app_secret(&app);
+    let mut c = claims(&app, &app.tenant_id, &app.owner_id);
+    c["exp"] = json!(now() + 8 * 3600);
+    assert_eq!(get_with(&app, KEY_LIST, &hs256(&secret, &c)).status, 200);
+    c["exp"] = json!(now() + 9 * 3600);
+    assert_refused(
+        &app,
+        &get_with(&app, KEY_LIST, &hs256(&secret, &c)),
+        "enterprise.key.list",
+        "token_lifetime_too_long",
+    );
+}
+both!(console_tokens_are_bounded_in_time);

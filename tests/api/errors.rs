@@ -1,4 +1,4 @@
-//! The SPEC §7 envelope on every bad input: bodies, routes, methods, query
+//! The error envelope on every bad input: bodies, routes, methods, query
 //! parameters; request ids on every answer; probes.
 
 use crate::both;

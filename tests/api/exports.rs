@@ -51,7 +51,7 @@ fn uid_of(export: &Value) -> String {
 /// Polls the detail until the background job ends (bounded; waiting for the runner is the point).
 /// Every status seen must be one a job may be in.
 #[track_caller]
-fn wait_done(app: &TestApp, secret: &str, detail: &str, uid: &str) -> Value {
+pub(crate) fn wait_done(app: &TestApp, secret: &str, detail: &str, uid: &str) -> Value {
     for _ in 0..600 {
         let export = export_of(&key_get(app, secret, &format!("{detail}?uid={uid}")));
         let status = export["status"].as_str().unwrap().to_string();
@@ -67,10 +67,10 @@ fn wait_done(app: &TestApp, secret: &str, detail: &str, uid: &str) -> Value {
     panic!("export {uid} did not finish");
 }
 
-struct Download {
-    status: u16,
+pub(crate) struct Download {
+    pub status: u16,
     headers: Vec<(String, String)>,
-    bytes: Vec<u8>,
+    pub bytes: Vec<u8>,
 }
 
 impl Download {
@@ -80,7 +80,7 @@ impl Download {
 }
 
 /// A raw GET of a full URL (downloads are not JSON).
-fn fetch(url: &str) -> Download {
+pub(crate) fn fetch(url: &str) -> Download {
     let resp = match ureq::get(url).call() {
         Ok(r) => r,
         Err(ureq::Error::Status(_, r)) => r,
@@ -126,7 +126,7 @@ fn ndjson(text: &str) -> Vec<Value> {
     text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}"))).collect()
 }
 
-fn unzip(bytes: &[u8]) -> std::collections::BTreeMap<String, String> {
+pub(crate) fn unzip(bytes: &[u8]) -> std::collections::BTreeMap<String, String> {
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).expect("a ZIP archive");
     let mut out = std::collections::BTreeMap::new();
     for i in 0..archive.len() {

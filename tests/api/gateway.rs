@@ -1,4 +1,4 @@
-//! The gateway `/v2/authz.check` (SPEC §5): nginx and Envoy forms, the
+//! The gateway `/v2/authz.check`: nginx and Envoy forms, the
 //! exhaustive key type × operation matrix end to end, and its refusals.
 
 use crate::both;

@@ -55,15 +55,20 @@ impl Write for LogBuffer {
     }
 }
 
+/// The ingest token of tests that plant it where a caller could: the log is
+/// written as `serve` writes it, through the redacting writer that knows it.
+pub const PLANTED_INGEST_TOKEN: &str = "planted-ingest-token-0123456789abcdefghij";
+
 fn log_buffer() -> &'static LogBuffer {
     static LOGS: OnceLock<LogBuffer> = OnceLock::new();
     LOGS.get_or_init(|| {
         let buf = LogBuffer::default();
         let writer = buf.clone();
+        let redactor = keyward::domain::redact::Redactor::new([PLANTED_INGEST_TOKEN]);
         let _ = tracing_subscriber::fmt()
             .json()
             .with_env_filter(tracing_subscriber::EnvFilter::new("debug,ureq=off,rustls=off"))
-            .with_writer(move || writer.clone())
+            .with_writer(keyward::telemetry::RedactingWriter::new(move || writer.clone(), redactor))
             .try_init();
         buf
     })

@@ -1,5 +1,5 @@
 //! Legal holds (e-Discovery key): a held member can be made inactive, never
-//! removed, by any path, until every hold on them is released (SPEC §5).
+//! removed, by any path, until every hold on them is released.
 
 use crate::both;
 use crate::helpers::{assert_error, assert_refused, event_of, key_get, key_post, Backend, TestApp};

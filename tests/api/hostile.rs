@@ -1,6 +1,6 @@
 //! Hostile HTTP input: random bodies, credential headers, query strings and
 //! paths sent to a running keyward. Whatever arrives, the answer is never a
-//! 5xx, and every refusal is the SPEC §7 envelope (`ok: false`, the
+//! 5xx, and every refusal is the error envelope (`ok: false`, the
 //! `X-Request-Id` as `request_id`, a §7 code with its status) or, under
 //! `/scim/`, the SCIM error schema.
 //!
@@ -20,7 +20,7 @@ const CASES: u32 = 64;
 const INGEST_TOKEN: &str = "hostile-ingest-token-0123456789abcdef";
 const SCIM_ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 
-/// SPEC §7: each error code and the statuses it may answer with
+/// Each error code and the statuses it may answer with
 /// (405 for a wrong method and 413 for a big body are `invalid_argument`).
 const CODES: &[(&str, &[u16])] = &[
     ("invalid_argument", &[400, 405, 413]),

@@ -1,4 +1,4 @@
-//! Several keyward instances on one PostgreSQL database (SPEC §1 clustered
+//! Several keyward instances on one PostgreSQL database (the clustered
 //! shape, §3 revocation and the 50-key cap, §6 the audit chain).
 //!
 //! PostgreSQL only: the SQLite shape is one instance by design. Each test
@@ -62,7 +62,7 @@ fn revoke_and_measure(on: &TestApp, other: &TestApp, key_id: &str, secret: &str)
     }
 }
 
-/// SPEC §3: a revocation takes effect for the next request on every
+/// A revocation takes effect for the next request on every
 /// instance. With PostgreSQL every key check first reads `key_state` from
 /// the shared database by default (a warm key's cache entry is used only if
 /// it has not moved), and the revoke's change commits before its 200: the
@@ -80,7 +80,7 @@ fn revocation_on_one_instance_is_refused_by_the_other_at_once_postgres() {
 }
 
 /// With the cache turned on (`KEYWARD_KEY_CACHE_SYNC_MS`, an operator's
-/// trade of SPEC's every-instance promise for throughput), the revoking
+/// trade of the every-instance promise for throughput), the revoking
 /// instance still refuses the very next request, and the other one refuses
 /// within its poll of the database's `key_state` version.
 #[test]

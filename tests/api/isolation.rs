@@ -1,4 +1,4 @@
-//! Tenant isolation (SPEC §7: another tenant's ids are `not_found`). Every
+//! Tenant isolation (another tenant's ids are `not_found`). Every
 //! operation of the authorizer table is driven with tenant B's console token
 //! or B's keys against tenant A's ids: nothing of A is read or changed, and
 //! B's audit log never shows an event of A.

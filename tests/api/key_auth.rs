@@ -1,4 +1,4 @@
-//! Enterprise key callers (SPEC §2, §4): header forms and precedence, whoami
+//! Enterprise key callers: header forms and precedence, whoami
 //! for every key type, one identical 401 body for every refusal reason with the
 //! precise reason in the audit log, and the order of the checks.
 

@@ -1,4 +1,4 @@
-//! The key lifecycle and the tenant key policy (SPEC §3).
+//! The key lifecycle and the tenant key policy.
 
 use crate::both;
 use crate::helpers::{assert_error, event_of, Backend, Resp, TestApp};

@@ -13,6 +13,7 @@ mod exports;
 mod gateway;
 mod holds;
 mod hostile;
+mod hostile_callers;
 mod hot_path;
 mod instances;
 mod isolation;

@@ -1,4 +1,4 @@
-//! Reliability (SPEC §6, §8): a killed process loses no answered event and
+//! Reliability: a killed process loses no answered event and
 //! leaves no half-made key; while the database cannot be written keyward fails
 //! closed, and it recovers on its own when the database returns.
 
@@ -490,3 +490,47 @@ fn a_key_check_without_an_answer_fails_closed_and_recovers_postgres() {
         app.get(WHOAMI, &[("X-API-Key", &secret)]).status == 200
     });
 }
+
+/// With the write lock held by another process (SQLite) or the audit table
+/// locked by another session (PostgreSQL), a request fails closed within the
+/// database wait (`KEYWARD_DB_WAIT_MS`, default 2 s: a queued job that waited
+/// it out is not tried, a statement stops waiting for the lock after it), not
+/// after the 10-14 s it once took; and `/readyz` is 503 from the first failed
+/// write on. Once the lock is gone, the same instance serves again.
+fn a_held_lock_fails_closed_within_the_database_wait(b: Backend) {
+    let app = TestApp::spawn(b);
+    let wait = app.settings().db_wait;
+    assert_eq!(wait, Duration::from_secs(2), "the default bound");
+    let (_, secret) = app.create_key("KEY_TYPE_SIEM");
+    assert_eq!(app.get(WHOAMI, &[("X-API-Key", &secret)]).status, 200);
+    assert_eq!(app.get("/readyz", &[]).status, 200);
+
+    let blocker: Box<dyn std::any::Any> = match app.settings().database_url.clone() {
+        DbUrl::Sqlite(path) => {
+            let mut c = diesel::SqliteConnection::establish(&path.to_string_lossy()).unwrap();
+            c.batch_execute("PRAGMA busy_timeout = 5000; BEGIN IMMEDIATE").expect("take the write lock");
+            Box::new(c)
+        }
+        DbUrl::Postgres(_) => {
+            let mut c = app.db();
+            c.batch_execute("BEGIN; LOCK TABLE audit_events IN ACCESS EXCLUSIVE MODE").expect("lock the log");
+            Box::new(c)
+        }
+    };
+    let started = std::time::Instant::now();
+    let r = app.get(WHOAMI, &[("X-API-Key", &secret)]);
+    let took = started.elapsed();
+    assert_eq!(r.status, 503, "{}", r.text);
+    assert_eq!(r.code().as_deref(), Some("unavailable"), "{}", r.text);
+    // Two waits at most: one in the queue behind a group that is waiting, one for its own group.
+    assert!(took < 2 * wait + Duration::from_secs(2), "503 after {took:?} (database wait {wait:?})");
+    let ready = app.get("/readyz", &[]);
+    assert_eq!(ready.status, 503, "/readyz after the first failed write: {}", ready.text);
+    eprintln!("{:?}: 503 after {took:?}; /readyz 503 at once", b);
+    drop(blocker);
+    assert_unavailable(&app, &r);
+
+    eventually(Duration::from_secs(30), "/readyz is 200 again", || app.get("/readyz", &[]).status == 200);
+    assert_eq!(app.get(WHOAMI, &[("X-API-Key", &secret)]).status, 200);
+}
+both!(a_held_lock_fails_closed_within_the_database_wait);

@@ -1,4 +1,4 @@
-//! SCIM 2.0 at /scim/v2 (SPEC §5 team_users): the request sequences Okta and
+//! SCIM 2.0 at /scim/v2: the request sequences Okta and
 //! Entra ID provisioning send, filters and paging, RFC 7644 error bodies with
 //! scimType, the team rules (owner, legal hold, irreversible removal), key
 //! refusals as SCIM 401s, and one audit event for every request.

@@ -1,5 +1,5 @@
 //! A key's secret is shown once, by create or rotate, and never again: not in
-//! the database, the logs, the audit log or any error (SPEC §3). The pepper and
+//! the database, the logs, the audit log or any error. The pepper and
 //! console tokens are kept out of the same places.
 
 use crate::both;

@@ -28,7 +28,7 @@ fn page(app: &TestApp, secret: &str, query: &str) -> (Vec<Value>, String, bool, 
 
 /// Follows the feed from the start (or `cursor`) until `has_more` is false.
 /// Returns the events, the last cursor and the request id of the last poll.
-fn follow(
+pub(crate) fn follow(
     app: &TestApp,
     secret: &str,
     extra: &str,

@@ -1,5 +1,5 @@
 //! The team_users surface (User Management key): provisioning, status changes,
-//! irreversible removal, the owner's protection, offboarding at once (SPEC §5).
+//! irreversible removal, the owner's protection, offboarding at once.
 
 use crate::both;
 use crate::helpers::{assert_error, assert_refused, event_of, key_get, key_post, Backend, TestApp};
