@@ -7,6 +7,7 @@ use crate::audit::writer::commit_now;
 use crate::audit::{event_json, ActorType, EventDraft, SYSTEM_CHAIN};
 use crate::config::Settings;
 use crate::db::{self, store, DbConn};
+use crate::domain::authz::Unrouted;
 use crate::domain::Role;
 use crate::error::{AppError, AppResult};
 use crate::service::team;
@@ -17,8 +18,8 @@ pub const CLI_ACTOR: &str = "keyward-cli";
 /// Longest console token the CLI mints.
 pub const MAX_TOKEN_TTL_SECS: i64 = 7 * 24 * 3600;
 
-fn draft(operation: &str, tenant_id: Option<&str>) -> EventDraft {
-    let mut d = EventDraft::new(operation, new_request_id());
+fn draft(operation: Unrouted, tenant_id: Option<&str>) -> EventDraft {
+    let mut d = EventDraft::new(operation.name(), new_request_id());
     d.tenant_id = tenant_id.map(str::to_owned);
     d.actor_type = ActorType::Service;
     d.actor_id = Some(CLI_ACTOR.into());
@@ -37,7 +38,7 @@ pub fn create_tenant(conn: &mut DbConn, name: &str, owner_email: &str) -> AppRes
     // the tenant's own chain: the draft names the chain afterwards.
     let (name, email) = (name.to_string(), owner_email.to_string());
     let tenant_id = uuid::Uuid::now_v7().to_string();
-    let mut d = draft("tenant.create", Some(&tenant_id));
+    let mut d = draft(Unrouted::TenantCreate, Some(&tenant_id));
     d.metadata.insert("source".into(), json!("cli"));
     let tid = tenant_id.clone();
     commit_now(conn, d, move |c| team::create_tenant_with_id(c, &tid, &name, &email))
@@ -48,7 +49,9 @@ pub fn create_member(conn: &mut DbConn, tenant_id: &str, email: &str, role: Role
     if store::find_tenant(conn, tenant_id)?.is_none() {
         return Err(AppError::not_found(format!("no tenant {tenant_id}")));
     }
-    commit_now(conn, draft("member.create", Some(tenant_id)), move |c| team::create_member(c, &tid, &email, role))
+    commit_now(conn, draft(Unrouted::MemberCreate, Some(tenant_id)), move |c| {
+        team::create_member(c, &tid, &email, role)
+    })
 }
 
 /// Parses `1h`, `30m`, `45s`, `2d` or plain seconds.
@@ -78,7 +81,7 @@ pub fn console_token(
     let member = store::find_member(conn, tenant_id, member_id)?
         .ok_or_else(|| AppError::not_found(format!("no member {member_id} in tenant {tenant_id}")))?;
     let token = crate::auth::console::mint_token(settings, tenant_id, &member.id, ttl_secs)?;
-    let mut d = draft("console_token.issue", Some(tenant_id));
+    let mut d = draft(Unrouted::ConsoleTokenIssue, Some(tenant_id));
     d.metadata =
         Map::from_iter([("member_id".to_string(), json!(member.id)), ("ttl_seconds".to_string(), json!(ttl_secs))]);
     commit_now(conn, d, |_| Ok(((), Map::new())))?;

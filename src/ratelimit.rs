@@ -204,21 +204,21 @@ fn retry_after(not_until: &governor::NotUntil<<DefaultClock as Clock>::Instant>)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::authz::find;
+    use crate::domain::authz::Op;
 
     #[test]
     fn a_tenant_gets_its_quota_per_operation_then_a_retry_after() {
         let limits = RateLimits::new(3, 1, 0);
-        let list = find("team.asset.list").unwrap();
+        let list = Op::TeamAssetList.spec();
         for _ in 0..3 {
             assert!(limits.check_tenant("t1", list).is_ok());
         }
         let wait = limits.check_tenant("t1", list).unwrap_err();
         assert!((1..=60).contains(&wait), "{wait}");
         assert!(limits.check_tenant("t2", list).is_ok(), "tenants are limited separately");
-        let whoami = find("auth.whoami").unwrap();
+        let whoami = Op::AuthWhoami.spec();
         assert!(limits.check_tenant("t1", whoami).is_ok(), "operations are limited separately");
-        let scope = find("team.asset.update_scope").unwrap();
+        let scope = Op::TeamAssetUpdateScope.spec();
         assert!(limits.check_tenant("t1", scope).is_ok());
         assert!(limits.check_tenant("t1", scope).is_err(), "writes have their own, smaller quota");
     }
@@ -226,7 +226,7 @@ mod tests {
     #[test]
     fn zero_turns_limiting_off() {
         let limits = RateLimits::new(0, 0, 0);
-        let list = find("team.asset.list").unwrap();
+        let list = Op::TeamAssetList.spec();
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
         for _ in 0..10_000 {
             assert!(limits.check_tenant("t1", list).is_ok());
@@ -274,9 +274,9 @@ mod tests {
 
     #[test]
     fn reads_and_writes_follow_the_table() {
-        assert_eq!(access_of(find("team.asset.list").unwrap()), Access::Read);
-        assert_eq!(access_of(find("team.asset.update_scope").unwrap()), Access::Write);
-        assert_eq!(access_of(find("enterprise.key.create").unwrap()), Access::Write);
-        assert_eq!(access_of(find("enterprise.key.list").unwrap()), Access::Read);
+        assert_eq!(access_of(Op::TeamAssetList.spec()), Access::Read);
+        assert_eq!(access_of(Op::TeamAssetUpdateScope.spec()), Access::Write);
+        assert_eq!(access_of(Op::EnterpriseKeyCreate.spec()), Access::Write);
+        assert_eq!(access_of(Op::EnterpriseKeyList.spec()), Access::Read);
     }
 }

@@ -9,20 +9,10 @@ use crate::domain::assets::{valid_identifier, AssetType, ShareScope};
 use crate::error::{AppError, AppResult};
 use crate::service::assets::{self as asset_service, AssetReport};
 use crate::state::AppState;
-use actix_web::{web, HttpRequest, HttpResponse, Route};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
-
-pub fn route(name: &str) -> Option<Route> {
-    Some(match name {
-        "team.asset.list" => web::get().to(list),
-        "team.asset.update_scope" => web::post().to(update_scope),
-        "team.asset.upsert" => web::post().to(upsert),
-        "team.asset.delete" => web::post().to(delete),
-        _ => return None,
-    })
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,7 +27,7 @@ struct ListAssets {
     offset: Option<i64>,
 }
 
-async fn list(auth: KeyAuth, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+pub(super) async fn list(auth: KeyAuth, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     let q: ListAssets = query(&req)?;
     let page = Page::new(q.limit, q.offset)?;
     if let (Some(s), Some(e)) = (q.start_time, q.end_time) {
@@ -74,7 +64,7 @@ struct UpdateScope {
     note: String,
 }
 
-async fn update_scope(
+pub(super) async fn update_scope(
     auth: KeyAuth,
     body: JsonBody,
     req: HttpRequest,
@@ -116,7 +106,7 @@ async fn claim_tenant(state: &AppState, req: &HttpRequest, tenant_id: &str) -> A
     Ok(())
 }
 
-async fn upsert(
+pub(super) async fn upsert(
     _: IngestAuth,
     body: JsonBody,
     req: HttpRequest,
@@ -156,7 +146,7 @@ struct Delete {
     asset_id: String,
 }
 
-async fn delete(
+pub(super) async fn delete(
     _: IngestAuth,
     body: JsonBody,
     req: HttpRequest,

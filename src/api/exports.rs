@@ -10,27 +10,11 @@ use crate::error::{AppError, AppResult, ErrorCode};
 use crate::exports::{self as jobs, build, runner, EdiscoveryRequest};
 use crate::state::AppState;
 use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse, Route};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
 use std::io::Read;
-
-/// This surface's routes, by operation name.
-pub fn route(name: &str) -> Option<Route> {
-    Some(match name {
-        "enterprise.export.create" => web::post().to(create),
-        "enterprise.export.detail" => web::get().to(detail),
-        "enterprise.export.list" => web::get().to(list),
-        "enterprise.export.downloadUrl" => web::get().to(download_url),
-        "enterprise.export.download" => web::get().to(download),
-        "enterprise.compliance.export.create" => web::post().to(compliance_create),
-        "enterprise.compliance.export.detail" => web::get().to(compliance_detail),
-        "enterprise.compliance.export.downloadUrl" => web::get().to(compliance_download_url),
-        "enterprise.compliance.export.download" => web::get().to(compliance_download),
-        _ => return None,
-    })
-}
 
 /// The one answer to every bad link, whatever the reason (the audit event has it).
 pub const LINK_REFUSED: &str = "invalid or expired download link";
@@ -61,7 +45,7 @@ struct CreateExport {
     reason: String,
 }
 
-async fn create(
+pub(super) async fn create(
     auth: KeyAuth,
     body: JsonBody,
     req: HttpRequest,
@@ -82,7 +66,7 @@ struct ExportRef {
     uid: String,
 }
 
-async fn detail(auth: KeyAuth, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+pub(super) async fn detail(auth: KeyAuth, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     detail_of(auth, req, state, ExportKind::Ediscovery).await
 }
 
@@ -93,7 +77,7 @@ struct ListExports {
     offset: Option<i64>,
 }
 
-async fn list(auth: KeyAuth, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+pub(super) async fn list(auth: KeyAuth, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     let q: ListExports = query(&req)?;
     let page = Page::new(q.limit, q.offset)?;
     let tenant = auth.0.tenant_id;
@@ -104,11 +88,15 @@ async fn list(auth: KeyAuth, req: HttpRequest, state: web::Data<AppState>) -> Ap
     Ok(ok(fields(json!({"exports": items, "total": total, "limit": page.limit, "offset": page.offset}))))
 }
 
-async fn download_url(auth: KeyAuth, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+pub(super) async fn download_url(
+    auth: KeyAuth,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
     download_url_of(auth, req, state, ExportKind::Ediscovery).await
 }
 
-async fn download(req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+pub(super) async fn download(req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     download_of(req, state, ExportKind::Ediscovery).await
 }
 
@@ -123,7 +111,7 @@ struct CreateCompliance {
     include_payload: bool,
 }
 
-async fn compliance_create(
+pub(super) async fn compliance_create(
     auth: KeyAuth,
     body: JsonBody,
     req: HttpRequest,
@@ -139,11 +127,15 @@ async fn compliance_create(
     Ok(ok(fields(json!({"export": export}))))
 }
 
-async fn compliance_detail(auth: KeyAuth, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+pub(super) async fn compliance_detail(
+    auth: KeyAuth,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
     detail_of(auth, req, state, ExportKind::Compliance).await
 }
 
-async fn compliance_download_url(
+pub(super) async fn compliance_download_url(
     auth: KeyAuth,
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -151,7 +143,7 @@ async fn compliance_download_url(
     download_url_of(auth, req, state, ExportKind::Compliance).await
 }
 
-async fn compliance_download(req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+pub(super) async fn compliance_download(req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     download_of(req, state, ExportKind::Compliance).await
 }
 

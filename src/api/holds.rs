@@ -6,18 +6,9 @@ use crate::db::store;
 use crate::error::AppResult;
 use crate::service::holds;
 use crate::state::AppState;
-use actix_web::{web, HttpRequest, HttpResponse, Route};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
-
-pub fn route(name: &str) -> Option<Route> {
-    Some(match name {
-        "enterprise.hold.create" => web::post().to(create),
-        "enterprise.hold.list" => web::get().to(list),
-        "enterprise.hold.release" => web::post().to(release),
-        _ => return None,
-    })
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,7 +17,7 @@ struct CreateHold {
     reason: String,
 }
 
-async fn create(
+pub(super) async fn create(
     auth: KeyAuth,
     body: JsonBody,
     req: HttpRequest,
@@ -55,7 +46,7 @@ struct ListHolds {
     offset: Option<i64>,
 }
 
-async fn list(auth: KeyAuth, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+pub(super) async fn list(auth: KeyAuth, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     let q: ListHolds = query(&req)?;
     let page = Page::new(q.limit, q.offset)?;
     let tenant = auth.0.tenant_id;
@@ -84,7 +75,7 @@ struct ReleaseHold {
     reason: Option<String>,
 }
 
-async fn release(
+pub(super) async fn release(
     auth: KeyAuth,
     body: JsonBody,
     req: HttpRequest,

@@ -7,8 +7,9 @@
 
 use super::context::AuditCtx;
 use crate::audit::{outcome_for, EventDraft, OUTCOME_DENIED};
+use crate::domain::authz::{self, Unrouted};
 use crate::domain::request_path::{self, PathRefusal};
-use crate::domain::{authz, Method, Operation};
+use crate::domain::{Method, Operation};
 use crate::error::AppError;
 use crate::ratelimit::Charge;
 use crate::state::AppState;
@@ -28,7 +29,7 @@ const PROBES: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 /// gateway judges itself (and refuses, with its reason, if not canonical).
 pub const GATEWAY_PREFIX: &str = "/v2/authz.check/";
 /// The operation recorded for a request that names none of the table.
-pub const UNKNOWN_ROUTE: &str = "unknown_route";
+const UNKNOWN_ROUTE: Unrouted = Unrouted::UnknownRoute;
 
 /// What the middleware decides about a request before it is routed.
 struct Target<'a> {
@@ -43,20 +44,22 @@ struct Target<'a> {
 fn target<'a>(method: &str, raw: &'a str) -> Target<'a> {
     let path = if raw.starts_with(GATEWAY_PREFIX) { Ok(Cow::Borrowed(raw)) } else { request_path::canonical(raw) };
     let Ok(canonical) = &path else {
-        return Target { path, op: None, name: UNKNOWN_ROUTE, audited: true };
+        return Target { path, op: None, name: UNKNOWN_ROUTE.name(), audited: true };
     };
     if PROBES.contains(&canonical.as_ref()) {
-        return Target { op: None, name: "probe", audited: false, path };
+        return Target { op: None, name: Unrouted::Probe.name(), audited: false, path };
     }
     let op = if canonical == "/v2/authz.check" || canonical.starts_with(GATEWAY_PREFIX) {
-        authz::find("authz.check")
+        Some(authz::Op::AuthzCheck.spec())
     } else {
         Method::parse(method).and_then(|m| authz::resolve(m, canonical))
     };
     let name = match op {
         Some(op) => op.name,
         // A known path with the wrong method still names its operation.
-        None => Method::ALL.into_iter().find_map(|m| authz::resolve(m, canonical)).map_or(UNKNOWN_ROUTE, |o| o.name),
+        None => {
+            Method::ALL.into_iter().find_map(|m| authz::resolve(m, canonical)).map_or(UNKNOWN_ROUTE.name(), |o| o.name)
+        }
     };
     Target { path, op, name, audited: true }
 }
@@ -205,26 +208,27 @@ async fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::authz::Op;
 
     #[test]
     fn every_spelling_resolves_once_from_the_canonical_path() {
         let t = target("GET", "/%762/authz.check");
-        assert_eq!((t.name, t.audited), ("authz.check", true));
+        assert_eq!((t.name, t.audited), (Op::AuthzCheck.name(), true));
         assert_eq!(t.path.unwrap(), "/v2/authz.check");
         let t = target("POST", "/%69nternal/v2/team.asset.upsert");
-        assert_eq!(t.name, "team.asset.upsert");
+        assert_eq!(t.name, Op::TeamAssetUpsert.name());
         let t = target("GET", "/v2/auth%2Ewhoami");
-        assert_eq!(t.name, "auth.whoami");
+        assert_eq!(t.name, Op::AuthWhoami.name());
         let t = target("GET", "/v2/../healthz");
-        assert_eq!((t.name, t.audited), (UNKNOWN_ROUTE, true));
+        assert_eq!((t.name, t.audited), (UNKNOWN_ROUTE.name(), true));
         assert!(t.path.is_err());
         let t = target("GET", "/%68ealthz");
-        assert_eq!((t.name, t.audited), ("probe", false));
+        assert_eq!((t.name, t.audited), (Unrouted::Probe.name(), false));
         let t = target("GET", "/V2/auth.whoami");
-        assert_eq!((t.name, t.audited), (UNKNOWN_ROUTE, true), "case is significant, and audited");
+        assert_eq!((t.name, t.audited), (UNKNOWN_ROUTE.name(), true), "case is significant, and audited");
         let t = target("GET", "/v2/authz.check/scim/v2/Users/..%2F..");
-        assert_eq!(t.name, "authz.check", "the gateway judges its original path itself");
+        assert_eq!(t.name, Op::AuthzCheck.name(), "the gateway judges its original path itself");
         let t = target("DELETE", "/v2/auth.whoami");
-        assert_eq!((t.name, t.op.is_none()), ("auth.whoami", true));
+        assert_eq!((t.name, t.op.is_none()), (Op::AuthWhoami.name(), true));
     }
 }

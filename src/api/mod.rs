@@ -14,51 +14,80 @@ pub mod scim;
 pub mod siem;
 pub mod team_users;
 
-use crate::domain::{authz, Method};
+use crate::domain::authz::{self, Op};
+use crate::domain::Method;
 use crate::error::AppError;
 use actix_web::{web, HttpRequest, HttpResponse, Route};
 
-/// The handler of each operation of the authorizer table that is served.
-/// Operations of the table without a handler are not routed (404).
-fn handler(name: &str) -> Option<Route> {
-    console_route(name)
-        .or_else(|| team_users::route(name))
-        .or_else(|| scim::route(name))
-        .or_else(|| assets::route(name))
-        .or_else(|| exports::route(name))
-        .or_else(|| holds::route(name))
-        .or_else(|| siem::route(name))
-}
-
-fn console_route(name: &str) -> Option<Route> {
-    Some(match name {
-        "enterprise.key.create" => web::post().to(keys::create),
-        "enterprise.key.list" => web::get().to(keys::list),
-        "enterprise.key.detail" => web::get().to(keys::detail),
-        "enterprise.key.update" => web::post().to(keys::update),
-        "enterprise.key.rotate" => web::post().to(keys::rotate),
-        "enterprise.key.revoke" => web::post().to(keys::revoke),
-        "enterprise.key_policy.detail" => web::get().to(keys::policy_detail),
-        "enterprise.key_policy.update" => web::post().to(keys::policy_update),
-        "enterprise.audit.list" => web::get().to(audit::list),
-        "enterprise.audit.verify" => web::get().to(audit::verify_chain),
-        "auth.whoami" => web::get().to(identity::whoami),
-        _ => return None,
-    })
+/// The handler of each operation, on `route` (its method's). Exhaustive: an
+/// operation of the table without a handler does not compile.
+fn handler(op: Op, route: Route) -> Route {
+    match op {
+        Op::EnterpriseKeyCreate => route.to(keys::create),
+        Op::EnterpriseKeyList => route.to(keys::list),
+        Op::EnterpriseKeyDetail => route.to(keys::detail),
+        Op::EnterpriseKeyUpdate => route.to(keys::update),
+        Op::EnterpriseKeyRotate => route.to(keys::rotate),
+        Op::EnterpriseKeyRevoke => route.to(keys::revoke),
+        Op::EnterpriseKeyPolicyDetail => route.to(keys::policy_detail),
+        Op::EnterpriseKeyPolicyUpdate => route.to(keys::policy_update),
+        Op::EnterpriseAuditList => route.to(audit::list),
+        Op::EnterpriseAuditVerify => route.to(audit::verify_chain),
+        Op::AuthWhoami => route.to(identity::whoami),
+        Op::AuthzCheck => route.to(identity::check),
+        Op::TeamUserList => route.to(team_users::list),
+        Op::TeamUserDetail => route.to(team_users::detail),
+        Op::TeamUserCreate => route.to(team_users::create),
+        Op::TeamUserUpdate => route.to(team_users::update),
+        Op::TeamUserRemove => route.to(team_users::remove),
+        Op::ScimServiceProviderConfig => route.to(scim::service_provider_config),
+        Op::ScimResourceTypes => route.to(scim::resource_types),
+        Op::ScimSchemas => route.to(scim::schemas),
+        Op::ScimUsersList => route.to(scim::list_users),
+        Op::ScimUsersGet => route.to(scim::get_user),
+        Op::ScimUsersCreate => route.to(scim::create_user),
+        Op::ScimUsersReplace => route.to(scim::replace_user),
+        Op::ScimUsersPatch => route.to(scim::patch_user),
+        Op::ScimUsersDelete => route.to(scim::delete_user),
+        Op::TeamAssetList => route.to(assets::list),
+        Op::TeamAssetUpdateScope => route.to(assets::update_scope),
+        Op::EnterpriseExportCreate => route.to(exports::create),
+        Op::EnterpriseExportDetail => route.to(exports::detail),
+        Op::EnterpriseExportList => route.to(exports::list),
+        Op::EnterpriseExportDownloadUrl => route.to(exports::download_url),
+        Op::EnterpriseHoldCreate => route.to(holds::create),
+        Op::EnterpriseHoldList => route.to(holds::list),
+        Op::EnterpriseHoldRelease => route.to(holds::release),
+        Op::EnterpriseComplianceEventList => route.to(siem::event_list),
+        Op::EnterpriseComplianceExportCreate => route.to(exports::compliance_create),
+        Op::EnterpriseComplianceExportDetail => route.to(exports::compliance_detail),
+        Op::EnterpriseComplianceExportDownloadUrl => route.to(exports::compliance_download_url),
+        Op::EnterpriseExportDownload => route.to(exports::download),
+        Op::EnterpriseComplianceExportDownload => route.to(exports::compliance_download),
+        Op::TeamAssetUpsert => route.to(assets::upsert),
+        Op::TeamAssetDelete => route.to(assets::delete),
+    }
 }
 
 const PROBES: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
-const GATEWAY_PATHS: [&str; 2] = ["/v2/authz.check", "/v2/authz.check/{tail}"];
+/// The gateway answers on its own path and, for Envoy, on every path below it, for every method.
+const GATEWAY_PATHS: [&str; 2] = ["/v2/authz.check", "/v2/authz.check/{tail:.*}"];
+
+/// The operations served on their table path and method (the gateway has paths of its own).
+fn table_routed() -> impl Iterator<Item = &'static authz::Operation> {
+    authz::OPERATIONS.iter().filter(|o| o.id != Op::AuthzCheck)
+}
 
 /// Every (method, path template) the router serves; the OpenAPI test compares it with `openapi.yaml`.
 pub fn routes() -> Vec<(&'static str, String)> {
     let mut out: Vec<(&'static str, String)> = PROBES.iter().map(|p| ("GET", p.to_string())).collect();
-    for op in authz::OPERATIONS.iter().filter(|o| handler(o.name).is_some()) {
+    for op in table_routed() {
         out.push((op.method.as_str(), op.path.to_string()));
     }
     for path in GATEWAY_PATHS {
         for m in Method::ALL {
-            out.push((m.as_str(), path.to_string()));
+            // OpenAPI names the tail parameter without its pattern.
+            out.push((m.as_str(), path.replace("{tail:.*}", "{tail}")));
         }
     }
     out
@@ -85,17 +114,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     }
     // One resource per path, with a route per method (SCIM serves several methods on one path).
     let mut paths: Vec<&'static str> = Vec::new();
-    for op in authz::OPERATIONS.iter().filter(|o| handler(o.name).is_some()) {
+    for op in table_routed() {
         if !paths.contains(&op.path) {
             paths.push(op.path);
         }
     }
     for path in paths {
-        let ops: Vec<_> = authz::OPERATIONS.iter().filter(|o| o.path == path && handler(o.name).is_some()).collect();
+        let ops: Vec<_> = table_routed().filter(|o| o.path == path).collect();
         let allow = ops.iter().map(|o| o.method.as_str()).collect::<Vec<_>>().join(", ");
         let mut resource = web::resource(path);
         for op in ops {
-            resource = resource.route(handler(op.name).expect("filtered above"));
+            resource = resource.route(handler(op.id, method_route(op.method)));
         }
         cfg.service(resource.default_service(web::to(move || {
             let allow = allow.clone();
@@ -103,10 +132,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         })));
     }
     let all_methods = Method::ALL.map(Method::as_str).join(", ");
-    for path in ["/v2/authz.check", "/v2/authz.check/{tail:.*}"] {
+    for path in GATEWAY_PATHS {
         let mut resource = web::resource(path);
         for m in Method::ALL {
-            resource = resource.route(method_route(m).to(identity::check));
+            resource = resource.route(handler(Op::AuthzCheck, method_route(m)));
         }
         let allow = all_methods.clone();
         cfg.service(resource.default_service(web::to(move || {

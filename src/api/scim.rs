@@ -19,7 +19,7 @@ use crate::service::team::{self, TeamUserFields};
 use crate::service::Meta;
 use crate::state::AppState;
 use actix_web::http::{header, StatusCode};
-use actix_web::{web, HttpRequest, HttpResponse, ResponseError, Route};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde_json::{json, Map, Value};
 
 /// The media type of every SCIM answer (RFC 7644 §3.1).
@@ -27,22 +27,6 @@ pub const CONTENT_TYPE: &str = "application/scim+json";
 const BASE: &str = "/scim/v2";
 /// Most members a filtered list looks at (filters select by near-unique attributes).
 const CANDIDATE_CAP: i64 = 10_000;
-
-/// This surface's routes, by operation name.
-pub fn route(name: &str) -> Option<Route> {
-    Some(match name {
-        "scim.service_provider_config" => web::get().to(service_provider_config),
-        "scim.resource_types" => web::get().to(resource_types),
-        "scim.schemas" => web::get().to(schemas),
-        "scim.users.list" => web::get().to(list_users),
-        "scim.users.get" => web::get().to(get_user),
-        "scim.users.create" => web::post().to(create_user),
-        "scim.users.replace" => web::put().to(replace_user),
-        "scim.users.patch" => web::patch().to(patch_user),
-        "scim.users.delete" => web::delete().to(delete_user),
-        _ => return None,
-    })
-}
 
 // ------------------------------------------------------------------ errors
 
@@ -302,7 +286,7 @@ fn list_response(total: usize, start: i64, items: Option<Vec<Value>>) -> Value {
 
 // ------------------------------------------------------------------ discovery
 
-pub async fn service_provider_config(req: HttpRequest, state: web::Data<AppState>) -> ScimResult {
+pub(super) async fn service_provider_config(req: HttpRequest, state: web::Data<AppState>) -> ScimResult {
     authorize(&state, &req).await?;
     Ok(respond(
         StatusCode::OK,
@@ -345,7 +329,7 @@ fn user_resource_type() -> Value {
     })
 }
 
-pub async fn resource_types(req: HttpRequest, state: web::Data<AppState>) -> ScimResult {
+pub(super) async fn resource_types(req: HttpRequest, state: web::Data<AppState>) -> ScimResult {
     authorize(&state, &req).await?;
     Ok(respond(StatusCode::OK, &list_response(1, 1, Some(vec![user_resource_type()]))))
 }
@@ -411,7 +395,7 @@ fn user_schema() -> Value {
     })
 }
 
-pub async fn schemas(req: HttpRequest, state: web::Data<AppState>) -> ScimResult {
+pub(super) async fn schemas(req: HttpRequest, state: web::Data<AppState>) -> ScimResult {
     authorize(&state, &req).await?;
     Ok(respond(StatusCode::OK, &list_response(1, 1, Some(vec![user_schema()]))))
 }
@@ -492,7 +476,7 @@ fn filtered(c: &mut DbConn, tenant_id: &str, f: &Filter) -> AppResult<Vec<Member
     Ok(found)
 }
 
-pub async fn list_users(req: HttpRequest, state: web::Data<AppState>) -> ScimResult {
+pub(super) async fn list_users(req: HttpRequest, state: web::Data<AppState>) -> ScimResult {
     let key = authorize(&state, &req).await?;
     let q = list_query(&req)?;
     let (start, count) = rules::paging(q.start_index, q.count);
@@ -521,14 +505,18 @@ pub async fn list_users(req: HttpRequest, state: web::Data<AppState>) -> ScimRes
     Ok(respond(StatusCode::OK, &list_response(total, start, items)))
 }
 
-pub async fn get_user(req: HttpRequest, state: web::Data<AppState>) -> ScimResult {
+pub(super) async fn get_user(req: HttpRequest, state: web::Data<AppState>) -> ScimResult {
     let key = authorize(&state, &req).await?;
     let (tenant_id, id) = (key.tenant_id, path_id(&req));
     let m = state.read(move |c| load_visible(c, &tenant_id, &id)).await?;
     Ok(user_response(StatusCode::OK, &m))
 }
 
-pub async fn create_user(req: HttpRequest, state: web::Data<AppState>, body: Result<JsonBody, AppError>) -> ScimResult {
+pub(super) async fn create_user(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: Result<JsonBody, AppError>,
+) -> ScimResult {
     let key = authorize(&state, &req).await?;
     let doc = parse_body(body)?;
     let changes = rules::parse_resource(&doc)?;
@@ -557,7 +545,7 @@ pub async fn create_user(req: HttpRequest, state: web::Data<AppState>, body: Res
     Ok(user_response(StatusCode::CREATED, &created))
 }
 
-pub async fn replace_user(
+pub(super) async fn replace_user(
     req: HttpRequest,
     state: web::Data<AppState>,
     body: Result<JsonBody, AppError>,
@@ -571,7 +559,11 @@ pub async fn replace_user(
     Ok(user_response(StatusCode::OK, &m))
 }
 
-pub async fn patch_user(req: HttpRequest, state: web::Data<AppState>, body: Result<JsonBody, AppError>) -> ScimResult {
+pub(super) async fn patch_user(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: Result<JsonBody, AppError>,
+) -> ScimResult {
     let key = authorize(&state, &req).await?;
     let doc = parse_body(body)?;
     let changes = rules::parse_patch(&doc)?;
@@ -582,7 +574,7 @@ pub async fn patch_user(req: HttpRequest, state: web::Data<AppState>, body: Resu
 }
 
 /// Removes the member (irreversible; refused for the owner and for members under legal hold).
-pub async fn delete_user(req: HttpRequest, state: web::Data<AppState>) -> ScimResult {
+pub(super) async fn delete_user(req: HttpRequest, state: web::Data<AppState>) -> ScimResult {
     let key = authorize(&state, &req).await?;
     let (tenant_id, id) = (key.tenant_id, path_id(&req));
     audit_status(&req, StatusCode::NO_CONTENT);

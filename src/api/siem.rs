@@ -12,17 +12,10 @@ use crate::db::models::to_naive;
 use crate::db::store::{self, EventFilter};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
-use actix_web::{web, HttpRequest, HttpResponse, Route};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
-
-pub fn route(name: &str) -> Option<Route> {
-    Some(match name {
-        "enterprise.compliance.event.list" => web::get().to(event_list),
-        _ => return None,
-    })
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -35,7 +28,7 @@ struct EventList {
     include_payload: bool,
 }
 
-async fn event_list(auth: KeyAuth, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+pub(super) async fn event_list(auth: KeyAuth, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     let q: EventList = query(&req)?;
     let limit = limit(q.limit)?;
     let after = q.cursor.as_deref().map(decode_cursor).transpose()?.unwrap_or(0);

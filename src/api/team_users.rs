@@ -7,20 +7,9 @@ use crate::domain::{MemberStatus, Role};
 use crate::error::{AppError, AppResult};
 use crate::service::team::{self, TeamUserFields};
 use crate::state::AppState;
-use actix_web::{web, HttpRequest, HttpResponse, Route};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
-
-pub fn route(name: &str) -> Option<Route> {
-    Some(match name {
-        "team.user.list" => web::get().to(list),
-        "team.user.detail" => web::get().to(detail),
-        "team.user.create" => web::post().to(create),
-        "team.user.update" => web::post().to(update),
-        "team.user.remove" => web::post().to(remove),
-        _ => return None,
-    })
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,7 +21,7 @@ struct ListUsers {
     offset: Option<i64>,
 }
 
-async fn list(auth: KeyAuth, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+pub(super) async fn list(auth: KeyAuth, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     let q: ListUsers = query(&req)?;
     let page = Page::new(q.limit, q.offset)?;
     let filter = MemberFilter {
@@ -53,7 +42,7 @@ struct UserRef {
     team_user_id: String,
 }
 
-async fn detail(auth: KeyAuth, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+pub(super) async fn detail(auth: KeyAuth, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     let q: UserRef = query(&req)?;
     let tenant = auth.0.tenant_id;
     let m = state.read(move |c| team::load_team_user(c, &tenant, &q.team_user_id)).await?;
@@ -70,7 +59,7 @@ struct CreateUser {
     user_name: Option<String>,
 }
 
-async fn create(
+pub(super) async fn create(
     auth: KeyAuth,
     body: JsonBody,
     req: HttpRequest,
@@ -98,7 +87,7 @@ struct UpdateUser {
     role: Option<Role>,
 }
 
-async fn update(
+pub(super) async fn update(
     auth: KeyAuth,
     body: JsonBody,
     req: HttpRequest,
@@ -114,7 +103,7 @@ async fn update(
     Ok(ok(fields(json!({"team_user": team::team_user_json(&m)}))))
 }
 
-async fn remove(
+pub(super) async fn remove(
     auth: KeyAuth,
     body: JsonBody,
     req: HttpRequest,

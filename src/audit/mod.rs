@@ -204,7 +204,7 @@ mod tests {
             tenant_id: optional.clone(),
             seq: 42,
             occurred_at: NaiveDateTime::parse_from_str(at, "%Y-%m-%d %H:%M:%S%.f").unwrap(),
-            operation: "auth.whoami".into(),
+            operation: crate::domain::authz::Op::AuthWhoami.name().into(),
             outcome: "ALLOWED".into(),
             reason: optional.clone(),
             actor_type: "API_KEY".into(),

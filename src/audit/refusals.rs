@@ -3,6 +3,7 @@
 //! reasons, first and last time), on the system chain.
 
 use super::{EventDraft, OUTCOME_DENIED};
+use crate::domain::authz::Unrouted;
 use crate::ratelimit::{RefusalTally, OVER_BUDGET};
 use crate::state::AppState;
 use serde_json::json;
@@ -10,12 +11,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The operation a summary event records.
-pub const SUMMARY_OPERATION: &str = "audit.refusals_summarized";
-
 /// The summary event of one address's tally.
 pub fn summary_event(ip: IpAddr, tally: &RefusalTally, window: Duration) -> EventDraft {
-    let mut draft = EventDraft::new(SUMMARY_OPERATION, crate::telemetry::new_request_id());
+    let mut draft = EventDraft::new(Unrouted::RefusalsSummarized.name(), crate::telemetry::new_request_id());
     draft.client_ip = Some(ip.to_string());
     draft.status_code = 429;
     draft.reason = Some(OVER_BUDGET.to_string());

@@ -89,6 +89,7 @@ pub enum Reach {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Operation {
+    pub id: Op,
     pub name: &'static str,
     pub method: Method,
     /// Path template; `{name}` matches one path segment.
@@ -99,74 +100,132 @@ pub struct Operation {
 const OWNER: &[Role] = &[Role::Owner];
 const OWNER_AUDITOR: &[Role] = &[Role::Owner, Role::Auditor];
 
-const fn op(name: &'static str, method: Method, path: &'static str, reach: Reach) -> Operation {
-    Operation { name, method, path, reach }
+const fn op(id: Op, name: &'static str, method: Method, path: &'static str, reach: Reach) -> Operation {
+    Operation { id, name, method, path, reach }
+}
+
+impl Op {
+    /// The operation's row of the table.
+    pub fn spec(self) -> &'static Operation {
+        &OPERATIONS[self as usize]
+    }
+
+    pub fn name(self) -> &'static str {
+        self.spec().name
+    }
 }
 
 use Access::{Read, Write};
 use Method::{Delete, Get, Patch, Post, Put};
 use Surface::{Ediscovery, Siem, TeamAssets, TeamUsers};
 
-/// Every operation of the API. Routing, the gateway, whoami, the README matrix
-/// and the exhaustive tests all read this one table.
-pub static OPERATIONS: &[Operation] = &[
+/// Every operation of the API, as a variant of [`Op`] and a row of
+/// [`OPERATIONS`], from one list: routing (an exhaustive `match` on `Op`, so
+/// a row without a handler does not compile), the gateway, whoami, the README
+/// matrix and the exhaustive tests all read it.
+macro_rules! operations {
+    ($($(#[$doc:meta])* $variant:ident = $name:literal, $method:ident, $path:literal, $reach:expr;)*) => {
+        /// An operation of the API (its name, method, path and reach: [`Op::spec`]).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Op {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl Op {
+            pub const ALL: &'static [Op] = &[$(Op::$variant),*];
+        }
+
+        pub static OPERATIONS: &[Operation] = &[$(op(Op::$variant, $name, $method, $path, $reach)),*];
+    };
+}
+
+operations! {
     // Console: key lifecycle, policy, audit.
-    op("enterprise.key.create", Post, "/v2/enterprise.key.create", Reach::Console(OWNER)),
-    op("enterprise.key.list", Get, "/v2/enterprise.key.list", Reach::Console(OWNER_AUDITOR)),
-    op("enterprise.key.detail", Get, "/v2/enterprise.key.detail", Reach::Console(OWNER_AUDITOR)),
-    op("enterprise.key.update", Post, "/v2/enterprise.key.update", Reach::Console(OWNER)),
-    op("enterprise.key.rotate", Post, "/v2/enterprise.key.rotate", Reach::Console(OWNER)),
-    op("enterprise.key.revoke", Post, "/v2/enterprise.key.revoke", Reach::Console(OWNER)),
-    op("enterprise.key_policy.detail", Get, "/v2/enterprise.key_policy.detail", Reach::Console(OWNER_AUDITOR)),
-    op("enterprise.key_policy.update", Post, "/v2/enterprise.key_policy.update", Reach::Console(OWNER)),
-    op("enterprise.audit.list", Get, "/v2/enterprise.audit.list", Reach::Console(OWNER_AUDITOR)),
-    op("enterprise.audit.verify", Get, "/v2/enterprise.audit.verify", Reach::Console(OWNER_AUDITOR)),
+    EnterpriseKeyCreate = "enterprise.key.create", Post, "/v2/enterprise.key.create", Reach::Console(OWNER);
+    EnterpriseKeyList = "enterprise.key.list", Get, "/v2/enterprise.key.list", Reach::Console(OWNER_AUDITOR);
+    EnterpriseKeyDetail = "enterprise.key.detail", Get, "/v2/enterprise.key.detail", Reach::Console(OWNER_AUDITOR);
+    EnterpriseKeyUpdate = "enterprise.key.update", Post, "/v2/enterprise.key.update", Reach::Console(OWNER);
+    EnterpriseKeyRotate = "enterprise.key.rotate", Post, "/v2/enterprise.key.rotate", Reach::Console(OWNER);
+    EnterpriseKeyRevoke = "enterprise.key.revoke", Post, "/v2/enterprise.key.revoke", Reach::Console(OWNER);
+    EnterpriseKeyPolicyDetail = "enterprise.key_policy.detail", Get, "/v2/enterprise.key_policy.detail", Reach::Console(OWNER_AUDITOR);
+    EnterpriseKeyPolicyUpdate = "enterprise.key_policy.update", Post, "/v2/enterprise.key_policy.update", Reach::Console(OWNER);
+    EnterpriseAuditList = "enterprise.audit.list", Get, "/v2/enterprise.audit.list", Reach::Console(OWNER_AUDITOR);
+    EnterpriseAuditVerify = "enterprise.audit.verify", Get, "/v2/enterprise.audit.verify", Reach::Console(OWNER_AUDITOR);
     // Identity and gateway.
-    op("auth.whoami", Get, "/v2/auth.whoami", Reach::AnyCaller),
-    op("authz.check", Get, "/v2/authz.check", Reach::Gateway),
+    AuthWhoami = "auth.whoami", Get, "/v2/auth.whoami", Reach::AnyCaller;
+    AuthzCheck = "authz.check", Get, "/v2/authz.check", Reach::Gateway;
     // team_users: the User Management key.
-    op("team.user.list", Get, "/v2/team.user.list", Reach::Key(TeamUsers, Read)),
-    op("team.user.detail", Get, "/v2/team.user.detail", Reach::Key(TeamUsers, Read)),
-    op("team.user.create", Post, "/v2/team.user.create", Reach::Key(TeamUsers, Write)),
-    op("team.user.update", Post, "/v2/team.user.update", Reach::Key(TeamUsers, Write)),
-    op("team.user.remove", Post, "/v2/team.user.remove", Reach::Key(TeamUsers, Write)),
-    op("scim.service_provider_config", Get, "/scim/v2/ServiceProviderConfig", Reach::Key(TeamUsers, Read)),
-    op("scim.resource_types", Get, "/scim/v2/ResourceTypes", Reach::Key(TeamUsers, Read)),
-    op("scim.schemas", Get, "/scim/v2/Schemas", Reach::Key(TeamUsers, Read)),
-    op("scim.users.list", Get, "/scim/v2/Users", Reach::Key(TeamUsers, Read)),
-    op("scim.users.get", Get, "/scim/v2/Users/{id}", Reach::Key(TeamUsers, Read)),
-    op("scim.users.create", Post, "/scim/v2/Users", Reach::Key(TeamUsers, Write)),
-    op("scim.users.replace", Put, "/scim/v2/Users/{id}", Reach::Key(TeamUsers, Write)),
-    op("scim.users.patch", Patch, "/scim/v2/Users/{id}", Reach::Key(TeamUsers, Write)),
-    op("scim.users.delete", Delete, "/scim/v2/Users/{id}", Reach::Key(TeamUsers, Write)),
+    TeamUserList = "team.user.list", Get, "/v2/team.user.list", Reach::Key(TeamUsers, Read);
+    TeamUserDetail = "team.user.detail", Get, "/v2/team.user.detail", Reach::Key(TeamUsers, Read);
+    TeamUserCreate = "team.user.create", Post, "/v2/team.user.create", Reach::Key(TeamUsers, Write);
+    TeamUserUpdate = "team.user.update", Post, "/v2/team.user.update", Reach::Key(TeamUsers, Write);
+    TeamUserRemove = "team.user.remove", Post, "/v2/team.user.remove", Reach::Key(TeamUsers, Write);
+    ScimServiceProviderConfig = "scim.service_provider_config", Get, "/scim/v2/ServiceProviderConfig", Reach::Key(TeamUsers, Read);
+    ScimResourceTypes = "scim.resource_types", Get, "/scim/v2/ResourceTypes", Reach::Key(TeamUsers, Read);
+    ScimSchemas = "scim.schemas", Get, "/scim/v2/Schemas", Reach::Key(TeamUsers, Read);
+    ScimUsersList = "scim.users.list", Get, "/scim/v2/Users", Reach::Key(TeamUsers, Read);
+    ScimUsersGet = "scim.users.get", Get, "/scim/v2/Users/{id}", Reach::Key(TeamUsers, Read);
+    ScimUsersCreate = "scim.users.create", Post, "/scim/v2/Users", Reach::Key(TeamUsers, Write);
+    ScimUsersReplace = "scim.users.replace", Put, "/scim/v2/Users/{id}", Reach::Key(TeamUsers, Write);
+    ScimUsersPatch = "scim.users.patch", Patch, "/scim/v2/Users/{id}", Reach::Key(TeamUsers, Write);
+    ScimUsersDelete = "scim.users.delete", Delete, "/scim/v2/Users/{id}", Reach::Key(TeamUsers, Write);
     // team_assets: Asset Audit (read) and Asset Management (write) keys.
-    op("team.asset.list", Get, "/v2/team.asset.list", Reach::Key(TeamAssets, Read)),
-    op("team.asset.update_scope", Post, "/v2/team.asset.update_scope", Reach::Key(TeamAssets, Write)),
+    TeamAssetList = "team.asset.list", Get, "/v2/team.asset.list", Reach::Key(TeamAssets, Read);
+    TeamAssetUpdateScope = "team.asset.update_scope", Post, "/v2/team.asset.update_scope", Reach::Key(TeamAssets, Write);
     // ediscovery: exports and legal holds.
-    op("enterprise.export.create", Post, "/v2/enterprise.export.create", Reach::Key(Ediscovery, Write)),
-    op("enterprise.export.detail", Get, "/v2/enterprise.export.detail", Reach::Key(Ediscovery, Read)),
-    op("enterprise.export.list", Get, "/v2/enterprise.export.list", Reach::Key(Ediscovery, Read)),
-    op("enterprise.export.downloadUrl", Get, "/v2/enterprise.export.downloadUrl", Reach::Key(Ediscovery, Read)),
-    op("enterprise.hold.create", Post, "/v2/enterprise.hold.create", Reach::Key(Ediscovery, Write)),
-    op("enterprise.hold.list", Get, "/v2/enterprise.hold.list", Reach::Key(Ediscovery, Read)),
-    op("enterprise.hold.release", Post, "/v2/enterprise.hold.release", Reach::Key(Ediscovery, Write)),
+    EnterpriseExportCreate = "enterprise.export.create", Post, "/v2/enterprise.export.create", Reach::Key(Ediscovery, Write);
+    EnterpriseExportDetail = "enterprise.export.detail", Get, "/v2/enterprise.export.detail", Reach::Key(Ediscovery, Read);
+    EnterpriseExportList = "enterprise.export.list", Get, "/v2/enterprise.export.list", Reach::Key(Ediscovery, Read);
+    EnterpriseExportDownloadUrl = "enterprise.export.downloadUrl", Get, "/v2/enterprise.export.downloadUrl", Reach::Key(Ediscovery, Read);
+    EnterpriseHoldCreate = "enterprise.hold.create", Post, "/v2/enterprise.hold.create", Reach::Key(Ediscovery, Write);
+    EnterpriseHoldList = "enterprise.hold.list", Get, "/v2/enterprise.hold.list", Reach::Key(Ediscovery, Read);
+    EnterpriseHoldRelease = "enterprise.hold.release", Post, "/v2/enterprise.hold.release", Reach::Key(Ediscovery, Write);
     // siem: the event feed and bulk exports.
-    op("enterprise.compliance.event.list", Get, "/v2/enterprise.compliance.event.list", Reach::Key(Siem, Read)),
-    op("enterprise.compliance.export.create", Post, "/v2/enterprise.compliance.export.create", Reach::Key(Siem, Write)),
-    op("enterprise.compliance.export.detail", Get, "/v2/enterprise.compliance.export.detail", Reach::Key(Siem, Read)),
-    op(
-        "enterprise.compliance.export.downloadUrl",
-        Get,
-        "/v2/enterprise.compliance.export.downloadUrl",
-        Reach::Key(Siem, Read),
-    ),
+    EnterpriseComplianceEventList = "enterprise.compliance.event.list", Get, "/v2/enterprise.compliance.event.list", Reach::Key(Siem, Read);
+    EnterpriseComplianceExportCreate = "enterprise.compliance.export.create", Post, "/v2/enterprise.compliance.export.create", Reach::Key(Siem, Write);
+    EnterpriseComplianceExportDetail = "enterprise.compliance.export.detail", Get, "/v2/enterprise.compliance.export.detail", Reach::Key(Siem, Read);
+    EnterpriseComplianceExportDownloadUrl = "enterprise.compliance.export.downloadUrl", Get, "/v2/enterprise.compliance.export.downloadUrl", Reach::Key(Siem, Read);
     // Signed download links, issued by the downloadUrl operations above.
-    op("enterprise.export.download", Get, "/v2/enterprise.export.download", Reach::SignedLink),
-    op("enterprise.compliance.export.download", Get, "/v2/enterprise.compliance.export.download", Reach::SignedLink),
+    EnterpriseExportDownload = "enterprise.export.download", Get, "/v2/enterprise.export.download", Reach::SignedLink;
+    EnterpriseComplianceExportDownload = "enterprise.compliance.export.download", Get, "/v2/enterprise.compliance.export.download", Reach::SignedLink;
     // Platform ingestion.
-    op("team.asset.upsert", Post, "/internal/v2/team.asset.upsert", Reach::Ingest),
-    op("team.asset.delete", Post, "/internal/v2/team.asset.delete", Reach::Ingest),
-];
+    TeamAssetUpsert = "team.asset.upsert", Post, "/internal/v2/team.asset.upsert", Reach::Ingest;
+    TeamAssetDelete = "team.asset.delete", Post, "/internal/v2/team.asset.delete", Reach::Ingest;
+}
+
+/// What keyward records under a name of its own: events that no operation of
+/// the table names (its own work, and requests that name no operation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Unrouted {
+    /// A request that names no operation of the table, or has no canonical path.
+    UnknownRoute,
+    /// `/healthz`, `/readyz`, `/metrics`: counted in the metrics, never audited.
+    Probe,
+    /// Refusals over their client address's budget: one summary per address and window.
+    RefusalsSummarized,
+    /// CLI: a tenant and its first owner; a console member; a console token minted.
+    TenantCreate,
+    MemberCreate,
+    ConsoleTokenIssue,
+    /// The background runner moving an export job along.
+    ExportProcess,
+    ComplianceExportProcess,
+}
+
+impl Unrouted {
+    pub fn name(self) -> &'static str {
+        match self {
+            Unrouted::UnknownRoute => "unknown_route",
+            Unrouted::Probe => "probe",
+            Unrouted::RefusalsSummarized => "audit.refusals_summarized",
+            Unrouted::TenantCreate => "tenant.create",
+            Unrouted::MemberCreate => "member.create",
+            Unrouted::ConsoleTokenIssue => "console_token.issue",
+            Unrouted::ExportProcess => "enterprise.export.process",
+            Unrouted::ComplianceExportProcess => "enterprise.compliance.export.process",
+        }
+    }
+}
 
 pub fn find(name: &str) -> Option<&'static Operation> {
     OPERATIONS.iter().find(|o| o.name == name)
@@ -270,6 +329,31 @@ pub fn matrix_markdown() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_op_is_its_own_row_and_every_name_is_one_event_kind() {
+        assert_eq!(Op::ALL.len(), OPERATIONS.len());
+        for (i, op) in Op::ALL.iter().enumerate() {
+            assert_eq!(OPERATIONS[i].id, *op);
+            assert_eq!(op.spec().id, *op);
+            assert_eq!(find(op.name()).map(|o| o.id), Some(*op));
+        }
+        let unrouted = [
+            Unrouted::UnknownRoute,
+            Unrouted::Probe,
+            Unrouted::RefusalsSummarized,
+            Unrouted::TenantCreate,
+            Unrouted::MemberCreate,
+            Unrouted::ConsoleTokenIssue,
+            Unrouted::ExportProcess,
+            Unrouted::ComplianceExportProcess,
+        ];
+        let mut names: Vec<&str> = OPERATIONS.iter().map(|o| o.name).chain(unrouted.iter().map(|u| u.name())).collect();
+        let all = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), all, "an event kind's name is used twice");
+    }
 
     /// The expected decision, written out independently of `key_may_call`.
     fn expected(key_type: KeyType, name: &str) -> bool {

@@ -12,6 +12,7 @@ pub mod runner;
 
 use crate::db::models::{now, to_naive, to_utc, Export};
 use crate::db::{store, DbConn};
+use crate::domain::authz::Unrouted;
 use crate::domain::exports::{ExportKind, ExportScope, ExportStatus};
 use crate::domain::member;
 use crate::error::{AppError, AppResult};
@@ -30,9 +31,10 @@ pub fn kind_of(job: &Export) -> Option<ExportKind> {
 /// The audit operation of a job's status changes.
 pub fn process_operation(kind: ExportKind) -> &'static str {
     match kind {
-        ExportKind::Ediscovery => "enterprise.export.process",
-        ExportKind::Compliance => "enterprise.compliance.export.process",
+        ExportKind::Ediscovery => Unrouted::ExportProcess,
+        ExportKind::Compliance => Unrouted::ComplianceExportProcess,
     }
+    .name()
 }
 
 /// The signed-link route of a kind.
