@@ -2,7 +2,6 @@
 //! value stops start-up with one line naming the variable. Secrets are
 //! redacted in `Debug`.
 
-use crate::auth::key_cache::KeyCacheMode;
 use crate::crypto;
 use crate::db::{ConnOptions, DbUrl, DEFAULT_DB_WAIT_MS};
 use std::io::Write;
@@ -29,10 +28,17 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+pub use crate::telemetry::LogFormat;
+
+/// How key checks learn of changes made outside this instance's writer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Json,
-    Pretty,
+pub enum KeyCacheMode {
+    /// No cache: every check reads the key and its tenant.
+    Off,
+    /// Every check reads `key_state.version` and uses the cache only under it.
+    CheckEachRequest,
+    /// Entries are trusted while a poll of the version every interval succeeds.
+    Poll(Duration),
 }
 
 #[derive(Debug, Clone)]

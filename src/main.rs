@@ -1,8 +1,9 @@
 //! The `keyward` command: serve, migrate, and operator tasks.
 
 use clap::{Parser, Subcommand};
-use keyward::config::{LogFormat, Settings};
+use keyward::config::Settings;
 use keyward::domain::Role;
+use keyward::telemetry::LogFormat;
 use keyward::{admin, db, startup, telemetry};
 use std::process::ExitCode;
 

@@ -38,7 +38,7 @@ pub const OVER_BUDGET: &str = "over_refusal_budget";
 pub struct RateLimits {
     read: Option<DefaultKeyedRateLimiter<(String, &'static str)>>,
     write: Option<DefaultKeyedRateLimiter<(String, &'static str)>>,
-    pub refusals: RefusalBudget,
+    pub refusals: std::sync::Arc<RefusalBudget>,
     checks: AtomicU64,
 }
 
@@ -60,7 +60,7 @@ impl RateLimits {
         RateLimits {
             read: limiter(read_per_minute),
             write: limiter(write_per_minute),
-            refusals: RefusalBudget::new(refusals_per_minute),
+            refusals: std::sync::Arc::new(RefusalBudget::new(refusals_per_minute)),
             checks: AtomicU64::new(0),
         }
     }

@@ -3,6 +3,7 @@
 use crate::api;
 use crate::audit::writer::AuditWriter;
 use crate::auth::console::ConsoleVerifier;
+use crate::auth::key::KeyVerifier;
 use crate::auth::key_cache::KeyCache;
 use crate::auth::key_state::KeyStateReader;
 use crate::config::Settings;
@@ -56,7 +57,10 @@ pub fn build(settings: Settings, listener: TcpListener, workers: Option<usize>) 
         settings.database_url.clone(),
         settings.conn_options(),
         metrics.clone(),
-        key_cache.clone(),
+        {
+            let key_cache = key_cache.clone();
+            move |version| key_cache.observe_version(version)
+        },
         settings.redactor(),
     );
     let key_state = key_cache
@@ -80,22 +84,32 @@ pub fn build(settings: Settings, listener: TcpListener, workers: Option<usize>) 
         }
     };
     let summary_window = settings.refusal_summary_window;
-    let state = web::Data::new(AppState {
-        key_cache,
+    crate::auth::key_cache::spawn_sync(&key_cache, pool.clone());
+    let keys = KeyVerifier {
         hasher: KeyHasher::new(settings.key_pepper.expose().as_bytes()),
+        cache: key_cache,
+        key_state,
+        pool: pool.clone(),
+        metrics: metrics.clone(),
+    };
+    let state = web::Data::new(AppState {
         settings,
         pool,
         writer,
+        keys,
         console,
         metrics,
         limits,
-        key_state,
         redactor: settings_redactor,
         public_url,
     });
     crate::exports::runner::start(&state);
-    crate::auth::key_cache::spawn_sync(&state);
-    crate::audit::refusals::spawn_summaries(&state, summary_window);
+    crate::audit::refusals::spawn_summaries(
+        &state.limits.refusals,
+        state.writer.clone(),
+        state.metrics.clone(),
+        summary_window,
+    );
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())

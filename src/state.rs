@@ -2,22 +2,20 @@
 
 use crate::audit::writer::AuditWriter;
 use crate::auth::console::ConsoleVerifier;
-use crate::auth::key_cache::KeyCache;
-use crate::auth::key_state::KeyStateReader;
+use crate::auth::key::KeyVerifier;
 use crate::config::Settings;
-use crate::crypto::KeyHasher;
 use crate::db::{DbConn, Pool};
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimits;
 use std::sync::Arc;
 
 pub struct AppState {
-    pub key_cache: Arc<KeyCache>,
     pub settings: Settings,
     pub pool: Pool,
     pub writer: AuditWriter,
-    pub hasher: KeyHasher,
+    /// Enterprise key checks (the hasher, the verified-key cache, `key_state` reads).
+    pub keys: KeyVerifier,
     pub console: ConsoleVerifier,
     pub metrics: Arc<Metrics>,
     pub limits: RateLimits,
@@ -25,8 +23,6 @@ pub struct AppState {
     pub public_url: String,
     /// Redacts secrets from caller-controlled text (request bodies; the writer has its own copy).
     pub redactor: crate::domain::redact::Redactor,
-    /// Shared reads of `key_state.version` when each key check needs one.
-    pub key_state: Option<KeyStateReader>,
 }
 
 impl AppState {
@@ -35,7 +31,6 @@ impl AppState {
         &self,
         f: impl FnOnce(&mut DbConn) -> AppResult<T> + Send + 'static,
     ) -> AppResult<T> {
-        let pool = self.pool.clone();
-        actix_web::web::block(move || crate::db::with_pooled(&pool, f)).await.map_err(|_| AppError::internal())?
+        crate::db::read(&self.pool, f).await
     }
 }

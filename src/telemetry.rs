@@ -1,12 +1,17 @@
 //! Logging setup and the request id that ties a response, its log lines and
 //! its audit event together.
 
-use crate::config::LogFormat;
 use crate::domain::redact::Redactor;
 use std::borrow::Cow;
 use std::io::Write;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::{fmt, EnvFilter};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
 
 tokio::task_local! {
     static REQUEST_ID: String;

@@ -6,7 +6,7 @@ use crate::audit::writer::Committed;
 use crate::audit::{ActorType, EventDraft};
 use crate::auth::credentials::{self, CredentialHeaders, Presented};
 use crate::auth::key::KeyIdentity;
-use crate::auth::{console, key, Caller, KeyCaller, MemberCaller};
+use crate::auth::{console, Caller, KeyCaller, MemberCaller};
 use crate::db::DbConn;
 use crate::domain::{authz, redact, Operation, Reach};
 use crate::error::{AppError, AppResult};
@@ -161,7 +161,7 @@ pub async fn authenticate_key(state: &AppState, req: &HttpRequest, op: Option<&O
         Presented::Ambiguous => return Err(AppError::key_refused("ambiguous_credentials")),
         Presented::Unreadable => return Err(AppError::key_refused("malformed")),
     };
-    let verdict = key::verify(state, key.as_deref(), client_ip(req), op).await;
+    let verdict = state.keys.verify(key.as_deref(), client_ip(req), op).await;
     let ctx = AuditCtx::of(req);
     if let Some(identity) = &verdict.identity {
         ctx.set_key(identity);
@@ -188,7 +188,7 @@ async fn authenticate_member(state: &AppState, req: &HttpRequest) -> AppResult<M
         Presented::Ambiguous => return Err(AppError::console_refused("ambiguous_credentials")),
         Presented::Unreadable => return Err(AppError::console_refused("bad_token")),
     };
-    let member = console::authenticate(state, token.as_deref()).await?;
+    let member = console::authenticate(&state.console, &state.pool, token.as_deref()).await?;
     AuditCtx::of(req).set_member(&member);
     Ok(member)
 }

@@ -31,7 +31,7 @@ pub async fn readyz(state: web::Data<AppState>) -> AppResult<HttpResponse> {
 
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().content_type("application/openmetrics-text; version=1.0.0; charset=utf-8").body({
-        state.metrics.key_state_version.set(state.key_cache.version());
+        state.metrics.key_state_version.set(state.keys.cache.version());
         state.metrics.render()
     })
 }

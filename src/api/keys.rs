@@ -17,7 +17,7 @@ use serde_json::json;
 
 fn new_secret(state: &AppState, key_type: KeyType) -> (String, NewSecret) {
     let secret = crypto::new_key_secret(key_type);
-    let prepared = NewSecret { hash: state.hasher.hash(&secret), hint: key_format::hint(&secret, key_type) };
+    let prepared = NewSecret { hash: state.keys.hasher.hash(&secret), hint: key_format::hint(&secret, key_type) };
     (secret, prepared)
 }
 

@@ -2,10 +2,11 @@
 //! packet: every window, one summary event per address (how many, for which
 //! reasons, first and last time), on the system chain.
 
+use super::writer::AuditWriter;
 use super::{EventDraft, OUTCOME_DENIED};
 use crate::domain::authz::Unrouted;
-use crate::ratelimit::{RefusalTally, OVER_BUDGET};
-use crate::state::AppState;
+use crate::metrics::Metrics;
+use crate::ratelimit::{RefusalBudget, RefusalTally, OVER_BUDGET};
 use serde_json::json;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -31,25 +32,25 @@ pub fn summary_event(ip: IpAddr, tally: &RefusalTally, window: Duration) -> Even
     draft
 }
 
-/// Writes the summaries every `window` while the app lives.
-pub fn spawn_summaries(state: &actix_web::web::Data<AppState>, window: Duration) {
-    let weak = Arc::downgrade(&state.clone().into_inner());
+/// Writes the summaries every `window` while `budget` (the app) lives.
+pub fn spawn_summaries(budget: &Arc<RefusalBudget>, writer: AuditWriter, metrics: Arc<Metrics>, window: Duration) {
+    let weak = Arc::downgrade(budget);
     std::thread::Builder::new()
         .name("refusal-summaries".into())
         .spawn(move || {
             let mut last = Instant::now();
             loop {
-                // Short naps, so that the thread ends soon after the app.
+                // Short naps, so that the thread (and its writer handle) ends soon after the app.
                 std::thread::sleep(window.min(Duration::from_millis(250)));
-                let Some(state) = weak.upgrade() else { break };
+                let Some(budget) = weak.upgrade() else { break };
                 if last.elapsed() < window {
                     continue;
                 }
                 last = Instant::now();
-                for (ip, tally) in state.limits.refusals.take_tallies() {
-                    match state.writer.record_blocking(summary_event(ip, &tally, window)) {
+                for (ip, tally) in budget.take_tallies() {
+                    match writer.record_blocking(summary_event(ip, &tally, window)) {
                         Ok(()) => {
-                            state.metrics.refusal_summaries.inc();
+                            metrics.refusal_summaries.inc();
                         }
                         Err(_) => tracing::warn!(client_ip = %ip, count = tally.count, "refusal summary not written"),
                     }

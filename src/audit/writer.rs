@@ -25,7 +25,6 @@
 //! `/readyz`: groups are always tried, whatever it says.
 
 use super::{canonical, outcome_for, EventDraft};
-use crate::auth::key_cache::KeyCache;
 use crate::crypto;
 use crate::db::models::{now, to_naive, AuditRow};
 use crate::db::{self, store, ConnOptions, DbConn, DbUrl};
@@ -115,7 +114,7 @@ impl AuditWriter {
         url: DbUrl,
         options: ConnOptions,
         metrics: Arc<Metrics>,
-        key_cache: Arc<KeyCache>,
+        on_key_state: impl Fn(i64) + Send + 'static,
         redactor: Redactor,
     ) -> AuditWriter {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
@@ -136,7 +135,7 @@ impl AuditWriter {
             in_flight: in_flight.clone(),
             healthy: healthy.clone(),
             metrics: metrics.clone(),
-            key_cache,
+            on_key_state: Box::new(on_key_state),
             known_heads,
             redactor: Arc::new(redactor),
             wal_sync,
@@ -209,8 +208,9 @@ struct Writer {
     healthy: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
     /// Told the database's `key_state` version after each group that changed
-    /// something, before any of its callers is answered.
-    key_cache: Arc<KeyCache>,
+    /// something, before any of its callers is answered (start-up hooks the
+    /// key cache here).
+    on_key_state: Box<dyn Fn(i64) + Send>,
     /// SQLite: where committed groups wait for their fsync before being answered.
     wal_sync: Option<WalSync>,
     /// Keys whose `last_used_*` this writer wrote less than [`TOUCH_INTERVAL`] ago.
@@ -277,7 +277,7 @@ impl WalSync {
 
 impl Writer {
     fn run(mut self, mut rx: mpsc::Receiver<Job>) {
-        never_preempt_on_wakeup();
+        crate::threads::never_preempt_on_wakeup();
         while let Some(first) = self.next_job(&mut rx) {
             let mut group = vec![first];
             while group.len() < MAX_GROUP {
@@ -350,7 +350,7 @@ impl Writer {
                     self.metrics.record_group(path);
                     self.set_healthy(true);
                     if let Some(version) = key_state {
-                        self.key_cache.observe_version(version);
+                        (self.on_key_state)(version);
                     }
                     let answers: Answers = replies.into_iter().zip(results).collect();
                     match &self.wal_sync {
@@ -449,23 +449,6 @@ impl Writer {
         let was = self.healthy.swap(healthy, Ordering::AcqRel);
         if healthy && !was {
             tracing::info!("audit writer commits again");
-        }
-    }
-}
-
-/// Puts the calling thread in `SCHED_BATCH`: when a request hands it a job it
-/// becomes runnable but does not preempt the thread that serves requests on
-/// its CPU, which first finishes every request it has ready. The group then
-/// holds all of them (one commit, one fsync, one wake-up), instead of one
-/// request per context switch.
-pub(crate) fn never_preempt_on_wakeup() {
-    #[cfg(target_os = "linux")]
-    {
-        let param = libc::sched_param { sched_priority: 0 };
-        // SAFETY: plain syscall on the calling thread (pid 0) with a valid parameter.
-        let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) };
-        if rc != 0 {
-            tracing::debug!(error = %std::io::Error::last_os_error(), "audit writer stays SCHED_OTHER");
         }
     }
 }

@@ -6,9 +6,9 @@ use super::MemberCaller;
 use crate::config::Settings;
 use crate::db::models::TENANT_ACTIVE;
 use crate::db::store;
+use crate::db::Pool;
 use crate::domain::{MemberStatus, Role};
 use crate::error::{AppError, AppResult};
-use crate::state::AppState;
 use jsonwebtoken::{decode, decode_header, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
@@ -83,17 +83,20 @@ impl ConsoleVerifier {
 }
 
 /// A verified token's member, if it exists in that tenant and is active.
-pub async fn authenticate(state: &AppState, token: Option<&str>) -> Result<MemberCaller, AppError> {
+pub async fn authenticate(
+    verifier: &ConsoleVerifier,
+    pool: &Pool,
+    token: Option<&str>,
+) -> Result<MemberCaller, AppError> {
     let token = token.ok_or_else(|| AppError::console_refused("missing"))?;
-    let claims = state.console.verify_token(token).map_err(AppError::console_refused)?;
+    let claims = verifier.verify_token(token).map_err(AppError::console_refused)?;
     let (tid, sub) = (claims.tid.clone(), claims.sub.clone());
-    let found = state
-        .read(move |conn| {
-            let member = store::find_member(conn, &tid, &sub)?;
-            let tenant = store::find_tenant(conn, &tid)?;
-            Ok(member.zip(tenant))
-        })
-        .await?;
+    let found = crate::db::read(pool, move |conn| {
+        let member = store::find_member(conn, &tid, &sub)?;
+        let tenant = store::find_tenant(conn, &tid)?;
+        Ok(member.zip(tenant))
+    })
+    .await?;
     let (member, tenant) = found.ok_or_else(|| AppError::console_refused("unknown_member"))?;
     if tenant.status != TENANT_ACTIVE {
         return Err(AppError::console_refused("tenant_inactive"));

@@ -5,14 +5,18 @@
 //! the audit log and one identical body for the caller.
 
 use super::key_cache::Cached;
+use super::key_cache::KeyCache;
+use super::key_state::KeyStateReader;
 use super::KeyCaller;
+use crate::crypto::KeyHasher;
 use crate::db::models::{now, to_utc, ApiKey, Tenant, TENANT_ACTIVE};
 use crate::db::store;
+use crate::db::Pool;
 use crate::domain::key_format::{self, SecretError};
 use crate::domain::lifetime::{self, KeyClock, KeyStatus, LifetimePolicy, StatusReason};
 use crate::domain::{allowlist, authz, KeyType, Operation};
 use crate::error::AppError;
-use crate::state::AppState;
+use crate::metrics::Metrics;
 use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 use std::net::IpAddr;
@@ -86,61 +90,74 @@ impl KeyRecord {
     }
 }
 
-/// Verifies `presented` for `op` (None: any operation a key can reach, as for the gateway).
-pub async fn verify(
-    state: &AppState,
-    presented: Option<&str>,
-    client_ip: Option<IpAddr>,
-    op: Option<&Operation>,
-) -> KeyVerdict {
-    let started = Instant::now();
-    let verdict = verify_inner(state, presented, client_ip, op).await;
-    state.metrics.key_verification_seconds.observe(started.elapsed().as_secs_f64());
-    verdict
+/// Verifies keys: what a key check needs and nothing more, built at start-up.
+pub struct KeyVerifier {
+    pub hasher: KeyHasher,
+    pub cache: Arc<KeyCache>,
+    /// Shared reads of `key_state.version` when each key check needs one.
+    pub key_state: Option<KeyStateReader>,
+    pub pool: Pool,
+    pub metrics: Arc<Metrics>,
 }
 
-async fn verify_inner(
-    state: &AppState,
-    presented: Option<&str>,
-    client_ip: Option<IpAddr>,
-    op: Option<&Operation>,
-) -> KeyVerdict {
-    let Some(secret) = presented else {
-        return KeyVerdict::refused(None, "missing");
-    };
-    let parsed = match key_format::parse_secret(secret) {
-        Ok(p) => p,
-        Err(SecretError::Malformed) => return KeyVerdict::refused(None, "malformed"),
-        Err(SecretError::BadChecksum) => return KeyVerdict::refused(None, "bad_checksum"),
-    };
-    let hash = state.hasher.hash(secret);
-    let cached = match &state.key_state {
-        Some(reader) => match reader.current().await {
-            Ok(version) => state.key_cache.get_under(&hash, version),
-            Err(e) => return KeyVerdict { identity: None, result: Err(e) },
-        },
-        None => state.key_cache.get(&hash),
-    };
-    let record = match cached {
-        Cached::Hit(record) => {
-            state.metrics.key_cache_hits.inc();
-            record
-        }
-        Cached::Miss(generation) => {
-            state.metrics.key_cache_misses.inc();
-            let lookup = hash.clone();
-            let found = match state.read(move |conn| store::find_key_by_hash(conn, &lookup)).await {
-                Ok(found) => found,
+impl KeyVerifier {
+    /// Verifies `presented` for `op` (None: any operation a key can reach, as for the gateway).
+    pub async fn verify(
+        &self,
+        presented: Option<&str>,
+        client_ip: Option<IpAddr>,
+        op: Option<&Operation>,
+    ) -> KeyVerdict {
+        let started = Instant::now();
+        let verdict = self.verify_inner(presented, client_ip, op).await;
+        self.metrics.key_verification_seconds.observe(started.elapsed().as_secs_f64());
+        verdict
+    }
+
+    async fn verify_inner(
+        &self,
+        presented: Option<&str>,
+        client_ip: Option<IpAddr>,
+        op: Option<&Operation>,
+    ) -> KeyVerdict {
+        let Some(secret) = presented else {
+            return KeyVerdict::refused(None, "missing");
+        };
+        let parsed = match key_format::parse_secret(secret) {
+            Ok(p) => p,
+            Err(SecretError::Malformed) => return KeyVerdict::refused(None, "malformed"),
+            Err(SecretError::BadChecksum) => return KeyVerdict::refused(None, "bad_checksum"),
+        };
+        let hash = self.hasher.hash(secret);
+        let cached = match &self.key_state {
+            Some(reader) => match reader.current().await {
+                Ok(version) => self.cache.get_under(&hash, version),
                 Err(e) => return KeyVerdict { identity: None, result: Err(e) },
-            };
-            let record = found.map(|(key, tenant)| Arc::new(KeyRecord::from_rows(&key, &tenant)));
-            state.key_cache.fill(hash, generation, record.clone());
-            record
+            },
+            None => self.cache.get(&hash),
+        };
+        let record = match cached {
+            Cached::Hit(record) => {
+                self.metrics.key_cache_hits.inc();
+                record
+            }
+            Cached::Miss(generation) => {
+                self.metrics.key_cache_misses.inc();
+                let lookup = hash.clone();
+                let found = match crate::db::read(&self.pool, move |conn| store::find_key_by_hash(conn, &lookup)).await
+                {
+                    Ok(found) => found,
+                    Err(e) => return KeyVerdict { identity: None, result: Err(e) },
+                };
+                let record = found.map(|(key, tenant)| Arc::new(KeyRecord::from_rows(&key, &tenant)));
+                self.cache.fill(hash, generation, record.clone());
+                record
+            }
+        };
+        match record {
+            None => KeyVerdict::refused(None, "unknown_key"),
+            Some(record) => decide(&record, parsed.key_type, client_ip, op, now()),
         }
-    };
-    match record {
-        None => KeyVerdict::refused(None, "unknown_key"),
-        Some(record) => decide(&record, parsed.key_type, client_ip, op, now()),
     }
 }
 

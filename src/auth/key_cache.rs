@@ -41,16 +41,7 @@ struct Entry {
     record: Option<Arc<KeyRecord>>,
 }
 
-/// How key checks learn of changes made outside this instance's writer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyCacheMode {
-    /// No cache: every check reads the key and its tenant.
-    Off,
-    /// Every check reads `key_state.version` and uses the cache only under it.
-    CheckEachRequest,
-    /// Entries are trusted while a poll of the version every interval succeeds.
-    Poll(Duration),
-}
+pub use crate::config::KeyCacheMode;
 
 pub struct KeyCache {
     mode: KeyCacheMode,
@@ -187,22 +178,23 @@ impl KeyCache {
     }
 }
 
-/// Polls `key_state.version` every `sync_interval` while `state` lives.
-pub fn spawn_sync(state: &actix_web::web::Data<crate::state::AppState>) {
-    let weak = Arc::downgrade(&state.clone().into_inner());
-    let Some(interval) = state.key_cache.poll_interval() else { return };
+/// Polls `key_state.version` every `sync_interval` while `cache` lives.
+pub fn spawn_sync(cache: &Arc<KeyCache>, pool: crate::db::Pool) {
+    let Some(interval) = cache.poll_interval() else { return };
+    // Weak: the thread ends with the cache (the app), within one interval.
+    let weak = Arc::downgrade(cache);
     std::thread::Builder::new()
         .name("key-cache-sync".into())
         .spawn(move || {
             let mut warned = false;
             loop {
                 {
-                    let Some(state) = weak.upgrade() else { break };
-                    let read = crate::db::with_pooled(&state.pool, crate::db::store::key_state_version);
+                    let Some(cache) = weak.upgrade() else { break };
+                    let read = crate::db::with_pooled(&pool, crate::db::store::key_state_version);
                     match read {
                         Ok(version) => {
-                            state.key_cache.observe_version(version);
-                            state.key_cache.mark_synced();
+                            cache.observe_version(version);
+                            cache.mark_synced();
                             warned = false;
                         }
                         Err(e) if !warned => {

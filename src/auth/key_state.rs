@@ -51,7 +51,7 @@ impl KeyStateReader {
 
 fn run(url: DbUrl, options: ConnOptions, mut rx: mpsc::Receiver<Waiter>) {
     // Let the request thread queue everything it has ready before a read starts.
-    crate::audit::writer::never_preempt_on_wakeup();
+    crate::threads::never_preempt_on_wakeup();
     let mut conn: Option<DbConn> = None;
     let mut healthy = true;
     while let Some(first) = rx.blocking_recv() {

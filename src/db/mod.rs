@@ -54,6 +54,15 @@ pub fn with_pooled<T>(pool: &Pool, f: impl FnOnce(&mut DbConn) -> AppResult<T>) 
     result
 }
 
+/// Runs a read on a pooled connection off the async workers (diesel blocks).
+pub async fn read<T: Send + 'static>(
+    pool: &Pool,
+    f: impl FnOnce(&mut DbConn) -> AppResult<T> + Send + 'static,
+) -> AppResult<T> {
+    let pool = pool.clone();
+    tokio::task::spawn_blocking(move || with_pooled(&pool, f)).await.map_err(|_| crate::error::AppError::internal())?
+}
+
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
