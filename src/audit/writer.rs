@@ -35,7 +35,6 @@ use diesel::r2d2::R2D2Connection;
 use diesel::Connection;
 use prometheus_client::metrics::histogram::Histogram;
 use serde_json::{Map, Value};
-use std::any::Any;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -56,10 +55,10 @@ const TOUCH_INTERVAL: Duration = Duration::from_secs(1);
 /// While unhealthy, how often the writer looks for jobs between probes.
 const IDLE_POLL: Duration = Duration::from_millis(10);
 
-pub type AnyValue = Box<dyn Any + Send>;
-/// A change to make in the same transaction as its event. Returns a value for
-/// the caller and Tier 1 metadata for the event.
-pub type Work = Box<dyn FnOnce(&mut DbConn) -> AppResult<(AnyValue, Map<String, Value>)> + Send>;
+/// A change to make in the same transaction as its event. Returns Tier 1
+/// metadata for the event; the change's typed value reaches its caller
+/// through a slot of its own (see [`AuditWriter::commit`]), never through the writer.
+pub type Work = Box<dyn FnOnce(&mut DbConn) -> AppResult<Map<String, Value>> + Send>;
 
 /// `Ok(result of the work)` once the event is committed (the work may itself
 /// have failed, and its event then records the refusal); `Err` when nothing
@@ -71,7 +70,7 @@ struct Job {
     enqueued: Instant,
     draft: EventDraft,
     work: Option<Work>,
-    reply: oneshot::Sender<Committed<Option<AnyValue>>>,
+    reply: oneshot::Sender<Committed<()>>,
 }
 
 /// When the group being committed started, for readiness: a group that takes
@@ -168,8 +167,8 @@ impl AuditWriter {
         draft: EventDraft,
         work: impl FnOnce(&mut DbConn) -> AppResult<(T, Map<String, Value>)> + Send + 'static,
     ) -> Committed<T> {
-        let boxed: Work = Box::new(move |conn| work(conn).map(|(v, m)| (Box::new(v) as AnyValue, m)));
-        Ok(self.submit(draft, Some(boxed)).await?.map(|v| downcast(v.expect("work returns a value"))))
+        let (work, value) = typed(work);
+        Ok(self.submit(draft, Some(work)).await?.and_then(|()| value.take()))
     }
 
     /// [`record`](Self::record) from a thread outside the async runtime (background summaries).
@@ -183,7 +182,7 @@ impl AuditWriter {
         answer.blocking_recv().unwrap_or_else(|_| Err(AppError::unavailable())).map(|_| ())
     }
 
-    async fn submit(&self, draft: EventDraft, work: Option<Work>) -> Committed<Option<AnyValue>> {
+    async fn submit(&self, draft: EventDraft, work: Option<Work>) -> Committed<()> {
         let (reply, answer) = oneshot::channel();
         self.metrics.audit_queue_depth.inc();
         if self.tx.send(Job { enqueued: Instant::now(), draft, work, reply }).await.is_err() {
@@ -194,8 +193,28 @@ impl AuditWriter {
     }
 }
 
-fn downcast<T: 'static>(v: AnyValue) -> T {
-    *v.downcast::<T>().expect("the work's value has the type it was submitted with")
+/// Where a job's typed result waits for its commit: the work puts it there
+/// when it succeeds, and its caller takes it only once the group committed.
+struct Slot<T>(Arc<std::sync::Mutex<Option<T>>>);
+
+impl<T> Slot<T> {
+    fn take(&self) -> AppResult<T> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take().ok_or_else(AppError::internal)
+    }
+}
+
+/// The writer's untyped job for a typed `work`, and the slot its value lands in.
+fn typed<T: Send + 'static>(
+    work: impl FnOnce(&mut DbConn) -> AppResult<(T, Map<String, Value>)> + Send + 'static,
+) -> (Work, Slot<T>) {
+    let slot = Arc::new(std::sync::Mutex::new(None));
+    let fill = slot.clone();
+    let work: Work = Box::new(move |conn| {
+        let (value, metadata) = work(conn)?;
+        *fill.lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
+        Ok(metadata)
+    });
+    (work, Slot(slot))
 }
 
 /// The writer thread's own state.
@@ -222,7 +241,7 @@ struct Writer {
     known_heads: Option<BTreeMap<String, (i64, String)>>,
 }
 
-type Answers = Vec<(oneshot::Sender<Committed<Option<AnyValue>>>, AppResult<Option<AnyValue>>)>;
+type Answers = Vec<(oneshot::Sender<Committed<()>>, AppResult<()>)>;
 
 /// The thread that makes committed SQLite groups durable, then answers them.
 struct WalSync {
@@ -469,7 +488,7 @@ fn can_write(conn: &mut DbConn) -> bool {
     matches!(rolled_back, Err(Error::RollbackTransaction))
 }
 
-type Replies = Vec<oneshot::Sender<Committed<Option<AnyValue>>>>;
+type Replies = Vec<oneshot::Sender<Committed<()>>>;
 
 fn split(group: Vec<Job>) -> (Vec<EventDraft>, Vec<Option<Work>>, Replies) {
     let mut drafts = Vec::with_capacity(group.len());
@@ -489,14 +508,15 @@ pub fn commit_now<T: Send + 'static>(
     draft: EventDraft,
     work: impl FnOnce(&mut DbConn) -> AppResult<(T, Map<String, Value>)> + Send + 'static,
 ) -> AppResult<T> {
-    let boxed: Work = Box::new(move |conn| work(conn).map(|(v, m)| (Box::new(v) as AnyValue, m)));
-    let (mut results, _, _) = commit_group(conn, vec![draft], vec![Some(boxed)], &mut |_| true, &Redactor::default())?;
-    results.pop().expect("one result per job").map(|v| downcast(v.expect("work returns a value")))
+    let (work, value) = typed(work);
+    let (results, _, _) = commit_group(conn, vec![draft], vec![Some(work)], &mut |_| true, &Redactor::default())?;
+    results.into_iter().next().unwrap_or_else(|| Err(AppError::internal()))?;
+    value.take()
 }
 
 /// Each job's result, the `key_state` version after the group if it changed
 /// anything, and the heads of the chains it appended to.
-type GroupOutcome = (Vec<AppResult<Option<AnyValue>>>, Option<i64>, BTreeMap<String, (i64, String)>);
+type GroupOutcome = (Vec<AppResult<()>>, Option<i64>, BTreeMap<String, (i64, String)>);
 
 /// One transaction: lock the chains involved (in a fixed order, so that
 /// instances sharing a PostgreSQL database cannot deadlock), run each job's
@@ -525,11 +545,11 @@ fn commit_group(
 
         for (draft, work) in drafts.iter_mut().zip(works) {
             let result = match work {
-                None => Ok(None),
+                None => Ok(()),
                 Some(work) => match conn.transaction::<_, AppError, _>(work) {
-                    Ok((value, metadata)) => {
+                    Ok(metadata) => {
                         draft.metadata.extend(metadata);
-                        Ok(Some(value))
+                        Ok(())
                     }
                     Err(e) => {
                         draft.status_code = e.http_status().as_u16();
@@ -642,7 +662,7 @@ fn append_on_known_head(
     match store::append_after_head(conn, chain, last_seq, &rows) {
         Ok(true) => {
             let heads = BTreeMap::from([(chain.to_string(), head)]);
-            Some(Ok((drafts.iter().map(|_| Ok(None)).collect(), None, heads)))
+            Some(Ok((drafts.iter().map(|_| Ok(())).collect(), None, heads)))
         }
         Ok(false) => {
             tracing::debug!(chain, "the chain moved since this writer's last group; taking the lock");
@@ -660,9 +680,9 @@ fn append_on_known_head(
 mod tests {
     use super::*;
 
-    fn one_answer() -> (Answers, oneshot::Receiver<Committed<Option<AnyValue>>>) {
+    fn one_answer() -> (Answers, oneshot::Receiver<Committed<()>>) {
         let (reply, answer) = oneshot::channel();
-        (vec![(reply, Ok(None))], answer)
+        (vec![(reply, Ok(()))], answer)
     }
 
     #[test]
@@ -684,7 +704,7 @@ mod tests {
         std::fs::write(wal_path(&db), b"frames").unwrap();
         let (answers, answer) = one_answer();
         sync.tx.send(answers).unwrap();
-        assert!(matches!(answer.blocking_recv().unwrap(), Ok(Ok(None))));
+        assert!(matches!(answer.blocking_recv().unwrap(), Ok(Ok(()))));
         assert!(!failed.load(Ordering::Acquire));
     }
 
