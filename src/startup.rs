@@ -9,6 +9,7 @@ use crate::auth::key_state::KeyStateReader;
 use crate::config::Settings;
 use crate::crypto::KeyHasher;
 use crate::db::{self, DbUrl};
+use crate::exports::runner::ExportRunner;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimits;
 use crate::state::AppState;
@@ -92,7 +93,9 @@ pub fn build(settings: Settings, listener: TcpListener, workers: Option<usize>) 
         pool: pool.clone(),
         metrics: metrics.clone(),
     };
+    let exports = ExportRunner::start(settings.database_url.clone(), writer.clone(), settings.export_dir.clone());
     let state = web::Data::new(AppState {
+        exports,
         settings,
         pool,
         writer,
@@ -103,7 +106,6 @@ pub fn build(settings: Settings, listener: TcpListener, workers: Option<usize>) 
         redactor: settings_redactor,
         public_url,
     });
-    crate::exports::runner::start(&state);
     crate::audit::refusals::spawn_summaries(
         &state.limits.refusals,
         state.writer.clone(),

@@ -17,6 +17,8 @@ pub struct AppState {
     /// Enterprise key checks (the hasher, the verified-key cache, `key_state` reads).
     pub keys: KeyVerifier,
     pub console: ConsoleVerifier,
+    /// This instance's export runner (dropped with the state, which stops it).
+    pub exports: crate::exports::runner::ExportRunner,
     pub metrics: Arc<Metrics>,
     pub limits: RateLimits,
     /// The origin of links keyward hands out: configured, else the address it listens on.

@@ -7,7 +7,7 @@ use crate::db::models::{now, Export, TENANT_ACTIVE};
 use crate::db::store;
 use crate::domain::exports::{ExportKind, ExportScope, ExportStatus, DOWNLOAD_LINK_SECONDS};
 use crate::error::{AppError, AppResult, ErrorCode};
-use crate::exports::{self as jobs, build, runner, EdiscoveryRequest};
+use crate::exports::{self as jobs, build, EdiscoveryRequest};
 use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -56,7 +56,7 @@ pub(super) async fn create(
         EdiscoveryRequest::parse(b.user_id, b.email, b.scope, b.include_files, b.start_time, b.end_time, &b.reason)?;
     let (tenant, key) = (auth.0.tenant_id, auth.0.key_id);
     let export = commit(&state, &req, move |c| jobs::create_ediscovery(c, &tenant, &key, r)).await?;
-    runner::wake();
+    state.exports.wake();
     Ok(ok(fields(json!({"export": export}))))
 }
 
@@ -123,7 +123,7 @@ pub(super) async fn compliance_create(
     let export =
         commit(&state, &req, move |c| jobs::create_compliance(c, &tenant, &key, b.since, b.until, b.include_payload))
             .await?;
-    runner::wake();
+    state.exports.wake();
     Ok(ok(fields(json!({"export": export}))))
 }
 

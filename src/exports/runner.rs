@@ -22,16 +22,15 @@ use super::{kind_of, process_operation};
 use crate::audit::writer::{commit_now, AuditWriter};
 use crate::audit::{ActorType, EventDraft};
 use crate::db::models::{now, to_naive, Export};
-use crate::db::{self, store, DbConn};
+use crate::db::{self, store, DbConn, DbUrl};
 use crate::domain::exports::{ExportKind, ExportStatus};
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::service::{meta, Meta};
-use crate::state::AppState;
 use chrono::NaiveDateTime;
 use diesel::Connection;
 use serde_json::{json, Value};
-use std::path::Path;
-use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a run may go without finishing (or, on PostgreSQL, renewing) before another runner takes it.
@@ -51,53 +50,67 @@ const COMMIT_TRIES: u32 = 5;
 /// Jobs read per look for work.
 const CLAIM_BATCH: i64 = 16;
 
-// ---------------------------------------------------------------- waking
+// ---------------------------------------------------------------- the thread
 
+/// A bell the handlers ring when a job is waiting, and the runner sleeps on.
+#[derive(Default)]
 struct Wake {
-    generation: Mutex<u64>,
+    /// How often it rang, and whether the runner must stop.
+    state: Mutex<(u64, bool)>,
     cv: Condvar,
 }
 
-fn waker() -> &'static Wake {
-    static WAKE: OnceLock<Wake> = OnceLock::new();
-    WAKE.get_or_init(|| Wake { generation: Mutex::new(0), cv: Condvar::new() })
-}
-
-/// Tells the runners of this process that a job is waiting.
-pub fn wake() {
-    let w = waker();
-    let mut g = w.generation.lock().unwrap_or_else(|e| e.into_inner());
-    *g = g.wrapping_add(1);
-    w.cv.notify_all();
-}
-
-fn generation() -> u64 {
-    *waker().generation.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Sleeps until woken after `seen`, or for `timeout`. Returns the generation seen.
-fn wait(seen: u64, timeout: Duration) -> u64 {
-    let w = waker();
-    let g = w.generation.lock().unwrap_or_else(|e| e.into_inner());
-    if *g != seen {
-        return *g;
+impl Wake {
+    fn ring(&self, stop: bool) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.0 = s.0.wrapping_add(1);
+        s.1 |= stop;
+        self.cv.notify_all();
     }
-    let (g, _) = w.cv.wait_timeout(g, timeout).unwrap_or_else(|e| e.into_inner());
-    *g
+
+    /// Sleeps until rung after `seen`, or for `timeout`. Returns what it saw:
+    /// the count, and whether to stop.
+    fn wait(&self, seen: u64, timeout: Duration) -> (u64, bool) {
+        let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if s.0 != seen || s.1 {
+            return *s;
+        }
+        let (s, _) = self.cv.wait_timeout(s, timeout).unwrap_or_else(|e| e.into_inner());
+        *s
+    }
 }
 
-// ---------------------------------------------------------------- the thread
-
-/// Starts this instance's runner. It stops once the application state is dropped.
-pub fn start(state: &actix_web::web::Data<AppState>) {
-    let weak: Weak<AppState> = Arc::downgrade(&state.clone().into_inner());
-    std::thread::Builder::new()
-        .name("export-runner".into())
-        .spawn(move || run(weak))
-        .expect("spawn the export runner thread");
+/// This instance's export runner: ring it when a job is waiting; dropping it
+/// stops the thread (which then lets go of its writer handle).
+pub struct ExportRunner {
+    wake: Arc<Wake>,
 }
 
-fn run(weak: Weak<AppState>) {
+impl ExportRunner {
+    /// Starts the runner thread; it owns its connection, its writer handle and its folder.
+    pub fn start(url: DbUrl, writer: AuditWriter, export_dir: PathBuf) -> ExportRunner {
+        let wake = Arc::new(Wake::default());
+        let bell = wake.clone();
+        std::thread::Builder::new()
+            .name("export-runner".into())
+            .spawn(move || run(&url, &writer, &export_dir, &bell))
+            .expect("spawn the export runner thread");
+        ExportRunner { wake }
+    }
+
+    /// Tells the runner that a job is waiting.
+    pub fn wake(&self) {
+        self.wake.ring(false);
+    }
+}
+
+impl Drop for ExportRunner {
+    fn drop(&mut self) {
+        self.wake.ring(true);
+    }
+}
+
+fn run(url: &DbUrl, writer: &AuditWriter, export_dir: &Path, wake: &Wake) {
     let rt = match tokio::runtime::Builder::new_current_thread().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -107,40 +120,41 @@ fn run(weak: Weak<AppState>) {
     };
     let mut conn: Option<DbConn> = None;
     let mut last_recovery: Option<Instant> = None;
-    let mut seen = generation();
+    let (mut seen, _) = wake.wait(0, Duration::ZERO);
     loop {
-        {
-            let Some(state) = weak.upgrade() else { break };
-            if conn.is_none() {
-                match db::establish(&state.settings.database_url) {
-                    Ok(c) => conn = Some(c),
-                    Err(e) => tracing::warn!(error = %e, "export runner cannot connect; retrying"),
-                }
+        if conn.is_none() {
+            match db::establish(url) {
+                Ok(c) => conn = Some(c),
+                Err(e) => tracing::warn!(error = %e, "export runner cannot connect; retrying"),
             }
-            if let Some(c) = conn.as_mut() {
-                let writer = state.settings.database_url.is_sqlite().then_some((&state.writer, &rt));
-                let mut jobs = Jobs { conn: c, writer, export_dir: &state.settings.export_dir };
-                let healthy = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    if last_recovery.is_none_or(|t| t.elapsed() >= RECOVERY_INTERVAL) {
-                        jobs.recover_stale()?;
-                        last_recovery = Some(Instant::now());
-                    }
-                    jobs.run_pending()
-                }));
-                match healthy {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => {
-                        tracing::warn!(error = %e, "export runner: database trouble; reconnecting");
-                        conn = None;
-                    }
-                    Err(_) => {
-                        tracing::error!("export runner: a job panicked; reconnecting");
-                        conn = None;
-                    }
+        }
+        if let Some(c) = conn.as_mut() {
+            let writer = url.is_sqlite().then_some((writer, &rt));
+            let mut jobs = Jobs { conn: c, writer, export_dir };
+            let healthy = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                if last_recovery.is_none_or(|t| t.elapsed() >= RECOVERY_INTERVAL) {
+                    jobs.recover_stale()?;
+                    last_recovery = Some(Instant::now());
+                }
+                jobs.run_pending()
+            }));
+            match healthy {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "export runner: database trouble; reconnecting");
+                    conn = None;
+                }
+                Err(_) => {
+                    tracing::error!("export runner: a job panicked; reconnecting");
+                    conn = None;
                 }
             }
         }
-        seen = wait(seen, POLL_INTERVAL);
+        let (now_seen, stop) = wake.wait(seen, POLL_INTERVAL);
+        if stop {
+            break;
+        }
+        seen = now_seen;
     }
     tracing::debug!("export runner stopped");
 }
