@@ -72,6 +72,9 @@ pub struct AppError {
     pub allow: Option<String>,
     /// The precise reason for the audit event, never shown to the caller.
     pub audit_reason: Option<&'static str>,
+    /// What went wrong underneath (a database error, an I/O error): logged
+    /// with the request, never shown to the caller.
+    pub cause: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>>,
 }
 
 impl AppError {
@@ -83,7 +86,25 @@ impl AppError {
             retry_after_secs: None,
             allow: None,
             audit_reason: None,
+            cause: None,
         }
+    }
+
+    /// Keeps `cause` as this error's source (for the logs).
+    pub fn caused_by(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.cause = Some(std::sync::Arc::new(cause));
+        self
+    }
+
+    /// The chain of causes, outermost first, as one line for the logs.
+    pub fn cause_chain(&self) -> Option<String> {
+        let mut next = std::error::Error::source(self);
+        let mut out: Vec<String> = Vec::new();
+        while let Some(e) = next {
+            out.push(e.to_string());
+            next = e.source();
+        }
+        (!out.is_empty()).then(|| out.join(": "))
     }
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidArgument, message)
@@ -153,6 +174,12 @@ impl std::fmt::Display for AppError {
     }
 }
 
+impl std::error::Error for AppError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause.as_deref().map(|c| c as &(dyn std::error::Error + 'static))
+    }
+}
+
 impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         self.http_status()
@@ -192,17 +219,17 @@ impl From<diesel::result::Error> for AppError {
             E::DatabaseError(_, info) if info.message().contains("0x00") => {
                 AppError::invalid("text must not contain NUL characters")
             }
-            E::DatabaseError(_, info) => {
+            E::DatabaseError(_, ref info) => {
                 tracing::warn!(error = %info.message(), "database unavailable");
-                AppError::unavailable()
+                AppError::unavailable().caused_by(e)
             }
             E::BrokenTransactionManager | E::AlreadyInTransaction | E::NotInTransaction => {
                 tracing::warn!(error = %e, "database transaction state");
-                AppError::unavailable()
+                AppError::unavailable().caused_by(e)
             }
             other => {
                 tracing::error!(error = %other, "database error");
-                AppError::internal()
+                AppError::internal().caused_by(other)
             }
         }
     }
@@ -211,15 +238,33 @@ impl From<diesel::result::Error> for AppError {
 impl From<diesel::r2d2::PoolError> for AppError {
     fn from(e: diesel::r2d2::PoolError) -> Self {
         tracing::warn!(error = %e, "database pool unavailable");
-        AppError::unavailable()
+        AppError::unavailable().caused_by(e)
     }
 }
 
 impl From<diesel::ConnectionError> for AppError {
     fn from(e: diesel::ConnectionError) -> Self {
         tracing::warn!(error = %e, "database connection failed");
-        AppError::unavailable()
+        AppError::unavailable().caused_by(e)
     }
 }
 
 pub type AppResult<T> = Result<T, AppError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::body::MessageBody;
+
+    #[test]
+    fn a_cause_is_kept_for_the_logs_and_never_shown() {
+        let e = AppError::from(diesel::result::Error::BrokenTransactionManager);
+        assert_eq!(e.code, ErrorCode::Unavailable);
+        let chain = e.cause_chain().expect("the diesel error is the source");
+        assert!(chain.contains("transaction manager"), "{chain}");
+        let body = e.error_response().into_body().try_into_bytes().unwrap();
+        let text = String::from_utf8_lossy(&body);
+        assert!(!text.contains("transaction manager"), "{text}");
+        assert_eq!(AppError::invalid("x").cause_chain(), None);
+    }
+}

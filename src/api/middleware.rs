@@ -140,7 +140,10 @@ async fn handle(
     };
 
     let status = res.status().as_u16();
-    let reason = res.response().extensions().get::<AppError>().map(AppError::reason);
+    let (reason, cause) = match res.response().extensions().get::<AppError>() {
+        Some(err) => (Some(err.reason()), err.cause_chain()),
+        None => (None, None),
+    };
     // A refusal of a caller who proved no credential is charged to its address;
     // over budget it is answered 429 and tallied for the address's summary
     // instead of written.
@@ -199,6 +202,8 @@ async fn handle(
             operation,
             status,
             elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            // What went wrong underneath, for the operator; never in the answer.
+            cause = cause.as_deref(),
             "request"
         );
     }
