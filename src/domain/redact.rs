@@ -79,12 +79,21 @@ fn scrub_shapes(text: &str) -> Cow<'_, str> {
 }
 
 /// `text` with percent-escapes decoded (invalid UTF-8 replaced), so that an
-/// encoded secret is seen as the secret it is.
+/// encoded secret is seen as the secret it is; up to three times, for text
+/// encoded more than once (`%255F`).
 fn percent_decoded(text: &str) -> Cow<'_, str> {
-    if !text.contains('%') {
-        return Cow::Borrowed(text);
+    let mut out = Cow::Borrowed(text);
+    for _ in 0..3 {
+        if !out.contains('%') {
+            break;
+        }
+        let decoded = percent_encoding_lossy(out.as_bytes()).into_owned();
+        if decoded == *out {
+            break;
+        }
+        out = Cow::Owned(decoded);
     }
-    percent_encoding_lossy(text.as_bytes())
+    out
 }
 
 fn percent_encoding_lossy(bytes: &[u8]) -> Cow<'_, str> {
@@ -289,6 +298,8 @@ mod tests {
         let encoded = KEY.replace('_', "%5F");
         assert_eq!(r.text(&format!("/v2/x?q={encoded}&a=1")), format!("/v2/x?q={REDACTED}&a=1"));
         assert_eq!(r.text("/v2/ingest%2Dtoken-0123456789-abcdefghijkl"), format!("/v2/{REDACTED}"));
+        let twice = KEY.replace('_', "%255F");
+        assert_eq!(r.text(&format!("/v2/{twice}")), format!("/v2/{REDACTED}"));
         // Clean text is borrowed, percent-escapes and all.
         assert!(matches!(r.text("/v2/a%20b eyJ kw_x"), Cow::Borrowed(_)));
         assert!(matches!(r.text("Mozilla/5.0 (X11; Linux x86_64)"), Cow::Borrowed(_)));

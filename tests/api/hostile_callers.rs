@@ -356,15 +356,20 @@ fn no_secret_is_stored_or_logged_wherever_a_caller_puts_it(b: Backend) {
         Just(String::new()),
         Just(PLANTED_INGEST_TOKEN.to_string()),
     ];
-    let strategy = (select(PLACES.to_vec()), secret, any::<bool>(), any::<bool>());
-    run("planted secrets", 60, strategy, |(place, secret, encode, upper)| {
+    let strategy = (select(PLACES.to_vec()), secret, 0..3u8, any::<bool>());
+    run("planted secrets", 60, strategy, |(place, secret, encodings, upper)| {
         // An empty draw stands for a console JWT, minted fresh so that each is unique.
         let secret = if secret.is_empty() {
             app.token(&app.tenant_id, &app.add_member(&app.tenant_id, "AUDITOR").0)
         } else {
             secret
         };
-        let in_url = if encode { encoded(&secret, upper) } else { secret.clone() };
+        // Raw, percent-encoded once, or twice (`%255F`).
+        let in_url = match encodings {
+            0 => secret.clone(),
+            1 => encoded(&secret, upper),
+            _ => encoded(&secret, upper).replace('%', "%25"),
+        };
         planted.borrow_mut().extend([secret.clone(), in_url.clone()]);
         let json = ("Content-Type", "application/json");
         let r = match place {
