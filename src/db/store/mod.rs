@@ -1,0 +1,32 @@
+//! Every query keyward makes, one file per entity. Each one that touches
+//! tenant data takes the tenant id and filters on it: tenant isolation is
+//! enforced here, once.
+
+mod assets;
+mod audit;
+mod exports;
+mod holds;
+mod keys;
+mod members;
+mod tenants;
+
+pub use assets::*;
+pub use audit::*;
+pub use exports::*;
+pub use holds::*;
+pub use keys::*;
+pub use members::*;
+pub use tenants::*;
+
+use crate::db::DbConn;
+use crate::error::AppResult;
+use diesel::RunQueryDsl;
+
+// SQL `lower()`, for case-insensitive matches (SCIM userName, asset names).
+diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+
+/// Readiness probe query.
+pub fn ping(conn: &mut DbConn) -> AppResult<()> {
+    diesel::sql_query("SELECT 1").execute(conn)?;
+    Ok(())
+}

@@ -1,0 +1,43 @@
+//! Tenants and their key policy.
+
+use crate::crypto::GENESIS_HASH;
+use crate::db::models::Tenant;
+use crate::db::schema::{audit_chains, tenants};
+use crate::db::DbConn;
+use crate::error::AppResult;
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+/// Creates a tenant with its audit chain. The caller's transaction also holds the owner.
+pub fn insert_tenant(conn: &mut DbConn, tenant: &Tenant) -> AppResult<()> {
+    diesel::insert_into(tenants::table).values(tenant).execute(conn)?;
+    diesel::insert_into(audit_chains::table)
+        .values((
+            audit_chains::chain_id.eq(&tenant.id),
+            audit_chains::last_seq.eq(0i64),
+            audit_chains::last_hash.eq(GENESIS_HASH),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn find_tenant(conn: &mut DbConn, tenant_id: &str) -> AppResult<Option<Tenant>> {
+    Ok(tenants::table.find(tenant_id).first(conn).optional()?)
+}
+
+pub fn update_tenant_policy(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    max_lifetime_days: &str,
+    siem_tier2_enabled: bool,
+    at: NaiveDateTime,
+) -> AppResult<()> {
+    diesel::update(tenants::table.find(tenant_id))
+        .set((
+            tenants::max_lifetime_days.eq(max_lifetime_days),
+            tenants::siem_tier2_enabled.eq(siem_tier2_enabled),
+            tenants::policy_updated_at.eq(Some(at)),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
