@@ -1,19 +1,16 @@
 //! Console: the key lifecycle and the tenant key policy.
 
-use super::context::{commit, fields, ok, query, ConsoleAuth, JsonBody};
+use super::context::{commit, ok_with, query, ConsoleAuth, JsonBody};
 use super::pagination::Page;
 use crate::crypto;
-use crate::db::models::now;
-use crate::db::store;
 use crate::domain::lifetime::{KeyStatus, LifetimePolicy};
 use crate::domain::{allowlist, key_format, KeyType};
 use crate::error::{AppError, AppResult};
-use crate::service::keys::{self as key_service, NewSecret};
+use crate::service::keys::{self as key_service, KeyView, NewSecret, PolicyView};
 use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 fn new_secret(state: &AppState, key_type: KeyType) -> (String, NewSecret) {
     let secret = crypto::new_key_secret(key_type);
@@ -28,6 +25,34 @@ struct CreateKey {
     label: String,
     #[serde(default)]
     expires_at: Option<DateTime<Utc>>,
+}
+
+/// `{key, secret}` (create), `{key, secret, previous_key}` (rotate): the only
+/// answers that ever hold a secret.
+#[derive(Serialize)]
+struct Issued<'a> {
+    key: &'a KeyView,
+    secret: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_key: Option<&'a KeyView>,
+}
+
+#[derive(Serialize)]
+struct OneKey<'a> {
+    key: &'a KeyView,
+}
+
+#[derive(Serialize)]
+struct KeyPage<'a> {
+    keys: &'a [KeyView],
+    total: usize,
+    limit: i64,
+    offset: i64,
+}
+
+#[derive(Serialize)]
+struct Policy<'a> {
+    policy: &'a PolicyView,
 }
 
 pub async fn create(
@@ -45,7 +70,7 @@ pub async fn create(
     })
     .await?;
     // The only place the secret is ever shown.
-    Ok(ok(fields(json!({"key": created.key, "secret": secret}))))
+    Ok(ok_with(&Issued { key: &created.key, secret: &secret, previous_key: None }))
 }
 
 #[derive(Deserialize)]
@@ -61,19 +86,8 @@ pub async fn list(auth: ConsoleAuth, req: HttpRequest, state: web::Data<AppState
     let q: ListKeys = query(&req)?;
     let page = Page::new(q.limit, q.offset)?;
     let tenant_id = auth.0.tenant_id;
-    let revoked = q.status.map(|s| s == KeyStatus::Revoked);
-    let (keys, tenant) = state
-        .read(move |c| {
-            let keys = store::tenant_keys(c, &tenant_id, q.key_type.map(KeyType::wire_name), revoked)?;
-            Ok((keys, store::find_tenant(c, &tenant_id)?.ok_or_else(AppError::internal)?))
-        })
-        .await?;
-    let policy = key_service::tenant_policy(&tenant);
-    let at = now();
-    let matching: Vec<_> =
-        keys.iter().filter(|k| q.status.is_none_or(|s| key_service::key_status(k, &policy, at).0 == s)).collect();
-    let items: Vec<_> = page.slice(&matching).iter().map(|k| key_service::key_json(k, &policy, at)).collect();
-    Ok(ok(fields(json!({"keys": items, "total": matching.len(), "limit": page.limit, "offset": page.offset}))))
+    let matching = state.read(move |c| key_service::list_keys(c, &tenant_id, q.key_type, q.status)).await?;
+    Ok(ok_with(&KeyPage { keys: page.slice(&matching), total: matching.len(), limit: page.limit, offset: page.offset }))
 }
 
 #[derive(Deserialize)]
@@ -85,14 +99,8 @@ struct KeyRef {
 pub async fn detail(auth: ConsoleAuth, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     let q: KeyRef = query(&req)?;
     let tenant_id = auth.0.tenant_id;
-    let (key, tenant) = state
-        .read(move |c| {
-            let key = store::find_key(c, &tenant_id, &q.key_id)?
-                .ok_or_else(|| AppError::not_found("no key with this key_id"))?;
-            Ok((key, store::find_tenant(c, &tenant_id)?.ok_or_else(AppError::internal)?))
-        })
-        .await?;
-    Ok(ok(fields(json!({"key": key_service::key_json(&key, &key_service::tenant_policy(&tenant), now())}))))
+    let key = state.read(move |c| key_service::key_detail(c, &tenant_id, &q.key_id)).await?;
+    Ok(ok_with(&OneKey { key: &key }))
 }
 
 #[derive(Deserialize)]
@@ -117,7 +125,7 @@ pub async fn update(
     };
     let tenant_id = auth.0.tenant_id;
     let key = commit(&state, &req, move |c| key_service::update_key(c, &tenant_id, &b.key_id, label, allow)).await?;
-    Ok(ok(fields(json!({"key": key}))))
+    Ok(ok_with(&OneKey { key: &key }))
 }
 
 #[derive(Deserialize)]
@@ -137,17 +145,15 @@ pub async fn rotate(
     let b: RotateKey = body.parse()?;
     let tenant_id = auth.0.tenant_id;
     let lookup = (tenant_id.clone(), b.key_id.clone());
-    let existing = state.read(move |c| store::find_key(c, &lookup.0, &lookup.1)).await?;
-    let key_type = existing
-        .and_then(|k| KeyType::from_wire(&k.key_type))
-        .ok_or_else(|| AppError::not_found("no key with this key_id"))?;
+    // The secret is made outside the transaction, so its type is read first.
+    let key_type = state.read(move |c| key_service::key_type_of(c, &lookup.0, &lookup.1)).await?;
     let (secret, prepared) = new_secret(&state, key_type);
     let member = auth.0.member_id;
     let rotated = commit(&state, &req, move |c| {
         key_service::rotate_key(c, &tenant_id, &member, &b.key_id, b.grace_seconds, prepared)
     })
     .await?;
-    Ok(ok(fields(json!({"key": rotated.key, "secret": secret, "previous_key": rotated.previous_key}))))
+    Ok(ok_with(&Issued { key: &rotated.key, secret: &secret, previous_key: Some(&rotated.previous_key) }))
 }
 
 #[derive(Deserialize)]
@@ -170,13 +176,13 @@ pub async fn revoke(
     }
     let tenant_id = auth.0.tenant_id;
     let key = commit(&state, &req, move |c| key_service::revoke_key(c, &tenant_id, &b.key_id, &reason)).await?;
-    Ok(ok(fields(json!({"key": key}))))
+    Ok(ok_with(&OneKey { key: &key }))
 }
 
 pub async fn policy_detail(auth: ConsoleAuth, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     let tenant_id = auth.0.tenant_id;
-    let tenant = state.read(move |c| store::find_tenant(c, &tenant_id)?.ok_or_else(AppError::internal)).await?;
-    Ok(ok(fields(json!({"policy": key_service::policy_json(&tenant)}))))
+    let policy = state.read(move |c| key_service::policy(c, &tenant_id)).await?;
+    Ok(ok_with(&Policy { policy: &policy }))
 }
 
 #[derive(Deserialize)]
@@ -201,5 +207,5 @@ pub async fn policy_update(
         key_service::update_policy(c, &tenant_id, b.max_lifetime_days, b.siem_tier2_enabled)
     })
     .await?;
-    Ok(ok(fields(json!({"policy": policy}))))
+    Ok(ok_with(&Policy { policy: &policy }))
 }

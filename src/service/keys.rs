@@ -7,6 +7,7 @@ use crate::domain::lifetime::{self, KeyStatus, LifetimePolicy, StatusReason};
 use crate::domain::KeyType;
 use crate::error::{AppError, AppResult};
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 /// At most this many live (not revoked, not expired) keys per tenant.
@@ -31,8 +32,8 @@ pub fn tenant_policy(tenant: &Tenant) -> LifetimePolicy {
     lifetime::policy_from_json(&tenant.max_lifetime_days)
 }
 
-fn opt_time(t: Option<chrono::NaiveDateTime>) -> Value {
-    t.map(|t| Value::String(api_time(t))).unwrap_or(Value::Null)
+fn opt_time(t: Option<chrono::NaiveDateTime>) -> Option<String> {
+    t.map(api_time)
 }
 
 pub fn key_status(key: &ApiKey, policy: &LifetimePolicy, at: DateTime<Utc>) -> (KeyStatus, Option<StatusReason>) {
@@ -43,28 +44,74 @@ pub fn key_status(key: &ApiKey, policy: &LifetimePolicy, at: DateTime<Utc>) -> (
 }
 
 /// The key as the API shows it. Never includes the hash.
-pub fn key_json(key: &ApiKey, policy: &LifetimePolicy, at: DateTime<Utc>) -> Value {
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyView {
+    pub key_id: String,
+    pub key_type: String,
+    pub label: String,
+    pub hint: String,
+    pub status: KeyStatus,
+    pub status_reason: Option<&'static str>,
+    pub created_at: String,
+    pub created_by: String,
+    pub expires_at: Option<String>,
+    pub revoked_at: Option<String>,
+    pub revoke_reason: Option<String>,
+    pub ip_allowlist: Vec<String>,
+    pub last_used_at: Option<String>,
+    pub last_used_ip: Option<String>,
+    pub rotated_from: Option<String>,
+    pub rotated_to: Option<String>,
+    pub grace_ends_at: Option<String>,
+}
+
+pub fn key_view(key: &ApiKey, policy: &LifetimePolicy, at: DateTime<Utc>) -> KeyView {
     let (status, reason) = key_status(key, policy, at);
-    let allowlist: Value = serde_json::from_str(&key.ip_allowlist).unwrap_or_else(|_| json!([]));
-    json!({
-        "key_id": key.id,
-        "key_type": key.key_type,
-        "label": key.label,
-        "hint": key.hint,
-        "status": status.as_str(),
-        "status_reason": reason.map(StatusReason::as_str),
-        "created_at": api_time(key.created_at),
-        "created_by": key.created_by,
-        "expires_at": opt_time(key.expires_at),
-        "revoked_at": opt_time(key.revoked_at),
-        "revoke_reason": key.revoke_reason,
-        "ip_allowlist": allowlist,
-        "last_used_at": opt_time(key.last_used_at),
-        "last_used_ip": key.last_used_ip,
-        "rotated_from": key.rotated_from,
-        "rotated_to": key.rotated_to,
-        "grace_ends_at": opt_time(key.superseded_at),
-    })
+    KeyView {
+        key_id: key.id.clone(),
+        key_type: key.key_type.clone(),
+        label: key.label.clone(),
+        hint: key.hint.clone(),
+        status,
+        status_reason: reason.map(StatusReason::as_str),
+        created_at: api_time(key.created_at),
+        created_by: key.created_by.clone(),
+        expires_at: opt_time(key.expires_at),
+        revoked_at: opt_time(key.revoked_at),
+        revoke_reason: key.revoke_reason.clone(),
+        ip_allowlist: serde_json::from_str(&key.ip_allowlist).unwrap_or_default(),
+        last_used_at: opt_time(key.last_used_at),
+        last_used_ip: key.last_used_ip.clone(),
+        rotated_from: key.rotated_from.clone(),
+        rotated_to: key.rotated_to.clone(),
+        grace_ends_at: opt_time(key.superseded_at),
+    }
+}
+
+/// The tenant's keys, newest first, as the API shows them: of one type and in
+/// one status if asked.
+pub fn list_keys(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    key_type: Option<KeyType>,
+    status: Option<KeyStatus>,
+) -> AppResult<Vec<KeyView>> {
+    let revoked = status.map(|s| s == KeyStatus::Revoked);
+    let keys = store::tenant_keys(conn, tenant_id, key_type.map(KeyType::wire_name), revoked)?;
+    let policy = tenant_policy(&load_tenant(conn, tenant_id)?);
+    let at = now();
+    Ok(keys.iter().map(|k| key_view(k, &policy, at)).filter(|v| status.is_none_or(|s| v.status == s)).collect())
+}
+
+/// The type of a key of the tenant (`not_found` for another tenant's).
+pub fn key_type_of(conn: &mut DbConn, tenant_id: &str, key_id: &str) -> AppResult<KeyType> {
+    KeyType::from_wire(&load_key(conn, tenant_id, key_id)?.key_type)
+        .ok_or_else(|| AppError::not_found("no key with this key_id"))
+}
+
+pub fn key_detail(conn: &mut DbConn, tenant_id: &str, key_id: &str) -> AppResult<KeyView> {
+    let key = load_key(conn, tenant_id, key_id)?;
+    Ok(key_view(&key, &tenant_policy(&load_tenant(conn, tenant_id)?), now()))
 }
 
 fn load_tenant(conn: &mut DbConn, tenant_id: &str) -> AppResult<Tenant> {
@@ -89,7 +136,7 @@ pub struct NewSecret {
 }
 
 pub struct CreatedKey {
-    pub key: Value,
+    pub key: KeyView,
     pub key_id: String,
 }
 
@@ -139,7 +186,7 @@ pub fn create_key(
         "new_key_id": id, "key_type": key.key_type, "label": key.label, "hint": key.hint,
         "expires_at": opt_time(key.expires_at),
     }));
-    Ok((CreatedKey { key: key_json(&key, &policy, at), key_id: id }, m))
+    Ok((CreatedKey { key: key_view(&key, &policy, at), key_id: id }, m))
 }
 
 pub fn update_key(
@@ -148,7 +195,7 @@ pub fn update_key(
     key_id: &str,
     label: Option<String>,
     allowlist: Option<Vec<String>>,
-) -> AppResult<(Value, Meta)> {
+) -> AppResult<(KeyView, Meta)> {
     let tenant = load_tenant(conn, tenant_id)?;
     let before = load_key(conn, tenant_id, key_id)?;
     let mut changes = Meta::new();
@@ -163,10 +210,10 @@ pub fn update_key(
         changes.insert("ip_allowlist".into(), json!({"old": old, "new": list}));
     }
     let after = load_key(conn, tenant_id, key_id)?;
-    Ok((key_json(&after, &tenant_policy(&tenant), now()), changes))
+    Ok((key_view(&after, &tenant_policy(&tenant), now()), changes))
 }
 
-pub fn revoke_key(conn: &mut DbConn, tenant_id: &str, key_id: &str, reason: &str) -> AppResult<(Value, Meta)> {
+pub fn revoke_key(conn: &mut DbConn, tenant_id: &str, key_id: &str, reason: &str) -> AppResult<(KeyView, Meta)> {
     let tenant = load_tenant(conn, tenant_id)?;
     let key = load_key(conn, tenant_id, key_id)?;
     if key.revoked_at.is_some() {
@@ -176,12 +223,12 @@ pub fn revoke_key(conn: &mut DbConn, tenant_id: &str, key_id: &str, reason: &str
     store::revoke_key(conn, key_id, to_naive(at), reason)?;
     let after = load_key(conn, tenant_id, key_id)?;
     let m = meta(json!({"revoked_key_id": key_id, "reason": reason, "label": key.label}));
-    Ok((key_json(&after, &tenant_policy(&tenant), at), m))
+    Ok((key_view(&after, &tenant_policy(&tenant), at), m))
 }
 
 pub struct Rotated {
-    pub key: Value,
-    pub previous_key: Value,
+    pub key: KeyView,
+    pub previous_key: KeyView,
 }
 
 pub fn rotate_key(
@@ -248,17 +295,29 @@ pub fn rotate_key(
         "old_key_id": old.id, "new_key_id": new_id, "key_type": old.key_type,
         "grace_seconds": grace_seconds, "old_key_stops_at": api_time(to_naive(grace_end)),
     }));
-    Ok((Rotated { key: key_json(&new_key, &policy, at), previous_key: key_json(&previous, &policy, at) }, m))
+    Ok((Rotated { key: key_view(&new_key, &policy, at), previous_key: key_view(&previous, &policy, at) }, m))
 }
 
 // ---------------------------------------------------------------- policy
 
-pub fn policy_json(tenant: &Tenant) -> Value {
-    json!({
-        "max_lifetime_days": tenant_policy(tenant),
-        "siem_tier2_enabled": tenant.siem_tier2_enabled,
-        "updated_at": opt_time(tenant.policy_updated_at),
-    })
+/// The tenant key policy as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyView {
+    pub max_lifetime_days: LifetimePolicy,
+    pub siem_tier2_enabled: bool,
+    pub updated_at: Option<String>,
+}
+
+pub fn policy_view(tenant: &Tenant) -> PolicyView {
+    PolicyView {
+        max_lifetime_days: tenant_policy(tenant),
+        siem_tier2_enabled: tenant.siem_tier2_enabled,
+        updated_at: opt_time(tenant.policy_updated_at),
+    }
+}
+
+pub fn policy(conn: &mut DbConn, tenant_id: &str) -> AppResult<PolicyView> {
+    Ok(policy_view(&load_tenant(conn, tenant_id)?))
 }
 
 pub fn update_policy(
@@ -266,7 +325,7 @@ pub fn update_policy(
     tenant_id: &str,
     max_lifetime_days: Option<LifetimePolicy>,
     siem_tier2_enabled: Option<bool>,
-) -> AppResult<(Value, Meta)> {
+) -> AppResult<(PolicyView, Meta)> {
     let tenant = load_tenant(conn, tenant_id)?;
     let old_policy = tenant_policy(&tenant);
     let new_policy = max_lifetime_days.unwrap_or_else(|| old_policy.clone());
@@ -278,5 +337,5 @@ pub fn update_policy(
         "max_lifetime_days": {"old": old_policy, "new": new_policy},
         "siem_tier2_enabled": {"old": tenant.siem_tier2_enabled, "new": tier2},
     }));
-    Ok((policy_json(&after), m))
+    Ok((policy_view(&after), m))
 }
