@@ -147,7 +147,7 @@ impl RefusalBudget {
     }
 
     /// `Some(seconds to wait)` while `ip` is refused up front. Counts the refusal in its tally.
-    pub fn refuse_up_front(&self, ip: IpAddr, now: DateTime<Utc>) -> Option<u64> {
+    pub fn refuse_up_front(&self, ip: IpAddr) -> Option<u64> {
         if !self.any_over.load(Ordering::Acquire) {
             return None;
         }
@@ -155,12 +155,12 @@ impl RefusalBudget {
         let mut over = self.over.lock().unwrap_or_else(|e| e.into_inner());
         let entry = over.get_mut(&key)?;
         let wait = entry.blocked_until.checked_duration_since(Instant::now())?;
-        tally(&mut entry.tally, OVER_BUDGET, now);
+        tally(&mut entry.tally, OVER_BUDGET, Utc::now());
         Some(wait.as_secs_f64().ceil().max(1.0) as u64)
     }
 
     /// Charges one refusal, with its reason, to `ip`.
-    pub fn charge(&self, ip: IpAddr, reason: &'static str, now: DateTime<Utc>) -> Charge {
+    pub fn charge(&self, ip: IpAddr, reason: &'static str) -> Charge {
         let Some(limiter) = &self.limiter else { return Charge::Record };
         let key = budget_key(ip);
         let Err(not_until) = limiter.check_key(&key) else { return Charge::Record };
@@ -173,7 +173,7 @@ impl RefusalBudget {
         };
         let entry = over.entry(key).or_insert(OverBudget { blocked_until: Instant::now(), tally: None });
         entry.blocked_until = entry.blocked_until.max(Instant::now() + wait.max(Duration::from_millis(1)));
-        tally(&mut entry.tally, reason, now);
+        tally(&mut entry.tally, reason, Utc::now());
         self.any_over.store(true, Ordering::Release);
         Charge::Summarize { retry_after: wait.as_secs_f64().ceil().max(1.0) as u64 }
     }
@@ -230,9 +230,9 @@ mod tests {
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
         for _ in 0..10_000 {
             assert!(limits.check_tenant("t1", list).is_ok());
-            assert_eq!(limits.refusals.charge(ip, "malformed", Utc::now()), Charge::Record);
+            assert_eq!(limits.refusals.charge(ip, "malformed"), Charge::Record);
         }
-        assert_eq!(limits.refusals.refuse_up_front(ip, Utc::now()), None);
+        assert_eq!(limits.refusals.refuse_up_front(ip), None);
     }
 
     #[test]
@@ -241,17 +241,16 @@ mod tests {
         let b: IpAddr = "10.0.0.2".parse().unwrap();
         for budget in [5, REFUSALS_PER_MINUTE] {
             let limits = RateLimits::new(0, 0, budget);
-            let now = Utc::now();
             for _ in 0..budget {
-                assert_eq!(limits.refusals.refuse_up_front(a, now), None);
-                assert_eq!(limits.refusals.charge(a, "malformed", now), Charge::Record);
+                assert_eq!(limits.refusals.refuse_up_front(a), None);
+                assert_eq!(limits.refusals.charge(a, "malformed"), Charge::Record);
             }
-            let charged = limits.refusals.charge(a, "unknown_key", now);
+            let charged = limits.refusals.charge(a, "unknown_key");
             assert!(matches!(charged, Charge::Summarize { retry_after: 1..=60 }), "budget {budget}: {charged:?}");
-            let wait = limits.refusals.refuse_up_front(a, now).expect("refused up front");
+            let wait = limits.refusals.refuse_up_front(a).expect("refused up front");
             assert!((1..=60).contains(&wait), "{wait}");
-            assert_eq!(limits.refusals.refuse_up_front(b, now), None, "another address is not affected");
-            assert_eq!(limits.refusals.charge(b, "malformed", now), Charge::Record);
+            assert_eq!(limits.refusals.refuse_up_front(b), None, "another address is not affected");
+            assert_eq!(limits.refusals.charge(b, "malformed"), Charge::Record);
             let tallies = limits.refusals.take_tallies();
             assert_eq!(tallies.len(), 1);
             let (ip, t) = &tallies[0];

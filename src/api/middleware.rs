@@ -122,9 +122,7 @@ async fn handle(
     // Refused before anything is examined: a path with no canonical form, or
     // an address over its refusal budget (no lookup, no parsing, no row).
     let over_budget = match (&state, client_ip) {
-        (Some(state), Some(ip)) if audited => {
-            state.limits.refusals.refuse_up_front(ip, chrono::Utc::now()).map(AppError::rate_limited)
-        }
+        (Some(state), Some(ip)) if audited => state.limits.refusals.refuse_up_front(ip).map(AppError::rate_limited),
         _ => None,
     };
     let up_front = over_budget.as_ref().and_then(|e| e.retry_after_secs);
@@ -152,7 +150,7 @@ async fn handle(
         (None, Some(state), Some(ip))
             if audited && !ctx.authenticated.get() && outcome_for(status) == OUTCOME_DENIED =>
         {
-            state.limits.refusals.charge(ip, reason.unwrap_or("refused"), chrono::Utc::now())
+            state.limits.refusals.charge(ip, reason.unwrap_or("refused"))
         }
         _ => Charge::Record,
     };
