@@ -102,34 +102,66 @@ pub fn canonical(row: &AuditRow) -> Vec<u8> {
 }
 
 /// Serializes straight from the row (no intermediate `Value`, which would
-/// copy every field): a tuple is a JSON array, element for element.
+/// copy every field): a tuple is a JSON array, element for element, of the
+/// hashed columns in the order of `with_audit_event_columns`.
 struct CanonicalFields<'a>(&'a AuditRow);
 
-impl serde::Serialize for CanonicalFields<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeTuple;
-        let row = self.0;
-        let mut t = s.serialize_tuple(19)?;
-        t.serialize_element(&row.event_id)?;
-        t.serialize_element(&row.chain_id)?;
-        t.serialize_element(&row.tenant_id)?;
-        t.serialize_element(&row.seq)?;
-        t.serialize_element(&format_time(row.occurred_at))?;
-        t.serialize_element(&row.operation)?;
-        t.serialize_element(&row.outcome)?;
-        t.serialize_element(&row.reason)?;
-        t.serialize_element(&row.actor_type)?;
-        t.serialize_element(&row.actor_id)?;
-        t.serialize_element(&row.key_id)?;
-        t.serialize_element(&row.key_type)?;
-        t.serialize_element(&row.key_hint)?;
-        t.serialize_element(&row.request_id)?;
-        t.serialize_element(&row.client_ip)?;
-        t.serialize_element(&row.user_agent)?;
-        t.serialize_element(&row.status_code)?;
-        t.serialize_element(&row.metadata)?;
-        t.serialize_element(&row.payload)?;
-        t.end()
+macro_rules! canonical_fields {
+    (hashed { $($h:ident: $ht:ty,)* } chain { $($c:ident: $ct:ty,)* }) => {
+        impl serde::Serialize for CanonicalFields<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                use serde::ser::SerializeTuple;
+                let row = self.0;
+                let mut t = s.serialize_tuple([$(stringify!($h)),*].len())?;
+                $(t.serialize_element(&row.$h.canonical())?;)*
+                t.end()
+            }
+        }
+    };
+}
+crate::db::models::with_audit_event_columns!(canonical_fields);
+
+/// A column's value as the canonical form holds it: itself, but times as
+/// RFC 3339 text with microseconds.
+trait Canonical {
+    type Form<'a>: serde::Serialize
+    where
+        Self: 'a;
+    fn canonical(&self) -> Self::Form<'_>;
+}
+
+impl Canonical for String {
+    type Form<'a> = &'a str;
+    fn canonical(&self) -> &str {
+        self
+    }
+}
+
+impl Canonical for Option<String> {
+    type Form<'a> = Option<&'a str>;
+    fn canonical(&self) -> Option<&str> {
+        self.as_deref()
+    }
+}
+
+impl Canonical for i64 {
+    type Form<'a> = i64;
+    fn canonical(&self) -> i64 {
+        *self
+    }
+}
+
+impl Canonical for i32 {
+    type Form<'a> = i32;
+    fn canonical(&self) -> i32 {
+        *self
+    }
+}
+
+impl Canonical for chrono::NaiveDateTime {
+    type Form<'a> = String;
+    fn canonical(&self) -> String {
+        format_time(*self)
     }
 }
 
@@ -220,6 +252,21 @@ mod tests {
             payload: optional,
             prev_hash: "0".repeat(64),
             hash: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_json_view_shows_every_column() {
+        let v = event_json(&row("2026-11-22 14:07:10.123456", "x", Some("y".into())));
+        for column in crate::db::models::AUDIT_EVENT_COLUMNS {
+            let shown = match *column {
+                // The tenant id names the chain (null: the system chain).
+                "chain_id" => v.get("tenant_id").is_some(),
+                "actor_type" => v["actor"]["type"].is_string(),
+                "actor_id" => v["actor"].get("id").is_some(),
+                c => v.get(c).is_some(),
+            };
+            assert!(shown, "column {column} is missing from the event's JSON view: {v}");
         }
     }
 

@@ -57,34 +57,62 @@ pub struct ApiKey {
     pub last_used_ip: Option<String>,
 }
 
-#[derive(Debug, Clone, Queryable, Insertable)]
-#[diesel(table_name = audit_events)]
-// NULL rather than DEFAULT for None: the INSERT's text is then the same for
-// every event, so SQLite prepares it once (the writer's hot path).
-#[diesel(treat_none_as_default_value = false)]
-pub struct AuditRow {
-    pub event_id: String,
-    pub chain_id: String,
-    pub tenant_id: Option<String>,
-    pub seq: i64,
-    pub occurred_at: NaiveDateTime,
-    pub operation: String,
-    pub outcome: String,
-    pub reason: Option<String>,
-    pub actor_type: String,
-    pub actor_id: Option<String>,
-    pub key_id: Option<String>,
-    pub key_type: Option<String>,
-    pub key_hint: Option<String>,
-    pub request_id: String,
-    pub client_ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub status_code: i32,
-    pub metadata: String,
-    pub payload: Option<String>,
-    pub prev_hash: String,
-    pub hash: String,
+/// Every column of an audit event, written once: the fields its canonical
+/// form hashes, in that order, then the two chain columns (the schema's order
+/// too). The row below, the canonical bytes (`audit::canonical`) and the
+/// PostgreSQL batch insert are generated from this list by handing it to a
+/// macro of their own.
+macro_rules! with_audit_event_columns {
+    ($then:ident) => {
+        $then! {
+            hashed {
+                event_id: String,
+                chain_id: String,
+                tenant_id: Option<String>,
+                seq: i64,
+                occurred_at: NaiveDateTime,
+                operation: String,
+                outcome: String,
+                reason: Option<String>,
+                actor_type: String,
+                actor_id: Option<String>,
+                key_id: Option<String>,
+                key_type: Option<String>,
+                key_hint: Option<String>,
+                request_id: String,
+                client_ip: Option<String>,
+                user_agent: Option<String>,
+                status_code: i32,
+                metadata: String,
+                payload: Option<String>,
+            }
+            chain {
+                prev_hash: String,
+                hash: String,
+            }
+        }
+    };
 }
+pub(crate) use with_audit_event_columns;
+
+macro_rules! audit_row {
+    (hashed { $($h:ident: $ht:ty,)* } chain { $($c:ident: $ct:ty,)* }) => {
+        /// An audit event as stored.
+        #[derive(Debug, Clone, Queryable, Insertable)]
+        #[diesel(table_name = audit_events)]
+        // NULL rather than DEFAULT for None: the INSERT's text is then the same for
+        // every event, so SQLite prepares it once (the writer's hot path).
+        #[diesel(treat_none_as_default_value = false)]
+        pub struct AuditRow {
+            $(pub $h: $ht,)*
+            $(pub $c: $ct,)*
+        }
+
+        /// The columns of an audit event, in order.
+        pub const AUDIT_EVENT_COLUMNS: &[&str] = &[$(stringify!($h),)* $(stringify!($c),)*];
+    };
+}
+with_audit_event_columns!(audit_row);
 
 #[derive(Debug, Clone, Queryable, Insertable)]
 #[diesel(table_name = assets)]

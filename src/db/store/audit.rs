@@ -93,71 +93,106 @@ pub fn insert_events(conn: &mut DbConn, rows: &[AuditRow]) -> AppResult<()> {
 /// size: parsing and planning it took a quarter of the server's time per group.)
 mod pg_append {
     use super::AuditRow;
+    use crate::db::models::AUDIT_EVENT_COLUMNS;
     use chrono::NaiveDateTime;
     use diesel::pg::Pg;
     use diesel::query_builder::{AstPass, QueryFragment, QueryId};
     use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text, Timestamp};
     use diesel::{QueryResult, RunQueryDsl};
 
-    /// `INSERT ... SELECT * FROM unnest(<one array per column>)`, arrays in this order.
-    pub struct AppendEvents<'a> {
-        text: [Vec<&'a str>; 9],
-        optional_text: [Vec<Option<&'a str>>; 9],
-        seq: Vec<i64>,
-        occurred_at: Vec<NaiveDateTime>,
-        status_code: Vec<i32>,
+    /// A column's values as one array parameter: its element and SQL type.
+    trait BatchColumn {
+        type Elem<'a>
+        where
+            Self: 'a;
+        type Sql: diesel::sql_types::SqlType + diesel::sql_types::SingleValue;
+        fn elem(&self) -> Self::Elem<'_>;
     }
 
-    const INSERT: &str = "INSERT INTO audit_events (\
-        event_id, chain_id, operation, outcome, actor_type, request_id, metadata, prev_hash, hash, \
-        tenant_id, reason, actor_id, key_id, key_type, key_hint, client_ip, user_agent, payload, \
-        seq, occurred_at, status_code) SELECT * FROM unnest(";
-
-    impl<'a> AppendEvents<'a> {
-        pub fn of(rows: &'a [AuditRow]) -> Self {
-            let mut q = AppendEvents {
-                text: Default::default(),
-                optional_text: Default::default(),
-                seq: Vec::with_capacity(rows.len()),
-                occurred_at: Vec::with_capacity(rows.len()),
-                status_code: Vec::with_capacity(rows.len()),
-            };
-            for r in rows {
-                let text = [
-                    &r.event_id,
-                    &r.chain_id,
-                    &r.operation,
-                    &r.outcome,
-                    &r.actor_type,
-                    &r.request_id,
-                    &r.metadata,
-                    &r.prev_hash,
-                    &r.hash,
-                ];
-                for (column, value) in q.text.iter_mut().zip(text) {
-                    column.push(value.as_str());
-                }
-                let optional = [
-                    &r.tenant_id,
-                    &r.reason,
-                    &r.actor_id,
-                    &r.key_id,
-                    &r.key_type,
-                    &r.key_hint,
-                    &r.client_ip,
-                    &r.user_agent,
-                    &r.payload,
-                ];
-                for (column, value) in q.optional_text.iter_mut().zip(optional) {
-                    column.push(value.as_deref());
-                }
-                q.seq.push(r.seq);
-                q.occurred_at.push(r.occurred_at);
-                q.status_code.push(r.status_code);
-            }
-            q
+    impl BatchColumn for String {
+        type Elem<'a> = &'a str;
+        type Sql = Text;
+        fn elem(&self) -> &str {
+            self
         }
     }
+
+    impl BatchColumn for Option<String> {
+        type Elem<'a> = Option<&'a str>;
+        type Sql = Nullable<Text>;
+        fn elem(&self) -> Option<&str> {
+            self.as_deref()
+        }
+    }
+
+    impl BatchColumn for i64 {
+        type Elem<'a> = i64;
+        type Sql = BigInt;
+        fn elem(&self) -> i64 {
+            *self
+        }
+    }
+
+    impl BatchColumn for i32 {
+        type Elem<'a> = i32;
+        type Sql = Integer;
+        fn elem(&self) -> i32 {
+            *self
+        }
+    }
+
+    impl BatchColumn for NaiveDateTime {
+        type Elem<'a> = NaiveDateTime;
+        type Sql = Timestamp;
+        fn elem(&self) -> NaiveDateTime {
+            *self
+        }
+    }
+
+    /// `INSERT ... SELECT * FROM unnest(<one array per column>)`, columns in the
+    /// order of `with_audit_event_columns`.
+    static INSERT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!("INSERT INTO audit_events ({}) SELECT * FROM unnest(", AUDIT_EVENT_COLUMNS.join(", "))
+    });
+
+    macro_rules! append_events {
+        (hashed { $($h:ident: $ht:ty,)* } chain { $($c:ident: $ct:ty,)* }) => {
+            /// A group's events as one array per column.
+            pub struct AppendEvents<'a> {
+                $($h: Vec<<$ht as BatchColumn>::Elem<'a>>,)*
+                $($c: Vec<<$ct as BatchColumn>::Elem<'a>>,)*
+            }
+
+            impl<'a> AppendEvents<'a> {
+                pub fn of(rows: &'a [AuditRow]) -> Self {
+                    let mut q = AppendEvents {
+                        $($h: Vec::with_capacity(rows.len()),)*
+                        $($c: Vec::with_capacity(rows.len()),)*
+                    };
+                    for r in rows {
+                        $(q.$h.push(r.$h.elem());)*
+                        $(q.$c.push(r.$c.elem());)*
+                    }
+                    q
+                }
+
+                fn push_arrays<'b>(&'b self, out: &mut AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+                    let mut separator = "";
+                    $(
+                        out.push_sql(separator);
+                        out.push_bind_param::<Array<<$ht as BatchColumn>::Sql>, _>(&self.$h)?;
+                        separator = ", ";
+                    )*
+                    $(
+                        out.push_sql(separator);
+                        out.push_bind_param::<Array<<$ct as BatchColumn>::Sql>, _>(&self.$c)?;
+                    )*
+                    Ok(())
+                }
+            }
+        };
+    }
+    crate::db::models::with_audit_event_columns!(append_events);
 
     impl QueryId for AppendEvents<'_> {
         type QueryId = AppendEvents<'static>;
@@ -167,28 +202,10 @@ mod pg_append {
 
     impl QueryFragment<Pg> for AppendEvents<'_> {
         fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-            out.push_sql(INSERT);
+            out.push_sql(&INSERT);
             self.push_arrays(&mut out)?;
             out.push_sql(")");
             Ok(())
-        }
-    }
-
-    impl AppendEvents<'_> {
-        fn push_arrays<'b>(&'b self, out: &mut AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-            for column in &self.text {
-                out.push_bind_param::<Array<Text>, _>(column)?;
-                out.push_sql(", ");
-            }
-            for column in &self.optional_text {
-                out.push_bind_param::<Array<Nullable<Text>>, _>(column)?;
-                out.push_sql(", ");
-            }
-            out.push_bind_param::<Array<BigInt>, _>(&self.seq)?;
-            out.push_sql(", ");
-            out.push_bind_param::<Array<Timestamp>, _>(&self.occurred_at)?;
-            out.push_sql(", ");
-            out.push_bind_param::<Array<Integer>, _>(&self.status_code)
         }
     }
 
@@ -214,7 +231,7 @@ mod pg_append {
             out.push_sql(" AND last_seq = ");
             out.push_bind_param::<BigInt, _>(&self.last_seq)?;
             out.push_sql(" FOR UPDATE) ");
-            out.push_sql(INSERT);
+            out.push_sql(&INSERT);
             self.events.push_arrays(&mut out)?;
             out.push_sql(") WHERE EXISTS (SELECT 1 FROM head)");
             Ok(())
