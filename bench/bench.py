@@ -278,8 +278,8 @@ def bench_keyward(backend, db_url, tmp):
             "authz.check (valid key)": scenario(f"{base}/v2/authz.check", [
                 f"X-API-Key: {audit}", "X-Original-Method: GET", "X-Original-URI: /v2/team.asset.list"]),
             # From 127.0.0.1, like all wrk load: under a refusal budget per client address this would measure
-            # refusals answered over budget (429 up front, no database work); with the tenant limits off
-            # (keyward_env) the budget is off too, so it measures lookups of an unknown key.
+            # refusals answered over budget (429 up front, no database work); keyward_env turns the budget
+            # off here (the flood scenario measures it), so this measures lookups of an unknown key.
             "whoami (unknown key)": scenario(f"{base}/v2/auth.whoami", [f"X-API-Key: {UNKNOWN_KEY}"]),
             "team.asset.list (1,000 assets)": scenario(f"{base}/v2/team.asset.list?limit=100", [f"X-API-Key: {audit}"]),
         }
