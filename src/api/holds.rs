@@ -1,14 +1,25 @@
 //! Legal holds (e-Discovery key).
 
-use super::context::{commit, fields, ok, query, JsonBody, KeyAuth};
+use super::context::{commit, ok_with, query, JsonBody, KeyAuth};
 use super::pagination::Page;
-use crate::db::store;
 use crate::error::AppResult;
-use crate::service::holds;
+use crate::service::holds::{self, HoldStatus, HoldView};
 use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize)]
+struct OneHold<'a> {
+    hold: &'a HoldView,
+}
+
+#[derive(Serialize)]
+struct HoldPage<'a> {
+    holds: &'a [HoldView],
+    total: usize,
+    limit: i64,
+    offset: i64,
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -27,15 +38,7 @@ pub(super) async fn create(
     let reason = holds::validate_reason(&b.reason)?;
     let (tenant, key) = (auth.0.tenant_id, auth.0.key_id);
     let hold = commit(&state, &req, move |c| holds::create_hold(c, &tenant, &key, &b.user_ids, &reason)).await?;
-    Ok(ok(fields(json!({"hold": hold}))))
-}
-
-#[derive(Deserialize, Clone, Copy, PartialEq)]
-enum HoldStatus {
-    #[serde(rename = "HOLD_STATUS_ACTIVE")]
-    Active,
-    #[serde(rename = "HOLD_STATUS_RELEASED")]
-    Released,
+    Ok(ok_with(&OneHold { hold: &hold }))
 }
 
 #[derive(Deserialize)]
@@ -50,22 +53,9 @@ pub(super) async fn list(auth: KeyAuth, req: HttpRequest, state: web::Data<AppSt
     let q: ListHolds = query(&req)?;
     let page = Page::new(q.limit, q.offset)?;
     let tenant = auth.0.tenant_id;
-    let wanted = q.status;
-    let items = state
-        .read(move |c| {
-            let all = store::list_holds(c, &tenant, wanted == Some(HoldStatus::Active))?;
-            let matching: Vec<_> =
-                all.into_iter().filter(|h| wanted != Some(HoldStatus::Released) || h.released_at.is_some()).collect();
-            let total = matching.len();
-            let mut out = Vec::new();
-            for h in page.slice(&matching) {
-                let ids = store::hold_member_ids(c, &tenant, &h.uid)?;
-                out.push(holds::hold_json(h, &ids));
-            }
-            Ok((out, total))
-        })
-        .await?;
-    Ok(ok(fields(json!({"holds": items.0, "total": items.1, "limit": page.limit, "offset": page.offset}))))
+    let (offset, limit) = (page.offset as usize, page.limit as usize);
+    let (holds, total) = state.read(move |c| holds::list_holds(c, &tenant, q.status, offset, limit)).await?;
+    Ok(ok_with(&HoldPage { holds: &holds, total, limit: page.limit, offset: page.offset }))
 }
 
 #[derive(Deserialize)]
@@ -85,5 +75,5 @@ pub(super) async fn release(
     let reason = b.reason.as_deref().map(holds::validate_reason).transpose()?;
     let (tenant, key) = (auth.0.tenant_id, auth.0.key_id);
     let hold = commit(&state, &req, move |c| holds::release_hold(c, &tenant, &key, &b.uid, reason.as_deref())).await?;
-    Ok(ok(fields(json!({"hold": hold}))))
+    Ok(ok_with(&OneHold { hold: &hold }))
 }

@@ -4,24 +4,65 @@ use super::{meta, Meta};
 use crate::db::models::{api_time, now, to_naive, LegalHold};
 use crate::db::{store, DbConn};
 use crate::error::{AppError, AppResult};
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 pub const MAX_MEMBERS_PER_HOLD: usize = 100;
-pub const HOLD_ACTIVE: &str = "HOLD_STATUS_ACTIVE";
-pub const HOLD_RELEASED: &str = "HOLD_STATUS_RELEASED";
 
-pub fn hold_json(h: &LegalHold, user_ids: &[String]) -> Value {
-    json!({
-        "uid": h.uid,
-        "user_ids": user_ids,
-        "reason": h.reason,
-        "status": if h.released_at.is_some() { HOLD_RELEASED } else { HOLD_ACTIVE },
-        "created_by": h.created_by,
-        "created_at": api_time(h.created_at),
-        "released_at": h.released_at.map(api_time),
-        "released_by": h.released_by,
-        "release_reason": h.release_reason,
-    })
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HoldStatus {
+    #[serde(rename = "HOLD_STATUS_ACTIVE")]
+    Active,
+    #[serde(rename = "HOLD_STATUS_RELEASED")]
+    Released,
+}
+
+/// A legal hold as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct HoldView {
+    pub uid: String,
+    pub user_ids: Vec<String>,
+    pub reason: String,
+    pub status: HoldStatus,
+    pub created_by: String,
+    pub created_at: String,
+    pub released_at: Option<String>,
+    pub released_by: Option<String>,
+    pub release_reason: Option<String>,
+}
+
+pub fn hold_view(h: &LegalHold, user_ids: Vec<String>) -> HoldView {
+    HoldView {
+        uid: h.uid.clone(),
+        user_ids,
+        reason: h.reason.clone(),
+        status: if h.released_at.is_some() { HoldStatus::Released } else { HoldStatus::Active },
+        created_by: h.created_by.clone(),
+        created_at: api_time(h.created_at),
+        released_at: h.released_at.map(api_time),
+        released_by: h.released_by.clone(),
+        release_reason: h.release_reason.clone(),
+    }
+}
+
+/// One page of the tenant's holds (in one status if asked), and how many there are in all.
+pub fn list_holds(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    status: Option<HoldStatus>,
+    offset: usize,
+    limit: usize,
+) -> AppResult<(Vec<HoldView>, usize)> {
+    let all = store::list_holds(conn, tenant_id, status == Some(HoldStatus::Active))?;
+    let matching: Vec<_> =
+        all.into_iter().filter(|h| status != Some(HoldStatus::Released) || h.released_at.is_some()).collect();
+    let mut page = Vec::new();
+    // Members are read for the page's holds only.
+    for h in matching.iter().skip(offset).take(limit) {
+        let ids = store::hold_member_ids(conn, tenant_id, &h.uid)?;
+        page.push(hold_view(h, ids));
+    }
+    Ok((page, matching.len()))
 }
 
 pub fn validate_reason(reason: &str) -> AppResult<String> {
@@ -39,7 +80,7 @@ pub fn create_hold(
     key_id: &str,
     user_ids: &[String],
     reason: &str,
-) -> AppResult<(Value, Meta)> {
+) -> AppResult<(HoldView, Meta)> {
     let mut ids: Vec<String> = user_ids.to_vec();
     ids.sort();
     ids.dedup();
@@ -63,7 +104,7 @@ pub fn create_hold(
     };
     store::insert_hold(conn, &hold, &ids)?;
     let m = meta(json!({"hold_uid": hold.uid, "user_ids": ids, "reason": hold.reason}));
-    Ok((hold_json(&hold, &ids), m))
+    Ok((hold_view(&hold, ids), m))
 }
 
 pub fn release_hold(
@@ -72,7 +113,7 @@ pub fn release_hold(
     key_id: &str,
     uid: &str,
     reason: Option<&str>,
-) -> AppResult<(Value, Meta)> {
+) -> AppResult<(HoldView, Meta)> {
     let hold = store::find_hold(conn, tenant_id, uid)?.ok_or_else(|| AppError::not_found("no hold with this uid"))?;
     if hold.released_at.is_some() {
         return Err(AppError::precondition("the hold was already released"));
@@ -81,5 +122,5 @@ pub fn release_hold(
     let after = store::find_hold(conn, tenant_id, uid)?.ok_or_else(AppError::internal)?;
     let ids = store::hold_member_ids(conn, tenant_id, uid)?;
     let m = meta(json!({"hold_uid": uid, "user_ids": ids, "release_reason": reason}));
-    Ok((hold_json(&after, &ids), m))
+    Ok((hold_view(&after, ids), m))
 }
