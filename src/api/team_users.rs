@@ -1,15 +1,31 @@
 //! team_users surface (User Management key): provision, update and offboard members.
 
-use super::context::{commit, fields, ok, query, JsonBody, KeyAuth};
+use super::context::{commit, ok_with, query, JsonBody, KeyAuth};
 use super::pagination::Page;
-use crate::db::store::{self, MemberFilter};
+use crate::db::models::Member;
 use crate::domain::{MemberStatus, Role};
 use crate::error::{AppError, AppResult};
-use crate::service::team::{self, TeamUserFields};
+use crate::service::team::{self, team_user_view, TeamUserFields, TeamUserView};
 use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize)]
+struct OneUser<'a> {
+    team_user: TeamUserView<'a>,
+}
+
+fn one(m: &Member) -> HttpResponse {
+    ok_with(&OneUser { team_user: team_user_view(m) })
+}
+
+#[derive(Serialize)]
+struct UserPage<'a> {
+    team_users: Vec<TeamUserView<'a>>,
+    total: i64,
+    limit: i64,
+    offset: i64,
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,16 +40,12 @@ struct ListUsers {
 pub(super) async fn list(auth: KeyAuth, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     let q: ListUsers = query(&req)?;
     let page = Page::new(q.limit, q.offset)?;
-    let filter = MemberFilter {
-        status: q.status.map(|s| s.as_str().to_string()),
-        role: q.role.map(|r| r.as_str().to_string()),
-        email: q.email.map(|e| e.trim().to_ascii_lowercase()),
-        ..MemberFilter::default()
-    };
     let tenant = auth.0.tenant_id;
-    let (rows, total) = state.read(move |c| store::list_members(c, &tenant, &filter, page.offset, page.limit)).await?;
-    let users: Vec<_> = rows.iter().map(team::team_user_json).collect();
-    Ok(ok(fields(json!({"team_users": users, "total": total, "limit": page.limit, "offset": page.offset}))))
+    let (rows, total) = state
+        .read(move |c| team::list_team_users(c, &tenant, q.status, q.role, q.email.as_deref(), page.offset, page.limit))
+        .await?;
+    let team_users = rows.iter().map(team_user_view).collect();
+    Ok(ok_with(&UserPage { team_users, total, limit: page.limit, offset: page.offset }))
 }
 
 #[derive(Deserialize)]
@@ -46,7 +58,7 @@ pub(super) async fn detail(auth: KeyAuth, req: HttpRequest, state: web::Data<App
     let q: UserRef = query(&req)?;
     let tenant = auth.0.tenant_id;
     let m = state.read(move |c| team::load_team_user(c, &tenant, &q.team_user_id)).await?;
-    Ok(ok(fields(json!({"team_user": team::team_user_json(&m)}))))
+    Ok(one(&m))
 }
 
 #[derive(Deserialize)]
@@ -76,7 +88,7 @@ pub(super) async fn create(
     };
     let tenant = auth.0.tenant_id;
     let m = commit(&state, &req, move |c| team::add_team_user(c, &tenant, f)).await?;
-    Ok(ok(fields(json!({"team_user": team::team_user_json(&m)}))))
+    Ok(one(&m))
 }
 
 #[derive(Deserialize)]
@@ -100,7 +112,7 @@ pub(super) async fn update(
     let tenant = auth.0.tenant_id;
     let m =
         commit(&state, &req, move |c| team::change_team_user(c, &tenant, &b.team_user_id, b.status, b.role)).await?;
-    Ok(ok(fields(json!({"team_user": team::team_user_json(&m)}))))
+    Ok(one(&m))
 }
 
 pub(super) async fn remove(
@@ -115,5 +127,5 @@ pub(super) async fn remove(
         team::change_team_user(c, &tenant, &b.team_user_id, Some(MemberStatus::Removed), None)
     })
     .await?;
-    Ok(ok(fields(json!({"team_user": team::team_user_json(&m)}))))
+    Ok(one(&m))
 }

@@ -10,7 +10,7 @@ use crate::db::DbConn;
 use crate::domain::exports::{ExportKind, ExportScope};
 use crate::domain::redact;
 use crate::error::AppError;
-use crate::service::{assets::asset_json, team::team_user_json};
+use crate::service::{assets::asset_json, team::team_user_view};
 use serde_json::{json, Value};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Write};
@@ -151,7 +151,7 @@ fn hash_file(path: &Path) -> io::Result<(u64, String)> {
     }
 }
 
-fn line(out: &mut impl Write, v: &Value) -> io::Result<()> {
+fn line(out: &mut impl Write, v: &impl serde::Serialize) -> io::Result<()> {
     serde_json::to_writer(&mut *out, v)?;
     out.write_all(b"\n")
 }
@@ -227,7 +227,7 @@ fn write_ediscovery(
     let mut zip = zip::ZipWriter::new(BufWriter::new(file));
 
     zip.start_file("member.ndjson", options)?;
-    line(&mut zip, &team_user_json(&member))?;
+    line(&mut zip, &team_user_view(&member))?;
 
     zip.start_file("assets.ndjson", options)?;
     for a in &assets {

@@ -5,6 +5,7 @@ use crate::db::models::{api_time, now, to_naive, Member, Tenant, TENANT_ACTIVE};
 use crate::db::{store, DbConn};
 use crate::domain::{member, MemberStatus, Role};
 use crate::error::{AppError, AppResult};
+use serde::Serialize;
 use serde_json::json;
 
 pub fn create_tenant_with_id(
@@ -63,19 +64,52 @@ pub fn create_member(conn: &mut DbConn, tenant_id: &str, email: &str, role: Role
 // ---------------------------------------------------------------- team users
 
 /// A member as the team users surface shows it (`team_user_id` is the member id).
-pub fn team_user_json(m: &Member) -> serde_json::Value {
-    json!({
-        "team_user_id": m.id,
-        "email": m.email,
-        "role": m.role,
-        "status": m.status,
-        "first_name": m.first_name,
-        "last_name": m.last_name,
-        "user_name": m.user_name,
-        "external_id": m.external_id,
-        "created_at": api_time(m.created_at),
-        "updated_at": api_time(m.updated_at),
-    })
+#[derive(Debug, Serialize)]
+pub struct TeamUserView<'a> {
+    pub team_user_id: &'a str,
+    pub email: &'a str,
+    pub role: &'a str,
+    pub status: &'a str,
+    pub first_name: Option<&'a str>,
+    pub last_name: Option<&'a str>,
+    pub user_name: Option<&'a str>,
+    pub external_id: Option<&'a str>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+pub fn team_user_view(m: &Member) -> TeamUserView<'_> {
+    TeamUserView {
+        team_user_id: &m.id,
+        email: &m.email,
+        role: &m.role,
+        status: &m.status,
+        first_name: m.first_name.as_deref(),
+        last_name: m.last_name.as_deref(),
+        user_name: m.user_name.as_deref(),
+        external_id: m.external_id.as_deref(),
+        created_at: api_time(m.created_at),
+        updated_at: api_time(m.updated_at),
+    }
+}
+
+/// One page of the tenant's members, filtered, and how many match in all.
+pub fn list_team_users(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    status: Option<MemberStatus>,
+    role: Option<Role>,
+    email: Option<&str>,
+    offset: i64,
+    limit: i64,
+) -> AppResult<(Vec<Member>, i64)> {
+    let filter = store::MemberFilter {
+        status: status.map(|s| s.as_str().to_string()),
+        role: role.map(|r| r.as_str().to_string()),
+        email: email.map(|e| e.trim().to_ascii_lowercase()),
+        ..store::MemberFilter::default()
+    };
+    store::list_members(conn, tenant_id, &filter, offset, limit)
 }
 
 /// What a provisioning client may set on a member.
