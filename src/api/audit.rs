@@ -1,16 +1,38 @@
 //! Console: the auditors' view of the audit log.
 
-use super::context::{fields, ok, query, ConsoleAuth, NoParams};
+use super::context::{ok_with, query, ConsoleAuth, NoParams};
 use super::pagination::{decode_cursor, encode_cursor, limit};
-use crate::audit::{event_json, verify, OUTCOME_ALLOWED, OUTCOME_DENIED};
+use crate::audit::verify::{self, Problem};
+use crate::audit::{event_json, OUTCOME_ALLOWED, OUTCOME_DENIED};
 use crate::db::models::to_naive;
-use crate::db::store::{self, EventFilter};
+use crate::db::store::EventFilter;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Serialize)]
+struct EventPage {
+    events: Vec<Value>,
+    next_cursor: Option<String>,
+}
+
+/// The chain's verification as auditors see it (their tenant's chain: no chain id).
+#[derive(Serialize)]
+struct VerificationView<'a> {
+    valid: bool,
+    events_checked: i64,
+    head_seq: i64,
+    head_hash: &'a str,
+    problems: &'a [Problem],
+}
+
+#[derive(Serialize)]
+struct Verified<'a> {
+    verification: VerificationView<'a>,
+}
 
 #[derive(Deserialize, Clone, Copy)]
 enum Outcome {
@@ -54,24 +76,22 @@ pub async fn list(auth: ConsoleAuth, req: HttpRequest, state: web::Data<AppState
         until: q.until.map(to_naive),
     };
     let tenant_id = auth.0.tenant_id;
-    // One extra row tells whether another page exists.
-    let mut rows = state.read(move |c| store::filtered_events(c, &tenant_id, &filter, after, limit + 1)).await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
+    let (rows, more) = state.read(move |c| crate::audit::list_events(c, &tenant_id, &filter, after, limit)).await?;
     let next_cursor = if more { rows.last().map(|r| encode_cursor(r.seq)) } else { None };
-    let events: Vec<_> = rows.iter().map(event_json).collect();
-    Ok(ok(fields(json!({"events": events, "next_cursor": next_cursor}))))
+    Ok(ok_with(&EventPage { events: rows.iter().map(event_json).collect(), next_cursor }))
 }
 
 pub async fn verify_chain(auth: ConsoleAuth, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     let _: NoParams = query(&req)?;
     let tenant_id = auth.0.tenant_id;
     let v = state.read(move |c| verify::verify_chain(c, &tenant_id)).await?;
-    Ok(ok(fields(json!({"verification": {
-        "valid": v.valid,
-        "events_checked": v.events_checked,
-        "head_seq": v.head_seq,
-        "head_hash": v.head_hash,
-        "problems": v.problems,
-    }}))))
+    Ok(ok_with(&Verified {
+        verification: VerificationView {
+            valid: v.valid,
+            events_checked: v.events_checked,
+            head_seq: v.head_seq,
+            head_hash: &v.head_hash,
+            problems: &v.problems,
+        },
+    }))
 }

@@ -171,6 +171,21 @@ pub fn format_time(t: chrono::NaiveDateTime) -> String {
     crate::db::models::rfc3339(t, chrono::SecondsFormat::Micros)
 }
 
+/// One page of a tenant's events after `after_seq` that match `filter`, and
+/// whether more follow (one extra row tells).
+pub fn list_events(
+    conn: &mut crate::db::DbConn,
+    tenant_id: &str,
+    filter: &crate::db::store::EventFilter,
+    after_seq: i64,
+    limit: i64,
+) -> crate::error::AppResult<(Vec<AuditRow>, bool)> {
+    let mut rows = crate::db::store::filtered_events(conn, tenant_id, filter, after_seq, limit + 1)?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    Ok((rows, more))
+}
+
 /// The event as the API shows it.
 pub fn event_json(row: &AuditRow) -> Value {
     let parse = |s: &str| serde_json::from_str::<Value>(s).unwrap_or(Value::Null);
