@@ -54,6 +54,7 @@ pub fn build(settings: Settings, listener: TcpListener, workers: Option<usize>) 
     let pool = db::build_pool(&settings.database_url, settings.conn_options(), READ_POOL_SIZE)?;
     let metrics = Arc::new(Metrics::new());
     let key_cache = Arc::new(KeyCache::new(settings.key_cache));
+    let redactor = settings.redactor();
     let writer = AuditWriter::start(
         settings.database_url.clone(),
         settings.conn_options(),
@@ -62,7 +63,7 @@ pub fn build(settings: Settings, listener: TcpListener, workers: Option<usize>) 
             let key_cache = key_cache.clone();
             move |version| key_cache.observe_version(version)
         },
-        settings.redactor(),
+        redactor.clone(),
     );
     let key_state = key_cache
         .checks_each_request()
@@ -73,7 +74,6 @@ pub fn build(settings: Settings, listener: TcpListener, workers: Option<usize>) 
         settings.rate_limit_write_per_minute,
         settings.refusals_per_minute,
     );
-    let settings_redactor = settings.redactor();
     let public_url = match &settings.public_url {
         Some(url) => url.clone(),
         None => {
@@ -103,7 +103,7 @@ pub fn build(settings: Settings, listener: TcpListener, workers: Option<usize>) 
         console,
         metrics,
         limits,
-        redactor: settings_redactor,
+        redactor,
         public_url,
     });
     crate::audit::refusals::spawn_summaries(

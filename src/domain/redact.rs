@@ -117,20 +117,16 @@ fn percent_encoding_lossy(bytes: &[u8]) -> Cow<'_, str> {
 /// Configured secrets for [`scrub`]: error messages are rendered where no
 /// application state is at hand (actix's `ResponseError`), so the secrets an
 /// app is configured with are registered here once, at its start.
-static REGISTERED: std::sync::RwLock<Vec<String>> = std::sync::RwLock::new(Vec::new());
+static REGISTERED: std::sync::RwLock<Redactor> = std::sync::RwLock::new(Redactor { secrets: Vec::new() });
 
 /// Makes [`scrub`] redact `secret` too, for the life of the process.
 pub fn register(secret: &str) {
-    let mut all = REGISTERED.write().unwrap_or_else(|e| e.into_inner());
-    if !secret.is_empty() && !all.iter().any(|s| s == secret) {
-        all.push(secret.to_string());
-    }
+    REGISTERED.write().unwrap_or_else(|e| e.into_inner()).add(secret);
 }
 
 /// A text with every secret replaced, by shape and as registered (error messages that quote input).
 pub fn scrub(text: &str) -> String {
-    let registered = REGISTERED.read().unwrap_or_else(|e| e.into_inner());
-    Redactor::new(registered.iter().map(String::as_str)).text(text).into_owned()
+    REGISTERED.read().unwrap_or_else(|e| e.into_inner()).text(text).into_owned()
 }
 
 /// Redacts secrets from caller-controlled text and JSON, by shape and by the
@@ -143,16 +139,22 @@ pub struct Redactor {
 
 impl Redactor {
     pub fn new<'a>(configured: impl IntoIterator<Item = &'a str>) -> Redactor {
-        let mut secrets = Vec::new();
-        for s in configured.into_iter().filter(|s| !s.is_empty()) {
-            let escaped = serde_json::to_string(s).expect("a string serializes");
-            let escaped = escaped[1..escaped.len() - 1].to_string();
-            if escaped != s {
-                secrets.push(escaped);
-            }
-            secrets.push(s.to_string());
+        let mut r = Redactor::default();
+        configured.into_iter().for_each(|s| r.add(s));
+        r
+    }
+
+    /// Redacts `secret` too, as written and as escaped inside a JSON string.
+    fn add(&mut self, secret: &str) {
+        if secret.is_empty() || self.secrets.iter().any(|s| s == secret) {
+            return;
         }
-        Redactor { secrets }
+        let escaped = serde_json::to_string(secret).expect("a string serializes");
+        let escaped = &escaped[1..escaped.len() - 1];
+        if escaped != secret {
+            self.secrets.push(escaped.to_string());
+        }
+        self.secrets.push(secret.to_string());
     }
 
     fn holds_configured(&self, text: &str) -> bool {

@@ -120,7 +120,8 @@ fn run(url: &DbUrl, writer: &AuditWriter, export_dir: &Path, wake: &Wake) {
     };
     let mut conn: Option<DbConn> = None;
     let mut last_recovery: Option<Instant> = None;
-    let (mut seen, _) = wake.wait(0, Duration::ZERO);
+    // A ring before the first look is seen at the first wait (the count is past 0).
+    let mut seen = 0;
     loop {
         if conn.is_none() {
             match db::establish(url) {
