@@ -1,7 +1,7 @@
 //! team_assets surface: the asset keys' list and re-scope, and the platform's
 //! ingestion of shares (`/internal/v2`, ingest token).
 
-use super::context::{commit, fields, ok, ok_with, query, AuditCtx, IngestAuth, JsonBody, KeyAuth};
+use super::context::{commit, fields, ok, ok_with, query, IngestAuth, JsonBody, KeyAuth, RequestEvent};
 use super::pagination::Page;
 use crate::db::models::to_naive;
 use crate::db::store::{self, AssetFilter};
@@ -102,7 +102,7 @@ async fn claim_tenant(state: &AppState, req: &HttpRequest, tenant_id: &str) -> A
     if state.read(move |c| store::find_tenant(c, &t)).await?.is_none() {
         return Err(AppError::not_found("no such tenant"));
     }
-    AuditCtx::of(req).set_tenant(tenant_id);
+    RequestEvent::of(req).set_tenant(tenant_id);
     Ok(())
 }
 

@@ -1,6 +1,7 @@
-//! Per-request context and the extractors handlers use: the audit draft that
-//! every request fills in, the authenticated caller, JSON bodies and query
-//! strings that fail with the error envelope.
+//! Per-request context and the extractors handlers use: the request's pending
+//! audit event (owned by the request until it is committed or recorded), the
+//! authenticated caller, JSON bodies and query strings that fail with the
+//! error envelope.
 
 use crate::audit::writer::Committed;
 use crate::audit::{ActorType, EventDraft};
@@ -17,83 +18,143 @@ use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
-use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::rc::Rc;
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// The audit event a request is building, shared by the middleware, the
-/// extractors and the handler.
-pub struct AuditCtx {
-    pub draft: RefCell<EventDraft>,
-    /// Set once the event is committed (with the request's change).
-    pub committed: Cell<bool>,
-    /// The table's operation for this request's method and path, if any.
-    pub operation: Option<&'static Operation>,
-    /// Set once the caller proved a credential (key, console token, ingest
-    /// token or signed link): refusals of callers who did not are charged to
-    /// their address's refusal budget.
-    pub authenticated: Cell<bool>,
+/// The audit event of a request being handled. The middleware makes it and
+/// keeps it in the request, where authentication, the body parser and the
+/// handler add what they learn; it is then moved out exactly once: by
+/// [`commit`], into the transaction of the request's change, or else by the
+/// middleware after the answer, which records it. Whoever holds it owns it:
+/// no shared cell says whether it was committed.
+pub struct PendingEvent {
+    draft: EventDraft,
+    /// The caller proved a credential (key, console token, ingest token or
+    /// signed link): refusals of callers who did not are charged to their
+    /// address's refusal budget.
+    authenticated: bool,
 }
 
-impl AuditCtx {
-    pub fn new(draft: EventDraft, operation: Option<&'static Operation>) -> Rc<AuditCtx> {
-        Rc::new(AuditCtx {
-            draft: RefCell::new(draft),
-            committed: Cell::new(false),
-            operation,
-            authenticated: Cell::new(false),
-        })
+impl PendingEvent {
+    pub fn new(draft: EventDraft) -> PendingEvent {
+        PendingEvent { draft, authenticated: false }
     }
 
-    pub fn of(req: &HttpRequest) -> Rc<AuditCtx> {
-        req.extensions().get::<Rc<AuditCtx>>().cloned().expect("the audit middleware wraps every route")
+    /// The event, if the request still holds it, taken out of it.
+    pub fn take(req: &HttpRequest) -> Option<PendingEvent> {
+        req.extensions_mut().remove::<PendingEvent>()
+    }
+
+    pub fn into_parts(self) -> (EventDraft, bool) {
+        (self.draft, self.authenticated)
+    }
+}
+
+/// The table's operation of a request, as the middleware resolved it (None:
+/// none for this method and path).
+#[derive(Clone, Copy)]
+pub struct Resolved(pub Option<&'static Operation>);
+
+/// What a handler or an extractor adds to its request's event. A request
+/// whose event was already committed has nothing more to add.
+pub struct RequestEvent<'a>(&'a HttpRequest);
+
+impl<'a> RequestEvent<'a> {
+    pub fn of(req: &'a HttpRequest) -> RequestEvent<'a> {
+        RequestEvent(req)
+    }
+
+    fn with(&self, f: impl FnOnce(&mut PendingEvent)) {
+        if let Some(pending) = self.0.extensions_mut().get_mut::<PendingEvent>() {
+            f(pending);
+        }
     }
 
     fn set_member(&self, m: &MemberCaller) {
-        self.authenticated.set(true);
-        let mut d = self.draft.borrow_mut();
-        d.tenant_id = Some(m.tenant_id.clone());
-        d.actor_type = ActorType::Member;
-        d.actor_id = Some(m.member_id.clone());
+        self.with(|e| {
+            e.authenticated = true;
+            let d = &mut e.draft;
+            d.tenant_id = Some(m.tenant_id.clone());
+            d.actor_type = ActorType::Member;
+            d.actor_id = Some(m.member_id.clone());
+        })
     }
 
     fn set_key(&self, k: &KeyIdentity) {
-        let mut d = self.draft.borrow_mut();
-        d.tenant_id = Some(k.tenant_id.clone());
-        d.actor_type = ActorType::ApiKey;
-        d.actor_id = Some(k.key_id.clone());
-        d.key_id = Some(k.key_id.clone());
-        d.key_type = Some(k.key_type.clone());
-        d.key_hint = Some(k.hint.clone());
+        self.with(|e| {
+            let d = &mut e.draft;
+            d.tenant_id = Some(k.tenant_id.clone());
+            d.actor_type = ActorType::ApiKey;
+            d.actor_id = Some(k.key_id.clone());
+            d.key_id = Some(k.key_id.clone());
+            d.key_type = Some(k.key_type.clone());
+            d.key_hint = Some(k.hint.clone());
+        })
+    }
+
+    fn key_used(&self) {
+        self.with(|e| {
+            e.authenticated = true;
+            e.draft.key_used = true;
+        })
+    }
+
+    fn set_platform(&self, proved: bool) {
+        self.with(|e| {
+            e.authenticated = proved;
+            e.draft.actor_type = ActorType::Service;
+            e.draft.actor_id = Some(PLATFORM_ACTOR.into());
+        })
+    }
+
+    fn set_payload(&self, payload: Value) {
+        self.with(|e| e.draft.payload = Some(payload))
     }
 
     /// Adds Tier 1 metadata to the event.
     pub fn note(&self, key: &str, value: Value) {
-        self.draft.borrow_mut().metadata.insert(key.to_string(), value);
+        self.with(|e| {
+            e.draft.metadata.insert(key.to_string(), value);
+        })
+    }
+
+    /// Names the tenant an event belongs to, once a handler knows it (ingestion, signed links).
+    pub fn set_tenant(&self, tenant_id: &str) {
+        self.with(|e| e.draft.tenant_id = Some(tenant_id.to_string()))
+    }
+
+    /// A signed link keyward issued for `tenant_id` was presented: the event belongs to its chain.
+    pub fn link_proved(&self, tenant_id: &str) {
+        self.with(|e| {
+            e.authenticated = true;
+            e.draft.tenant_id = Some(tenant_id.to_string());
+        })
+    }
+
+    /// The status the event records if the request's change commits (SCIM answers 201).
+    pub fn set_committed_status(&self, status: u16) {
+        self.with(|e| e.draft.status_code = status)
     }
 }
 
-/// Commits `work` together with this request's event (one transaction).
+/// Commits `work` together with this request's event (one transaction). The
+/// event leaves the request with it: once committed, the middleware has none to record.
 pub async fn commit<T: Send + 'static>(
     state: &AppState,
     req: &HttpRequest,
     work: impl FnOnce(&mut DbConn) -> AppResult<(T, Map<String, Value>)> + Send + 'static,
 ) -> AppResult<T> {
-    let ctx = AuditCtx::of(req);
-    let draft = ctx.draft.borrow().clone();
-    let committed: Committed<T> = state.writer.commit(draft, work).await;
-    match committed {
-        Ok(result) => {
-            ctx.committed.set(true);
-            result
-        }
-        Err(e) => Err(e),
+    let pending = PendingEvent::take(req).ok_or_else(AppError::internal)?;
+    let committed: Committed<T> = state.writer.commit(pending.draft.clone(), work).await;
+    if committed.is_err() {
+        // Nothing was written: the event stays the request's, for the middleware to record.
+        req.extensions_mut().insert(pending);
     }
+    committed?
 }
 
 pub fn client_ip(req: &HttpRequest) -> Option<IpAddr> {
@@ -112,7 +173,7 @@ pub fn presented(req: &HttpRequest) -> Presented<'_> {
 
 /// The table's operation for this request's route (resolved once by the middleware).
 pub fn operation_of(req: &HttpRequest) -> Option<&'static Operation> {
-    AuditCtx::of(req).operation
+    req.extensions().get::<Resolved>().and_then(|r| r.0)
 }
 
 fn state_of(req: &HttpRequest) -> web::Data<AppState> {
@@ -162,14 +223,13 @@ pub async fn authenticate_key(state: &AppState, req: &HttpRequest, op: Option<&O
         Presented::Unreadable => return Err(AppError::key_refused("malformed")),
     };
     let verdict = state.keys.verify(key.as_deref(), client_ip(req), op).await;
-    let ctx = AuditCtx::of(req);
+    let event = RequestEvent::of(req);
     if let Some(identity) = &verdict.identity {
-        ctx.set_key(identity);
+        event.set_key(identity);
     }
     match (verdict.result, &verdict.identity) {
         (Ok(caller), _) => {
-            ctx.authenticated.set(true);
-            ctx.draft.borrow_mut().key_used = true;
+            event.key_used();
             // Last in the order of checks: the gateway limits the operation it maps to, later.
             if let Some(op) = op {
                 check_tenant_limit(state, &caller.tenant_id, op)?;
@@ -189,7 +249,7 @@ async fn authenticate_member(state: &AppState, req: &HttpRequest) -> AppResult<M
         Presented::Unreadable => return Err(AppError::console_refused("bad_token")),
     };
     let member = console::authenticate(&state.console, &state.pool, token.as_deref()).await?;
-    AuditCtx::of(req).set_member(&member);
+    RequestEvent::of(req).set_member(&member);
     Ok(member)
 }
 
@@ -228,12 +288,6 @@ impl FromRequest for IngestAuth {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = state_of(req);
         let credential = presented(req);
-        let ctx = AuditCtx::of(req);
-        {
-            let mut d = ctx.draft.borrow_mut();
-            d.actor_type = ActorType::Service;
-            d.actor_id = Some(PLATFORM_ACTOR.into());
-        }
         // With no token configured, ingestion is closed.
         let ok = match (&state.settings.ingest_token, credential) {
             (Some(expected), Presented::Bearer(given)) => {
@@ -241,7 +295,7 @@ impl FromRequest for IngestAuth {
             }
             _ => false,
         };
-        ctx.authenticated.set(ok);
+        RequestEvent::of(req).set_platform(ok);
         std::future::ready(if ok {
             Ok(IngestAuth)
         } else {
@@ -255,13 +309,6 @@ impl FromRequest for IngestAuth {
                 ..AppError::new(crate::error::ErrorCode::Unauthenticated, "Invalid or missing ingest token")
             })
         })
-    }
-}
-
-impl AuditCtx {
-    /// Names the tenant an event belongs to, once a handler knows it (ingestion, signed links).
-    pub fn set_tenant(&self, tenant_id: &str) {
-        self.draft.borrow_mut().tenant_id = Some(tenant_id.to_string());
     }
 }
 
@@ -315,7 +362,7 @@ impl JsonBody {
         if !value.is_object() {
             return Err(AppError::invalid("the JSON body must be an object"));
         }
-        AuditCtx::of(&self.req).draft.borrow_mut().payload = Some(redact::redact(&value));
+        RequestEvent::of(&self.req).set_payload(redact::redact(&value));
         if redact::contains_nul(&value) {
             return Err(AppError::invalid("text fields must not contain NUL characters"));
         }

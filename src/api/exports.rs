@@ -1,6 +1,6 @@
 //! Handlers of export jobs: e-Discovery archives and SIEM bulk exports, and their signed downloads.
 
-use super::context::{commit, fields, ok, query, AuditCtx, JsonBody, KeyAuth};
+use super::context::{commit, fields, ok, query, JsonBody, KeyAuth, RequestEvent};
 use super::pagination::Page;
 use crate::crypto::LinkSigner;
 use crate::db::models::{now, Export, TENANT_ACTIVE};
@@ -187,7 +187,7 @@ async fn download_url_of(
     let expires_at = DateTime::from_timestamp(expires, 0)
         .ok_or_else(AppError::internal)?
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let ctx = AuditCtx::of(&req);
+    let ctx = RequestEvent::of(&req);
     ctx.note("uid", json!(job.uid));
     ctx.note("expires_at", json!(expires_at));
     Ok(ok(fields(json!({"download_url": url, "expires_at": expires_at}))))
@@ -220,10 +220,9 @@ async fn download_of(req: HttpRequest, state: web::Data<AppState>, kind: ExportK
         return Err(link_refused("bad_signature"));
     }
     // keyward issued this link for this tenant: the event belongs to its chain.
-    let ctx = AuditCtx::of(&req);
-    ctx.authenticated.set(true);
-    ctx.set_tenant(&job.tenant_id);
-    ctx.note("uid", json!(job.uid));
+    let event = RequestEvent::of(&req);
+    event.link_proved(&job.tenant_id);
+    event.note("uid", json!(job.uid));
     if link.expires < now().timestamp() {
         return Err(link_refused("link_expired"));
     }

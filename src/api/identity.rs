@@ -1,7 +1,9 @@
 //! Who am I (a connector's "test connection") and the gateway check that puts
 //! services outside keyward behind the same authorizer.
 
-use super::context::{authenticate_key, check_tenant_limit, fields, ok, ok_with, query, AnyCaller, AuditCtx, NoParams};
+use super::context::{
+    authenticate_key, check_tenant_limit, fields, ok, ok_with, query, AnyCaller, NoParams, RequestEvent,
+};
 use super::middleware::GATEWAY_PREFIX;
 use crate::auth::Caller;
 use crate::db::models::{api_time, to_naive};
@@ -90,7 +92,7 @@ fn operation_of(original: &Original) -> Result<&'static authz::Operation, &'stat
 pub async fn check(req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     // Noted first, so that a refused key's event also shows what it tried to reach
     // (caller-controlled: the audit writer redacts it like every such field).
-    let ctx = AuditCtx::of(&req);
+    let ctx = RequestEvent::of(&req);
     let original = original_request(&req);
     if let Some(o) = &original {
         ctx.note("original_method", json!(o.method.chars().take(32).collect::<String>()));

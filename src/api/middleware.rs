@@ -5,7 +5,7 @@
 //! change, metrics and one log line. An event that cannot be written turns
 //! the answer into 503 (fail closed).
 
-use super::context::AuditCtx;
+use super::context::{PendingEvent, Resolved};
 use crate::audit::{outcome_for, EventDraft, OUTCOME_DENIED};
 use crate::domain::authz::{self, Unrouted};
 use crate::domain::request_path::{self, PathRefusal};
@@ -116,8 +116,8 @@ async fn handle(
     draft.client_ip = client_ip.map(|ip| ip.to_string());
     draft.user_agent =
         req.headers().get("user-agent").and_then(|v| v.to_str().ok()).map(|s| s.chars().take(512).collect());
-    let ctx = AuditCtx::new(draft, op);
-    req.extensions_mut().insert(ctx.clone());
+    req.extensions_mut().insert(Resolved(op));
+    req.extensions_mut().insert(PendingEvent::new(draft));
 
     // Refused before anything is examined: a path with no canonical form, or
     // an address over its refusal budget (no lookup, no parsing, no row).
@@ -142,14 +142,15 @@ async fn handle(
         Some(err) => (Some(err.reason()), err.cause_chain()),
         None => (None, None),
     };
+    // Still the request's unless the handler committed it with its change.
+    let pending = PendingEvent::take(res.request()).map(PendingEvent::into_parts);
+    let authenticated = pending.as_ref().map_or(true, |(_, proved)| *proved);
     // A refusal of a caller who proved no credential is charged to its address;
     // over budget it is answered 429 and tallied for the address's summary
     // instead of written.
     let charge = match (up_front, &state, client_ip) {
         (Some(retry_after), _, _) => Charge::Summarize { retry_after },
-        (None, Some(state), Some(ip))
-            if audited && !ctx.authenticated.get() && outcome_for(status) == OUTCOME_DENIED =>
-        {
+        (None, Some(state), Some(ip)) if audited && !authenticated && outcome_for(status) == OUTCOME_DENIED => {
             state.limits.refusals.charge(ip, reason.unwrap_or("refused"))
         }
         _ => Charge::Record,
@@ -163,9 +164,7 @@ async fn handle(
             res = ServiceResponse::new(http_req, error_response(&raw_path, AppError::rate_limited(retry_after)));
         }
         actix_web::rt::time::sleep(crate::ratelimit::OVER_BUDGET_DELAY).await;
-    } else if audited && !ctx.committed.get() {
-        // The handler is done with it: taken, not copied.
-        let mut draft = std::mem::replace(&mut *ctx.draft.borrow_mut(), EventDraft::new(operation, String::new()));
+    } else if let (true, Some((mut draft, _))) = (audited, pending) {
         draft.status_code = status;
         draft.reason = reason.map(str::to_string);
         let recorded = match &state {

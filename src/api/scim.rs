@@ -7,7 +7,7 @@
 //! `application/scim+json`; errors carry the RFC 7644 §3.12 body and keep
 //! the underlying `AppError` on the response for the audit middleware.
 
-use super::context::{authenticate_key, commit, operation_of, AuditCtx, JsonBody};
+use super::context::{authenticate_key, commit, operation_of, JsonBody, RequestEvent};
 use crate::auth::KeyCaller;
 use crate::db::models::{to_utc, Member};
 use crate::db::store::{self, MemberFilter};
@@ -130,13 +130,13 @@ fn respond(status: StatusCode, body: &Value) -> HttpResponse {
 
 /// The status the request's audit event records when its change commits.
 fn audit_status(req: &HttpRequest, status: StatusCode) {
-    AuditCtx::of(req).draft.borrow_mut().status_code = status.as_u16();
+    RequestEvent::of(req).set_committed_status(status.as_u16());
 }
 
 fn note_ignored(req: &HttpRequest, changes: &[Change]) {
     let ignored = rules::ignored(changes);
     if !ignored.is_empty() {
-        AuditCtx::of(req).note("ignored_attributes", json!(ignored));
+        RequestEvent::of(req).note("ignored_attributes", json!(ignored));
     }
 }
 
@@ -482,7 +482,7 @@ pub(super) async fn list_users(req: HttpRequest, state: web::Data<AppState>) -> 
     let (start, count) = rules::paging(q.start_index, q.count);
     let filter = q.filter.as_deref().map(rules::parse_filter).transpose()?;
     if let Some(text) = &q.filter {
-        AuditCtx::of(&req).note("filter", json!(redact::scrub(text)));
+        RequestEvent::of(&req).note("filter", json!(redact::scrub(text)));
     }
     let tenant_id = key.tenant_id;
     let (page, total) = state
