@@ -6,6 +6,7 @@ use crate::auth::console::ConsoleVerifier;
 use crate::auth::key::KeyVerifier;
 use crate::auth::key_cache::KeyCache;
 use crate::auth::key_state::KeyStateReader;
+use crate::auth::key_use::{KeyStateNotice, LastUsed};
 use crate::config::Settings;
 use crate::crypto::KeyHasher;
 use crate::db::{self, DbUrl};
@@ -59,10 +60,7 @@ pub fn build(settings: Settings, listener: TcpListener, workers: Option<usize>) 
         settings.database_url.clone(),
         settings.conn_options(),
         metrics.clone(),
-        {
-            let key_cache = key_cache.clone();
-            move |version| key_cache.observe_version(version)
-        },
+        vec![Box::new(LastUsed::default()), Box::new(KeyStateNotice::new(key_cache.clone()))],
         redactor.clone(),
     );
     let key_state = key_cache

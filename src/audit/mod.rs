@@ -90,6 +90,12 @@ impl EventDraft {
     pub fn chain_id(&self) -> &str {
         self.tenant_id.as_deref().unwrap_or(SYSTEM_CHAIN)
     }
+
+    /// The key this event records a use of: a verified key that was let through.
+    pub fn used_key(&self) -> Option<&str> {
+        let allowed = outcome_for(self.status_code) == OUTCOME_ALLOWED;
+        self.key_id.as_deref().filter(|_| self.key_used && allowed)
+    }
 }
 
 /// The bytes that are hashed: every stored field but the hashes themselves, in

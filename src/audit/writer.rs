@@ -48,10 +48,6 @@ const MAX_GROUP: usize = 512;
 const QUEUE_CAPACITY: usize = 8192;
 /// While unhealthy, how often the writer checks whether it can write again.
 pub const PROBE_INTERVAL: Duration = Duration::from_millis(500);
-/// A key's `last_used_*` is written at most this often per writer: a busy key
-/// would otherwise rewrite its row (and a database page) in every group. The
-/// audit events keep every use exactly.
-const TOUCH_INTERVAL: Duration = Duration::from_secs(1);
 /// While unhealthy, how often the writer looks for jobs between probes.
 const IDLE_POLL: Duration = Duration::from_millis(10);
 
@@ -59,6 +55,31 @@ const IDLE_POLL: Duration = Duration::from_millis(10);
 /// metadata for the event; the change's typed value reaches its caller
 /// through a slot of its own (see [`AuditWriter::commit`]), never through the writer.
 pub type Work = Box<dyn FnOnce(&mut DbConn) -> AppResult<Map<String, Value>> + Send>;
+
+/// Work of another component that rides on every group the writer commits
+/// (a key's `last_used_*`, the key cache), handed to the writer at start-up:
+/// the writer itself knows nothing of keys or caches.
+pub trait GroupHook: Send {
+    /// Inside the group's transaction, once its events are appended; an
+    /// error fails the whole group.
+    fn in_group(&mut self, conn: &mut DbConn, group: &Group<'_>) -> AppResult<()>;
+    /// Whether `in_group` would write anything for a group of only these
+    /// events that changes nothing else (PostgreSQL may then append them
+    /// without a transaction of their own, and without calling `in_group`).
+    fn writes_for(&self, events: &[EventDraft]) -> bool;
+    /// After the group, committed (and durable) or rolled back; before any
+    /// of its callers is answered.
+    fn finished(&mut self, committed: bool);
+}
+
+/// What a hook sees of a group being committed.
+pub struct Group<'a> {
+    pub events: &'a [EventDraft],
+    /// The stored events, in the same order.
+    pub rows: &'a [AuditRow],
+    /// Some job of the group changed something beside appending its event.
+    pub changed: bool,
+}
 
 /// `Ok(result of the work)` once the event is committed (the work may itself
 /// have failed, and its event then records the refusal); `Err` when nothing
@@ -113,7 +134,7 @@ impl AuditWriter {
         url: DbUrl,
         options: ConnOptions,
         metrics: Arc<Metrics>,
-        on_key_state: impl Fn(i64) + Send + 'static,
+        hooks: Vec<Box<dyn GroupHook>>,
         redactor: Redactor,
     ) -> AuditWriter {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
@@ -134,11 +155,10 @@ impl AuditWriter {
             in_flight: in_flight.clone(),
             healthy: healthy.clone(),
             metrics: metrics.clone(),
-            on_key_state: Box::new(on_key_state),
+            hooks,
             known_heads,
             redactor: Arc::new(redactor),
             wal_sync,
-            recently_touched: Default::default(),
         };
         std::thread::Builder::new()
             .name("audit-writer".into())
@@ -226,14 +246,10 @@ struct Writer {
     in_flight: Arc<InFlight>,
     healthy: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
-    /// Told the database's `key_state` version after each group that changed
-    /// something, before any of its callers is answered (start-up hooks the
-    /// key cache here).
-    on_key_state: Box<dyn Fn(i64) + Send>,
+    /// What other components do with each group (see [`GroupHook`]).
+    hooks: Vec<Box<dyn GroupHook>>,
     /// SQLite: where committed groups wait for their fsync before being answered.
     wal_sync: Option<WalSync>,
-    /// Keys whose `last_used_*` this writer wrote less than [`TOUCH_INTERVAL`] ago.
-    recently_touched: std::collections::HashMap<String, Instant>,
     /// Redacts caller-controlled fields as each event is built.
     redactor: Arc<Redactor>,
     /// PostgreSQL: the chain heads as this writer's last groups left them, for
@@ -320,14 +336,14 @@ impl Writer {
                 continue;
             }
             let (drafts, works, replies) = split(group);
-            let mut touched = std::mem::take(&mut self.recently_touched);
-            touched.retain(|_, at| at.elapsed() < TOUCH_INTERVAL);
             let mut known_heads = self.known_heads.take();
+            let mut hooks = std::mem::take(&mut self.hooks);
             let (in_flight, redactor) = (self.in_flight.clone(), self.redactor.clone());
             in_flight.start();
             let Some(c) = self.connection() else {
                 in_flight.stop();
                 self.known_heads = known_heads;
+                self.hooks = hooks;
                 for reply in replies {
                     let _ = reply.send(Err(AppError::unavailable()));
                 }
@@ -335,42 +351,31 @@ impl Writer {
             };
             let started = Instant::now();
             let fast = known_heads.as_mut().and_then(|known| {
-                append_on_known_head(c, &drafts, &works, known, |key_id| !touched.contains_key(key_id), &redactor)
+                let hooks_write = hooks.iter().any(|h| h.writes_for(&drafts));
+                append_on_known_head(c, &drafts, &works, known, hooks_write, &redactor)
             });
             let path = if fast.is_some() { "known_head" } else { "locked" };
             let outcome = match fast {
                 Some(outcome) => outcome,
-                None => {
-                    let mut should_touch = |key_id: &str| {
-                        if touched.contains_key(key_id) {
-                            return false;
-                        }
-                        touched.insert(key_id.to_string(), Instant::now());
-                        true
-                    };
-                    commit_group(c, drafts, works, &mut should_touch, &redactor)
-                }
+                None => commit_group(c, drafts, works, &mut hooks, &redactor),
             };
             if let Some(known) = known_heads.as_mut() {
                 match &outcome {
-                    Ok((_, _, heads)) => known.extend(heads.iter().map(|(id, head)| (id.clone(), head.clone()))),
+                    Ok((_, heads)) => known.extend(heads.iter().map(|(id, head)| (id.clone(), head.clone()))),
                     Err(_) => known.clear(),
                 }
             }
             in_flight.stop();
             self.known_heads = known_heads;
-            // A failed group wrote nothing, so nothing it noted is kept.
-            if outcome.is_ok() {
-                self.recently_touched = touched;
+            for hook in &mut hooks {
+                hook.finished(outcome.is_ok());
             }
+            self.hooks = hooks;
             match outcome {
-                Ok((results, key_state, _)) => {
+                Ok((results, _)) => {
                     self.metrics.audit_commit_seconds.observe(started.elapsed().as_secs_f64());
                     self.metrics.record_group(path);
                     self.set_healthy(true);
-                    if let Some(version) = key_state {
-                        (self.on_key_state)(version);
-                    }
                     let answers: Answers = replies.into_iter().zip(results).collect();
                     match &self.wal_sync {
                         Some(sync) => {
@@ -509,24 +514,23 @@ pub fn commit_now<T: Send + 'static>(
     work: impl FnOnce(&mut DbConn) -> AppResult<(T, Map<String, Value>)> + Send + 'static,
 ) -> AppResult<T> {
     let (work, value) = typed(work);
-    let (results, _, _) = commit_group(conn, vec![draft], vec![Some(work)], &mut |_| true, &Redactor::default())?;
+    let (results, _) = commit_group(conn, vec![draft], vec![Some(work)], &mut [], &Redactor::default())?;
     results.into_iter().next().unwrap_or_else(|| Err(AppError::internal()))?;
     value.take()
 }
 
-/// Each job's result, the `key_state` version after the group if it changed
-/// anything, and the heads of the chains it appended to.
-type GroupOutcome = (Vec<AppResult<()>>, Option<i64>, BTreeMap<String, (i64, String)>);
+/// Each job's result, and the heads of the chains the group appended to.
+type GroupOutcome = (Vec<AppResult<()>>, BTreeMap<String, (i64, String)>);
 
 /// One transaction: lock the chains involved (in a fixed order, so that
 /// instances sharing a PostgreSQL database cannot deadlock), run each job's
-/// work in a savepoint, append every event to its chain, save the chain heads.
-/// `should_touch` says whether a used key's `last_used_*` is written in this group.
+/// work in a savepoint, append every event to its chain, save the chain heads,
+/// then let each hook do its part.
 fn commit_group(
     conn: &mut DbConn,
     mut drafts: Vec<EventDraft>,
     works: Vec<Option<Work>>,
-    should_touch: &mut dyn FnMut(&str) -> bool,
+    hooks: &mut [Box<dyn GroupHook>],
     redactor: &Redactor,
 ) -> Result<GroupOutcome, AppError> {
     conn.transaction::<_, AppError, _>(|conn| {
@@ -540,8 +544,7 @@ fn commit_group(
         let mut heads: BTreeMap<String, (i64, String)> = store::lock_chain_heads(conn, &chain_ids)?;
         let mut rows = Vec::with_capacity(drafts.len());
         let mut results = Vec::with_capacity(drafts.len());
-        let mut key_uses: BTreeMap<String, (chrono::NaiveDateTime, Option<String>)> = BTreeMap::new();
-        let changed_something = works.iter().any(Option::is_some);
+        let changed = works.iter().any(Option::is_some);
 
         for (draft, work) in drafts.iter_mut().zip(works) {
             let result = match work {
@@ -566,27 +569,17 @@ fn commit_group(
                 heads.insert(chain.to_string(), head);
             }
             let head = heads.get_mut(chain).expect("head loaded above");
-            let row = chain_row(draft, head, redactor);
-            if let Some(key_id) = used_key(draft) {
-                key_uses.insert(key_id.to_string(), (row.occurred_at, draft.client_ip.clone()));
-            }
-            rows.push(row);
+            rows.push(chain_row(draft, head, redactor));
             results.push(result);
         }
         store::insert_events(conn, &rows)?;
         store::save_chain_heads(conn, &heads)?;
-        for (key_id, (at, ip)) in key_uses.into_iter().filter(|(key_id, _)| should_touch(key_id)) {
-            store::touch_key(conn, &key_id, at, ip.as_deref())?;
+        let group = Group { events: &drafts, rows: &rows, changed };
+        for hook in hooks.iter_mut() {
+            hook.in_group(conn, &group)?;
         }
-        let key_state = if changed_something { Some(store::key_state_version(conn)?) } else { None };
-        Ok((results, key_state, heads))
+        Ok((results, heads))
     })
-}
-
-/// The key whose `last_used_*` an event updates: a verified key that was let through.
-fn used_key(draft: &EventDraft) -> Option<&str> {
-    let allowed = outcome_for(draft.status_code) == super::OUTCOME_ALLOWED;
-    draft.key_id.as_deref().filter(|_| draft.key_used && allowed)
 }
 
 /// The draft's event, appended to its chain after `head`, which it then becomes.
@@ -637,8 +630,8 @@ fn redacted_json(redactor: &Redactor, text: String) -> String {
 /// that locks the head and inserts only if the head has not moved — one round
 /// trip instead of four (BEGIN, lock the head, INSERT, COMMIT). If another
 /// instance (or the CLI) appended since, nothing is written and the group
-/// takes the locked path, as does any group with a change to make or a key's
-/// `last_used_*` to write, or with events for several chains.
+/// takes the locked path, as does any group with a change to make, or that
+/// a hook writes for (a key's `last_used_*`), or with events for several chains.
 /// Returns None when the group did not go this way. A statement that failed
 /// fails the group (nothing of it was written): the locked path would only
 /// wait on the same database again, past the wait a request is promised.
@@ -647,12 +640,11 @@ fn append_on_known_head(
     drafts: &[EventDraft],
     works: &[Option<Work>],
     known: &mut BTreeMap<String, (i64, String)>,
-    due_for_touch: impl Fn(&str) -> bool,
+    hooks_write: bool,
     redactor: &Redactor,
 ) -> Option<Result<GroupOutcome, AppError>> {
     let chain = drafts.first()?.chain_id();
-    let qualifies = works.iter().all(Option::is_none)
-        && drafts.iter().all(|d| d.chain_id() == chain && !used_key(d).is_some_and(&due_for_touch));
+    let qualifies = !hooks_write && works.iter().all(Option::is_none) && drafts.iter().all(|d| d.chain_id() == chain);
     if !qualifies {
         return None;
     }
@@ -662,7 +654,7 @@ fn append_on_known_head(
     match store::append_after_head(conn, chain, last_seq, &rows) {
         Ok(true) => {
             let heads = BTreeMap::from([(chain.to_string(), head)]);
-            Some(Ok((drafts.iter().map(|_| Ok(())).collect(), None, heads)))
+            Some(Ok((drafts.iter().map(|_| Ok(())).collect(), heads)))
         }
         Ok(false) => {
             tracing::debug!(chain, "the chain moved since this writer's last group; taking the lock");

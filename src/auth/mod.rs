@@ -5,6 +5,7 @@ pub mod credentials;
 pub mod key;
 pub mod key_cache;
 pub mod key_state;
+pub mod key_use;
 
 use crate::domain::{KeyType, Role};
 use chrono::{DateTime, Utc};
