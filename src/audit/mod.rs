@@ -1,6 +1,7 @@
 //! The audit log: event model, canonical form for the hash chain, the durable
 //! group-commit writer and chain verification.
 
+pub mod chain;
 pub mod refusals;
 pub mod verify;
 pub mod writer;

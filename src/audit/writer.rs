@@ -24,8 +24,8 @@
 //! rolls back) until a probe or a group succeeds. The flag only feeds
 //! `/readyz`: groups are always tried, whatever it says.
 
-use super::{canonical, outcome_for, EventDraft};
-use crate::crypto;
+use super::chain::{Chains, GroupHeads};
+use super::{outcome_for, EventDraft};
 use crate::db::models::{now, to_naive, AuditRow};
 use crate::db::{self, store, ConnOptions, DbConn, DbUrl};
 use crate::domain::redact::Redactor;
@@ -35,7 +35,6 @@ use diesel::r2d2::R2D2Connection;
 use diesel::Connection;
 use prometheus_client::metrics::histogram::Histogram;
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -142,12 +141,14 @@ impl AuditWriter {
         let in_flight = Arc::new(InFlight { base: Instant::now(), started_us: AtomicU64::new(0) });
         let wait = options.wait;
         let sync_failed = Arc::new(AtomicBool::new(false));
-        let (wal_sync, known_heads) = match &url {
+        let wal_sync = match &url {
             DbUrl::Sqlite(path) => {
-                (Some(WalSync::start(wal_path(path), sync_failed.clone(), metrics.audit_fsync_seconds.clone())), None)
+                Some(WalSync::start(wal_path(path), sync_failed.clone(), metrics.audit_fsync_seconds.clone()))
             }
-            DbUrl::Postgres(_) => (None, Some(BTreeMap::new())),
+            DbUrl::Postgres(_) => None,
         };
+        // Only PostgreSQL's groups wait on a network, which remembering the heads saves them.
+        let chains = Chains::new(!url.is_sqlite());
         let thread = Writer {
             url,
             options,
@@ -156,7 +157,7 @@ impl AuditWriter {
             healthy: healthy.clone(),
             metrics: metrics.clone(),
             hooks,
-            known_heads,
+            chains,
             redactor: Arc::new(redactor),
             wal_sync,
         };
@@ -252,9 +253,8 @@ struct Writer {
     wal_sync: Option<WalSync>,
     /// Redacts caller-controlled fields as each event is built.
     redactor: Arc<Redactor>,
-    /// PostgreSQL: the chain heads as this writer's last groups left them, for
-    /// [`append_on_known_head`]. None on SQLite, where a group never waits on a network.
-    known_heads: Option<BTreeMap<String, (i64, String)>>,
+    /// Where events go: the tenants' chains.
+    chains: Chains,
 }
 
 type Answers = Vec<(oneshot::Sender<Committed<()>>, AppResult<()>)>;
@@ -336,13 +336,13 @@ impl Writer {
                 continue;
             }
             let (drafts, works, replies) = split(group);
-            let mut known_heads = self.known_heads.take();
+            let mut chains = std::mem::take(&mut self.chains);
             let mut hooks = std::mem::take(&mut self.hooks);
             let (in_flight, redactor) = (self.in_flight.clone(), self.redactor.clone());
             in_flight.start();
             let Some(c) = self.connection() else {
                 in_flight.stop();
-                self.known_heads = known_heads;
+                self.chains = chains;
                 self.hooks = hooks;
                 for reply in replies {
                     let _ = reply.send(Err(AppError::unavailable()));
@@ -350,23 +350,17 @@ impl Writer {
                 continue;
             };
             let started = Instant::now();
-            let fast = known_heads.as_mut().and_then(|known| {
-                let hooks_write = hooks.iter().any(|h| h.writes_for(&drafts));
-                append_on_known_head(c, &drafts, &works, known, hooks_write, &redactor)
-            });
+            // A group that only appends, and that no hook writes for, may skip the locked path.
+            let only_appends = works.iter().all(Option::is_none) && !hooks.iter().any(|h| h.writes_for(&drafts));
+            let fast = only_appends.then(|| append_only(c, &mut chains, &drafts, &redactor)).flatten();
             let path = if fast.is_some() { "known_head" } else { "locked" };
             let outcome = match fast {
                 Some(outcome) => outcome,
                 None => commit_group(c, drafts, works, &mut hooks, &redactor),
             };
-            if let Some(known) = known_heads.as_mut() {
-                match &outcome {
-                    Ok((_, heads)) => known.extend(heads.iter().map(|(id, head)| (id.clone(), head.clone()))),
-                    Err(_) => known.clear(),
-                }
-            }
+            chains.finished(outcome.as_ref().ok().map(|(_, heads)| heads));
             in_flight.stop();
-            self.known_heads = known_heads;
+            self.chains = chains;
             for hook in &mut hooks {
                 hook.finished(outcome.is_ok());
             }
@@ -520,12 +514,11 @@ pub fn commit_now<T: Send + 'static>(
 }
 
 /// Each job's result, and the heads of the chains the group appended to.
-type GroupOutcome = (Vec<AppResult<()>>, BTreeMap<String, (i64, String)>);
+type GroupOutcome = (Vec<AppResult<()>>, GroupHeads);
 
-/// One transaction: lock the chains involved (in a fixed order, so that
-/// instances sharing a PostgreSQL database cannot deadlock), run each job's
-/// work in a savepoint, append every event to its chain, save the chain heads,
-/// then let each hook do its part.
+/// One transaction: lock the chains involved, run each job's work in a
+/// savepoint, append every event to its chain, save the chain heads, then let
+/// each hook do its part.
 fn commit_group(
     conn: &mut DbConn,
     mut drafts: Vec<EventDraft>,
@@ -535,13 +528,7 @@ fn commit_group(
 ) -> Result<GroupOutcome, AppError> {
     conn.transaction::<_, AppError, _>(|conn| {
         store::take_write_lock(conn)?;
-        let chain_ids: Vec<String> = {
-            let mut ids: Vec<String> = drafts.iter().map(|d| d.chain_id().to_string()).collect();
-            ids.sort();
-            ids.dedup();
-            ids
-        };
-        let mut heads: BTreeMap<String, (i64, String)> = store::lock_chain_heads(conn, &chain_ids)?;
+        let mut heads = Chains::lock(conn, &drafts)?;
         let mut rows = Vec::with_capacity(drafts.len());
         let mut results = Vec::with_capacity(drafts.len());
         let changed = works.iter().any(Option::is_some);
@@ -561,19 +548,13 @@ fn commit_group(
                     }
                 },
             };
-            let chain = draft.chain_id();
-            if !heads.contains_key(chain) {
-                // A chain created by this very job (a new tenant).
-                let head = store::load_chain_head(conn, chain)?
-                    .ok_or_else(|| AppError::new(crate::error::ErrorCode::Internal, "audit chain missing"))?;
-                heads.insert(chain.to_string(), head);
-            }
-            let head = heads.get_mut(chain).expect("head loaded above");
-            rows.push(chain_row(draft, head, redactor));
+            let mut row = event_row(draft, redactor);
+            Chains::place(conn, &mut heads, &mut row)?;
+            rows.push(row);
             results.push(result);
         }
         store::insert_events(conn, &rows)?;
-        store::save_chain_heads(conn, &heads)?;
+        Chains::save(conn, &heads)?;
         let group = Group { events: &drafts, rows: &rows, changed };
         for hook in hooks.iter_mut() {
             hook.in_group(conn, &group)?;
@@ -582,14 +563,14 @@ fn commit_group(
     })
 }
 
-/// The draft's event, appended to its chain after `head`, which it then becomes.
+/// The draft's event, not yet placed in its chain (no `seq`, no hashes).
 /// Every caller-controlled field passes `redactor` here, the one place events are built.
-fn chain_row(draft: &EventDraft, head: &mut (i64, String), redactor: &Redactor) -> AuditRow {
-    let mut row = AuditRow {
+fn event_row(draft: &EventDraft, redactor: &Redactor) -> AuditRow {
+    AuditRow {
         event_id: uuid::Uuid::now_v7().to_string(),
         chain_id: draft.chain_id().to_string(),
         tenant_id: draft.tenant_id.clone(),
-        seq: head.0 + 1,
+        seq: 0,
         occurred_at: to_naive(now()),
         operation: draft.operation.clone(),
         outcome: outcome_for(draft.status_code).to_string(),
@@ -605,12 +586,9 @@ fn chain_row(draft: &EventDraft, head: &mut (i64, String), redactor: &Redactor) 
         status_code: i32::from(draft.status_code),
         metadata: redacted_json(redactor, serde_json::to_string(&draft.metadata).expect("a JSON map serializes")),
         payload: draft.payload.as_ref().map(|p| redacted_json(redactor, p.to_string())),
-        prev_hash: head.1.clone(),
+        prev_hash: String::new(),
         hash: String::new(),
-    };
-    row.hash = crypto::chain_hash(&row.prev_hash, &canonical(&row));
-    *head = (row.seq, row.hash.clone());
-    row
+    }
 }
 
 /// A JSON document as stored: unchanged when its text holds no secret, else
@@ -625,47 +603,20 @@ fn redacted_json(redactor: &Redactor, text: String) -> String {
     value.to_string()
 }
 
-/// PostgreSQL, a group that changes nothing and appends to one chain whose
-/// head this writer committed last: its events in one autocommitted statement
-/// that locks the head and inserts only if the head has not moved — one round
-/// trip instead of four (BEGIN, lock the head, INSERT, COMMIT). If another
-/// instance (or the CLI) appended since, nothing is written and the group
-/// takes the locked path, as does any group with a change to make, or that
-/// a hook writes for (a key's `last_used_*`), or with events for several chains.
-/// Returns None when the group did not go this way. A statement that failed
-/// fails the group (nothing of it was written): the locked path would only
-/// wait on the same database again, past the wait a request is promised.
-fn append_on_known_head(
+/// A group that changes nothing: its events appended without a transaction
+/// of their own, if the chains allow it (see [`Chains::append_on_known_head`]).
+fn append_only(
     conn: &mut DbConn,
+    chains: &mut Chains,
     drafts: &[EventDraft],
-    works: &[Option<Work>],
-    known: &mut BTreeMap<String, (i64, String)>,
-    hooks_write: bool,
     redactor: &Redactor,
 ) -> Option<Result<GroupOutcome, AppError>> {
-    let chain = drafts.first()?.chain_id();
-    let qualifies = !hooks_write && works.iter().all(Option::is_none) && drafts.iter().all(|d| d.chain_id() == chain);
-    if !qualifies {
+    if !chains.knows_the_head_of(drafts) {
         return None;
     }
-    let mut head = known.get(chain)?.clone();
-    let last_seq = head.0;
-    let rows: Vec<AuditRow> = drafts.iter().map(|d| chain_row(d, &mut head, redactor)).collect();
-    match store::append_after_head(conn, chain, last_seq, &rows) {
-        Ok(true) => {
-            let heads = BTreeMap::from([(chain.to_string(), head)]);
-            Some(Ok((drafts.iter().map(|_| Ok(())).collect(), heads)))
-        }
-        Ok(false) => {
-            tracing::debug!(chain, "the chain moved since this writer's last group; taking the lock");
-            known.clear();
-            None
-        }
-        Err(e) => {
-            known.clear();
-            Some(Err(e))
-        }
-    }
+    let mut rows: Vec<AuditRow> = drafts.iter().map(|d| event_row(d, redactor)).collect();
+    let heads = chains.append_on_known_head(conn, &mut rows)?;
+    Some(heads.map(|heads| (drafts.iter().map(|_| Ok(())).collect(), heads)))
 }
 
 #[cfg(test)]
