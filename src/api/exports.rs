@@ -3,9 +3,10 @@
 use super::context::{commit, fields, ok, query, JsonBody, KeyAuth, RequestEvent};
 use super::pagination::Page;
 use crate::crypto::LinkSigner;
-use crate::db::models::{now, Export, TENANT_ACTIVE};
+use crate::db::models::{now, Export};
 use crate::db::store;
 use crate::domain::exports::{ExportKind, ExportScope, ExportStatus, DOWNLOAD_LINK_SECONDS};
+use crate::domain::TenantStatus;
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::exports::{self as jobs, build, EdiscoveryRequest};
 use crate::state::AppState;
@@ -227,7 +228,7 @@ async fn download_of(req: HttpRequest, state: web::Data<AppState>, kind: ExportK
         return Err(link_refused("link_expired"));
     }
     // A suspended tenant's links stop with its keys.
-    if tenant.status != TENANT_ACTIVE {
+    if tenant.status != TenantStatus::Active {
         return Err(link_refused("tenant_inactive"));
     }
     let file_name = match (&job.file_name, job.status == ExportStatus::Completed.as_str()) {

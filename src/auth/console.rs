@@ -4,10 +4,9 @@
 
 use super::MemberCaller;
 use crate::config::Settings;
-use crate::db::models::TENANT_ACTIVE;
 use crate::db::store;
 use crate::db::Pool;
-use crate::domain::{MemberStatus, Role};
+use crate::domain::{MemberStatus, Role, TenantStatus};
 use crate::error::{AppError, AppResult};
 use jsonwebtoken::{decode, decode_header, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -98,7 +97,7 @@ pub async fn authenticate(
     })
     .await?;
     let (member, tenant) = found.ok_or_else(|| AppError::console_refused("unknown_member"))?;
-    if tenant.status != TENANT_ACTIVE {
+    if tenant.status != TenantStatus::Active {
         return Err(AppError::console_refused("tenant_inactive"));
     }
     if MemberStatus::parse(&member.status) != Some(MemberStatus::Active) {

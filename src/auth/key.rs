@@ -9,12 +9,12 @@ use super::key_cache::KeyCache;
 use super::key_state::KeyStateReader;
 use super::KeyCaller;
 use crate::crypto::KeyHasher;
-use crate::db::models::{now, to_utc, ApiKey, Tenant, TENANT_ACTIVE};
+use crate::db::models::{now, to_utc, ApiKey, Tenant};
 use crate::db::store;
 use crate::db::Pool;
 use crate::domain::key_format::{self, SecretError};
 use crate::domain::lifetime::{self, KeyClock, KeyStatus, LifetimePolicy, StatusReason};
-use crate::domain::{allowlist, authz, KeyType, Operation};
+use crate::domain::{allowlist, authz, KeyType, Operation, TenantStatus};
 use crate::error::AppError;
 use crate::metrics::Metrics;
 use chrono::{DateTime, Utc};
@@ -43,9 +43,9 @@ impl KeyVerdict {
     }
 }
 
-pub fn clock_of(key: &ApiKey, key_type: KeyType) -> KeyClock {
+pub fn clock_of(key: &ApiKey) -> KeyClock {
     KeyClock {
-        key_type,
+        key_type: key.key_type,
         created_at: to_utc(key.created_at),
         expires_at: key.expires_at.map(to_utc),
         revoked_at: key.revoked_at.map(to_utc),
@@ -58,11 +58,9 @@ pub fn clock_of(key: &ApiKey, key_type: KeyType) -> KeyClock {
 #[derive(Debug)]
 pub struct KeyRecord {
     identity: KeyIdentity,
-    /// The stored type; None if the row holds a type this build does not know.
-    key_type: Option<KeyType>,
     label: String,
     expires_at: Option<DateTime<Utc>>,
-    clock: Option<KeyClock>,
+    clock: KeyClock,
     tenant_active: bool,
     policy: LifetimePolicy,
     allowlist: Vec<IpNet>,
@@ -70,21 +68,19 @@ pub struct KeyRecord {
 
 impl KeyRecord {
     pub fn from_rows(key: &ApiKey, tenant: &Tenant) -> KeyRecord {
-        let key_type = KeyType::from_wire(&key.key_type);
         let list: Vec<String> = serde_json::from_str(&key.ip_allowlist).unwrap_or_default();
         KeyRecord {
             identity: KeyIdentity {
                 tenant_id: key.tenant_id.clone(),
                 key_id: key.id.clone(),
-                key_type: key.key_type.clone(),
+                key_type: key.key_type.wire_name().to_owned(),
                 hint: key.hint.clone(),
             },
-            key_type,
             label: key.label.clone(),
             expires_at: key.expires_at.map(to_utc),
-            clock: key_type.map(|t| clock_of(key, t)),
-            tenant_active: tenant.status == TENANT_ACTIVE,
-            policy: lifetime::policy_from_json(&tenant.max_lifetime_days),
+            clock: clock_of(key),
+            tenant_active: tenant.status == TenantStatus::Active,
+            policy: tenant.max_lifetime_days.clone(),
             allowlist: allowlist::parse(&list).unwrap_or_default(),
         }
     }
@@ -171,16 +167,14 @@ fn decide(
 ) -> KeyVerdict {
     let identity = Some(record.identity.clone());
     // The stored type is authoritative; the tag is covered by the checksum and the HMAC.
-    let (Some(key_type), Some(clock)) = (record.key_type, record.clock) else {
-        return KeyVerdict::refused(identity, "unknown_key");
-    };
+    let key_type = record.clock.key_type;
     if key_type != presented_type {
         return KeyVerdict::refused(identity, "unknown_key");
     }
     if !record.tenant_active {
         return KeyVerdict::refused(identity, "tenant_inactive");
     }
-    match lifetime::status(&clock, &record.policy, now) {
+    match lifetime::status(&record.clock, &record.policy, now) {
         (KeyStatus::Active, _) => {}
         (_, Some(StatusReason::Revoked)) => return KeyVerdict::refused(identity, "revoked"),
         _ => return KeyVerdict::refused(identity, "expired"),

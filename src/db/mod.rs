@@ -4,6 +4,7 @@
 //! try-each-backend `establish`, which would turn a mistyped PostgreSQL URL
 //! into a SQLite file).
 
+pub mod columns;
 pub mod models;
 pub mod schema;
 pub mod store;

@@ -1,6 +1,8 @@
 //! Rows as stored. Times are naive UTC here and `DateTime<Utc>` everywhere else.
 
 use super::schema::{api_keys, assets, audit_events, exports, legal_holds, members, tenants};
+use crate::domain::lifetime::LifetimePolicy;
+use crate::domain::{KeyType, TenantStatus};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
@@ -9,14 +11,12 @@ use diesel::prelude::*;
 pub struct Tenant {
     pub id: String,
     pub name: String,
-    pub status: String,
-    pub max_lifetime_days: String,
+    pub status: TenantStatus,
+    pub max_lifetime_days: LifetimePolicy,
     pub siem_tier2_enabled: bool,
     pub policy_updated_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
 }
-
-pub const TENANT_ACTIVE: &str = "ACTIVE";
 
 #[derive(Debug, Clone, Queryable, Insertable)]
 #[diesel(table_name = members)]
@@ -39,7 +39,7 @@ pub struct Member {
 pub struct ApiKey {
     pub id: String,
     pub tenant_id: String,
-    pub key_type: String,
+    pub key_type: KeyType,
     pub label: String,
     pub secret_hash: String,
     pub hint: String,

@@ -9,7 +9,40 @@ use std::collections::BTreeMap;
 pub const MAX_GRACE_SECONDS: i64 = 604_800;
 
 /// A tenant's per-type maximum lifetimes, in days (never above the type's cap).
-pub type LifetimePolicy = BTreeMap<KeyType, i64>;
+/// Its own type rather than an alias of the map, so the storage layer can keep
+/// it in a column; it reads, serializes and compares as the map.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LifetimePolicy(BTreeMap<KeyType, i64>);
+
+impl LifetimePolicy {
+    pub fn new() -> LifetimePolicy {
+        LifetimePolicy::default()
+    }
+}
+
+impl std::ops::Deref for LifetimePolicy {
+    type Target = BTreeMap<KeyType, i64>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<'a> IntoIterator for &'a LifetimePolicy {
+    type Item = (&'a KeyType, &'a i64);
+    type IntoIter = std::collections::btree_map::Iter<'a, KeyType, i64>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl<const N: usize> From<[(KeyType, i64); N]> for LifetimePolicy {
+    fn from(days: [(KeyType, i64); N]) -> LifetimePolicy {
+        LifetimePolicy(BTreeMap::from(days))
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -151,15 +184,6 @@ pub fn validate_policy(policy: &LifetimePolicy) -> Result<(), LifetimeError> {
         }
     }
     Ok(())
-}
-
-/// Reads a stored policy; an unreadable one is treated as empty (the type caps still hold).
-pub fn policy_from_json(s: &str) -> LifetimePolicy {
-    serde_json::from_str(s).unwrap_or_default()
-}
-
-pub fn policy_to_json(p: &LifetimePolicy) -> String {
-    serde_json::to_string(p).expect("a map of enum names to numbers")
 }
 
 #[cfg(test)]

@@ -11,7 +11,9 @@ pub mod member;
 pub mod redact;
 pub mod request_path;
 pub mod scim;
+pub mod tenant;
 
 pub use authz::{Access, Method, Operation, Reach, Surface};
 pub use key_type::KeyType;
 pub use member::{MemberStatus, Role};
+pub use tenant::TenantStatus;

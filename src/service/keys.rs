@@ -28,26 +28,19 @@ pub fn validate_label(label: &str) -> AppResult<String> {
 
 // ---------------------------------------------------------------- keys: views
 
-pub fn tenant_policy(tenant: &Tenant) -> LifetimePolicy {
-    lifetime::policy_from_json(&tenant.max_lifetime_days)
-}
-
 fn opt_time(t: Option<chrono::NaiveDateTime>) -> Option<String> {
     t.map(api_time)
 }
 
 pub fn key_status(key: &ApiKey, policy: &LifetimePolicy, at: DateTime<Utc>) -> (KeyStatus, Option<StatusReason>) {
-    match KeyType::from_wire(&key.key_type) {
-        Some(t) => lifetime::status(&crate::auth::key::clock_of(key, t), policy, at),
-        None => (KeyStatus::Expired, Some(StatusReason::Expired)),
-    }
+    lifetime::status(&crate::auth::key::clock_of(key), policy, at)
 }
 
 /// The key as the API shows it. Never includes the hash.
 #[derive(Debug, Clone, Serialize)]
 pub struct KeyView {
     pub key_id: String,
-    pub key_type: String,
+    pub key_type: KeyType,
     pub label: String,
     pub hint: String,
     pub status: KeyStatus,
@@ -69,7 +62,7 @@ pub fn key_view(key: &ApiKey, policy: &LifetimePolicy, at: DateTime<Utc>) -> Key
     let (status, reason) = key_status(key, policy, at);
     KeyView {
         key_id: key.id.clone(),
-        key_type: key.key_type.clone(),
+        key_type: key.key_type,
         label: key.label.clone(),
         hint: key.hint.clone(),
         status,
@@ -97,21 +90,20 @@ pub fn list_keys(
     status: Option<KeyStatus>,
 ) -> AppResult<Vec<KeyView>> {
     let revoked = status.map(|s| s == KeyStatus::Revoked);
-    let keys = store::tenant_keys(conn, tenant_id, key_type.map(KeyType::wire_name), revoked)?;
-    let policy = tenant_policy(&load_tenant(conn, tenant_id)?);
+    let keys = store::tenant_keys(conn, tenant_id, key_type, revoked)?;
+    let policy = load_tenant(conn, tenant_id)?.max_lifetime_days;
     let at = now();
     Ok(keys.iter().map(|k| key_view(k, &policy, at)).filter(|v| status.is_none_or(|s| v.status == s)).collect())
 }
 
 /// The type of a key of the tenant (`not_found` for another tenant's).
 pub fn key_type_of(conn: &mut DbConn, tenant_id: &str, key_id: &str) -> AppResult<KeyType> {
-    KeyType::from_wire(&load_key(conn, tenant_id, key_id)?.key_type)
-        .ok_or_else(|| AppError::not_found("no key with this key_id"))
+    Ok(load_key(conn, tenant_id, key_id)?.key_type)
 }
 
 pub fn key_detail(conn: &mut DbConn, tenant_id: &str, key_id: &str) -> AppResult<KeyView> {
     let key = load_key(conn, tenant_id, key_id)?;
-    Ok(key_view(&key, &tenant_policy(&load_tenant(conn, tenant_id)?), now()))
+    Ok(key_view(&key, &load_tenant(conn, tenant_id)?.max_lifetime_days, now()))
 }
 
 fn load_tenant(conn: &mut DbConn, tenant_id: &str) -> AppResult<Tenant> {
@@ -150,8 +142,7 @@ pub fn create_key(
     secret: NewSecret,
 ) -> AppResult<(CreatedKey, Meta)> {
     let at = now();
-    let tenant = load_tenant(conn, tenant_id)?;
-    let policy = tenant_policy(&tenant);
+    let policy = load_tenant(conn, tenant_id)?.max_lifetime_days;
     let expires_at =
         lifetime::resolve_expiry(key_type, expires_at, &policy, at).map_err(|e| AppError::invalid(e.to_string()))?;
     // Race-free: the writer holds this tenant's chain lock (PostgreSQL) or the only write transaction (SQLite).
@@ -164,7 +155,7 @@ pub fn create_key(
     let key = ApiKey {
         id: id.clone(),
         tenant_id: tenant_id.to_string(),
-        key_type: key_type.wire_name().into(),
+        key_type,
         label: label.to_string(),
         secret_hash: secret.hash,
         hint: secret.hint,
@@ -210,7 +201,7 @@ pub fn update_key(
         changes.insert("ip_allowlist".into(), json!({"old": old, "new": list}));
     }
     let after = load_key(conn, tenant_id, key_id)?;
-    Ok((key_view(&after, &tenant_policy(&tenant), now()), changes))
+    Ok((key_view(&after, &tenant.max_lifetime_days, now()), changes))
 }
 
 pub fn revoke_key(conn: &mut DbConn, tenant_id: &str, key_id: &str, reason: &str) -> AppResult<(KeyView, Meta)> {
@@ -223,7 +214,7 @@ pub fn revoke_key(conn: &mut DbConn, tenant_id: &str, key_id: &str, reason: &str
     store::revoke_key(conn, key_id, to_naive(at), reason)?;
     let after = load_key(conn, tenant_id, key_id)?;
     let m = meta(json!({"revoked_key_id": key_id, "reason": reason, "label": key.label}));
-    Ok((key_view(&after, &tenant_policy(&tenant), at), m))
+    Ok((key_view(&after, &tenant.max_lifetime_days, at), m))
 }
 
 pub struct Rotated {
@@ -240,10 +231,8 @@ pub fn rotate_key(
     secret: NewSecret,
 ) -> AppResult<(Rotated, Meta)> {
     let at = now();
-    let tenant = load_tenant(conn, tenant_id)?;
-    let policy = tenant_policy(&tenant);
+    let policy = load_tenant(conn, tenant_id)?.max_lifetime_days;
     let old = load_key(conn, tenant_id, key_id)?;
-    let key_type = KeyType::from_wire(&old.key_type).ok_or_else(AppError::internal)?;
     match key_status(&old, &policy, at) {
         (KeyStatus::Active, _) if old.rotated_to.is_none() => {}
         (KeyStatus::Active, _) => {
@@ -252,7 +241,7 @@ pub fn rotate_key(
         (KeyStatus::Revoked, _) => return Err(AppError::precondition("a revoked key cannot be rotated")),
         (KeyStatus::Expired, _) => return Err(AppError::precondition("an expired key cannot be rotated")),
     }
-    let clock = crate::auth::key::clock_of(&old, key_type);
+    let clock = crate::auth::key::clock_of(&old);
     let grace_end = lifetime::grace_end(&clock, grace_seconds, at).map_err(|e| AppError::invalid(e.to_string()))?;
     // At most two live keys per chain: any older key still in its grace stops now.
     for k in store::chain_keys(conn, tenant_id, &old.chain_id)? {
@@ -272,7 +261,7 @@ pub fn rotate_key(
     let new_key = ApiKey {
         id: new_id.clone(),
         tenant_id: tenant_id.to_string(),
-        key_type: old.key_type.clone(),
+        key_type: old.key_type,
         label: old.label.clone(),
         secret_hash: secret.hash,
         hint: secret.hint,
@@ -310,7 +299,7 @@ pub struct PolicyView {
 
 pub fn policy_view(tenant: &Tenant) -> PolicyView {
     PolicyView {
-        max_lifetime_days: tenant_policy(tenant),
+        max_lifetime_days: tenant.max_lifetime_days.clone(),
         siem_tier2_enabled: tenant.siem_tier2_enabled,
         updated_at: opt_time(tenant.policy_updated_at),
     }
@@ -327,11 +316,11 @@ pub fn update_policy(
     siem_tier2_enabled: Option<bool>,
 ) -> AppResult<(PolicyView, Meta)> {
     let tenant = load_tenant(conn, tenant_id)?;
-    let old_policy = tenant_policy(&tenant);
+    let old_policy = &tenant.max_lifetime_days;
     let new_policy = max_lifetime_days.unwrap_or_else(|| old_policy.clone());
     lifetime::validate_policy(&new_policy).map_err(|e| AppError::invalid(e.to_string()))?;
     let tier2 = siem_tier2_enabled.unwrap_or(tenant.siem_tier2_enabled);
-    store::update_tenant_policy(conn, tenant_id, &lifetime::policy_to_json(&new_policy), tier2, to_naive(now()))?;
+    store::update_tenant_policy(conn, tenant_id, &new_policy, tier2, to_naive(now()))?;
     let after = load_tenant(conn, tenant_id)?;
     let m = meta(json!({
         "max_lifetime_days": {"old": old_policy, "new": new_policy},

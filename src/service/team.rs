@@ -1,9 +1,10 @@
 //! Tenants and their members: bootstrap, and the team users surface.
 
 use super::{meta, Meta};
-use crate::db::models::{api_time, now, to_naive, Member, Tenant, TENANT_ACTIVE};
+use crate::db::models::{api_time, now, to_naive, Member, Tenant};
 use crate::db::{store, DbConn};
-use crate::domain::{member, MemberStatus, Role};
+use crate::domain::lifetime::LifetimePolicy;
+use crate::domain::{member, MemberStatus, Role, TenantStatus};
 use crate::error::{AppError, AppResult};
 use serde::Serialize;
 use serde_json::json;
@@ -24,8 +25,8 @@ pub fn create_tenant_with_id(
     let tenant = Tenant {
         id: tenant_id.to_string(),
         name: name.to_string(),
-        status: TENANT_ACTIVE.into(),
-        max_lifetime_days: "{}".into(),
+        status: TenantStatus::Active,
+        max_lifetime_days: LifetimePolicy::new(),
         siem_tier2_enabled: false,
         policy_updated_at: None,
         created_at: at,

@@ -3,6 +3,7 @@
 use crate::db::models::{ApiKey, Tenant};
 use crate::db::schema::{api_keys, key_state, tenants};
 use crate::db::DbConn;
+use crate::domain::KeyType;
 use crate::error::AppResult;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -39,12 +40,12 @@ pub fn find_key(conn: &mut DbConn, tenant_id: &str, key_id: &str) -> AppResult<O
 pub fn tenant_keys(
     conn: &mut DbConn,
     tenant_id: &str,
-    key_type: Option<&str>,
+    key_type: Option<KeyType>,
     revoked: Option<bool>,
 ) -> AppResult<Vec<ApiKey>> {
     let mut q = api_keys::table.filter(api_keys::tenant_id.eq(tenant_id)).into_boxed();
     if let Some(t) = key_type {
-        q = q.filter(api_keys::key_type.eq(t.to_string()));
+        q = q.filter(api_keys::key_type.eq(t));
     }
     match revoked {
         Some(true) => q = q.filter(api_keys::revoked_at.is_not_null()),

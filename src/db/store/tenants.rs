@@ -4,6 +4,7 @@ use crate::crypto::GENESIS_HASH;
 use crate::db::models::Tenant;
 use crate::db::schema::{audit_chains, tenants};
 use crate::db::DbConn;
+use crate::domain::lifetime::LifetimePolicy;
 use crate::error::AppResult;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -28,7 +29,7 @@ pub fn find_tenant(conn: &mut DbConn, tenant_id: &str) -> AppResult<Option<Tenan
 pub fn update_tenant_policy(
     conn: &mut DbConn,
     tenant_id: &str,
-    max_lifetime_days: &str,
+    max_lifetime_days: &LifetimePolicy,
     siem_tier2_enabled: bool,
     at: NaiveDateTime,
 ) -> AppResult<()> {

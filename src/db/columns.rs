@@ -1,0 +1,235 @@
+//! Domain values as `Text` columns, on every backend `DbConn` speaks.
+//!
+//! The domain types know nothing of diesel; `text_column!` implements diesel's
+//! column traits for them here (they are this crate's types, so the orphan
+//! rule allows it): `AsExpression` (inserts, updates, filters), `ToSql` for
+//! SQLite, PostgreSQL and the `MultiBackend` of `DbConn`, and `FromSql` and
+//! `Queryable` for any backend that reads text. Each value is stored as the
+//! exact text it was stored as while the rows held `String`s, so no migration
+//! is needed and existing rows read back. A stored text this build does not
+//! know fails the read with a deserialization error naming it (an internal
+//! error, logged), never a panic and never a silent default.
+
+use super::MultiBackend;
+use crate::domain::lifetime::LifetimePolicy;
+use crate::domain::{KeyType, TenantStatus};
+use diesel::backend::Backend;
+use diesel::deserialize::{self, FromSql};
+use diesel::pg::Pg;
+use diesel::serialize::{self, IsNull, Output};
+use diesel::sqlite::Sqlite;
+use std::borrow::Cow;
+use std::io::Write;
+
+/// How a domain value is written to its column and read back.
+trait StoredText: Sized {
+    /// What the value is, for a read error.
+    const WHAT: &'static str;
+
+    fn to_text(&self) -> Cow<'static, str>;
+
+    fn from_text(text: &str) -> Option<Self>;
+}
+
+fn decode<T: StoredText>(text: String) -> deserialize::Result<T> {
+    T::from_text(&text).ok_or_else(|| format!("unknown {} stored: {text:?}", T::WHAT).into())
+}
+
+fn to_pg<T: StoredText>(value: &T, out: &mut Output<'_, '_, Pg>) -> serialize::Result {
+    out.write_all(value.to_text().as_bytes())?;
+    Ok(IsNull::No)
+}
+
+fn to_sqlite<T: StoredText>(value: &T, out: &mut Output<'_, '_, Sqlite>) -> serialize::Result {
+    match value.to_text() {
+        Cow::Borrowed(text) => out.set_value(text),
+        Cow::Owned(text) => out.set_value(text),
+    }
+    Ok(IsNull::No)
+}
+
+/// `text_column!(Type, "what it is", |value| text, decode)`: `text` is the
+/// stored text (`&'static str` or `String`), `decode` a `fn(&str) -> Option<Type>`.
+macro_rules! text_column {
+    ($ty:ty, $what:literal, |$value:ident| $encode:expr, $decode:expr) => {
+        impl StoredText for $ty {
+            const WHAT: &'static str = $what;
+
+            fn to_text(&self) -> Cow<'static, str> {
+                let $value = self;
+                Cow::from($encode)
+            }
+
+            fn from_text(text: &str) -> Option<Self> {
+                $decode(text)
+            }
+        }
+
+        impl<DB: Backend> FromSql<diesel::sql_types::Text, DB> for $ty
+        where
+            String: FromSql<diesel::sql_types::Text, DB>,
+        {
+            fn from_sql(bytes: DB::RawValue<'_>) -> deserialize::Result<Self> {
+                decode(String::from_sql(bytes)?)
+            }
+        }
+
+        impl<DB, ST> diesel::deserialize::Queryable<ST, DB> for $ty
+        where
+            DB: Backend,
+            ST: diesel::sql_types::SingleValue,
+            Self: FromSql<ST, DB>,
+        {
+            type Row = Self;
+
+            fn build(row: Self) -> deserialize::Result<Self> {
+                Ok(row)
+            }
+        }
+
+        impl diesel::serialize::ToSql<diesel::sql_types::Text, Pg> for $ty {
+            fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+                to_pg(self, out)
+            }
+        }
+
+        impl diesel::serialize::ToSql<diesel::sql_types::Text, Sqlite> for $ty {
+            fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Sqlite>) -> serialize::Result {
+                to_sqlite(self, out)
+            }
+        }
+
+        impl diesel::serialize::ToSql<diesel::sql_types::Text, MultiBackend> for $ty {
+            fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, MultiBackend>) -> serialize::Result {
+                // Handed on to the inner backend's impl above.
+                out.set_value((diesel::sql_types::Text, self));
+                Ok(IsNull::No)
+            }
+        }
+
+        // Bound as its stored text: diesel's own `Bound` is not public API.
+        text_column!(@expression $ty, diesel::sql_types::Text);
+        text_column!(@expression $ty, diesel::sql_types::Nullable<diesel::sql_types::Text>);
+    };
+    (@expression $ty:ty, $sql_type:ty) => {
+        impl diesel::expression::AsExpression<$sql_type> for $ty {
+            type Expression = diesel::dsl::AsExprOf<Cow<'static, str>, $sql_type>;
+
+            fn as_expression(self) -> Self::Expression {
+                diesel::expression::AsExpression::<$sql_type>::as_expression(self.to_text())
+            }
+        }
+
+        impl<'a> diesel::expression::AsExpression<$sql_type> for &'a $ty {
+            type Expression = diesel::dsl::AsExprOf<Cow<'static, str>, $sql_type>;
+
+            fn as_expression(self) -> Self::Expression {
+                diesel::expression::AsExpression::<$sql_type>::as_expression(self.to_text())
+            }
+        }
+    };
+}
+
+text_column!(KeyType, "key type", |t| t.wire_name(), KeyType::from_wire);
+text_column!(TenantStatus, "tenant status", |s| s.as_str(), TenantStatus::parse);
+// The policy's JSON, as the API shows it: `{"KEY_TYPE_SIEM":30}`.
+text_column!(
+    LifetimePolicy,
+    "lifetime policy",
+    |p| serde_json::to_string(p).expect("a map of enum names to numbers"),
+    |text| serde_json::from_str(text).ok()
+);
+
+#[cfg(test)]
+mod tests {
+    use crate::db::models::{now, to_naive, ApiKey, Tenant};
+    use crate::db::schema::{api_keys, tenants};
+    use crate::db::{establish, run_migrations, DbConn, DbUrl};
+    use crate::domain::lifetime::LifetimePolicy;
+    use crate::domain::{KeyType, TenantStatus};
+    use diesel::prelude::*;
+
+    fn conn() -> (tempfile::TempDir, DbConn) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = establish(&DbUrl::Sqlite(dir.path().join("columns.db"))).unwrap();
+        run_migrations(&mut conn).unwrap();
+        (dir, conn)
+    }
+
+    fn tenant(status: TenantStatus, policy: LifetimePolicy) -> Tenant {
+        Tenant {
+            id: "t1".into(),
+            name: "Acme".into(),
+            status,
+            max_lifetime_days: policy,
+            siem_tier2_enabled: false,
+            policy_updated_at: None,
+            created_at: to_naive(now()),
+        }
+    }
+
+    #[test]
+    fn values_are_stored_as_the_text_they_always_were_and_read_back() {
+        let (_dir, mut c) = conn();
+        let policy = LifetimePolicy::from([(KeyType::Siem, 30), (KeyType::TeamUserMgmt, 365)]);
+        diesel::insert_into(tenants::table)
+            .values(&tenant(TenantStatus::Suspended, policy.clone()))
+            .execute(&mut c)
+            .unwrap();
+        let stored: (String, String) =
+            tenants::table.select((tenants::status, tenants::max_lifetime_days)).first(&mut c).unwrap();
+        assert_eq!(stored, ("SUSPENDED".into(), r#"{"KEY_TYPE_SIEM":30,"KEY_TYPE_TEAM_USER_MGMT":365}"#.into()));
+        let found: Tenant = tenants::table.filter(tenants::status.eq(TenantStatus::Suspended)).first(&mut c).unwrap();
+        assert_eq!((found.status, found.max_lifetime_days), (TenantStatus::Suspended, policy));
+        let active: Option<Tenant> =
+            tenants::table.filter(tenants::status.eq(&TenantStatus::Active)).first(&mut c).optional().unwrap();
+        assert!(active.is_none());
+
+        let key = ApiKey {
+            id: "k1".into(),
+            tenant_id: "t1".into(),
+            key_type: KeyType::TeamAssetAudit,
+            label: "audit".into(),
+            secret_hash: "h".into(),
+            hint: "x".into(),
+            created_by: "m1".into(),
+            created_at: to_naive(now()),
+            expires_at: None,
+            revoked_at: None,
+            revoke_reason: None,
+            superseded_at: None,
+            rotated_from: None,
+            rotated_to: None,
+            chain_id: "k1".into(),
+            ip_allowlist: "[]".into(),
+            last_used_at: None,
+            last_used_ip: None,
+        };
+        diesel::insert_into(api_keys::table).values(&key).execute(&mut c).unwrap();
+        let stored: String = api_keys::table.select(api_keys::key_type).first(&mut c).unwrap();
+        assert_eq!(stored, "KEY_TYPE_TEAM_ASSET_AUDIT");
+        let found: ApiKey =
+            api_keys::table.filter(api_keys::key_type.eq(KeyType::TeamAssetAudit)).first(&mut c).unwrap();
+        assert_eq!(found.key_type, KeyType::TeamAssetAudit);
+    }
+
+    #[test]
+    fn an_unknown_stored_text_is_a_read_error() {
+        let (_dir, mut c) = conn();
+        diesel::insert_into(tenants::table)
+            .values(&tenant(TenantStatus::Active, LifetimePolicy::new()))
+            .execute(&mut c)
+            .unwrap();
+        for (column, text) in [("status", "CLOSED"), ("max_lifetime_days", r#"{"KEY_TYPE_ROOT":1}"#)] {
+            diesel::sql_query(format!("UPDATE tenants SET {column} = '{text}'")).execute(&mut c).unwrap();
+            let err = tenants::table.first::<Tenant>(&mut c).unwrap_err();
+            let diesel::result::Error::DeserializationError(e) = &err else { panic!("{column}: {err}") };
+            // diesel names the field; its source is ours, naming the text.
+            let cause = e.source().map(ToString::to_string).unwrap_or_default();
+            assert!(e.to_string().contains(column) && cause.contains(&format!("{text:?}")), "{column}: {e}: {cause}");
+            diesel::sql_query("UPDATE tenants SET status = 'ACTIVE', max_lifetime_days = '{}'")
+                .execute(&mut c)
+                .unwrap();
+        }
+    }
+}
