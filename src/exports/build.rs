@@ -10,7 +10,7 @@ use crate::db::DbConn;
 use crate::domain::exports::{ExportKind, ExportScope};
 use crate::domain::redact;
 use crate::error::AppError;
-use crate::service::{assets::asset_json, team::team_user_view};
+use crate::service::{assets::asset_view, team::team_user_view};
 use serde_json::{json, Value};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Write};
@@ -231,7 +231,7 @@ fn write_ediscovery(
 
     zip.start_file("assets.ndjson", options)?;
     for a in &assets {
-        line(&mut zip, &asset_json(a))?;
+        line(&mut zip, &asset_view(a))?;
     }
 
     zip.start_file("events.ndjson", options)?;
