@@ -3,6 +3,7 @@
 //! HTTP here; the CLI uses the same functions.
 
 pub mod assets;
+pub mod exports;
 pub mod holds;
 pub mod keys;
 pub mod team;
