@@ -1,35 +1,39 @@
 //! Handlers of export jobs: e-Discovery archives and SIEM bulk exports, and their signed downloads.
 
-use super::context::{commit, fields, ok, query, JsonBody, KeyAuth, RequestEvent};
+use super::context::{commit, ok_with, query, JsonBody, KeyAuth, RequestEvent};
 use super::pagination::Page;
 use crate::crypto::LinkSigner;
 use crate::db::models::{now, Export};
-use crate::db::store;
-use crate::domain::exports::{ExportKind, ExportScope, ExportStatus, DOWNLOAD_LINK_SECONDS};
-use crate::domain::TenantStatus;
-use crate::error::{AppError, AppResult, ErrorCode};
-use crate::exports::{self as jobs, build, EdiscoveryRequest};
+use crate::domain::exports::{ExportKind, ExportScope};
+use crate::error::{AppError, AppResult};
+use crate::service::exports::{self as jobs, export_view, link_refused, EdiscoveryRequest, ExportView};
 use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::io::Read;
 
-/// The one answer to every bad link, whatever the reason (the audit event has it).
-pub const LINK_REFUSED: &str = "invalid or expired download link";
-
-fn link_refused(reason: &'static str) -> AppError {
-    AppError { audit_reason: Some(reason), ..AppError::new(ErrorCode::Unauthenticated, LINK_REFUSED) }
+#[derive(Serialize)]
+struct OneExport<'a> {
+    export: ExportView<'a>,
 }
 
-/// One job of the caller's tenant and of this kind; anything else is not found.
-async fn load(state: &AppState, tenant_id: String, kind: ExportKind, uid: String) -> AppResult<Export> {
-    state
-        .read(move |c| store::find_export(c, &tenant_id, kind.as_str(), &uid))
-        .await?
-        .ok_or_else(|| AppError::not_found("no export with this uid"))
+fn one(job: &Export) -> HttpResponse {
+    ok_with(&OneExport { export: export_view(job) })
+}
+
+#[derive(Serialize)]
+struct ExportPage<'a> {
+    exports: Vec<ExportView<'a>>,
+    total: i64,
+    limit: i64,
+    offset: i64,
+}
+
+fn link_signer(state: &AppState) -> LinkSigner {
+    LinkSigner::new(state.settings.key_pepper.expose().as_bytes())
 }
 
 // ---------------------------------------------------------------- e-Discovery
@@ -56,9 +60,9 @@ pub(super) async fn create(
     let r =
         EdiscoveryRequest::parse(b.user_id, b.email, b.scope, b.include_files, b.start_time, b.end_time, &b.reason)?;
     let (tenant, key) = (auth.0.tenant_id, auth.0.key_id);
-    let export = commit(&state, &req, move |c| jobs::create_ediscovery(c, &tenant, &key, r)).await?;
+    let job = commit(&state, &req, move |c| jobs::create_ediscovery(c, &tenant, &key, r)).await?;
     state.exports.wake();
-    Ok(ok(fields(json!({"export": export}))))
+    Ok(one(&job))
 }
 
 #[derive(Deserialize)]
@@ -82,11 +86,10 @@ pub(super) async fn list(auth: KeyAuth, req: HttpRequest, state: web::Data<AppSt
     let q: ListExports = query(&req)?;
     let page = Page::new(q.limit, q.offset)?;
     let tenant = auth.0.tenant_id;
-    let (rows, total) = state
-        .read(move |c| store::list_exports(c, &tenant, ExportKind::Ediscovery.as_str(), page.offset, page.limit))
-        .await?;
-    let items: Vec<_> = rows.iter().map(jobs::export_json).collect();
-    Ok(ok(fields(json!({"exports": items, "total": total, "limit": page.limit, "offset": page.offset}))))
+    let (rows, total) =
+        state.read(move |c| jobs::list_exports(c, &tenant, ExportKind::Ediscovery, page.offset, page.limit)).await?;
+    let exports = rows.iter().map(export_view).collect();
+    Ok(ok_with(&ExportPage { exports, total, limit: page.limit, offset: page.offset }))
 }
 
 pub(super) async fn download_url(
@@ -121,11 +124,11 @@ pub(super) async fn compliance_create(
     let b: CreateCompliance = body.parse()?;
     jobs::check_window("since", b.since, "until", b.until)?;
     let (tenant, key) = (auth.0.tenant_id, auth.0.key_id);
-    let export =
+    let job =
         commit(&state, &req, move |c| jobs::create_compliance(c, &tenant, &key, b.since, b.until, b.include_payload))
             .await?;
     state.exports.wake();
-    Ok(ok(fields(json!({"export": export}))))
+    Ok(one(&job))
 }
 
 pub(super) async fn compliance_detail(
@@ -157,8 +160,9 @@ async fn detail_of(
     kind: ExportKind,
 ) -> AppResult<HttpResponse> {
     let q: ExportRef = query(&req)?;
-    let job = load(&state, auth.0.tenant_id, kind, q.uid).await?;
-    Ok(ok(fields(json!({"export": jobs::export_json(&job)}))))
+    let tenant = auth.0.tenant_id;
+    let job = state.read(move |c| jobs::find_export(c, &tenant, kind, &q.uid)).await?;
+    Ok(one(&job))
 }
 
 /// A signed link to a completed export, valid `DOWNLOAD_LINK_SECONDS`.
@@ -169,29 +173,13 @@ async fn download_url_of(
     kind: ExportKind,
 ) -> AppResult<HttpResponse> {
     let q: ExportRef = query(&req)?;
-    let job = load(&state, auth.0.tenant_id, kind, q.uid).await?;
-    if job.status != ExportStatus::Completed.as_str() {
-        return Err(AppError::precondition(format!(
-            "the export is not ready for download: its status is {}",
-            job.status
-        )));
-    }
-    let expires = now().timestamp() + DOWNLOAD_LINK_SECONDS;
-    let sig = LinkSigner::new(state.settings.key_pepper.expose().as_bytes()).sign(
-        kind.as_str(),
-        &job.tenant_id,
-        &job.uid,
-        expires,
-    );
-    // The origin is configuration, never the request's Host or X-Forwarded-* headers.
-    let url = format!("{}{}?uid={}&expires={expires}&sig={sig}", state.public_url, jobs::download_path(kind), job.uid);
-    let expires_at = DateTime::from_timestamp(expires, 0)
-        .ok_or_else(AppError::internal)?
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let tenant = auth.0.tenant_id;
+    let job = state.read(move |c| jobs::find_export(c, &tenant, kind, &q.uid)).await?;
+    let link = jobs::download_link(&link_signer(&state), &state.public_url, kind, &job, now().timestamp())?;
     let ctx = RequestEvent::of(&req);
     ctx.note("uid", json!(job.uid));
-    ctx.note("expires_at", json!(expires_at));
-    Ok(ok(fields(json!({"download_url": url, "expires_at": expires_at}))))
+    ctx.note("expires_at", json!(link.expires_at));
+    Ok(ok_with(&link))
 }
 
 #[derive(Deserialize)]
@@ -209,33 +197,13 @@ async fn download_of(req: HttpRequest, state: web::Data<AppState>, kind: ExportK
         return Err(link_refused("bad_signature"));
     }
     let uid = link.uid.clone();
-    let found = state
-        .read(move |c| match store::find_export_by_uid(c, &uid)? {
-            Some(job) => Ok(store::find_tenant(c, &job.tenant_id)?.map(|t| (job, t))),
-            None => Ok(None),
-        })
-        .await?;
-    let (job, tenant) = found.filter(|(j, _)| j.kind == kind.as_str()).ok_or_else(|| link_refused("bad_signature"))?;
-    let signer = LinkSigner::new(state.settings.key_pepper.expose().as_bytes());
-    if !signer.verify(kind.as_str(), &job.tenant_id, &job.uid, link.expires, &link.sig) {
-        return Err(link_refused("bad_signature"));
-    }
+    let linked = state.read(move |c| jobs::linked_export(c, &uid, kind)).await?;
+    let (job, tenant) = jobs::verify_link(&link_signer(&state), kind, linked, link.expires, &link.sig)?;
     // keyward issued this link for this tenant: the event belongs to its chain.
     let event = RequestEvent::of(&req);
     event.link_proved(&job.tenant_id);
     event.note("uid", json!(job.uid));
-    if link.expires < now().timestamp() {
-        return Err(link_refused("link_expired"));
-    }
-    // A suspended tenant's links stop with its keys.
-    if tenant.status != TenantStatus::Active {
-        return Err(link_refused("tenant_inactive"));
-    }
-    let file_name = match (&job.file_name, job.status == ExportStatus::Completed.as_str()) {
-        (Some(name), true) => name.clone(),
-        _ => return Err(AppError::precondition("the export is not ready for download")),
-    };
-    let path = build::path_of(&state.settings.export_dir, &job, &file_name);
+    let path = jobs::servable_file(&state.settings.export_dir, &job, &tenant, link.expires, now().timestamp())?;
     let opened = web::block(move || std::fs::File::open(&path).and_then(|f| Ok((f.metadata()?.len(), f))))
         .await
         .map_err(|_| AppError::internal())?;
@@ -253,10 +221,10 @@ async fn download_of(req: HttpRequest, state: web::Data<AppState>, kind: ExportK
         "attachment; filename=\"keyward-{}-{}.{}\"",
         kind.as_str().to_ascii_lowercase(),
         job.uid,
-        jobs::extension(kind)
+        kind.extension()
     );
     Ok(HttpResponse::Ok()
-        .content_type(jobs::content_type(kind))
+        .content_type(kind.content_type())
         .insert_header((header::CONTENT_DISPOSITION, attachment))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))

@@ -1,13 +1,11 @@
 //! Who am I (a connector's "test connection") and the gateway check that puts
 //! services outside keyward behind the same authorizer.
 
-use super::context::{
-    authenticate_key, check_tenant_limit, fields, ok, ok_with, query, AnyCaller, NoParams, RequestEvent,
-};
+use super::context::{authenticate_key, check_tenant_limit, ok_with, query, AnyCaller, NoParams, RequestEvent};
 use super::middleware::GATEWAY_PREFIX;
 use crate::auth::Caller;
 use crate::db::models::{api_time, to_naive};
-use crate::domain::{authz, request_path, KeyType, Method};
+use crate::domain::{authz, request_path, KeyType, Method, Role};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -34,6 +32,32 @@ struct KeyCallerView<'a> {
     expires_at: Option<String>,
 }
 
+/// whoami's answer for a console member.
+#[derive(Serialize)]
+struct MemberWhoami<'a> {
+    caller: MemberCallerView<'a>,
+    operations: Vec<&'static str>,
+}
+
+#[derive(Serialize)]
+struct MemberCallerView<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    tenant_id: &'a str,
+    member_id: &'a str,
+    email: &'a str,
+    role: Role,
+}
+
+/// The gateway check's answer: what was allowed, for whom.
+#[derive(Serialize)]
+struct Allowed<'a> {
+    operation: &'static str,
+    tenant_id: &'a str,
+    key_id: &'a str,
+    key_type: KeyType,
+}
+
 pub async fn whoami(caller: AnyCaller, req: HttpRequest) -> AppResult<HttpResponse> {
     let _: NoParams = query(&req)?;
     Ok(match caller.0 {
@@ -49,10 +73,16 @@ pub async fn whoami(caller: AnyCaller, req: HttpRequest) -> AppResult<HttpRespon
             },
             operations: authz::operations_for_key(k.key_type),
         }),
-        Caller::Member(m) => ok(fields(json!({
-            "caller": {"type": "MEMBER", "tenant_id": m.tenant_id, "member_id": m.member_id, "email": m.email, "role": m.role},
-            "operations": authz::operations_for_member(m.role),
-        }))),
+        Caller::Member(m) => ok_with(&MemberWhoami {
+            caller: MemberCallerView {
+                kind: "MEMBER",
+                tenant_id: &m.tenant_id,
+                member_id: &m.member_id,
+                email: &m.email,
+                role: m.role,
+            },
+            operations: authz::operations_for_member(m.role),
+        }),
     })
 }
 
@@ -105,13 +135,6 @@ pub async fn check(req: HttpRequest, state: web::Data<AppState>) -> AppResult<Ht
         return Err(AppError::key_refused("type_mismatch"));
     }
     check_tenant_limit(&state, &key.tenant_id, op)?;
-    #[derive(Serialize)]
-    struct Allowed<'a> {
-        operation: &'static str,
-        tenant_id: &'a str,
-        key_id: &'a str,
-        key_type: KeyType,
-    }
     let mut res = ok_with(&Allowed {
         operation: op.name,
         tenant_id: &key.tenant_id,

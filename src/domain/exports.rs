@@ -1,6 +1,8 @@
 //! Export jobs: kinds, scopes and the states a job moves through.
 
+use super::authz::Unrouted;
 use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ExportStatus {
@@ -66,12 +68,59 @@ pub enum ExportKind {
 }
 
 impl ExportKind {
+    pub const ALL: [ExportKind; 2] = [ExportKind::Ediscovery, ExportKind::Compliance];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ExportKind::Ediscovery => "EDISCOVERY",
             ExportKind::Compliance => "COMPLIANCE",
         }
     }
+
+    pub fn parse(s: &str) -> Option<ExportKind> {
+        ExportKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// The audit operation of a job's status changes.
+    pub fn process_operation(self) -> &'static str {
+        match self {
+            ExportKind::Ediscovery => Unrouted::ExportProcess,
+            ExportKind::Compliance => Unrouted::ComplianceExportProcess,
+        }
+        .name()
+    }
+
+    /// The signed-link route of a kind.
+    pub fn download_path(self) -> &'static str {
+        match self {
+            ExportKind::Ediscovery => "/v2/enterprise.export.download",
+            ExportKind::Compliance => "/v2/enterprise.compliance.export.download",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            ExportKind::Ediscovery => "application/zip",
+            ExportKind::Compliance => "application/x-ndjson",
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            ExportKind::Ediscovery => "zip",
+            ExportKind::Compliance => "ndjson",
+        }
+    }
+}
+
+/// Where a tenant's export files live: `<export_dir>/<tenant_id>/`.
+pub fn tenant_dir(export_dir: &Path, tenant_id: &str) -> PathBuf {
+    export_dir.join(tenant_id)
+}
+
+/// Where a tenant's export file of this name lives.
+pub fn file_path(export_dir: &Path, tenant_id: &str, file_name: &str) -> PathBuf {
+    tenant_dir(export_dir, tenant_id).join(file_name)
 }
 
 /// How long a signed download link stays valid.
@@ -91,5 +140,13 @@ mod tests {
         assert!(!Completed.may_become(Processing));
         assert!(!Failed.may_become(Completed));
         assert!(!Pending.may_become(Completed));
+    }
+
+    #[test]
+    fn kinds_round_trip_their_stored_names() {
+        for k in ExportKind::ALL {
+            assert_eq!(ExportKind::parse(k.as_str()), Some(k));
+        }
+        assert_eq!(ExportKind::parse("ediscovery"), None);
     }
 }

@@ -1,16 +1,15 @@
 //! Building export files: written under a temporary name, fsynced, then
 //! renamed into place, so a reader never sees a partial file.
 
-use super::{extension, kind_of, tenant_dir};
 use crate::audit::event_json;
 use crate::crypto::{self, Sha256Stream};
 use crate::db::models::{now, AuditRow, Export};
 use crate::db::store::{self, EventFilter};
 use crate::db::DbConn;
-use crate::domain::exports::{ExportKind, ExportScope};
+use crate::domain::exports::{tenant_dir, ExportKind, ExportScope};
 use crate::domain::redact;
 use crate::error::AppError;
-use crate::service::{assets::asset_json, team::team_user_view};
+use crate::service::{assets::asset_view, team::team_user_view};
 use serde_json::{json, Value};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Write};
@@ -79,11 +78,7 @@ pub type Heartbeat<'a> = dyn FnMut(&mut DbConn) -> Result<(), BuildError> + 'a;
 /// The file name of a run: the attempt is part of it, so a run that lost its
 /// lease can never overwrite the file of the run that took over.
 pub fn file_name(job: &Export, kind: ExportKind) -> String {
-    format!("{}-{}.{}", job.uid, job.attempts, extension(kind))
-}
-
-pub fn path_of(export_dir: &Path, job: &Export, file_name: &str) -> PathBuf {
-    tenant_dir(export_dir, &job.tenant_id).join(file_name)
+    format!("{}-{}.{}", job.uid, job.attempts, kind.extension())
 }
 
 /// Builds the job's file and returns its name, size and SHA-256.
@@ -93,7 +88,8 @@ pub fn build(
     job: &Export,
     heartbeat: &mut Heartbeat<'_>,
 ) -> Result<Built, BuildError> {
-    let kind = kind_of(job).ok_or_else(|| BuildError::Invalid(format!("unknown export kind {}", job.kind)))?;
+    let kind =
+        ExportKind::parse(&job.kind).ok_or_else(|| BuildError::Invalid(format!("unknown export kind {}", job.kind)))?;
     let name = file_name(job, kind);
     let dir = tenant_dir(export_dir, &job.tenant_id);
     let path = write_atomically(&dir, &name, |file| match kind {
@@ -231,7 +227,7 @@ fn write_ediscovery(
 
     zip.start_file("assets.ndjson", options)?;
     for a in &assets {
-        line(&mut zip, &asset_json(a))?;
+        line(&mut zip, &asset_view(a))?;
     }
 
     zip.start_file("events.ndjson", options)?;

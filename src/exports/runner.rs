@@ -18,12 +18,11 @@
 //!   its event in one transaction, with no event when another instance won.
 
 use super::build::{self, BuildError, Built};
-use super::{kind_of, process_operation};
 use crate::audit::writer::{commit_now, AuditWriter};
 use crate::audit::{ActorType, EventDraft};
 use crate::db::models::{now, to_naive, Export};
 use crate::db::{self, store, DbConn, DbUrl};
-use crate::domain::exports::{ExportKind, ExportStatus};
+use crate::domain::exports::{self, ExportKind, ExportStatus};
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::service::{meta, Meta};
 use chrono::NaiveDateTime;
@@ -222,7 +221,7 @@ impl<'a> Jobs<'a> {
 
     fn draft(job: &Export, status: ExportStatus, extra: Value) -> EventDraft {
         // A row of an unknown kind is still moved (to FAILED) and audited.
-        let operation = process_operation(kind_of(job).unwrap_or(ExportKind::Ediscovery));
+        let operation = ExportKind::parse(&job.kind).unwrap_or(ExportKind::Ediscovery).process_operation();
         let mut d = EventDraft::new(operation, crate::telemetry::new_request_id());
         d.tenant_id = Some(job.tenant_id.clone());
         d.actor_type = ActorType::Service;
@@ -309,7 +308,7 @@ impl<'a> Jobs<'a> {
                 let extra = json!({"file_size": built.size, "file_sha256": built.sha256});
                 if !self.finish(&job, ExportStatus::Completed, None, Some(file), None, extra)? {
                     tracing::warn!(uid = %job.uid, "export run lost its lease before finishing; file dropped");
-                    let _ = std::fs::remove_file(build::path_of(self.export_dir, &job, &built.file_name));
+                    let _ = std::fs::remove_file(exports::file_path(self.export_dir, &job.tenant_id, &built.file_name));
                 }
             }
             Err(BuildError::LeaseLost) => {

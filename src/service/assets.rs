@@ -3,48 +3,98 @@
 use super::{meta, Meta};
 use crate::db::models::{api_time, now, to_naive, Asset};
 use crate::db::{store, DbConn};
-use crate::domain::assets::{AssetType, ShareScope};
+use crate::domain::assets::{valid_identifier, AssetType, ShareScope};
 use crate::error::{AppError, AppResult};
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::json;
 
-pub fn asset_json(a: &Asset) -> Value {
-    serde_json::to_value(AssetView::of(a)).expect("JSON of plain values")
-}
-
-/// A share as the API shows it. Serialized straight from the row for lists
-/// (no `Value` tree per asset); fields in the order `json!` printed them.
-#[derive(serde::Serialize)]
+/// A share as the API (and the e-Discovery archive) shows it, serialized
+/// straight from the row; fields in alphabetical order, as they always were.
+#[derive(Debug, Serialize)]
 pub struct AssetView<'a> {
-    asset_exists: bool,
-    asset_id: &'a str,
-    asset_name: &'a str,
-    asset_type: &'a str,
-    created_at: String,
-    owner_id: &'a str,
-    permission: &'a str,
-    session_id: Option<&'a str>,
-    shared_at: String,
-    uid: &'a str,
-    updated_at: String,
+    pub asset_exists: bool,
+    pub asset_id: &'a str,
+    pub asset_name: &'a str,
+    pub asset_type: &'a str,
+    pub created_at: String,
+    pub owner_id: &'a str,
+    pub permission: &'a str,
+    pub session_id: Option<&'a str>,
+    pub shared_at: String,
+    pub uid: &'a str,
+    pub updated_at: String,
 }
 
-impl<'a> AssetView<'a> {
-    pub fn of(a: &'a Asset) -> AssetView<'a> {
-        AssetView {
-            asset_exists: a.asset_exists,
-            asset_id: &a.asset_id,
-            asset_name: &a.asset_name,
-            asset_type: &a.asset_type,
-            created_at: api_time(a.created_at),
-            owner_id: &a.owner_id,
-            permission: &a.permission,
-            session_id: a.session_id.as_deref(),
-            shared_at: api_time(a.shared_at),
-            uid: &a.uid,
-            updated_at: api_time(a.updated_at),
+pub fn asset_view(a: &Asset) -> AssetView<'_> {
+    AssetView {
+        asset_exists: a.asset_exists,
+        asset_id: &a.asset_id,
+        asset_name: &a.asset_name,
+        asset_type: &a.asset_type,
+        created_at: api_time(a.created_at),
+        owner_id: &a.owner_id,
+        permission: &a.permission,
+        session_id: a.session_id.as_deref(),
+        shared_at: api_time(a.shared_at),
+        uid: &a.uid,
+        updated_at: api_time(a.updated_at),
+    }
+}
+
+/// Which shares a list asks for; every given field must match.
+#[derive(Debug, Default)]
+pub struct AssetQuery {
+    pub asset_type: Option<AssetType>,
+    /// Empty means no keyword.
+    pub keyword: Option<String>,
+    pub owner_id: Option<String>,
+    pub permission: Option<ShareScope>,
+    pub start_time: Option<DateTime<Utc>>,
+    pub end_time: Option<DateTime<Utc>>,
+}
+
+impl AssetQuery {
+    /// The time window may be a single instant but not run backwards.
+    pub fn check(&self) -> AppResult<()> {
+        match (self.start_time, self.end_time) {
+            (Some(s), Some(e)) if s > e => Err(AppError::invalid("start_time must not be after end_time")),
+            _ => Ok(()),
         }
     }
+}
+
+/// One page of the tenant's shares that match `q`, and how many match in all.
+pub fn list_assets(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    q: AssetQuery,
+    offset: i64,
+    limit: i64,
+) -> AppResult<(Vec<Asset>, i64)> {
+    let filter = store::AssetFilter {
+        asset_type: q.asset_type.map(|t| t.as_str().to_string()),
+        keyword: q.keyword.filter(|k| !k.is_empty()),
+        owner_id: q.owner_id,
+        permission: q.permission.map(|p| p.as_str().to_string()),
+        start_time: q.start_time.map(to_naive),
+        end_time: q.end_time.map(to_naive),
+    };
+    store::list_assets(conn, tenant_id, &filter, offset, limit)
+}
+
+/// Whether the platform names a tenant keyward knows.
+pub fn tenant_exists(conn: &mut DbConn, tenant_id: &str) -> AppResult<bool> {
+    Ok(store::find_tenant(conn, tenant_id)?.is_some())
+}
+
+/// A re-scope's note, trimmed: 1 to 1000 characters.
+pub fn validate_note(note: &str) -> AppResult<String> {
+    let note = note.trim();
+    if !(1..=1000).contains(&note.chars().count()) {
+        return Err(AppError::invalid("note must be 1 to 1000 characters"));
+    }
+    Ok(note.to_string())
 }
 
 /// What the platform reports about a share.
@@ -58,8 +108,27 @@ pub struct AssetReport {
     pub permission: ShareScope,
 }
 
+impl AssetReport {
+    /// The platform's free-text identifiers are bounded and printable.
+    pub fn check(&self) -> AppResult<()> {
+        for (field, value, max) in [
+            ("asset_id", &self.asset_id, 200),
+            ("asset_name", &self.asset_name, 500),
+            ("owner_id", &self.owner_id, 200),
+        ] {
+            if !valid_identifier(value, max) {
+                return Err(AppError::invalid(format!("{field} must be 1 to {max} printable characters")));
+            }
+        }
+        if self.session_id.as_deref().is_some_and(|s| !valid_identifier(s, 200)) {
+            return Err(AppError::invalid("session_id must be 1 to 200 printable characters"));
+        }
+        Ok(())
+    }
+}
+
 /// Registers or refreshes a share; idempotent on (tenant, type, asset id).
-pub fn upsert(conn: &mut DbConn, tenant_id: &str, r: AssetReport) -> AppResult<(Value, Meta)> {
+pub fn upsert(conn: &mut DbConn, tenant_id: &str, r: AssetReport) -> AppResult<(Asset, Meta)> {
     let at = to_naive(now());
     let existing = store::find_asset_by_source(conn, tenant_id, r.asset_type.as_str(), &r.asset_id)?;
     let (asset, created) = match existing {
@@ -95,7 +164,7 @@ pub fn upsert(conn: &mut DbConn, tenant_id: &str, r: AssetReport) -> AppResult<(
     };
     let m = meta(json!({"share_uid": asset.uid, "asset_type": asset.asset_type, "asset_id": asset.asset_id,
         "permission": asset.permission, "created": created}));
-    Ok((asset_json(&asset), m))
+    Ok((asset, m))
 }
 
 /// Marks a share's asset as deleted; the row stays for governance and e-Discovery.
@@ -104,14 +173,14 @@ pub fn mark_deleted(
     tenant_id: &str,
     asset_type: AssetType,
     asset_id: &str,
-) -> AppResult<(Value, Meta)> {
+) -> AppResult<(Asset, Meta)> {
     let mut a = store::find_asset_by_source(conn, tenant_id, asset_type.as_str(), asset_id)?
         .ok_or_else(|| AppError::not_found("no such asset"))?;
     a.asset_exists = false;
     a.updated_at = to_naive(now());
     store::update_asset(conn, &a)?;
     let m = meta(json!({"share_uid": a.uid, "asset_type": a.asset_type, "asset_id": a.asset_id}));
-    Ok((asset_json(&a), m))
+    Ok((a, m))
 }
 
 /// An administrator's override of a share's scope. A deleted asset cannot be re-scoped.
@@ -122,7 +191,7 @@ pub fn update_scope(
     permission: ShareScope,
     note: &str,
     key_label: &str,
-) -> AppResult<(Value, Meta)> {
+) -> AppResult<(Asset, Meta)> {
     let mut a =
         store::find_asset(conn, tenant_id, share_uid)?.ok_or_else(|| AppError::not_found("no share with this uid"))?;
     if !a.asset_exists {
@@ -135,5 +204,5 @@ pub fn update_scope(
     let m = meta(json!({
         "share_uid": a.uid, "old_scope": old, "new_scope": a.permission, "note": note, "key_label": key_label,
     }));
-    Ok((asset_json(&a), m))
+    Ok((a, m))
 }

@@ -3,8 +3,10 @@
 //! HTTP here; the CLI uses the same functions.
 
 pub mod assets;
+pub mod exports;
 pub mod holds;
 pub mod keys;
+pub mod siem;
 pub mod team;
 
 use serde_json::{Map, Value};
