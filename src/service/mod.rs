@@ -5,6 +5,7 @@
 pub mod assets;
 pub mod holds;
 pub mod keys;
+pub mod scim;
 pub mod team;
 
 use serde_json::{Map, Value};
