@@ -10,6 +10,7 @@
 //! store (displayName, phoneNumbers, extension schemas, password, …) are
 //! ignored, not refused, so a provisioning run never stalls on them.
 
+use super::member::{self, MemberStatus};
 use serde_json::{Map, Value};
 
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -127,6 +128,18 @@ impl Clause {
 impl Filter {
     pub fn matches(&self, u: &UserView<'_>) -> bool {
         self.clauses.iter().all(|c| c.matches(u))
+    }
+
+    /// The clause to find the candidate members by: ids, userNames and emails
+    /// are unique in the tenant; an externalId is whatever the client made it.
+    pub fn most_selective(&self) -> Option<&Clause> {
+        let rank = |a: FilterAttr| match a {
+            FilterAttr::Id => 0,
+            FilterAttr::UserName => 1,
+            FilterAttr::Email => 2,
+            FilterAttr::ExternalId => 3,
+        };
+        self.clauses.iter().min_by_key(|c| rank(c.attr))
     }
 }
 
@@ -321,6 +334,29 @@ impl UserAttrs {
                 Change::Ignored(_) => {}
             }
         }
+    }
+}
+
+/// The attributes a POSTed User gives a new member: active unless it says
+/// otherwise; with no emails, a userName that is an address is the email.
+pub fn new_user(changes: &[Change]) -> Result<UserAttrs, ScimError> {
+    let mut attrs = UserAttrs { active: true, ..UserAttrs::default() };
+    attrs.apply(changes);
+    if attrs.email.is_none() {
+        attrs.email = attrs.user_name.clone().filter(|u| member::normalize_email(u).is_some());
+    }
+    if attrs.email.is_none() {
+        return Err(invalid_value("emails is required unless userName is an email address"));
+    }
+    Ok(attrs)
+}
+
+/// The member status a User's `active` stands for.
+pub fn status_for(active: bool) -> MemberStatus {
+    if active {
+        MemberStatus::Active
+    } else {
+        MemberStatus::Inactive
     }
 }
 
@@ -876,5 +912,36 @@ mod tests {
             parse_resource(&json!({"userName": "a", "active": "yes"})).unwrap_err().scim_type,
             ScimType::InvalidValue
         );
+    }
+
+    #[test]
+    fn candidates_are_found_by_the_most_selective_clause() {
+        let f = parse_filter(r#"externalId eq "e1" and emails.value eq "a@b.example" and userName eq "ann""#).unwrap();
+        assert_eq!(f.most_selective(), Some(&clause(FilterAttr::UserName, "ann")));
+        let f = parse_filter(r#"userName eq "ann" and id eq "m1""#).unwrap();
+        assert_eq!(f.most_selective(), Some(&clause(FilterAttr::Id, "m1")));
+        let f = parse_filter(r#"externalId eq "e1" and emails.value eq "a@b.example""#).unwrap();
+        assert_eq!(f.most_selective(), Some(&clause(FilterAttr::Email, "a@b.example")));
+    }
+
+    #[test]
+    fn a_new_user_needs_an_address() {
+        let created = new_user(&parse_resource(&json!({"userName": "Ann@Acme.example"})).unwrap()).unwrap();
+        assert_eq!(created.email.as_deref(), Some("Ann@Acme.example"), "the userName is the address");
+        assert!(created.active, "active unless the resource says otherwise");
+        let inactive =
+            new_user(&parse_resource(&json!({"userName": "a@b.example", "active": false})).unwrap()).unwrap();
+        assert!(!inactive.active);
+        let e = new_user(&parse_resource(&json!({"userName": "ann"})).unwrap()).unwrap_err();
+        assert_eq!(e.scim_type, ScimType::InvalidValue);
+        assert_eq!(e.detail, "emails is required unless userName is an email address");
+        let both = json!({"userName": "ann", "emails": [{"value": "ann@acme.example"}]});
+        assert_eq!(new_user(&parse_resource(&both).unwrap()).unwrap().email.as_deref(), Some("ann@acme.example"));
+    }
+
+    #[test]
+    fn active_is_the_member_status() {
+        assert_eq!(status_for(true), MemberStatus::Active);
+        assert_eq!(status_for(false), MemberStatus::Inactive);
     }
 }
