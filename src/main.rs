@@ -131,7 +131,8 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
             telemetry::init(LogFormat::Pretty, settings.redactor());
             let mut conn = db::establish(&settings.database_url)?;
             let ran = db::run_migrations(&mut conn)?;
-            print_json(serde_json::json!({"migrations_applied": ran}));
+            let built = keyward::audit::tree::build_missing(&mut conn).map_err(|e| e.to_string())?;
+            print_json(serde_json::json!({"migrations_applied": ran, "audit_trees_built": built.len()}));
         }
         Command::Tenant { action: TenantAction::Create { name, owner_email } } => {
             let mut conn = admin::connect(&settings)?;

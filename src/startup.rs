@@ -46,6 +46,8 @@ pub fn prepare_database(url: &DbUrl) -> Result<(), String> {
     } else if !db::is_migrated(&mut conn)? {
         return Err("the PostgreSQL schema is not migrated; run `keyward migrate` first".into());
     }
+    // Events stored before the audit trees existed get theirs before anything is appended.
+    crate::audit::tree::build_missing(&mut conn).map_err(|e| format!("cannot build the audit trees: {e}"))?;
     Ok(())
 }
 

@@ -1,7 +1,9 @@
-//! The tenants' hash chains: where each event goes in its tenant's log (its
-//! `seq`) and what its hash covers (the previous event's hash and its own
-//! canonical bytes). The writer builds events; this places them.
+//! The tenants' logs: where each event goes in its tenant's chain (its
+//! `seq`), what its chain hash covers (the previous event's hash and its own
+//! canonical bytes), and the Merkle tree leaf it becomes (see `tree`). The
+//! writer builds events; this places them.
 
+use super::tree::{Frontier, Hash, Trees};
 use super::{canonical, EventDraft};
 use crate::crypto;
 use crate::db::models::AuditRow;
@@ -12,60 +14,87 @@ use std::collections::BTreeMap;
 /// A chain's last `seq` and hash.
 pub type Head = (i64, String);
 
-/// The heads of the chains a group appends to, locked for its transaction.
-pub struct GroupHeads(BTreeMap<String, Head>);
+/// What a group appends, in its transaction: the heads of its chains (locked),
+/// their trees' frontiers, and the tree hashes to store.
+pub struct GroupHeads {
+    heads: BTreeMap<String, Head>,
+    trees: BTreeMap<String, Frontier>,
+    hashes: Vec<(String, u64, Hash)>,
+}
 
-/// The writer's view of the chains. On PostgreSQL it remembers the heads its
-/// own last groups left, so that a group which only appends can do so in one
-/// statement (see [`Chains::append_on_known_head`]).
+impl GroupHeads {
+    fn of(heads: BTreeMap<String, Head>) -> GroupHeads {
+        GroupHeads { heads, trees: BTreeMap::new(), hashes: Vec::new() }
+    }
+
+    /// Saves the heads the group moved and the tree hashes it made.
+    pub fn save(&self, conn: &mut DbConn) -> AppResult<()> {
+        store::save_chain_heads(conn, &self.heads)?;
+        store::insert_tree_hashes(conn, &self.tree_rows())
+    }
+
+    fn tree_rows(&self) -> Vec<store::TreeHashRow<'_>> {
+        self.hashes.iter().map(|(chain, idx, hash)| (chain.as_str(), *idx as i64, hash.0.as_slice())).collect()
+    }
+}
+
+/// The writer's view of the logs: the trees' frontiers its last groups left
+/// (both backends), and on PostgreSQL the chain heads too, so that a group
+/// which only appends can do so in one statement (see
+/// [`Chains::append_on_known_head`]).
 #[derive(Default)]
 pub struct Chains {
     known: Option<BTreeMap<String, Head>>,
+    trees: Trees,
 }
 
 impl Chains {
     /// `remember_heads`: keep the heads between groups (PostgreSQL, where a
     /// group otherwise pays a network round trip for each step).
     pub fn new(remember_heads: bool) -> Chains {
-        Chains { known: remember_heads.then(BTreeMap::new) }
+        Chains { known: remember_heads.then(BTreeMap::new), trees: Trees::default() }
     }
 
     /// Locks the chains of `events` (in a fixed order, so that instances
     /// sharing a PostgreSQL database cannot deadlock) and reads their heads.
-    pub fn lock(conn: &mut DbConn, events: &[EventDraft]) -> AppResult<GroupHeads> {
+    pub fn lock(&self, conn: &mut DbConn, events: &[EventDraft]) -> AppResult<GroupHeads> {
         let mut ids: Vec<String> = events.iter().map(|d| d.chain_id().to_string()).collect();
         ids.sort();
         ids.dedup();
-        Ok(GroupHeads(store::lock_chain_heads(conn, &ids)?))
+        Ok(GroupHeads::of(store::lock_chain_heads(conn, &ids)?))
     }
 
-    /// Puts `row` at the end of its chain: its `seq`, `prev_hash` and `hash`.
-    pub fn place(conn: &mut DbConn, heads: &mut GroupHeads, row: &mut AuditRow) -> AppResult<()> {
-        if !heads.0.contains_key(&row.chain_id) {
+    /// Puts `row` at the end of its chain and its tree: its `seq`,
+    /// `prev_hash` and `hash`, and the tree hashes it adds.
+    pub fn place(&self, conn: &mut DbConn, group: &mut GroupHeads, row: &mut AuditRow) -> AppResult<()> {
+        if !group.heads.contains_key(&row.chain_id) {
             // A chain created by this very group (a new tenant).
             let head = store::load_chain_head(conn, &row.chain_id)?
                 .ok_or_else(|| AppError::new(ErrorCode::Internal, "audit chain missing"))?;
-            heads.0.insert(row.chain_id.clone(), head);
+            group.heads.insert(row.chain_id.clone(), head);
         }
-        let head = heads.0.get_mut(&row.chain_id).expect("head loaded above");
-        link(row, head);
+        let head = group.heads.get_mut(&row.chain_id).expect("head loaded above");
+        if !group.trees.contains_key(&row.chain_id) {
+            let frontier = self.trees.frontier(conn, &row.chain_id, head.0 as u64)?;
+            group.trees.insert(row.chain_id.clone(), frontier);
+        }
+        let frontier = group.trees.get_mut(&row.chain_id).expect("frontier loaded above");
+        for (idx, hash) in link(row, head, frontier) {
+            group.hashes.push((row.chain_id.clone(), idx, hash));
+        }
         Ok(())
     }
 
-    /// Saves the heads the group moved.
-    pub fn save(conn: &mut DbConn, heads: &GroupHeads) -> AppResult<()> {
-        store::save_chain_heads(conn, &heads.0)
-    }
-
-    /// After a group: the heads it committed are this writer's to remember;
-    /// after a failure nothing is known any more.
+    /// After a group: the heads and frontiers it committed are this writer's
+    /// to remember; after a failure nothing is known any more.
     pub fn finished(&mut self, committed: Option<&GroupHeads>) {
         if let Some(known) = self.known.as_mut() {
             match committed {
-                Some(heads) => known.extend(heads.0.iter().map(|(id, head)| (id.clone(), head.clone()))),
+                Some(group) => known.extend(group.heads.iter().map(|(id, head)| (id.clone(), head.clone()))),
                 None => known.clear(),
             }
         }
+        self.trees.finished(committed.map(|g| g.trees.iter().map(|(id, f)| (id.clone(), f.clone()))));
     }
 
     /// Whether [`append_on_known_head`](Self::append_on_known_head) may take
@@ -73,16 +102,18 @@ impl Chains {
     pub fn knows_the_head_of(&self, events: &[EventDraft]) -> bool {
         let (Some(known), Some(first)) = (&self.known, events.first()) else { return false };
         let chain = first.chain_id();
-        known.contains_key(chain) && events.iter().all(|e| e.chain_id() == chain)
+        known.get(chain).is_some_and(|head| self.trees.remembered(chain, head.0 as u64).is_some())
+            && events.iter().all(|e| e.chain_id() == chain)
     }
 
-    /// PostgreSQL, events for one chain whose head this writer committed
-    /// last: placed after that head and inserted in one autocommitted
-    /// statement that locks the head and inserts only if it has not moved —
-    /// one round trip instead of four (BEGIN, lock the head, INSERT, COMMIT).
-    /// None when the events do not go this way: several chains, a head this
-    /// writer does not know, or one that moved since (another instance or
-    /// the CLI appended). A statement that failed fails them (nothing was written).
+    /// PostgreSQL, events for one chain whose head and tree this writer
+    /// committed last: placed after that head and inserted, with their tree
+    /// hashes, in one autocommitted statement that locks the head and inserts
+    /// only if it has not moved — one round trip instead of four (BEGIN, lock
+    /// the head, INSERT, COMMIT). None when the events do not go this way:
+    /// several chains, a head this writer does not know, or one that moved
+    /// since (another instance or the CLI appended). A statement that failed
+    /// fails them (nothing was written).
     pub fn append_on_known_head(&mut self, conn: &mut DbConn, rows: &mut [AuditRow]) -> Option<AppResult<GroupHeads>> {
         let known = self.known.as_mut()?;
         let chain = rows.first()?.chain_id.clone();
@@ -90,12 +121,20 @@ impl Chains {
             return None;
         }
         let mut head = known.get(&chain)?.clone();
+        let mut frontier = self.trees.remembered(&chain, head.0 as u64)?;
         let last_seq = head.0;
+        let mut group = GroupHeads::of(BTreeMap::new());
         for row in rows.iter_mut() {
-            link(row, &mut head);
+            for (idx, hash) in link(row, &mut head, &mut frontier) {
+                group.hashes.push((chain.clone(), idx, hash));
+            }
         }
-        match store::append_after_head(conn, &chain, last_seq, rows) {
-            Ok(true) => Some(Ok(GroupHeads(BTreeMap::from([(chain, head)])))),
+        match store::append_after_head(conn, &chain, last_seq, rows, &group.tree_rows()) {
+            Ok(true) => {
+                group.heads.insert(chain.clone(), head);
+                group.trees.insert(chain, frontier);
+                Some(Ok(group))
+            }
             Ok(false) => {
                 tracing::debug!(chain, "the chain moved since this writer's last group; taking the lock");
                 known.clear();
@@ -109,10 +148,14 @@ impl Chains {
     }
 }
 
-/// Appends `row` after `head`, which it then becomes.
-fn link(row: &mut AuditRow, head: &mut Head) {
+/// Appends `row` after `head`, which it then becomes, and to the tree whose
+/// frontier is `frontier`: the tree hashes to store.
+fn link(row: &mut AuditRow, head: &mut Head, frontier: &mut Frontier) -> Vec<(u64, Hash)> {
     row.seq = head.0 + 1;
     row.prev_hash = head.1.clone();
-    row.hash = crypto::chain_hash(&row.prev_hash, &canonical(row));
+    let leaf = canonical(row);
+    row.hash = crypto::chain_hash(&row.prev_hash, &leaf);
     *head = (row.seq, row.hash.clone());
+    debug_assert_eq!(frontier.size(), (row.seq - 1) as u64, "the tree is in step with its chain");
+    frontier.append(&leaf)
 }

@@ -3,6 +3,7 @@
 
 pub mod chain;
 pub mod refusals;
+pub mod tree;
 pub mod verify;
 pub mod writer;
 

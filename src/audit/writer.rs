@@ -356,7 +356,7 @@ impl Writer {
             let path = if fast.is_some() { "known_head" } else { "locked" };
             let outcome = match fast {
                 Some(outcome) => outcome,
-                None => commit_group(c, drafts, works, &mut hooks, &redactor),
+                None => commit_group(c, &chains, drafts, works, &mut hooks, &redactor),
             };
             chains.finished(outcome.as_ref().ok().map(|(_, heads)| heads));
             in_flight.stop();
@@ -508,7 +508,8 @@ pub fn commit_now<T: Send + 'static>(
     work: impl FnOnce(&mut DbConn) -> AppResult<(T, Map<String, Value>)> + Send + 'static,
 ) -> AppResult<T> {
     let (work, value) = typed(work);
-    let (results, _) = commit_group(conn, vec![draft], vec![Some(work)], &mut [], &Redactor::default())?;
+    let chains = Chains::default();
+    let (results, _) = commit_group(conn, &chains, vec![draft], vec![Some(work)], &mut [], &Redactor::default())?;
     results.into_iter().next().unwrap_or_else(|| Err(AppError::internal()))?;
     value.take()
 }
@@ -517,10 +518,11 @@ pub fn commit_now<T: Send + 'static>(
 type GroupOutcome = (Vec<AppResult<()>>, GroupHeads);
 
 /// One transaction: lock the chains involved, run each job's work in a
-/// savepoint, append every event to its chain, save the chain heads, then let
-/// each hook do its part.
+/// savepoint, append every event to its chain and tree, save the chain heads
+/// and tree hashes, then let each hook do its part.
 fn commit_group(
     conn: &mut DbConn,
+    chains: &Chains,
     mut drafts: Vec<EventDraft>,
     works: Vec<Option<Work>>,
     hooks: &mut [Box<dyn GroupHook>],
@@ -528,7 +530,7 @@ fn commit_group(
 ) -> Result<GroupOutcome, AppError> {
     conn.transaction::<_, AppError, _>(|conn| {
         store::take_write_lock(conn)?;
-        let mut heads = Chains::lock(conn, &drafts)?;
+        let mut heads = chains.lock(conn, &drafts)?;
         let mut rows = Vec::with_capacity(drafts.len());
         let mut results = Vec::with_capacity(drafts.len());
         let changed = works.iter().any(Option::is_some);
@@ -549,12 +551,12 @@ fn commit_group(
                 },
             };
             let mut row = event_row(draft, redactor);
-            Chains::place(conn, &mut heads, &mut row)?;
+            chains.place(conn, &mut heads, &mut row)?;
             rows.push(row);
             results.push(result);
         }
         store::insert_events(conn, &rows)?;
-        Chains::save(conn, &heads)?;
+        heads.save(conn)?;
         let group = Group { events: &drafts, rows: &rows, changed };
         for hook in hooks.iter_mut() {
             hook.in_group(conn, &group)?;

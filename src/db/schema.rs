@@ -156,6 +156,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    audit_tree_hashes (chain_id, idx) {
+        chain_id -> Text,
+        idx -> BigInt,
+        hash -> Binary,
+    }
+}
+
 diesel::joinable!(api_keys -> tenants (tenant_id));
 diesel::joinable!(members -> tenants (tenant_id));
 diesel::joinable!(legal_hold_members -> legal_holds (hold_uid));
@@ -165,6 +173,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
     audit_chains,
     audit_events,
+    audit_tree_hashes,
     assets,
     legal_holds,
     legal_hold_members,

@@ -19,6 +19,7 @@ mod instances;
 mod isolation;
 mod key_auth;
 mod keys;
+mod merkle;
 mod rate_limits;
 mod reliability;
 mod scim;

@@ -9,6 +9,7 @@ mod holds;
 mod keys;
 mod members;
 mod tenants;
+mod tree;
 
 pub use assets::*;
 pub use audit::*;
@@ -17,6 +18,7 @@ pub use holds::*;
 pub use keys::*;
 pub use members::*;
 pub use tenants::*;
+pub use tree::*;
 
 use crate::db::DbConn;
 use crate::error::AppResult;
