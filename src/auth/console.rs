@@ -6,7 +6,7 @@ use super::MemberCaller;
 use crate::config::Settings;
 use crate::db::store;
 use crate::db::Pool;
-use crate::domain::{MemberStatus, Role, TenantStatus};
+use crate::domain::{MemberStatus, TenantStatus};
 use crate::error::{AppError, AppResult};
 use jsonwebtoken::{decode, decode_header, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -100,11 +100,10 @@ pub async fn authenticate(
     if tenant.status != TenantStatus::Active {
         return Err(AppError::console_refused("tenant_inactive"));
     }
-    if MemberStatus::parse(&member.status) != Some(MemberStatus::Active) {
+    if member.status != MemberStatus::Active {
         return Err(AppError::console_refused("member_inactive"));
     }
-    let role = Role::parse(&member.role).ok_or_else(AppError::internal)?;
-    Ok(MemberCaller { tenant_id: member.tenant_id, member_id: member.id, email: member.email, role })
+    Ok(MemberCaller { tenant_id: member.tenant_id, member_id: member.id, email: member.email, role: member.role })
 }
 
 /// Mints a console token with the HS256 secret (CLI `console-token`, scripts, tests).

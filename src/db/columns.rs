@@ -12,7 +12,7 @@
 
 use super::MultiBackend;
 use crate::domain::lifetime::LifetimePolicy;
-use crate::domain::{KeyType, TenantStatus};
+use crate::domain::{KeyType, MemberStatus, Role, TenantStatus};
 use diesel::backend::Backend;
 use diesel::deserialize::{self, FromSql};
 use diesel::pg::Pg;
@@ -132,6 +132,8 @@ macro_rules! text_column {
 
 text_column!(KeyType, "key type", |t| t.wire_name(), KeyType::from_wire);
 text_column!(TenantStatus, "tenant status", |s| s.as_str(), TenantStatus::parse);
+text_column!(Role, "member role", |r| r.as_str(), Role::parse);
+text_column!(MemberStatus, "member status", |s| s.as_str(), MemberStatus::parse);
 // The policy's JSON, as the API shows it: `{"KEY_TYPE_SIEM":30}`.
 text_column!(
     LifetimePolicy,
@@ -142,11 +144,11 @@ text_column!(
 
 #[cfg(test)]
 mod tests {
-    use crate::db::models::{now, to_naive, ApiKey, Tenant};
-    use crate::db::schema::{api_keys, tenants};
+    use crate::db::models::{now, to_naive, ApiKey, Member, Tenant};
+    use crate::db::schema::{api_keys, members, tenants};
     use crate::db::{establish, run_migrations, DbConn, DbUrl};
     use crate::domain::lifetime::LifetimePolicy;
-    use crate::domain::{KeyType, TenantStatus};
+    use crate::domain::{KeyType, MemberStatus, Role, TenantStatus};
     use diesel::prelude::*;
 
     fn conn() -> (tempfile::TempDir, DbConn) {
@@ -211,6 +213,54 @@ mod tests {
         let found: ApiKey =
             api_keys::table.filter(api_keys::key_type.eq(KeyType::TeamAssetAudit)).first(&mut c).unwrap();
         assert_eq!(found.key_type, KeyType::TeamAssetAudit);
+    }
+
+    fn member(role: Role, status: MemberStatus) -> Member {
+        Member {
+            id: "m1".into(),
+            tenant_id: "t1".into(),
+            email: "ann@acme.example".into(),
+            role,
+            status,
+            first_name: None,
+            last_name: None,
+            user_name: None,
+            external_id: None,
+            created_at: to_naive(now()),
+            updated_at: to_naive(now()),
+        }
+    }
+
+    #[test]
+    fn member_roles_and_statuses_are_stored_as_their_names() {
+        let (_dir, mut c) = conn();
+        diesel::insert_into(tenants::table)
+            .values(&tenant(TenantStatus::Active, LifetimePolicy::new()))
+            .execute(&mut c)
+            .unwrap();
+        diesel::insert_into(members::table)
+            .values(&member(Role::Auditor, MemberStatus::Inactive))
+            .execute(&mut c)
+            .unwrap();
+        let stored: (String, String) = members::table.select((members::role, members::status)).first(&mut c).unwrap();
+        assert_eq!(stored, ("AUDITOR".into(), "USER_STATUS_INACTIVE".into()));
+        let found: Member = members::table
+            .filter(members::role.eq(Role::Auditor))
+            .filter(members::status.ne(MemberStatus::Removed))
+            .first(&mut c)
+            .unwrap();
+        assert_eq!((found.role, found.status), (Role::Auditor, MemberStatus::Inactive));
+
+        for (column, text) in [("role", "owner"), ("status", "USER_STATUS_DELETED")] {
+            diesel::sql_query(format!("UPDATE members SET {column} = '{text}'")).execute(&mut c).unwrap();
+            let err = members::table.first::<Member>(&mut c).unwrap_err();
+            let diesel::result::Error::DeserializationError(e) = &err else { panic!("{column}: {err}") };
+            let cause = e.source().map(ToString::to_string).unwrap_or_default();
+            assert!(e.to_string().contains(column) && cause.contains(&format!("{text:?}")), "{column}: {e}: {cause}");
+            diesel::sql_query("UPDATE members SET role = 'AUDITOR', status = 'USER_STATUS_INACTIVE'")
+                .execute(&mut c)
+                .unwrap();
+        }
     }
 
     #[test]

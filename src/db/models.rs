@@ -2,7 +2,7 @@
 
 use super::schema::{api_keys, assets, audit_events, exports, legal_holds, members, tenants};
 use crate::domain::lifetime::LifetimePolicy;
-use crate::domain::{KeyType, TenantStatus};
+use crate::domain::{KeyType, MemberStatus, Role, TenantStatus};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
@@ -24,8 +24,8 @@ pub struct Member {
     pub id: String,
     pub tenant_id: String,
     pub email: String,
-    pub role: String,
-    pub status: String,
+    pub role: Role,
+    pub status: MemberStatus,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     pub user_name: Option<String>,

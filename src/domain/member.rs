@@ -89,4 +89,15 @@ mod tests {
         }
         assert_eq!(Role::parse("owner"), None);
     }
+
+    /// Views and audit metadata serialize these; storage writes `as_str`: the same text.
+    #[test]
+    fn serde_names_are_the_stored_names() {
+        for r in Role::ALL {
+            assert_eq!(serde_json::to_value(r).unwrap(), serde_json::json!(r.as_str()));
+        }
+        for s in MemberStatus::ALL {
+            assert_eq!(serde_json::to_value(s).unwrap(), serde_json::json!(s.as_str()));
+        }
+    }
 }

@@ -24,11 +24,11 @@ fn not_found() -> AppError {
 }
 
 fn is_removed(m: &Member) -> bool {
-    m.status == MemberStatus::Removed.as_str()
+    m.status == MemberStatus::Removed
 }
 
 fn is_active(m: &Member) -> bool {
-    m.status == MemberStatus::Active.as_str()
+    m.status == MemberStatus::Active
 }
 
 /// A member SCIM may see: of the tenant, not removed.
@@ -563,8 +563,8 @@ mod tests {
             id: "m1".into(),
             tenant_id: "t1".into(),
             email: "ann@acme.example".into(),
-            role: "MEMBER".into(),
-            status: MemberStatus::Inactive.as_str().into(),
+            role: crate::domain::Role::Member,
+            status: MemberStatus::Inactive,
             first_name: first.map(Into::into),
             last_name: last.map(Into::into),
             user_name: None,

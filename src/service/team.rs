@@ -43,8 +43,8 @@ fn new_member(tenant_id: &str, email: String, role: Role, at: chrono::NaiveDateT
         id: uuid::Uuid::now_v7().to_string(),
         tenant_id: tenant_id.to_string(),
         email,
-        role: role.as_str().into(),
-        status: MemberStatus::Active.as_str().into(),
+        role,
+        status: MemberStatus::Active,
         first_name: None,
         last_name: None,
         user_name: None,
@@ -69,8 +69,8 @@ pub fn create_member(conn: &mut DbConn, tenant_id: &str, email: &str, role: Role
 pub struct TeamUserView<'a> {
     pub team_user_id: &'a str,
     pub email: &'a str,
-    pub role: &'a str,
-    pub status: &'a str,
+    pub role: Role,
+    pub status: MemberStatus,
     pub first_name: Option<&'a str>,
     pub last_name: Option<&'a str>,
     pub user_name: Option<&'a str>,
@@ -83,8 +83,8 @@ pub fn team_user_view(m: &Member) -> TeamUserView<'_> {
     TeamUserView {
         team_user_id: &m.id,
         email: &m.email,
-        role: &m.role,
-        status: &m.status,
+        role: m.role,
+        status: m.status,
         first_name: m.first_name.as_deref(),
         last_name: m.last_name.as_deref(),
         user_name: m.user_name.as_deref(),
@@ -105,8 +105,8 @@ pub fn list_team_users(
     limit: i64,
 ) -> AppResult<(Vec<Member>, i64)> {
     let filter = store::MemberFilter {
-        status: status.map(|s| s.as_str().to_string()),
-        role: role.map(|r| r.as_str().to_string()),
+        status,
+        role,
         email: email.map(|e| e.trim().to_ascii_lowercase()),
         ..store::MemberFilter::default()
     };
@@ -176,7 +176,7 @@ pub fn add_team_user(conn: &mut DbConn, tenant_id: &str, f: TeamUserFields) -> A
     }
     let at = to_naive(now());
     let mut m = new_member(tenant_id, email, f.role.unwrap_or(Role::Member), at);
-    m.status = status.as_str().into();
+    m.status = status;
     m.first_name = f.first_name;
     m.last_name = f.last_name;
     m.user_name = f.user_name;
@@ -199,8 +199,8 @@ pub fn check_transition(
     status: Option<MemberStatus>,
     role: Option<Role>,
 ) -> AppResult<()> {
-    let is_owner = current.role == Role::Owner.as_str();
-    if current.status == MemberStatus::Removed.as_str() {
+    let is_owner = current.role == Role::Owner;
+    if current.status == MemberStatus::Removed {
         return Err(AppError::precondition("the member was removed; removal is irreversible"));
     }
     if role == Some(Role::Owner) && !is_owner {
@@ -229,10 +229,10 @@ pub fn change_team_user(
     check_transition(conn, &before, status, role)?;
     let mut after = before.clone();
     if let Some(s) = status {
-        after.status = s.as_str().into();
+        after.status = s;
     }
     if let Some(r) = role {
-        after.role = r.as_str().into();
+        after.role = r;
     }
     after.updated_at = to_naive(now());
     store::update_member(conn, &after)?;
@@ -265,10 +265,10 @@ pub fn replace_team_user(
     after.user_name = f.user_name;
     after.external_id = f.external_id;
     if let Some(s) = f.status {
-        after.status = s.as_str().into();
+        after.status = s;
     }
     if let Some(r) = f.role {
-        after.role = r.as_str().into();
+        after.role = r;
     }
     after.updated_at = to_naive(now());
     store::update_member(conn, &after)?;

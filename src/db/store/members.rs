@@ -4,6 +4,7 @@ use super::lower;
 use crate::db::models::Member;
 use crate::db::schema::members;
 use crate::db::DbConn;
+use crate::domain::{MemberStatus, Role};
 use crate::error::{AppError, AppResult};
 use diesel::prelude::*;
 
@@ -67,8 +68,8 @@ pub fn update_member(conn: &mut DbConn, m: &Member) -> AppResult<()> {
 
 #[derive(Debug, Default, Clone)]
 pub struct MemberFilter {
-    pub status: Option<String>,
-    pub role: Option<String>,
+    pub status: Option<MemberStatus>,
+    pub role: Option<Role>,
     pub email: Option<String>,
     pub user_name: Option<String>,
     pub external_id: Option<String>,
@@ -86,11 +87,11 @@ pub fn list_members(
 ) -> AppResult<(Vec<Member>, i64)> {
     let build = || {
         let mut q = members::table.filter(members::tenant_id.eq(tenant_id.to_string())).into_boxed();
-        if let Some(v) = &filter.status {
-            q = q.filter(members::status.eq(v.clone()));
+        if let Some(v) = filter.status {
+            q = q.filter(members::status.eq(v));
         }
-        if let Some(v) = &filter.role {
-            q = q.filter(members::role.eq(v.clone()));
+        if let Some(v) = filter.role {
+            q = q.filter(members::role.eq(v));
         }
         if let Some(v) = &filter.email {
             q = q.filter(members::email.eq(v.clone()));
@@ -102,7 +103,7 @@ pub fn list_members(
             q = q.filter(members::external_id.eq(v.clone()));
         }
         if filter.hide_removed {
-            q = q.filter(members::status.ne(crate::domain::MemberStatus::Removed.as_str()));
+            q = q.filter(members::status.ne(MemberStatus::Removed));
         }
         q
     };
