@@ -198,9 +198,22 @@ class Api:
         return payload
 
 
+_CHECKPOINT_KEY = []
+
+
+def checkpoint_key():
+    """One checkpoint signing key for every run (PostgreSQL needs one given)."""
+    if not _CHECKPOINT_KEY:
+        out = subprocess.run([KEYWARD, "audit", "new-checkpoint-key", "--name", "keyward.bench"],
+                             check=True, capture_output=True, text=True)
+        _CHECKPOINT_KEY.append(out.stdout.strip())
+    return _CHECKPOINT_KEY[0]
+
+
 def keyward_env(db_url, port, tmp, refusal_budget=False):
     env = dict(os.environ)
     env.update({
+        "KEYWARD_CHECKPOINT_KEY": checkpoint_key(),
         "KEYWARD_DATABASE_URL": db_url,
         "KEYWARD_LISTEN": f"127.0.0.1:{port}",
         "KEYWARD_KEY_PEPPER": "bench-pepper-0123456789abcdef0123456789",

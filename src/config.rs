@@ -71,6 +71,12 @@ pub struct Settings {
     pub console_jwt_max_ttl: Duration,
     /// How often refusals over budget are summarized, one event per address.
     pub refusal_summary_window: Duration,
+    /// The signed-note signer key behind `checkpoint_signer` (`KEYWARD_CHECKPOINT_KEY`).
+    pub checkpoint_key: Secret,
+    /// Signs the audit trees' checkpoints.
+    pub checkpoint_signer: std::sync::Arc<crypto::CheckpointSigner>,
+    /// How often chains that grew get a new signed checkpoint.
+    pub checkpoint_interval: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +109,10 @@ pub const MAX_DB_WAIT_MS: u64 = 600_000;
 pub const DEFAULT_KEY_CACHE_SYNC_MS: u64 = 100;
 pub const MAX_KEY_CACHE_SYNC_MS: u64 = 10_000;
 pub const DEFAULT_REFUSAL_SUMMARY_SECONDS: u64 = 60;
+pub const DEFAULT_CHECKPOINT_INTERVAL_MS: u64 = 1000;
+/// The key name of a checkpoint key generated for embedded mode: its
+/// checkpoints' origins read `keyward/audit/<chain>`.
+pub const GENERATED_CHECKPOINT_KEY_NAME: &str = "keyward";
 pub const DEFAULT_CONSOLE_JWT_MAX_TTL_SECS: u64 = 3600;
 pub const MAX_CONSOLE_JWT_MAX_TTL_SECS: i64 = 7 * 24 * 3600;
 
@@ -256,7 +266,22 @@ impl Settings {
             },
         };
 
+        let checkpoint_key = checkpoint_key(&get, &database_url)?;
+        let checkpoint_signer = std::sync::Arc::new(
+            crypto::CheckpointSigner::parse(checkpoint_key.expose()).map_err(|m| err("KEYWARD_CHECKPOINT_KEY", m))?,
+        );
+        let checkpoint_interval = match get("KEYWARD_CHECKPOINT_INTERVAL_MS") {
+            None => Duration::from_millis(DEFAULT_CHECKPOINT_INTERVAL_MS),
+            Some(v) => match v.parse::<u64>() {
+                Ok(ms) if (10..=1000).contains(&ms) => Duration::from_millis(ms),
+                _ => return Err(err("KEYWARD_CHECKPOINT_INTERVAL_MS", "must be 10 to 1000 (milliseconds)")),
+            },
+        };
+
         Ok(Settings {
+            checkpoint_key,
+            checkpoint_signer,
+            checkpoint_interval,
             public_url,
             console_jwt_max_ttl,
             refusal_summary_window,
@@ -282,14 +307,39 @@ impl Settings {
     /// Redacts, besides key- and token-shaped text, the configured secrets a caller could echo.
     /// Also registers them for error messages ([`crate::domain::redact::scrub`]).
     pub fn redactor(&self) -> crate::domain::redact::Redactor {
-        let configured = self.ingest_token.as_ref().map(Secret::expose);
-        configured.into_iter().for_each(crate::domain::redact::register);
+        // The checkpoint key as given, and the base64 seed inside it.
+        let seed = self.checkpoint_key.expose().splitn(5, '+').nth(4);
+        let configured: Vec<&str> = self
+            .ingest_token
+            .as_ref()
+            .map(Secret::expose)
+            .into_iter()
+            .chain([self.checkpoint_key.expose()])
+            .chain(seed)
+            .collect();
+        configured.iter().copied().for_each(crate::domain::redact::register);
         crate::domain::redact::Redactor::new(configured)
     }
 
     pub fn conn_options(&self) -> ConnOptions {
         ConnOptions { wait: self.db_wait }
     }
+}
+
+/// The checkpoint signing key: from the environment, or (embedded SQLite
+/// only) generated once into a 0600 file beside the database.
+fn checkpoint_key(get: &impl Fn(&str) -> Option<String>, url: &DbUrl) -> Result<Secret, ConfigError> {
+    const VARIABLE: &str = "KEYWARD_CHECKPOINT_KEY";
+    Ok(match (get(VARIABLE), url) {
+        (Some(v), _) => Secret::new(v.trim()),
+        (None, DbUrl::Postgres(_)) => {
+            return Err(err(VARIABLE, "must be set with PostgreSQL: every instance signs with the same key"))
+        }
+        (None, DbUrl::Sqlite(db)) => {
+            let generate = || crypto::CheckpointSigner::generate(GENERATED_CHECKPOINT_KEY_NAME);
+            Secret::new(load_or_make(&secret_file(db, "checkpoint_key"), generate).map_err(|m| err(VARIABLE, m))?)
+        }
+    })
 }
 
 /// A required secret: from the environment, or (embedded SQLite only)
@@ -321,6 +371,10 @@ pub fn secret_file(db: &Path, suffix: &str) -> PathBuf {
 }
 
 fn load_or_generate(path: &Path) -> Result<String, String> {
+    load_or_make(path, crypto::new_hex_secret)
+}
+
+fn load_or_make(path: &Path, make: impl FnOnce() -> String) -> Result<String, String> {
     use std::os::unix::fs::OpenOptionsExt;
     match std::fs::read_to_string(path) {
         Ok(s) if s.trim().len() >= MIN_SECRET_LEN => return Ok(s.trim().to_string()),
@@ -331,7 +385,7 @@ fn load_or_generate(path: &Path) -> Result<String, String> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
-    let secret = crypto::new_hex_secret();
+    let secret = make();
     // create_new: two processes starting at once cannot both win; the loser reads the winner's file.
     match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
         Ok(mut f) => {
@@ -379,6 +433,30 @@ mod tests {
             "KEYWARD_CONSOLE_JWT_PUBLIC_KEY"
         );
         assert_eq!(base(("KEYWARD_INGEST_TOKEN", "short")), "KEYWARD_INGEST_TOKEN");
+    }
+
+    #[test]
+    fn the_checkpoint_key_is_generated_once_for_sqlite_and_required_for_postgres() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/kw.db", dir.path().display());
+        let first = settings(&[("KEYWARD_DATABASE_URL", &url)]).unwrap();
+        let again = settings(&[("KEYWARD_DATABASE_URL", &url)]).unwrap();
+        assert_eq!(first.checkpoint_signer.verifier_key(), again.checkpoint_signer.verifier_key());
+        let file = dir.path().join("kw.db.checkpoint_key");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+        assert!(!format!("{first:?}").contains(first.checkpoint_key.expose()), "Debug must not print the key");
+
+        let pg = [
+            ("KEYWARD_DATABASE_URL", "postgres://db/keyward"),
+            ("KEYWARD_KEY_PEPPER", "pepper-0123456789abcdef0123456789abcdef"),
+            ("KEYWARD_CONSOLE_JWT_SECRET", "console-0123456789abcdef0123456789abcdef"),
+        ];
+        assert_eq!(settings(&pg).unwrap_err().variable, "KEYWARD_CHECKPOINT_KEY");
+        let bad = [pg[0], pg[1], pg[2], ("KEYWARD_CHECKPOINT_KEY", "PRIVATE+KEY+kw+00000000+AAAA")];
+        let e = settings(&bad).unwrap_err();
+        assert_eq!(e.variable, "KEYWARD_CHECKPOINT_KEY");
+        assert!(!e.message.contains("AAAA"), "the error does not echo the key: {}", e.message);
     }
 
     #[test]
@@ -439,13 +517,15 @@ mod tests {
         assert_eq!(settings(&[("KEYWARD_DATABASE_URL", &url)]).unwrap().key_cache, poll(100));
         // PostgreSQL: each check reads the version unless asked otherwise (a revocation
         // must reach every instance's next request).
+        let checkpoint_key = crypto::CheckpointSigner::generate("keyward.test");
         let pg = [
             ("KEYWARD_DATABASE_URL", "postgres://db/keyward"),
             ("KEYWARD_KEY_PEPPER", "pepper-0123456789abcdef0123456789abcdef"),
             ("KEYWARD_CONSOLE_JWT_SECRET", "console-0123456789abcdef0123456789abcdef"),
+            ("KEYWARD_CHECKPOINT_KEY", &checkpoint_key),
         ];
         assert_eq!(settings(&pg).unwrap().key_cache, KeyCacheMode::CheckEachRequest);
-        let pg_with = |v| [pg[0], pg[1], pg[2], ("KEYWARD_KEY_CACHE_SYNC_MS", v)];
+        let pg_with = |v| [pg[0], pg[1], pg[2], pg[3], ("KEYWARD_KEY_CACHE_SYNC_MS", v)];
         assert_eq!(settings(&pg_with("100")).unwrap().key_cache, poll(100));
         assert_eq!(settings(&pg_with("0")).unwrap().key_cache, KeyCacheMode::Off);
         assert_eq!(with("250").unwrap().key_cache, poll(250));

@@ -1,5 +1,6 @@
-//! All use of `ring`: randomness, key hashing (HMAC-SHA256 with the pepper),
-//! the audit hash chain (SHA-256) and constant-time comparison.
+//! All cryptography: randomness, key hashing (HMAC-SHA256 with the pepper),
+//! the audit hash chain (SHA-256), constant-time comparison (all `ring`), and
+//! the audit checkpoints' C2SP signed notes (Ed25519, `signed_note`).
 
 use crate::domain::key_format::{compose_secret, BASE62, RANDOM_LEN};
 use crate::domain::KeyType;
@@ -253,5 +254,126 @@ mod tests {
         assert_eq!(base64_std(b"foobar"), "Zm9vYmFy");
         assert_eq!(base64_std(b"fooba"), "Zm9vYmE=");
         assert_eq!(base64_std(b"foob"), "Zm9vYg==");
+    }
+}
+
+/// The key that signs audit checkpoints: a C2SP signed-note signer key,
+/// `PRIVATE+KEY+<name>+<key id>+<base64(0x01 ‖ Ed25519 seed)>`. Never
+/// printed, stored in the database, logged or exported: only its verifier
+/// key leaves the process.
+pub struct CheckpointSigner {
+    signer: signed_note::StandardSigner,
+    verifier_key: String,
+}
+
+impl std::fmt::Debug for CheckpointSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CheckpointSigner({})", self.verifier_key)
+    }
+}
+
+/// Ed25519's algorithm byte in signed-note keys.
+const NOTE_ED25519: u8 = 0x01;
+
+impl CheckpointSigner {
+    /// Parses a signer key; the error says what is wrong without echoing it.
+    pub fn parse(skey: &str) -> Result<CheckpointSigner, String> {
+        use base64::Engine;
+        let signer = signed_note::StandardSigner::new(skey.trim())
+            .map_err(|e| format!("not a signed-note Ed25519 signer key ({e})"))?;
+        // PRIVATE+KEY+name+id+key: the key is the fifth field (its base64 may hold `+`).
+        let encoded = skey.trim().splitn(5, '+').nth(4).unwrap_or_default();
+        let raw = base64::engine::general_purpose::STANDARD.decode(encoded).map_err(|_| "bad base64".to_string())?;
+        let seed = raw.get(1..).filter(|s| s.len() == 32).ok_or("not an Ed25519 seed")?;
+        let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(seed).map_err(|_| "not an Ed25519 seed")?;
+        let verifier_key = note_verifier_key(signed_note::Signer::name(&signer), pair_public(&pair));
+        Ok(CheckpointSigner { signer, verifier_key })
+    }
+
+    /// A new signer key for `name` (a C2SP key name: no spaces or `+`).
+    pub fn generate(name: &str) -> String {
+        use base64::Engine;
+        let seed: [u8; 32] = random_bytes();
+        let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed).expect("any 32 bytes are a seed");
+        let public = [&[NOTE_ED25519], pair_public(&pair)].concat();
+        let private = [&[NOTE_ED25519], seed.as_slice()].concat();
+        format!(
+            "PRIVATE+KEY+{name}+{:08x}+{}",
+            signed_note::key_id(name, &public),
+            base64::engine::general_purpose::STANDARD.encode(private)
+        )
+    }
+
+    /// The key name, which checkpoints' origins start with.
+    pub fn name(&self) -> &str {
+        signed_note::Signer::name(&self.signer)
+    }
+
+    /// `<name>+<key id>+<base64(0x01 ‖ public key)>`: what verifiers are given.
+    pub fn verifier_key(&self) -> &str {
+        &self.verifier_key
+    }
+
+    /// `text` as a signed note with this key's signature line.
+    pub fn sign_note(&self, text: &[u8]) -> Result<Vec<u8>, String> {
+        let mut note = signed_note::Note::new(text, &[]).map_err(|e| e.to_string())?;
+        note.add_sigs(&[&self.signer]).map_err(|e| e.to_string())?;
+        Ok(note.to_bytes())
+    }
+}
+
+fn pair_public(pair: &ring::signature::Ed25519KeyPair) -> &[u8] {
+    use ring::signature::KeyPair;
+    pair.public_key().as_ref()
+}
+
+fn note_verifier_key(name: &str, public: &[u8]) -> String {
+    use base64::Engine;
+    let key = [&[NOTE_ED25519], public].concat();
+    format!("{name}+{:08x}+{}", signed_note::key_id(name, &key), base64::engine::general_purpose::STANDARD.encode(&key))
+}
+
+/// Checks a signed note against a verifier key: its text if a signature by
+/// that key verifies, else why not.
+pub fn open_note(note: &[u8], verifier_key: &str) -> Result<Vec<u8>, String> {
+    let verifier =
+        signed_note::StandardVerifier::new(verifier_key.trim()).map_err(|e| format!("bad verifier key: {e}"))?;
+    let note = signed_note::Note::from_bytes(note).map_err(|e| format!("not a signed note: {e}"))?;
+    let list = signed_note::VerifierList::new(vec![Box::new(verifier)]);
+    note.verify(&list).map_err(|e| format!("the signature does not verify: {e}"))?;
+    Ok(note.text().to_vec())
+}
+
+#[cfg(test)]
+mod checkpoint_signer_tests {
+    use super::*;
+
+    #[test]
+    fn a_generated_key_signs_notes_its_verifier_key_opens_and_no_other() {
+        let skey = CheckpointSigner::generate("keyward.example");
+        let signer = CheckpointSigner::parse(&skey).unwrap();
+        assert!(signer.verifier_key().starts_with("keyward.example+"));
+        assert!(!format!("{signer:?}").contains(&skey[12..]), "Debug shows no private key");
+        let note = signer.sign_note(b"origin\n1\nAAAA\n").unwrap();
+        assert_eq!(open_note(&note, signer.verifier_key()).unwrap(), b"origin\n1\nAAAA\n");
+        let other = CheckpointSigner::parse(&CheckpointSigner::generate("keyward.example")).unwrap();
+        assert!(open_note(&note, other.verifier_key()).is_err());
+        let mut altered = note.clone();
+        altered[0] ^= 1;
+        assert!(open_note(&altered, signer.verifier_key()).is_err());
+        assert!(CheckpointSigner::parse("PRIVATE+KEY+x+00000000+AAAA").is_err());
+    }
+
+    /// The signed-note specification's example: a verifier key and a note
+    /// signed with it (c2sp.org/signed-note), opened by keyward's code.
+    #[test]
+    fn the_c2sp_example_note_verifies() {
+        let vkey = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW";
+        let note = "If you think cryptography is the answer to your problem,\n\
+                    then you don't know what your problem is.\n\
+                    \n\
+                    \u{2014} PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n";
+        let text = open_note(note.as_bytes(), vkey).unwrap();
+        assert!(text.starts_with(b"If you think cryptography"));
     }
 }

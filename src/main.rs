@@ -86,6 +86,16 @@ enum AuditAction {
         #[arg(long, default_value_t = 100)]
         limit: i64,
     },
+    /// Print the verifier key of the checkpoint signing key (what auditors and witnesses are given).
+    PublicKey,
+    /// Sign a checkpoint of every chain that grew now, and print each chain's newest checkpoint as JSON lines.
+    Checkpoint,
+    /// Print a new checkpoint signing key for KEYWARD_CHECKPOINT_KEY (needs no configuration).
+    NewCheckpointKey {
+        /// The key's name: checkpoints' origins start with it (e.g. keyward.example.com).
+        #[arg(long, default_value = keyward::config::GENERATED_CHECKPOINT_KEY_NAME)]
+        name: String,
+    },
 }
 
 /// A failure: one line on stderr and an exit code (2 for configuration).
@@ -117,6 +127,13 @@ fn print_json(v: serde_json::Value) {
 }
 
 fn run(command: Command) -> Result<ExitCode, Failure> {
+    if let Command::Audit { action: AuditAction::NewCheckpointKey { name } } = &command {
+        if name.is_empty() || name.contains(|c: char| c == '+' || c.is_whitespace()) {
+            return Err(Failure(2, "--name must be non-empty, without spaces or '+'".into()));
+        }
+        println!("{}", keyward::crypto::CheckpointSigner::generate(name));
+        return Ok(ExitCode::SUCCESS);
+    }
     let settings = settings()?;
     match command {
         Command::Serve => {
@@ -170,6 +187,22 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
                 println!("{event}");
             }
         }
+        Command::Audit { action: AuditAction::PublicKey } => {
+            println!("{}", settings.checkpoint_signer.verifier_key());
+        }
+        Command::Audit { action: AuditAction::Checkpoint } => {
+            let mut conn = admin::connect(&settings)?;
+            let signer = &settings.checkpoint_signer;
+            keyward::audit::checkpoint::sign_grown(&mut conn, signer, &mut Default::default())?;
+            for (chain_id, _) in keyward::db::store::chain_sizes(&mut conn)? {
+                if let Some(c) = keyward::db::store::find_checkpoint(&mut conn, &chain_id, None)? {
+                    print_json(
+                        serde_json::json!({"chain_id": c.chain_id, "tree_size": c.tree_size, "checkpoint": c.note}),
+                    );
+                }
+            }
+        }
+        Command::Audit { action: AuditAction::NewCheckpointKey { .. } } => unreachable!("handled before settings"),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,7 @@
 //! Builds the application: database, migrations, audit writer, HTTP server on a listener.
 
 use crate::api;
+use crate::audit::checkpoint::Checkpointer;
 use crate::audit::writer::AuditWriter;
 use crate::auth::console::ConsoleVerifier;
 use crate::auth::key::KeyVerifier;
@@ -94,8 +95,15 @@ pub fn build(settings: Settings, listener: TcpListener, workers: Option<usize>) 
         metrics: metrics.clone(),
     };
     let exports = ExportRunner::start(settings.database_url.clone(), writer.clone(), settings.export_dir.clone());
+    let checkpoints = Checkpointer::start(
+        settings.database_url.clone(),
+        settings.conn_options(),
+        settings.checkpoint_signer.clone(),
+        settings.checkpoint_interval,
+    );
     let state = web::Data::new(AppState {
         exports,
+        checkpoints,
         settings,
         pool,
         writer,

@@ -19,6 +19,8 @@ pub struct AppState {
     pub console: ConsoleVerifier,
     /// This instance's export runner (dropped with the state, which stops it).
     pub exports: crate::exports::runner::ExportRunner,
+    /// This instance's checkpoint signer (dropped with the state, which stops it).
+    pub checkpoints: crate::audit::checkpoint::Checkpointer,
     pub metrics: Arc<Metrics>,
     pub limits: RateLimits,
     /// The origin of links keyward hands out: configured, else the address it listens on.

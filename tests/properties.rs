@@ -227,6 +227,7 @@ fn jwt() -> &'static Jwt {
             ("KEYWARD_DATABASE_URL", "sqlite:///nonexistent/keyward-properties.db".to_string()),
             ("KEYWARD_KEY_PEPPER", "p".repeat(40)),
             ("KEYWARD_CONSOLE_JWT_SECRET", "property-test-console-secret-0123456789".to_string()),
+            ("KEYWARD_CHECKPOINT_KEY", keyward::crypto::CheckpointSigner::generate("keyward.test")),
             ("KEYWARD_CONSOLE_JWT_PUBLIC_KEY", ed_public_pem.clone()),
         ]);
         let settings = Settings::from_lookup(|k| vars.get(k).cloned()).expect("settings");

@@ -2,6 +2,7 @@
 //! group-commit writer and chain verification.
 
 pub mod chain;
+pub mod checkpoint;
 pub mod refusals;
 pub mod tree;
 pub mod verify;

@@ -157,6 +157,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    audit_checkpoints (chain_id, tree_size) {
+        chain_id -> Text,
+        tree_size -> BigInt,
+        root_hash -> Text,
+        note -> Text,
+        signed_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     audit_tree_hashes (chain_id, idx) {
         chain_id -> Text,
         idx -> BigInt,
@@ -174,6 +184,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_chains,
     audit_events,
     audit_tree_hashes,
+    audit_checkpoints,
     assets,
     legal_holds,
     legal_hold_members,

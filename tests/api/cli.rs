@@ -89,6 +89,10 @@ impl CliDb {
                 env.insert("KEYWARD_DATABASE_URL".into(), url);
                 env.insert("KEYWARD_KEY_PEPPER".into(), "p".repeat(40));
                 env.insert(
+                    "KEYWARD_CHECKPOINT_KEY".into(),
+                    keyward::crypto::CheckpointSigner::generate("keyward.test"),
+                );
+                env.insert(
                     "KEYWARD_CONSOLE_JWT_SECRET".into(),
                     format!("console-secret-{}", uuid::Uuid::new_v4().simple()),
                 );
@@ -129,6 +133,7 @@ fn env_of(app: &TestApp) -> HashMap<String, String> {
         ("KEYWARD_DATABASE_URL".to_string(), app.database_url.clone()),
         ("KEYWARD_KEY_PEPPER".to_string(), s.key_pepper.expose().to_string()),
         ("KEYWARD_CONSOLE_JWT_SECRET".to_string(), s.console_jwt_secret.as_ref().unwrap().expose().to_string()),
+        ("KEYWARD_CHECKPOINT_KEY".to_string(), s.checkpoint_key.expose().to_string()),
     ])
 }
 

@@ -221,6 +221,7 @@ impl TestApp {
             ("KEYWARD_LISTEN".into(), "127.0.0.1:0".into()),
             ("KEYWARD_KEY_PEPPER".into(), format!("test-pepper-{}", uuid::Uuid::new_v4().simple())),
             ("KEYWARD_CONSOLE_JWT_SECRET".into(), format!("test-console-{}", uuid::Uuid::new_v4().simple())),
+            ("KEYWARD_CHECKPOINT_KEY".into(), keyward::crypto::CheckpointSigner::generate("keyward.test")),
             ("KEYWARD_EXPORT_DIR".into(), tmp.path().join("exports").display().to_string()),
         ]);
         for (k, v) in extra {

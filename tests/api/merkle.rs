@@ -85,3 +85,56 @@ fn every_chain_is_the_rfc_6962_tree_of_its_events(b: Backend) {
     }
 }
 both!(every_chain_is_the_rfc_6962_tree_of_its_events);
+
+/// A checkpoint note's body and its one signature, checked with `ring`
+/// against the verifier key (an implementation independent of the one that signed).
+fn open_with_ring(note: &str, verifier_key: &str) -> Vec<String> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let (text, sigs) = note.split_once("\n\n").expect("a body, a blank line, signatures");
+    let mut parts = verifier_key.splitn(3, '+');
+    let (name, id, key) = (parts.next().unwrap(), parts.next().unwrap(), b64.decode(parts.next().unwrap()).unwrap());
+    assert_eq!(key[0], 1, "an Ed25519 verifier key");
+    let line = sigs.lines().find(|l| l.starts_with(&format!("\u{2014} {name} "))).expect("a signature by the key");
+    let sig = b64.decode(line.rsplit(' ').next().unwrap()).unwrap();
+    assert_eq!(format!("{:08x}", u32::from_be_bytes(sig[..4].try_into().unwrap())), id, "the key id");
+    let body = format!("{text}\n");
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, &key[1..])
+        .verify(body.as_bytes(), &sig[4..])
+        .expect("the signature verifies");
+    body.lines().map(str::to_string).collect()
+}
+
+fn checkpoints_are_signed_for_every_chain_that_grows(b: Backend) {
+    let app = TestApp::spawn_with(b, &[("KEYWARD_CHECKPOINT_INTERVAL_MS", "20")]);
+    let (_, secret) = app.create_key("KEY_TYPE_SIEM");
+    app.get("/v2/auth.whoami", &[("X-API-Key", &secret)]);
+    app.get("/v2/auth.whoami", &[("X-API-Key", "kw_live_not_a_key")]);
+    let signer = &app.settings().checkpoint_signer;
+    for chain in [app.tenant_id.as_str(), keyward::audit::SYSTEM_CHAIN] {
+        let size = leaves(&app, chain).len() as u64;
+        // The signer runs every 20 ms: wait for it to reach this size.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let checkpoint = loop {
+            match store::find_checkpoint(&mut app.db(), chain, None).unwrap() {
+                Some(c) if c.tree_size as u64 >= size => break c,
+                _ => assert!(std::time::Instant::now() < deadline, "no checkpoint of {chain} at size {size}"),
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        let body = open_with_ring(&checkpoint.note, signer.verifier_key());
+        let size = checkpoint.tree_size as u64;
+        assert_eq!(body[0], format!("{}/audit/{chain}", signer.name()), "the origin names the instance and the chain");
+        assert_eq!(body[1], size.to_string());
+        let expected = independent_tree(&leaves(&app, chain)[..size as usize]).root();
+        use base64::Engine;
+        assert_eq!(body[2], base64::engine::general_purpose::STANDARD.encode(expected.as_bytes()));
+        assert_eq!(body.len(), 3);
+        assert!(keyward::crypto::open_note(checkpoint.note.as_bytes(), signer.verifier_key()).is_ok());
+    }
+    // The signing key is nowhere in the database.
+    let dump = app.dump_database();
+    let key = app.settings().checkpoint_key.expose();
+    assert!(!dump.contains(key) && !dump.contains(key.splitn(5, '+').nth(4).unwrap()), "the database holds the signing key");
+}
+both!(checkpoints_are_signed_for_every_chain_that_grows);

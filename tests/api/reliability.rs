@@ -252,6 +252,7 @@ fn a_killed_process_loses_no_answered_event_and_leaves_no_half_made_key(b: Backe
         ("KEYWARD_DATABASE_URL".into(), url.clone()),
         ("KEYWARD_KEY_PEPPER".into(), format!("pepper-{}", uuid::Uuid::new_v4().simple())),
         ("KEYWARD_CONSOLE_JWT_SECRET".into(), format!("console-{}", uuid::Uuid::new_v4().simple())),
+        ("KEYWARD_CHECKPOINT_KEY".into(), keyward::crypto::CheckpointSigner::generate("keyward.test")),
         ("KEYWARD_LOG_FORMAT".into(), "json".into()),
         ("KEYWARD_EXPORT_DIR".into(), dir.path().join("exports").display().to_string()),
         // The load is far above a tenant's default budget; limiting is not what is tested here.

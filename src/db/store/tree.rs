@@ -1,6 +1,6 @@
 //! The audit chains' Merkle tree hashes, by stored-hash index.
 
-use crate::db::schema::audit_tree_hashes;
+use crate::db::schema::{audit_checkpoints, audit_tree_hashes};
 use crate::db::DbConn;
 use crate::error::AppResult;
 use diesel::prelude::*;
@@ -61,4 +61,59 @@ pub fn insert_tree_hashes(conn: &mut DbConn, rows: &[TreeHashRow<'_>]) -> AppRes
 pub fn delete_tree(conn: &mut DbConn, chain_id: &str) -> AppResult<()> {
     diesel::delete(audit_tree_hashes::table.filter(audit_tree_hashes::chain_id.eq(chain_id))).execute(conn)?;
     Ok(())
+}
+
+/// A signed checkpoint as stored.
+#[derive(Debug, Clone, Queryable)]
+pub struct CheckpointRow {
+    pub chain_id: String,
+    pub tree_size: i64,
+    pub root_hash: String,
+    pub note: String,
+    pub signed_at: chrono::NaiveDateTime,
+}
+
+/// Stores a signed checkpoint; one already stored for that size (signed by
+/// another instance) is kept.
+pub fn insert_checkpoint(conn: &mut DbConn, c: &CheckpointRow) -> AppResult<()> {
+    let values = (
+        audit_checkpoints::chain_id.eq(&c.chain_id),
+        audit_checkpoints::tree_size.eq(c.tree_size),
+        audit_checkpoints::root_hash.eq(&c.root_hash),
+        audit_checkpoints::note.eq(&c.note),
+        audit_checkpoints::signed_at.eq(c.signed_at),
+    );
+    match conn {
+        DbConn::Postgres(pg) => {
+            diesel::insert_into(audit_checkpoints::table).values(values).on_conflict_do_nothing().execute(pg)?
+        }
+        DbConn::Sqlite(lite) => diesel::insert_or_ignore_into(audit_checkpoints::table).values(values).execute(lite)?,
+    };
+    Ok(())
+}
+
+/// A chain's newest checkpoint, or the one at `tree_size`.
+pub fn find_checkpoint(conn: &mut DbConn, chain_id: &str, tree_size: Option<i64>) -> AppResult<Option<CheckpointRow>> {
+    let q = audit_checkpoints::table.filter(audit_checkpoints::chain_id.eq(chain_id)).into_boxed();
+    let q = match tree_size {
+        Some(size) => q.filter(audit_checkpoints::tree_size.eq(size)),
+        None => q.order(audit_checkpoints::tree_size.desc()),
+    };
+    Ok(q.first(conn).optional()?)
+}
+
+/// A chain's newest checkpoint at or below `tree_size`.
+pub fn checkpoint_at_most(conn: &mut DbConn, chain_id: &str, tree_size: i64) -> AppResult<Option<CheckpointRow>> {
+    Ok(audit_checkpoints::table
+        .filter(audit_checkpoints::chain_id.eq(chain_id))
+        .filter(audit_checkpoints::tree_size.le(tree_size))
+        .order(audit_checkpoints::tree_size.desc())
+        .first(conn)
+        .optional()?)
+}
+
+/// Every chain and its size now.
+pub fn chain_sizes(conn: &mut DbConn) -> AppResult<Vec<(String, i64)>> {
+    use crate::db::schema::audit_chains;
+    Ok(audit_chains::table.select((audit_chains::chain_id, audit_chains::last_seq)).load(conn)?)
 }
