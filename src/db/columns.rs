@@ -11,6 +11,8 @@
 //! error, logged), never a panic and never a silent default.
 
 use super::MultiBackend;
+use crate::domain::assets::{AssetType, ShareScope};
+use crate::domain::exports::{ExportKind, ExportScope, ExportStatus};
 use crate::domain::lifetime::LifetimePolicy;
 use crate::domain::{KeyType, MemberStatus, Role, TenantStatus};
 use diesel::backend::Backend;
@@ -134,6 +136,11 @@ text_column!(KeyType, "key type", |t| t.wire_name(), KeyType::from_wire);
 text_column!(TenantStatus, "tenant status", |s| s.as_str(), TenantStatus::parse);
 text_column!(Role, "member role", |r| r.as_str(), Role::parse);
 text_column!(MemberStatus, "member status", |s| s.as_str(), MemberStatus::parse);
+text_column!(AssetType, "asset type", |t| t.as_str(), AssetType::parse);
+text_column!(ShareScope, "share scope", |p| p.as_str(), ShareScope::parse);
+text_column!(ExportKind, "export kind", |k| k.as_str(), ExportKind::parse);
+text_column!(ExportStatus, "export status", |s| s.as_str(), ExportStatus::parse);
+text_column!(ExportScope, "export scope", |s| s.as_str(), ExportScope::parse);
 // The policy's JSON, as the API shows it: `{"KEY_TYPE_SIEM":30}`.
 text_column!(
     LifetimePolicy,
@@ -144,9 +151,11 @@ text_column!(
 
 #[cfg(test)]
 mod tests {
-    use crate::db::models::{now, to_naive, ApiKey, Member, Tenant};
-    use crate::db::schema::{api_keys, members, tenants};
-    use crate::db::{establish, run_migrations, DbConn, DbUrl};
+    use crate::db::models::{now, to_naive, ApiKey, Asset, Export, Member, Tenant};
+    use crate::db::schema::{api_keys, assets, exports, members, tenants};
+    use crate::db::{establish, run_migrations, store, DbConn, DbUrl};
+    use crate::domain::assets::{AssetType, ShareScope};
+    use crate::domain::exports::{ExportKind, ExportScope, ExportStatus};
     use crate::domain::lifetime::LifetimePolicy;
     use crate::domain::{KeyType, MemberStatus, Role, TenantStatus};
     use diesel::prelude::*;
@@ -213,6 +222,131 @@ mod tests {
         let found: ApiKey =
             api_keys::table.filter(api_keys::key_type.eq(KeyType::TeamAssetAudit)).first(&mut c).unwrap();
         assert_eq!(found.key_type, KeyType::TeamAssetAudit);
+    }
+
+    fn asset(uid: &str, asset_type: AssetType, permission: ShareScope) -> Asset {
+        let at = to_naive(now());
+        Asset {
+            uid: uid.into(),
+            tenant_id: "t1".into(),
+            asset_type,
+            asset_id: format!("{uid}-source"),
+            asset_name: "plan".into(),
+            owner_id: "m1".into(),
+            session_id: None,
+            shared_at: at,
+            permission,
+            asset_exists: true,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    fn export(uid: &str, kind: ExportKind, scope: Option<ExportScope>) -> Export {
+        let at = to_naive(now()) - chrono::Duration::seconds(60);
+        Export {
+            uid: uid.into(),
+            tenant_id: "t1".into(),
+            kind,
+            status: ExportStatus::Pending,
+            requested_by: "k1".into(),
+            member_id: None,
+            scope,
+            include_files: false,
+            include_payload: false,
+            start_time: None,
+            end_time: None,
+            reason: None,
+            created_at: at,
+            updated_at: at,
+            started_at: None,
+            completed_at: None,
+            attempts: 0,
+            error: None,
+            file_name: None,
+            file_size: None,
+            file_sha256: None,
+        }
+    }
+
+    #[test]
+    fn assets_and_exports_are_stored_as_the_text_they_always_were_and_read_back() {
+        let (_dir, mut c) = conn();
+        diesel::insert_into(tenants::table)
+            .values(&tenant(TenantStatus::Active, LifetimePolicy::new()))
+            .execute(&mut c)
+            .unwrap();
+        store::insert_asset(&mut c, &asset("a1", AssetType::Slides, ShareScope::TeamOnly)).unwrap();
+        store::insert_asset(&mut c, &asset("a2", AssetType::File, ShareScope::Public)).unwrap();
+        let stored: (String, String) = assets::table
+            .filter(assets::uid.eq("a1"))
+            .select((assets::asset_type, assets::permission))
+            .first(&mut c)
+            .unwrap();
+        assert_eq!(stored, ("ASSET_TYPE_SLIDES".into(), "SHARE_SCOPE_TEAM_ONLY".into()));
+        let found = store::find_asset_by_source(&mut c, "t1", AssetType::Slides, "a1-source").unwrap().unwrap();
+        assert_eq!(
+            (found.uid.as_str(), found.asset_type, found.permission),
+            ("a1", AssetType::Slides, ShareScope::TeamOnly)
+        );
+        let filter = store::AssetFilter { permission: Some(ShareScope::Public), ..Default::default() };
+        let (rows, total) = store::list_assets(&mut c, "t1", &filter, 0, 10).unwrap();
+        assert_eq!((rows[0].uid.as_str(), total), ("a2", 1));
+
+        store::insert_export(&mut c, &export("e1", ExportKind::Ediscovery, Some(ExportScope::Full))).unwrap();
+        store::insert_export(&mut c, &export("e2", ExportKind::Compliance, None)).unwrap();
+        let stored: Vec<(String, String, Option<String>)> = exports::table
+            .order(exports::uid.asc())
+            .select((exports::kind, exports::status, exports::scope))
+            .load(&mut c)
+            .unwrap();
+        assert_eq!(
+            stored,
+            [
+                ("EDISCOVERY".into(), "EXPORT_STATUS_PENDING".into(), Some("ENTERPRISE_EXPORT_SCOPE_FULL".into())),
+                ("COMPLIANCE".into(), "EXPORT_STATUS_PENDING".into(), None),
+            ]
+        );
+        let found = store::find_export(&mut c, "t1", ExportKind::Ediscovery, "e1").unwrap().unwrap();
+        assert_eq!(
+            (found.kind, found.status, found.scope),
+            (ExportKind::Ediscovery, ExportStatus::Pending, Some(ExportScope::Full))
+        );
+        assert!(store::find_export(&mut c, "t1", ExportKind::Compliance, "e1").unwrap().is_none());
+        assert!(store::claim_export(&mut c, "e2", to_naive(now())).unwrap());
+        let claimed = store::find_export_by_uid(&mut c, ExportKind::Compliance, "e2").unwrap().unwrap();
+        assert_eq!((claimed.status, claimed.scope), (ExportStatus::Processing, None));
+        let stored: String =
+            exports::table.filter(exports::uid.eq("e2")).select(exports::status).first(&mut c).unwrap();
+        assert_eq!(stored, "EXPORT_STATUS_PROCESSING");
+    }
+
+    #[test]
+    fn the_runner_leaves_jobs_of_a_kind_or_scope_it_does_not_know() {
+        let (_dir, mut c) = conn();
+        diesel::insert_into(tenants::table)
+            .values(&tenant(TenantStatus::Active, LifetimePolicy::new()))
+            .execute(&mut c)
+            .unwrap();
+        for uid in ["e1", "e2", "e3"] {
+            store::insert_export(&mut c, &export(uid, ExportKind::Ediscovery, Some(ExportScope::Metadata))).unwrap();
+        }
+        diesel::sql_query("UPDATE exports SET kind = 'ARCHIVE' WHERE uid = 'e1'").execute(&mut c).unwrap();
+        diesel::sql_query("UPDATE exports SET scope = 'ENTERPRISE_EXPORT_SCOPE_SOME' WHERE uid = 'e2'")
+            .execute(&mut c)
+            .unwrap();
+        let runnable = store::runnable_exports(&mut c, to_naive(now()), 10).unwrap();
+        assert_eq!(runnable.iter().map(|e| e.uid.as_str()).collect::<Vec<_>>(), ["e3"]);
+        diesel::sql_query("UPDATE exports SET status = 'EXPORT_STATUS_PROCESSING', started_at = created_at")
+            .execute(&mut c)
+            .unwrap();
+        let stale = store::stale_exports(&mut c, to_naive(now()), 10).unwrap();
+        assert_eq!(stale.iter().map(|e| e.uid.as_str()).collect::<Vec<_>>(), ["e3"]);
+        // Read by itself, such a row is a read error naming the text.
+        let err = exports::table.filter(exports::uid.eq("e1")).first::<Export>(&mut c).unwrap_err();
+        let diesel::result::Error::DeserializationError(e) = &err else { panic!("{err}") };
+        let cause = e.source().map(ToString::to_string).unwrap_or_default();
+        assert!(e.to_string().contains("kind") && cause.contains("\"ARCHIVE\""), "{e}: {cause}");
     }
 
     fn member(role: Role, status: MemberStatus) -> Member {

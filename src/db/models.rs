@@ -1,6 +1,8 @@
 //! Rows as stored. Times are naive UTC here and `DateTime<Utc>` everywhere else.
 
 use super::schema::{api_keys, assets, audit_events, exports, legal_holds, members, tenants};
+use crate::domain::assets::{AssetType, ShareScope};
+use crate::domain::exports::{ExportKind, ExportScope, ExportStatus};
 use crate::domain::lifetime::LifetimePolicy;
 use crate::domain::{KeyType, MemberStatus, Role, TenantStatus};
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -119,13 +121,13 @@ with_audit_event_columns!(audit_row);
 pub struct Asset {
     pub uid: String,
     pub tenant_id: String,
-    pub asset_type: String,
+    pub asset_type: AssetType,
     pub asset_id: String,
     pub asset_name: String,
     pub owner_id: String,
     pub session_id: Option<String>,
     pub shared_at: NaiveDateTime,
-    pub permission: String,
+    pub permission: ShareScope,
     pub asset_exists: bool,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
@@ -149,11 +151,11 @@ pub struct LegalHold {
 pub struct Export {
     pub uid: String,
     pub tenant_id: String,
-    pub kind: String,
-    pub status: String,
+    pub kind: ExportKind,
+    pub status: ExportStatus,
     pub requested_by: String,
     pub member_id: Option<String>,
-    pub scope: Option<String>,
+    pub scope: Option<ExportScope>,
     pub include_files: bool,
     pub include_payload: bool,
     pub start_time: Option<NaiveDateTime>,

@@ -29,6 +29,10 @@ impl AssetType {
             AssetType::Document => "ASSET_TYPE_DOCUMENT",
         }
     }
+
+    pub fn parse(s: &str) -> Option<AssetType> {
+        AssetType::ALL.into_iter().find(|t| t.as_str() == s)
+    }
 }
 
 /// Who can reach a shared asset.
@@ -71,7 +75,9 @@ mod tests {
     fn enums_round_trip_their_wire_names() {
         for t in AssetType::ALL {
             assert_eq!(serde_json::to_string(&t).unwrap(), format!("\"{}\"", t.as_str()));
+            assert_eq!(AssetType::parse(t.as_str()), Some(t));
         }
+        assert_eq!(AssetType::parse("ASSET_TYPE_VIDEO"), None);
         for p in ShareScope::ALL {
             assert_eq!(ShareScope::parse(p.as_str()), Some(p));
         }

@@ -50,11 +50,17 @@ pub enum ExportScope {
 }
 
 impl ExportScope {
+    pub const ALL: [ExportScope; 2] = [ExportScope::Full, ExportScope::Metadata];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ExportScope::Full => "ENTERPRISE_EXPORT_SCOPE_FULL",
             ExportScope::Metadata => "ENTERPRISE_EXPORT_SCOPE_METADATA",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<ExportScope> {
+        ExportScope::ALL.into_iter().find(|x| x.as_str() == s)
     }
 }
 
@@ -148,5 +154,13 @@ mod tests {
             assert_eq!(ExportKind::parse(k.as_str()), Some(k));
         }
         assert_eq!(ExportKind::parse("ediscovery"), None);
+        for s in ExportScope::ALL {
+            assert_eq!(ExportScope::parse(s.as_str()), Some(s));
+            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{}\"", s.as_str()));
+        }
+        for s in ExportStatus::ALL {
+            assert_eq!(ExportStatus::parse(s.as_str()), Some(s));
+            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{}\"", s.as_str()));
+        }
     }
 }

@@ -88,8 +88,7 @@ pub fn build(
     job: &Export,
     heartbeat: &mut Heartbeat<'_>,
 ) -> Result<Built, BuildError> {
-    let kind =
-        ExportKind::parse(&job.kind).ok_or_else(|| BuildError::Invalid(format!("unknown export kind {}", job.kind)))?;
+    let kind = job.kind;
     let name = file_name(job, kind);
     let dir = tenant_dir(export_dir, &job.tenant_id);
     let path = write_atomically(&dir, &name, |file| match kind {
@@ -215,7 +214,7 @@ fn write_ediscovery(
     let member_id = job.member_id.clone().ok_or_else(|| BuildError::Invalid("the job names no member".into()))?;
     let member = store::find_member(conn, &job.tenant_id, &member_id)?
         .ok_or_else(|| BuildError::Invalid("the member no longer exists".into()))?;
-    let full = job.scope.as_deref() == Some(ExportScope::Full.as_str());
+    let full = job.scope == Some(ExportScope::Full);
     let assets = store::assets_of_owner(conn, &job.tenant_id, &member_id)?;
 
     let options =

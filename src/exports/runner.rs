@@ -22,7 +22,7 @@ use crate::audit::writer::{commit_now, AuditWriter};
 use crate::audit::{ActorType, EventDraft};
 use crate::db::models::{now, to_naive, Export};
 use crate::db::{self, store, DbConn, DbUrl};
-use crate::domain::exports::{self, ExportKind, ExportStatus};
+use crate::domain::exports::{self, ExportStatus};
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::service::{meta, Meta};
 use chrono::NaiveDateTime;
@@ -220,9 +220,7 @@ impl<'a> Jobs<'a> {
     }
 
     fn draft(job: &Export, status: ExportStatus, extra: Value) -> EventDraft {
-        // A row of an unknown kind is still moved (to FAILED) and audited.
-        let operation = ExportKind::parse(&job.kind).unwrap_or(ExportKind::Ediscovery).process_operation();
-        let mut d = EventDraft::new(operation, crate::telemetry::new_request_id());
+        let mut d = EventDraft::new(job.kind.process_operation(), crate::telemetry::new_request_id());
         d.tenant_id = Some(job.tenant_id.clone());
         d.actor_type = ActorType::Service;
         d.actor_id = Some(WORKER_ACTOR.to_string());
@@ -283,11 +281,11 @@ impl<'a> Jobs<'a> {
         if !self.commit_change(draft, move |c| store::claim_export(c, &uid, at))? {
             return Ok(None);
         }
-        store::find_export(self.conn, &job.tenant_id, &job.kind, &job.uid)
+        store::find_export(self.conn, &job.tenant_id, job.kind, &job.uid)
     }
 
     fn run_claimed(&mut self, job: Export) -> AppResult<()> {
-        tracing::info!(uid = %job.uid, kind = %job.kind, attempt = job.attempts, "export run started");
+        tracing::info!(uid = %job.uid, kind = job.kind.as_str(), attempt = job.attempts, "export run started");
         let renew = self.writer.is_none();
         let (uid, attempt) = (job.uid.clone(), job.attempts);
         let mut last_renewal = Instant::now();

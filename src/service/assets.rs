@@ -16,10 +16,10 @@ pub struct AssetView<'a> {
     pub asset_exists: bool,
     pub asset_id: &'a str,
     pub asset_name: &'a str,
-    pub asset_type: &'a str,
+    pub asset_type: AssetType,
     pub created_at: String,
     pub owner_id: &'a str,
-    pub permission: &'a str,
+    pub permission: ShareScope,
     pub session_id: Option<&'a str>,
     pub shared_at: String,
     pub uid: &'a str,
@@ -31,10 +31,10 @@ pub fn asset_view(a: &Asset) -> AssetView<'_> {
         asset_exists: a.asset_exists,
         asset_id: &a.asset_id,
         asset_name: &a.asset_name,
-        asset_type: &a.asset_type,
+        asset_type: a.asset_type,
         created_at: api_time(a.created_at),
         owner_id: &a.owner_id,
-        permission: &a.permission,
+        permission: a.permission,
         session_id: a.session_id.as_deref(),
         shared_at: api_time(a.shared_at),
         uid: &a.uid,
@@ -73,10 +73,10 @@ pub fn list_assets(
     limit: i64,
 ) -> AppResult<(Vec<Asset>, i64)> {
     let filter = store::AssetFilter {
-        asset_type: q.asset_type.map(|t| t.as_str().to_string()),
+        asset_type: q.asset_type,
         keyword: q.keyword.filter(|k| !k.is_empty()),
         owner_id: q.owner_id,
-        permission: q.permission.map(|p| p.as_str().to_string()),
+        permission: q.permission,
         start_time: q.start_time.map(to_naive),
         end_time: q.end_time.map(to_naive),
     };
@@ -130,14 +130,14 @@ impl AssetReport {
 /// Registers or refreshes a share; idempotent on (tenant, type, asset id).
 pub fn upsert(conn: &mut DbConn, tenant_id: &str, r: AssetReport) -> AppResult<(Asset, Meta)> {
     let at = to_naive(now());
-    let existing = store::find_asset_by_source(conn, tenant_id, r.asset_type.as_str(), &r.asset_id)?;
+    let existing = store::find_asset_by_source(conn, tenant_id, r.asset_type, &r.asset_id)?;
     let (asset, created) = match existing {
         Some(mut a) => {
             a.asset_name = r.asset_name;
             a.owner_id = r.owner_id;
             a.session_id = r.session_id;
             a.shared_at = to_naive(r.shared_at);
-            a.permission = r.permission.as_str().into();
+            a.permission = r.permission;
             a.asset_exists = true;
             a.updated_at = at;
             store::update_asset(conn, &a)?;
@@ -147,13 +147,13 @@ pub fn upsert(conn: &mut DbConn, tenant_id: &str, r: AssetReport) -> AppResult<(
             let a = Asset {
                 uid: uuid::Uuid::now_v7().to_string(),
                 tenant_id: tenant_id.to_string(),
-                asset_type: r.asset_type.as_str().into(),
+                asset_type: r.asset_type,
                 asset_id: r.asset_id,
                 asset_name: r.asset_name,
                 owner_id: r.owner_id,
                 session_id: r.session_id,
                 shared_at: to_naive(r.shared_at),
-                permission: r.permission.as_str().into(),
+                permission: r.permission,
                 asset_exists: true,
                 created_at: at,
                 updated_at: at,
@@ -174,7 +174,7 @@ pub fn mark_deleted(
     asset_type: AssetType,
     asset_id: &str,
 ) -> AppResult<(Asset, Meta)> {
-    let mut a = store::find_asset_by_source(conn, tenant_id, asset_type.as_str(), asset_id)?
+    let mut a = store::find_asset_by_source(conn, tenant_id, asset_type, asset_id)?
         .ok_or_else(|| AppError::not_found("no such asset"))?;
     a.asset_exists = false;
     a.updated_at = to_naive(now());
@@ -197,8 +197,8 @@ pub fn update_scope(
     if !a.asset_exists {
         return Err(AppError::precondition("the asset was deleted; its share cannot be re-scoped"));
     }
-    let old = a.permission.clone();
-    a.permission = permission.as_str().into();
+    let old = a.permission;
+    a.permission = permission;
     a.updated_at = to_naive(now());
     store::update_asset(conn, &a)?;
     let m = meta(json!({

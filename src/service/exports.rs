@@ -39,7 +39,7 @@ fn rfc3339(t: NaiveDateTime) -> String {
 #[derive(Debug, Serialize)]
 pub struct ExportView<'a> {
     pub uid: &'a str,
-    pub status: &'a str,
+    pub status: ExportStatus,
     pub created_at: String,
     pub updated_at: String,
     pub started_at: Option<String>,
@@ -59,7 +59,7 @@ pub struct ExportView<'a> {
 pub enum RequestView<'a> {
     Ediscovery {
         user_id: Option<&'a str>,
-        scope: Option<&'a str>,
+        scope: Option<ExportScope>,
         include_files: bool,
         start_time: Option<String>,
         end_time: Option<String>,
@@ -73,16 +73,15 @@ pub enum RequestView<'a> {
 }
 
 pub fn export_view(e: &Export) -> ExportView<'_> {
-    // A row of an unknown kind shows as e-Discovery, as it always has.
-    let request = match ExportKind::parse(&e.kind) {
-        Some(ExportKind::Compliance) => RequestView::Compliance {
+    let request = match e.kind {
+        ExportKind::Compliance => RequestView::Compliance {
             since: e.start_time.map(rfc3339),
             until: e.end_time.map(rfc3339),
             include_payload: e.include_payload,
         },
-        _ => RequestView::Ediscovery {
+        ExportKind::Ediscovery => RequestView::Ediscovery {
             user_id: e.member_id.as_deref(),
-            scope: e.scope.as_deref(),
+            scope: e.scope,
             include_files: e.include_files,
             start_time: e.start_time.map(rfc3339),
             end_time: e.end_time.map(rfc3339),
@@ -91,7 +90,7 @@ pub fn export_view(e: &Export) -> ExportView<'_> {
     };
     ExportView {
         uid: &e.uid,
-        status: &e.status,
+        status: e.status,
         created_at: rfc3339(e.created_at),
         updated_at: rfc3339(e.updated_at),
         started_at: e.started_at.map(rfc3339),
@@ -175,8 +174,8 @@ fn new_job(tenant_id: &str, kind: ExportKind, requested_by: &str) -> Export {
     Export {
         uid: uuid::Uuid::new_v4().to_string(),
         tenant_id: tenant_id.to_string(),
-        kind: kind.as_str().to_string(),
-        status: ExportStatus::Pending.as_str().to_string(),
+        kind,
+        status: ExportStatus::Pending,
         requested_by: requested_by.to_string(),
         member_id: None,
         scope: None,
@@ -212,7 +211,7 @@ pub fn create_ediscovery(
     let m = found.ok_or_else(|| AppError::not_found("no team user with this user_id or email in the tenant"))?;
     let mut job = new_job(tenant_id, ExportKind::Ediscovery, key_id);
     job.member_id = Some(m.id.clone());
-    job.scope = Some(r.scope.as_str().to_string());
+    job.scope = Some(r.scope);
     job.include_files = r.include_files;
     job.start_time = r.start_time.map(to_naive);
     job.end_time = r.end_time.map(to_naive);
@@ -221,7 +220,7 @@ pub fn create_ediscovery(
     let metadata = meta(json!({
         "uid": job.uid,
         "user_id": m.id,
-        "scope": r.scope.as_str(),
+        "scope": r.scope,
         "include_files": r.include_files,
         "start_time": job.start_time.map(rfc3339),
         "end_time": job.end_time.map(rfc3339),
@@ -265,8 +264,7 @@ pub fn create_compliance(
 
 /// One job of the tenant and of this kind; anything else is not found.
 pub fn find_export(conn: &mut DbConn, tenant_id: &str, kind: ExportKind, uid: &str) -> AppResult<Export> {
-    store::find_export(conn, tenant_id, kind.as_str(), uid)?
-        .ok_or_else(|| AppError::not_found("no export with this uid"))
+    store::find_export(conn, tenant_id, kind, uid)?.ok_or_else(|| AppError::not_found("no export with this uid"))
 }
 
 /// One page of the tenant's jobs of this kind, newest first, and how many there are in all.
@@ -277,7 +275,7 @@ pub fn list_exports(
     offset: i64,
     limit: i64,
 ) -> AppResult<(Vec<Export>, i64)> {
-    store::list_exports(conn, tenant_id, kind.as_str(), offset, limit)
+    store::list_exports(conn, tenant_id, kind, offset, limit)
 }
 
 // ---------------------------------------------------------------- signed links
@@ -298,10 +296,10 @@ pub fn download_link(
     job: &Export,
     now: i64,
 ) -> AppResult<DownloadLink> {
-    if job.status != ExportStatus::Completed.as_str() {
+    if job.status != ExportStatus::Completed {
         return Err(AppError::precondition(format!(
             "the export is not ready for download: its status is {}",
-            job.status
+            job.status.as_str()
         )));
     }
     let expires = now + DOWNLOAD_LINK_SECONDS;
@@ -316,9 +314,9 @@ pub fn download_link(
 /// The job a link names, if it is of this kind, with its tenant. (`None` is
 /// not an error here: a bad link must not cost the connection a health check.)
 pub fn linked_export(conn: &mut DbConn, uid: &str, kind: ExportKind) -> AppResult<Option<(Export, Tenant)>> {
-    match store::find_export_by_uid(conn, uid)? {
-        Some(job) if job.kind == kind.as_str() => Ok(store::find_tenant(conn, &job.tenant_id)?.map(|t| (job, t))),
-        _ => Ok(None),
+    match store::find_export_by_uid(conn, kind, uid)? {
+        Some(job) => Ok(store::find_tenant(conn, &job.tenant_id)?.map(|t| (job, t))),
+        None => Ok(None),
     }
 }
 
@@ -347,7 +345,7 @@ pub fn servable_file(export_dir: &Path, job: &Export, tenant: &Tenant, expires: 
     if tenant.status != TenantStatus::Active {
         return Err(link_refused("tenant_inactive"));
     }
-    match (&job.file_name, job.status == ExportStatus::Completed.as_str()) {
+    match (&job.file_name, job.status == ExportStatus::Completed) {
         (Some(name), true) => Ok(exports::file_path(export_dir, &job.tenant_id, name)),
         _ => Err(AppError::precondition("the export is not ready for download")),
     }
@@ -369,7 +367,7 @@ mod tests {
         job.created_at = at(3);
         job.updated_at = at(4);
         job.member_id = Some("m1".into());
-        job.scope = Some(ExportScope::Metadata.as_str().into());
+        job.scope = Some(ExportScope::Metadata);
         job.start_time = Some(at(1));
         job.reason = Some("matter 7".into());
         let common = json!({
@@ -384,7 +382,7 @@ mod tests {
         })));
         assert_eq!(serde_json::to_value(export_view(&job)).unwrap(), want);
 
-        job.kind = ExportKind::Compliance.as_str().into();
+        job.kind = ExportKind::Compliance;
         job.include_payload = true;
         let mut want = common;
         want.as_object_mut().unwrap().extend(meta(json!({

@@ -4,6 +4,7 @@ use super::lower;
 use crate::db::models::Asset;
 use crate::db::schema::assets;
 use crate::db::DbConn;
+use crate::domain::assets::{AssetType, ShareScope};
 use crate::error::AppResult;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -11,7 +12,7 @@ use diesel::prelude::*;
 pub fn find_asset_by_source(
     conn: &mut DbConn,
     tenant_id: &str,
-    asset_type: &str,
+    asset_type: AssetType,
     asset_id: &str,
 ) -> AppResult<Option<Asset>> {
     Ok(assets::table
@@ -39,7 +40,7 @@ pub fn update_asset(conn: &mut DbConn, a: &Asset) -> AppResult<()> {
             assets::owner_id.eq(&a.owner_id),
             assets::session_id.eq(&a.session_id),
             assets::shared_at.eq(a.shared_at),
-            assets::permission.eq(&a.permission),
+            assets::permission.eq(a.permission),
             assets::asset_exists.eq(a.asset_exists),
             assets::updated_at.eq(a.updated_at),
         ))
@@ -49,11 +50,11 @@ pub fn update_asset(conn: &mut DbConn, a: &Asset) -> AppResult<()> {
 
 #[derive(Debug, Default, Clone)]
 pub struct AssetFilter {
-    pub asset_type: Option<String>,
+    pub asset_type: Option<AssetType>,
     /// Prefix of the asset's name.
     pub keyword: Option<String>,
     pub owner_id: Option<String>,
-    pub permission: Option<String>,
+    pub permission: Option<ShareScope>,
     pub start_time: Option<NaiveDateTime>,
     pub end_time: Option<NaiveDateTime>,
 }
@@ -81,8 +82,8 @@ pub fn list_assets(
 ) -> AppResult<(Vec<Asset>, i64)> {
     let build = || {
         let mut q = assets::table.filter(assets::tenant_id.eq(tenant_id.to_string())).into_boxed();
-        if let Some(v) = &f.asset_type {
-            q = q.filter(assets::asset_type.eq(v.clone()));
+        if let Some(v) = f.asset_type {
+            q = q.filter(assets::asset_type.eq(v));
         }
         if let Some(v) = &f.keyword {
             // Case-insensitive on both backends (SQLite's LIKE is, PostgreSQL's is not).
@@ -91,8 +92,8 @@ pub fn list_assets(
         if let Some(v) = &f.owner_id {
             q = q.filter(assets::owner_id.eq(v.clone()));
         }
-        if let Some(v) = &f.permission {
-            q = q.filter(assets::permission.eq(v.clone()));
+        if let Some(v) = f.permission {
+            q = q.filter(assets::permission.eq(v));
         }
         if let Some(v) = f.start_time {
             q = q.filter(assets::shared_at.ge(v));
