@@ -199,9 +199,6 @@ pub async fn policy_update(
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
     let b: UpdatePolicy = body.parse()?;
-    if let Some(p) = &b.max_lifetime_days {
-        crate::domain::lifetime::validate_policy(p).map_err(|e| AppError::invalid(e.to_string()))?;
-    }
     let tenant_id = auth.0.tenant_id;
     let policy = commit(&state, &req, move |c| {
         key_service::update_policy(c, &tenant_id, b.max_lifetime_days, b.siem_tier2_enabled)

@@ -135,6 +135,9 @@ fn checkpoints_are_signed_for_every_chain_that_grows(b: Backend) {
     // The signing key is nowhere in the database.
     let dump = app.dump_database();
     let key = app.settings().checkpoint_key.expose();
-    assert!(!dump.contains(key) && !dump.contains(key.splitn(5, '+').nth(4).unwrap()), "the database holds the signing key");
+    assert!(
+        !dump.contains(key) && !dump.contains(key.splitn(5, '+').nth(4).unwrap()),
+        "the database holds the signing key"
+    );
 }
 both!(checkpoints_are_signed_for_every_chain_that_grows);
