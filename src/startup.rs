@@ -1,6 +1,7 @@
 //! Builds the application: database, migrations, audit writer, HTTP server on a listener.
 
 use crate::api;
+use crate::audit::chain::Chains;
 use crate::audit::checkpoint::Checkpointer;
 use crate::audit::writer::AuditWriter;
 use crate::auth::console::ConsoleVerifier;
@@ -63,6 +64,8 @@ pub fn build(settings: Settings, listener: TcpListener, workers: Option<usize>) 
         settings.database_url.clone(),
         settings.conn_options(),
         metrics.clone(),
+        // Only PostgreSQL's groups wait on a network, which remembering the heads saves them.
+        Chains::new(!settings.database_url.is_sqlite()),
         vec![Box::new(LastUsed::default()), Box::new(KeyStateNotice::new(key_cache.clone()))],
         redactor.clone(),
     );
@@ -86,7 +89,7 @@ pub fn build(settings: Settings, listener: TcpListener, workers: Option<usize>) 
         }
     };
     let summary_window = settings.refusal_summary_window;
-    crate::auth::key_cache::spawn_sync(&key_cache, pool.clone());
+    let cache_sync = crate::auth::key_cache::spawn_sync(&key_cache, pool.clone());
     let keys = KeyVerifier {
         hasher: KeyHasher::new(settings.key_pepper.expose().as_bytes()),
         cache: key_cache,
@@ -101,9 +104,12 @@ pub fn build(settings: Settings, listener: TcpListener, workers: Option<usize>) 
         settings.checkpoint_signer.clone(),
         settings.checkpoint_interval,
     );
+    let summaries =
+        crate::audit::refusals::spawn_summaries(&limits.refusals, writer.clone(), metrics.clone(), summary_window);
     let state = web::Data::new(AppState {
         exports,
         checkpoints,
+        workers: cache_sync.into_iter().chain([summaries]).collect(),
         settings,
         pool,
         writer,
@@ -114,12 +120,6 @@ pub fn build(settings: Settings, listener: TcpListener, workers: Option<usize>) 
         redactor,
         public_url,
     });
-    crate::audit::refusals::spawn_summaries(
-        &state.limits.refusals,
-        state.writer.clone(),
-        state.metrics.clone(),
-        summary_window,
-    );
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())

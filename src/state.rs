@@ -21,6 +21,8 @@ pub struct AppState {
     pub exports: crate::exports::runner::ExportRunner,
     /// This instance's checkpoint signer (dropped with the state, which stops it).
     pub checkpoints: crate::audit::checkpoint::Checkpointer,
+    /// The other background threads' handles (the key cache's sync, the refusal summaries): dropped with the state, which stops them.
+    pub workers: Vec<crate::threads::Stop>,
     pub metrics: Arc<Metrics>,
     pub limits: RateLimits,
     /// The origin of links keyward hands out: configured, else the address it listens on.

@@ -16,3 +16,23 @@ pub fn never_preempt_on_wakeup() {
         }
     }
 }
+
+/// A background thread's handle: dropping it tells the thread to stop (its
+/// owner, the application state, goes with it).
+pub struct Stop(#[allow(dead_code)] std::sync::mpsc::Sender<()>);
+
+/// The thread's side of a [`Stop`]: its rhythm, and the word to stop.
+pub struct Rounds(std::sync::mpsc::Receiver<()>);
+
+/// A handle for the owner and the rhythm for the thread.
+pub fn stop_handle() -> (Stop, Rounds) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    (Stop(tx), Rounds(rx))
+}
+
+impl Rounds {
+    /// Sleeps `pause`; false once the handle is dropped (at once, not after the pause).
+    pub fn next(&self, pause: std::time::Duration) -> bool {
+        matches!(self.0.recv_timeout(pause), Err(std::sync::mpsc::RecvTimeoutError::Timeout))
+    }
+}

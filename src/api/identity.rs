@@ -2,7 +2,7 @@
 //! services outside keyward behind the same authorizer.
 
 use super::context::{authenticate_key, check_tenant_limit, ok_with, query, AnyCaller, NoParams, RequestEvent};
-use super::middleware::GATEWAY_PREFIX;
+use super::GATEWAY_PREFIX;
 use crate::auth::Caller;
 use crate::db::models::{api_time, to_naive};
 use crate::domain::{authz, request_path, KeyType, Method, Role};
@@ -95,7 +95,7 @@ struct Original {
 }
 
 fn original_request(req: &HttpRequest) -> Option<Original> {
-    if let Some(tail) = req.path().strip_prefix(GATEWAY_PREFIX) {
+    if let Some(tail) = req.path().strip_prefix(GATEWAY_PREFIX.as_str()) {
         let mut uri = format!("/{tail}");
         if !req.query_string().is_empty() {
             uri = format!("{uri}?{}", req.query_string());

@@ -23,11 +23,7 @@ use actix_web::{web, HttpMessage, ResponseError};
 use std::borrow::Cow;
 use std::time::Instant;
 
-/// Probes: not audited, not budgeted.
-const PROBES: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
-/// The gateway's Envoy form: what follows is the original path, which the
-/// gateway judges itself (and refuses, with its reason, if not canonical).
-pub const GATEWAY_PREFIX: &str = "/v2/authz.check/";
+use super::{gateway_path, GATEWAY_PREFIX, PROBES};
 /// The operation recorded for a request that names none of the table.
 const UNKNOWN_ROUTE: Unrouted = Unrouted::UnknownRoute;
 
@@ -42,14 +38,15 @@ struct Target<'a> {
 }
 
 fn target<'a>(method: &str, raw: &'a str) -> Target<'a> {
-    let path = if raw.starts_with(GATEWAY_PREFIX) { Ok(Cow::Borrowed(raw)) } else { request_path::canonical(raw) };
+    let path =
+        if raw.starts_with(GATEWAY_PREFIX.as_str()) { Ok(Cow::Borrowed(raw)) } else { request_path::canonical(raw) };
     let Ok(canonical) = &path else {
         return Target { path, op: None, name: UNKNOWN_ROUTE.name(), audited: true };
     };
     if PROBES.contains(&canonical.as_ref()) {
         return Target { op: None, name: Unrouted::Probe.name(), audited: false, path };
     }
-    let op = if canonical == "/v2/authz.check" || canonical.starts_with(GATEWAY_PREFIX) {
+    let op = if canonical == gateway_path() || canonical.starts_with(GATEWAY_PREFIX.as_str()) {
         Some(authz::Op::AuthzCheck.spec())
     } else {
         Method::parse(method).and_then(|m| authz::resolve(m, canonical))

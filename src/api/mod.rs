@@ -69,9 +69,22 @@ fn handler(op: Op, route: Route) -> Route {
     }
 }
 
-const PROBES: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+/// Probes: not operations of the table, not audited, not budgeted.
+pub const PROBES: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+
+/// The gateway's own path, from the table.
+pub fn gateway_path() -> &'static str {
+    Op::AuthzCheck.spec().path
+}
+
+/// The gateway's Envoy form: what follows is the original path, which the
+/// gateway judges itself (and refuses, with its reason, if not canonical).
+pub static GATEWAY_PREFIX: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| format!("{}/", gateway_path()));
+
 /// The gateway answers on its own path and, for Envoy, on every path below it, for every method.
-const GATEWAY_PATHS: [&str; 2] = ["/v2/authz.check", "/v2/authz.check/{tail:.*}"];
+fn gateway_paths() -> [String; 2] {
+    [gateway_path().to_string(), format!("{}{{tail:.*}}", *GATEWAY_PREFIX)]
+}
 
 /// The operations served on their table path and method (the gateway has paths of its own).
 fn table_routed() -> impl Iterator<Item = &'static authz::Operation> {
@@ -84,7 +97,7 @@ pub fn routes() -> Vec<(&'static str, String)> {
     for op in table_routed() {
         out.push((op.method.as_str(), op.path.to_string()));
     }
-    for path in GATEWAY_PATHS {
+    for path in gateway_paths() {
         for m in Method::ALL {
             // OpenAPI names the tail parameter without its pattern.
             out.push((m.as_str(), path.replace("{tail:.*}", "{tail}")));
@@ -105,9 +118,9 @@ fn method_route(m: Method) -> Route {
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let probes: [(&str, Route); 3] = [
-        ("/healthz", web::get().to(health::healthz)),
-        ("/readyz", web::get().to(health::readyz)),
-        ("/metrics", web::get().to(health::metrics)),
+        (PROBES[0], web::get().to(health::healthz)),
+        (PROBES[1], web::get().to(health::readyz)),
+        (PROBES[2], web::get().to(health::metrics)),
     ];
     for (path, route) in probes {
         cfg.service(web::resource(path).route(route).default_service(web::to(|| wrong_method("GET"))));
@@ -132,7 +145,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         })));
     }
     let all_methods = Method::ALL.map(Method::as_str).join(", ");
-    for path in GATEWAY_PATHS {
+    for path in gateway_paths() {
         let mut resource = web::resource(path);
         for m in Method::ALL {
             resource = resource.route(handler(Op::AuthzCheck, method_route(m)));

@@ -104,20 +104,19 @@ pub fn find(conn: &mut DbConn, chain_id: &str, tree_size: Option<u64>) -> AppRes
 
 /// This instance's checkpoint signer thread; dropping the handle stops it.
 pub struct Checkpointer {
-    _stop: std::sync::mpsc::Sender<()>,
+    _stop: crate::threads::Stop,
 }
 
 impl Checkpointer {
     /// Starts the thread; it owns its connection and the signer.
     pub fn start(url: DbUrl, options: db::ConnOptions, signer: Arc<CheckpointSigner>, every: Duration) -> Checkpointer {
-        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let (stop, rounds) = crate::threads::stop_handle();
         std::thread::Builder::new()
             .name("audit-checkpoints".into())
             .spawn(move || {
                 let mut conn: Option<DbConn> = None;
                 let mut known = HashMap::new();
-                // Woken by nothing but its interval; ends when the handle is dropped.
-                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+                while rounds.next(every) {
                     if conn.is_none() {
                         conn = db::establish_with(&url, options).ok();
                     }

@@ -10,7 +10,7 @@ use crate::ratelimit::{RefusalBudget, RefusalTally, OVER_BUDGET};
 use serde_json::json;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The summary event of one address's tally.
 pub fn summary_event(ip: IpAddr, tally: &RefusalTally, window: Duration) -> EventDraft {
@@ -32,21 +32,22 @@ pub fn summary_event(ip: IpAddr, tally: &RefusalTally, window: Duration) -> Even
     draft
 }
 
-/// Writes the summaries every `window` while `budget` (the app) lives.
-pub fn spawn_summaries(budget: &Arc<RefusalBudget>, writer: AuditWriter, metrics: Arc<Metrics>, window: Duration) {
-    let weak = Arc::downgrade(budget);
+/// Writes the summaries every `window` until the handle is dropped, and
+/// once more then (a stopping instance keeps the tallies it has).
+pub fn spawn_summaries(
+    budget: &Arc<RefusalBudget>,
+    writer: AuditWriter,
+    metrics: Arc<Metrics>,
+    window: Duration,
+) -> crate::threads::Stop {
+    let budget = budget.clone();
+    let (stop, rounds) = crate::threads::stop_handle();
     std::thread::Builder::new()
         .name("refusal-summaries".into())
         .spawn(move || {
-            let mut last = Instant::now();
-            loop {
-                // Short naps, so that the thread (and its writer handle) ends soon after the app.
-                std::thread::sleep(window.min(Duration::from_millis(250)));
-                let Some(budget) = weak.upgrade() else { break };
-                if last.elapsed() < window {
-                    continue;
-                }
-                last = Instant::now();
+            let mut going = true;
+            while going {
+                going = rounds.next(window);
                 for (ip, tally) in budget.take_tallies() {
                     match writer.record_blocking(summary_event(ip, &tally, window)) {
                         Ok(()) => {
@@ -58,4 +59,5 @@ pub fn spawn_summaries(budget: &Arc<RefusalBudget>, writer: AuditWriter, metrics
             }
         })
         .expect("spawn the refusal summary thread");
+    stop
 }

@@ -50,10 +50,68 @@ pub const PROBE_INTERVAL: Duration = Duration::from_millis(500);
 /// While unhealthy, how often the writer looks for jobs between probes.
 const IDLE_POLL: Duration = Duration::from_millis(10);
 
-/// A change to make in the same transaction as its event. Returns Tier 1
-/// metadata for the event; the change's typed value reaches its caller
-/// through a slot of its own (see [`AuditWriter::commit`]), never through the writer.
-pub type Work = Box<dyn FnOnce(&mut DbConn) -> AppResult<Map<String, Value>> + Send>;
+/// One caller's part of a group: the change to make in its event's
+/// transaction, if any, and how the caller hears the outcome, in the type it
+/// waits for. The writer sees only this trait; each caller's result type
+/// stays between the caller and its own job.
+trait Change: Send {
+    /// Whether there is a change to make besides appending the event.
+    fn changes(&self) -> bool;
+    /// Makes the change, in a savepoint of the group's transaction; returns
+    /// Tier 1 metadata for the event.
+    fn run(&mut self, conn: &mut DbConn) -> AppResult<Map<String, Value>>;
+    /// The group's outcome (`Ok(result of run)` once committed and durable).
+    fn answer(self: Box<Self>, outcome: Committed<()>);
+}
+
+/// An event with nothing else to change.
+struct RecordOnly(oneshot::Sender<Committed<()>>);
+
+impl Change for RecordOnly {
+    fn changes(&self) -> bool {
+        false
+    }
+    fn run(&mut self, _: &mut DbConn) -> AppResult<Map<String, Value>> {
+        Ok(Map::new())
+    }
+    fn answer(self: Box<Self>, outcome: Committed<()>) {
+        let _ = self.0.send(outcome);
+    }
+}
+
+/// A change whose value `T` reaches its caller once its group is durable.
+struct Typed<T, F> {
+    work: Option<F>,
+    value: Option<T>,
+    reply: oneshot::Sender<Committed<T>>,
+}
+
+impl<T, F> Change for Typed<T, F>
+where
+    T: Send,
+    F: FnOnce(&mut DbConn) -> AppResult<(T, Map<String, Value>)> + Send,
+{
+    fn changes(&self) -> bool {
+        true
+    }
+    fn run(&mut self, conn: &mut DbConn) -> AppResult<Map<String, Value>> {
+        let work = self.work.take().ok_or_else(AppError::internal)?;
+        let (value, metadata) = work(conn)?;
+        self.value = Some(value);
+        Ok(metadata)
+    }
+    fn answer(self: Box<Self>, outcome: Committed<()>) {
+        let Typed { value, reply, .. } = *self;
+        let _ = reply.send(outcome.map(|done| done.and_then(|()| value.ok_or_else(AppError::internal))));
+    }
+}
+
+fn typed<T: Send + 'static>(
+    work: impl FnOnce(&mut DbConn) -> AppResult<(T, Map<String, Value>)> + Send + 'static,
+) -> (Box<dyn Change>, oneshot::Receiver<Committed<T>>) {
+    let (reply, answer) = oneshot::channel();
+    (Box::new(Typed { work: Some(work), value: None, reply }), answer)
+}
 
 /// Work of another component that rides on every group the writer commits
 /// (a key's `last_used_*`, the key cache), handed to the writer at start-up:
@@ -89,8 +147,7 @@ struct Job {
     /// A job still queued [`ConnOptions::wait`] after this is answered 503 untried.
     enqueued: Instant,
     draft: EventDraft,
-    work: Option<Work>,
-    reply: oneshot::Sender<Committed<()>>,
+    change: Box<dyn Change>,
 }
 
 /// When the group being committed started, for readiness: a group that takes
@@ -133,6 +190,7 @@ impl AuditWriter {
         url: DbUrl,
         options: ConnOptions,
         metrics: Arc<Metrics>,
+        chains: Chains,
         hooks: Vec<Box<dyn GroupHook>>,
         redactor: Redactor,
     ) -> AuditWriter {
@@ -147,8 +205,6 @@ impl AuditWriter {
             }
             DbUrl::Postgres(_) => None,
         };
-        // Only PostgreSQL's groups wait on a network, which remembering the heads saves them.
-        let chains = Chains::new(!url.is_sqlite());
         let thread = Writer {
             url,
             options,
@@ -179,7 +235,9 @@ impl AuditWriter {
 
     /// Commits an event that records a request and changes nothing else.
     pub async fn record(&self, draft: EventDraft) -> Result<(), AppError> {
-        self.submit(draft, None).await.map(|_| ())
+        let (reply, answer) = oneshot::channel();
+        self.submit(draft, Box::new(RecordOnly(reply))).await?;
+        answer.await.unwrap_or_else(|_| Err(AppError::unavailable())).map(|_| ())
     }
 
     /// Runs `work` and commits its event in one transaction.
@@ -188,54 +246,32 @@ impl AuditWriter {
         draft: EventDraft,
         work: impl FnOnce(&mut DbConn) -> AppResult<(T, Map<String, Value>)> + Send + 'static,
     ) -> Committed<T> {
-        let (work, value) = typed(work);
-        Ok(self.submit(draft, Some(work)).await?.and_then(|()| value.take()))
+        let (change, answer) = typed(work);
+        self.submit(draft, change).await?;
+        answer.await.unwrap_or_else(|_| Err(AppError::unavailable()))
     }
 
     /// [`record`](Self::record) from a thread outside the async runtime (background summaries).
     pub fn record_blocking(&self, draft: EventDraft) -> Result<(), AppError> {
         let (reply, answer) = oneshot::channel();
         self.metrics.audit_queue_depth.inc();
-        if self.tx.blocking_send(Job { enqueued: Instant::now(), draft, work: None, reply }).is_err() {
+        let job = Job { enqueued: Instant::now(), draft, change: Box::new(RecordOnly(reply)) };
+        if self.tx.blocking_send(job).is_err() {
             self.metrics.audit_queue_depth.dec();
             return Err(AppError::unavailable());
         }
         answer.blocking_recv().unwrap_or_else(|_| Err(AppError::unavailable())).map(|_| ())
     }
 
-    async fn submit(&self, draft: EventDraft, work: Option<Work>) -> Committed<()> {
-        let (reply, answer) = oneshot::channel();
+    /// Queues a job; its answer comes through its own channel.
+    async fn submit(&self, draft: EventDraft, change: Box<dyn Change>) -> Result<(), AppError> {
         self.metrics.audit_queue_depth.inc();
-        if self.tx.send(Job { enqueued: Instant::now(), draft, work, reply }).await.is_err() {
+        if self.tx.send(Job { enqueued: Instant::now(), draft, change }).await.is_err() {
             self.metrics.audit_queue_depth.dec();
             return Err(AppError::unavailable());
         }
-        answer.await.unwrap_or_else(|_| Err(AppError::unavailable()))
+        Ok(())
     }
-}
-
-/// Where a job's typed result waits for its commit: the work puts it there
-/// when it succeeds, and its caller takes it only once the group committed.
-struct Slot<T>(Arc<std::sync::Mutex<Option<T>>>);
-
-impl<T> Slot<T> {
-    fn take(&self) -> AppResult<T> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).take().ok_or_else(AppError::internal)
-    }
-}
-
-/// The writer's untyped job for a typed `work`, and the slot its value lands in.
-fn typed<T: Send + 'static>(
-    work: impl FnOnce(&mut DbConn) -> AppResult<(T, Map<String, Value>)> + Send + 'static,
-) -> (Work, Slot<T>) {
-    let slot = Arc::new(std::sync::Mutex::new(None));
-    let fill = slot.clone();
-    let work: Work = Box::new(move |conn| {
-        let (value, metadata) = work(conn)?;
-        *fill.lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
-        Ok(metadata)
-    });
-    (work, Slot(slot))
 }
 
 /// The writer thread's own state.
@@ -257,7 +293,7 @@ struct Writer {
     chains: Chains,
 }
 
-type Answers = Vec<(oneshot::Sender<Committed<()>>, AppResult<()>)>;
+type Answers = Vec<(Box<dyn Change>, AppResult<()>)>;
 
 /// The thread that makes committed SQLite groups durable, then answers them.
 struct WalSync {
@@ -297,8 +333,8 @@ impl WalSync {
                             sync_failed.store(true, Ordering::Release);
                         }
                     }
-                    for (reply, result) in waiting.into_iter().flatten() {
-                        let _ = reply.send(match synced {
+                    for (change, result) in waiting.into_iter().flatten() {
+                        change.answer(match synced {
                             Ok(()) => Ok(result),
                             Err(_) => Err(AppError::unavailable()),
                         });
@@ -329,13 +365,13 @@ impl Writer {
                 self.metrics.audit_write_failures.inc_by(expired.len() as u64);
                 self.set_healthy(false);
                 for job in expired {
-                    let _ = job.reply.send(Err(AppError::unavailable()));
+                    job.change.answer(Err(AppError::unavailable()));
                 }
             }
             if group.is_empty() {
                 continue;
             }
-            let (drafts, works, replies) = split(group);
+            let (drafts, mut changes) = split(group);
             let mut chains = std::mem::take(&mut self.chains);
             let mut hooks = std::mem::take(&mut self.hooks);
             let (in_flight, redactor) = (self.in_flight.clone(), self.redactor.clone());
@@ -344,19 +380,19 @@ impl Writer {
                 in_flight.stop();
                 self.chains = chains;
                 self.hooks = hooks;
-                for reply in replies {
-                    let _ = reply.send(Err(AppError::unavailable()));
+                for change in changes {
+                    change.answer(Err(AppError::unavailable()));
                 }
                 continue;
             };
             let started = Instant::now();
             // A group that only appends, and that no hook writes for, may skip the locked path.
-            let only_appends = works.iter().all(Option::is_none) && !hooks.iter().any(|h| h.writes_for(&drafts));
+            let only_appends = !changes.iter().any(|c| c.changes()) && !hooks.iter().any(|h| h.writes_for(&drafts));
             let fast = only_appends.then(|| append_only(c, &mut chains, &drafts, &redactor)).flatten();
             let path = if fast.is_some() { "known_head" } else { "locked" };
             let outcome = match fast {
                 Some(outcome) => outcome,
-                None => commit_group(c, &chains, drafts, works, &mut hooks, &redactor),
+                None => commit_group(c, &chains, drafts, &mut changes, &mut hooks, &redactor),
             };
             chains.finished(outcome.as_ref().ok().map(|(_, heads)| heads));
             in_flight.stop();
@@ -370,30 +406,30 @@ impl Writer {
                     self.metrics.audit_commit_seconds.observe(started.elapsed().as_secs_f64());
                     self.metrics.record_group(path);
                     self.set_healthy(true);
-                    let answers: Answers = replies.into_iter().zip(results).collect();
+                    let answers: Answers = changes.into_iter().zip(results).collect();
                     match &self.wal_sync {
                         Some(sync) => {
                             if let Err(unsent) = sync.tx.send(answers) {
-                                for (reply, _) in unsent.0 {
-                                    let _ = reply.send(Err(AppError::unavailable()));
+                                for (change, _) in unsent.0 {
+                                    change.answer(Err(AppError::unavailable()));
                                 }
                             }
                         }
                         // PostgreSQL's COMMIT returned after its own fsync.
                         None => {
-                            for (reply, result) in answers {
-                                let _ = reply.send(Ok(result));
+                            for (change, result) in answers {
+                                change.answer(Ok(result));
                             }
                         }
                     }
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "audit group not committed; failing closed");
-                    self.metrics.audit_write_failures.inc_by(replies.len() as u64);
+                    self.metrics.audit_write_failures.inc_by(changes.len() as u64);
                     self.conn = None;
                     self.set_healthy(false);
-                    for reply in replies {
-                        let _ = reply.send(Err(AppError::unavailable()));
+                    for change in changes {
+                        change.answer(Err(AppError::unavailable()));
                     }
                 }
             }
@@ -487,18 +523,8 @@ fn can_write(conn: &mut DbConn) -> bool {
     matches!(rolled_back, Err(Error::RollbackTransaction))
 }
 
-type Replies = Vec<oneshot::Sender<Committed<()>>>;
-
-fn split(group: Vec<Job>) -> (Vec<EventDraft>, Vec<Option<Work>>, Replies) {
-    let mut drafts = Vec::with_capacity(group.len());
-    let mut works = Vec::with_capacity(group.len());
-    let mut replies = Vec::with_capacity(group.len());
-    for job in group {
-        drafts.push(job.draft);
-        works.push(job.work);
-        replies.push(job.reply);
-    }
-    (drafts, works, replies)
+fn split(group: Vec<Job>) -> (Vec<EventDraft>, Vec<Box<dyn Change>>) {
+    group.into_iter().map(|job| (job.draft, job.change)).unzip()
 }
 
 /// Commits one event with its change, on a connection of the caller's (CLI).
@@ -507,11 +533,12 @@ pub fn commit_now<T: Send + 'static>(
     draft: EventDraft,
     work: impl FnOnce(&mut DbConn) -> AppResult<(T, Map<String, Value>)> + Send + 'static,
 ) -> AppResult<T> {
-    let (work, value) = typed(work);
-    let chains = Chains::default();
-    let (results, _) = commit_group(conn, &chains, vec![draft], vec![Some(work)], &mut [], &Redactor::default())?;
-    results.into_iter().next().unwrap_or_else(|| Err(AppError::internal()))?;
-    value.take()
+    let (change, mut answer) = typed(work);
+    let mut changes = vec![change];
+    let outcome = commit_group(conn, &Chains::default(), vec![draft], &mut changes, &mut [], &Redactor::default());
+    let result = outcome.map(|(results, _)| results.into_iter().next().unwrap_or_else(|| Err(AppError::internal())));
+    changes.into_iter().for_each(|c| c.answer(result.clone()));
+    answer.try_recv().unwrap_or_else(|_| Err(AppError::internal()))?
 }
 
 /// Each job's result, and the heads of the chains the group appended to.
@@ -524,7 +551,7 @@ fn commit_group(
     conn: &mut DbConn,
     chains: &Chains,
     mut drafts: Vec<EventDraft>,
-    works: Vec<Option<Work>>,
+    changes: &mut [Box<dyn Change>],
     hooks: &mut [Box<dyn GroupHook>],
     redactor: &Redactor,
 ) -> Result<GroupOutcome, AppError> {
@@ -533,12 +560,12 @@ fn commit_group(
         let mut heads = chains.lock(conn, &drafts)?;
         let mut rows = Vec::with_capacity(drafts.len());
         let mut results = Vec::with_capacity(drafts.len());
-        let changed = works.iter().any(Option::is_some);
+        let changed = changes.iter().any(|c| c.changes());
 
-        for (draft, work) in drafts.iter_mut().zip(works) {
-            let result = match work {
-                None => Ok(()),
-                Some(work) => match conn.transaction::<_, AppError, _>(work) {
+        for (draft, change) in drafts.iter_mut().zip(changes.iter_mut()) {
+            let result = match change.changes() {
+                false => Ok(()),
+                true => match conn.transaction::<_, AppError, _>(|conn| change.run(conn)) {
                     Ok(metadata) => {
                         draft.metadata.extend(metadata);
                         Ok(())
@@ -627,7 +654,7 @@ mod tests {
 
     fn one_answer() -> (Answers, oneshot::Receiver<Committed<()>>) {
         let (reply, answer) = oneshot::channel();
-        (vec![(reply, Ok(()))], answer)
+        (vec![(Box::new(RecordOnly(reply)) as Box<dyn Change>, Ok(()))], answer)
     }
 
     #[test]

@@ -178,18 +178,18 @@ impl KeyCache {
     }
 }
 
-/// Polls `key_state.version` every `sync_interval` while `cache` lives.
-pub fn spawn_sync(cache: &Arc<KeyCache>, pool: crate::db::Pool) {
-    let Some(interval) = cache.poll_interval() else { return };
-    // Weak: the thread ends with the cache (the app), within one interval.
-    let weak = Arc::downgrade(cache);
+/// Polls `key_state.version` every `sync_interval` until the handle is
+/// dropped; None when the cache is not polled.
+pub fn spawn_sync(cache: &Arc<KeyCache>, pool: crate::db::Pool) -> Option<crate::threads::Stop> {
+    let interval = cache.poll_interval()?;
+    let cache = cache.clone();
+    let (stop, rounds) = crate::threads::stop_handle();
     std::thread::Builder::new()
         .name("key-cache-sync".into())
         .spawn(move || {
             let mut warned = false;
             loop {
                 {
-                    let Some(cache) = weak.upgrade() else { break };
                     let read = crate::db::with_pooled(&pool, crate::db::store::key_state_version);
                     match read {
                         Ok(version) => {
@@ -198,16 +198,19 @@ pub fn spawn_sync(cache: &Arc<KeyCache>, pool: crate::db::Pool) {
                             warned = false;
                         }
                         Err(e) if !warned => {
-                            tracing::warn!(error = %e, "key cache cannot read key_state; checks read the database");
+                            tracing::warn!(error = %e, cause = e.cause_chain().as_deref(), "key cache cannot read key_state; checks read the database");
                             warned = true;
                         }
                         Err(_) => {}
                     }
                 }
-                std::thread::sleep(interval);
+                if !rounds.next(interval) {
+                    break;
+                }
             }
         })
         .expect("spawn the key cache sync thread");
+    Some(stop)
 }
 
 #[cfg(test)]

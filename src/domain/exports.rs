@@ -1,6 +1,6 @@
 //! Export jobs: kinds, scopes and the states a job moves through.
 
-use super::authz::Unrouted;
+use super::authz::{Op, Unrouted};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -99,9 +99,11 @@ impl ExportKind {
     /// The signed-link route of a kind.
     pub fn download_path(self) -> &'static str {
         match self {
-            ExportKind::Ediscovery => "/v2/enterprise.export.download",
-            ExportKind::Compliance => "/v2/enterprise.compliance.export.download",
+            ExportKind::Ediscovery => Op::EnterpriseExportDownload,
+            ExportKind::Compliance => Op::EnterpriseComplianceExportDownload,
         }
+        .spec()
+        .path
     }
 
     pub fn content_type(self) -> &'static str {

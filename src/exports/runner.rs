@@ -26,7 +26,6 @@ use crate::domain::exports::{self, ExportStatus};
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::service::{meta, Meta};
 use chrono::NaiveDateTime;
-use diesel::Connection;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
@@ -189,26 +188,17 @@ impl<'a> Jobs<'a> {
         let mut tries = 0;
         loop {
             tries += 1;
-            let result = match self.writer {
-                Some((writer, rt)) => {
-                    let change = change.clone();
-                    let work = move |c: &mut DbConn| if change(c)? { Ok(((), Meta::new())) } else { Err(not_taken()) };
-                    match rt.block_on(writer.commit(draft.clone(), work)) {
-                        Ok(Ok(())) => Ok(true),
-                        Ok(Err(e)) if e.audit_reason == Some("not_claimed") => Ok(false),
-                        Ok(Err(e)) | Err(e) => Err(e),
-                    }
-                }
-                None => {
-                    let (draft, change) = (draft.clone(), change.clone());
-                    self.conn.transaction::<bool, AppError, _>(move |c| {
-                        if !change(c)? {
-                            return Ok(false);
-                        }
-                        commit_now(c, draft, |_| Ok(((), Meta::new())))?;
-                        Ok(true)
-                    })
-                }
+            // One unit of work on either path: the change and its event commit together.
+            let change = change.clone();
+            let work = move |c: &mut DbConn| if change(c)? { Ok(((), Meta::new())) } else { Err(not_taken()) };
+            let committed = match self.writer {
+                Some((writer, rt)) => rt.block_on(writer.commit(draft.clone(), work)),
+                None => Ok(commit_now(self.conn, draft.clone(), work)),
+            };
+            let result = match committed {
+                Ok(Ok(())) => Ok(true),
+                Ok(Err(e)) if e.audit_reason == Some("not_claimed") => Ok(false),
+                Ok(Err(e)) | Err(e) => Err(e),
             };
             match result {
                 Err(e) if e.code == ErrorCode::Unavailable && tries < COMMIT_TRIES => {
