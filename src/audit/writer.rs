@@ -541,6 +541,14 @@ pub fn commit_now<T: Send + 'static>(
     answer.try_recv().unwrap_or_else(|_| Err(AppError::internal()))?
 }
 
+/// Appends events that change nothing else, as one group, on a connection of
+/// the caller's (tooling: seeding a large log for the benchmark).
+pub fn append_now(conn: &mut DbConn, drafts: Vec<EventDraft>) -> AppResult<()> {
+    let mut changes: Vec<Box<dyn Change>> =
+        drafts.iter().map(|_| Box::new(RecordOnly(oneshot::channel().0)) as Box<dyn Change>).collect();
+    commit_group(conn, &Chains::default(), drafts, &mut changes, &mut [], &Redactor::default()).map(|_| ())
+}
+
 /// Each job's result, and the heads of the chains the group appended to.
 type GroupOutcome = (Vec<AppResult<()>>, GroupHeads);
 
