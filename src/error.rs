@@ -211,9 +211,9 @@ impl From<diesel::result::Error> for AppError {
         match e {
             E::NotFound => AppError::not_found("not found"),
             E::DatabaseError(K::UniqueViolation, _) => AppError::already_exists("already exists"),
-            E::DatabaseError(K::ForeignKeyViolation | K::NotNullViolation | K::CheckViolation, info) => {
+            E::DatabaseError(K::ForeignKeyViolation | K::NotNullViolation | K::CheckViolation, ref info) => {
                 tracing::error!(error = %info.message(), "constraint violation");
-                AppError::internal()
+                AppError::internal().caused_by(e)
             }
             // PostgreSQL refuses NUL in text (SQLSTATE 22021): bad input, not an outage.
             E::DatabaseError(_, info) if info.message().contains("0x00") => {

@@ -106,7 +106,9 @@ pub fn build(settings: Settings, listener: TcpListener, workers: Option<usize>) 
     );
     let summaries =
         crate::audit::refusals::spawn_summaries(&limits.refusals, writer.clone(), metrics.clone(), summary_window);
+    let links = crate::crypto::LinkSigner::new(settings.key_pepper.expose().as_bytes());
     let state = web::Data::new(AppState {
+        links,
         exports,
         checkpoints,
         workers: cache_sync.into_iter().chain([summaries]).collect(),

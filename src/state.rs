@@ -25,6 +25,8 @@ pub struct AppState {
     pub workers: Vec<crate::threads::Stop>,
     pub metrics: Arc<Metrics>,
     pub limits: RateLimits,
+    /// Signs and checks the export download links.
+    pub links: crate::crypto::LinkSigner,
     /// The origin of links keyward hands out: configured, else the address it listens on.
     pub public_url: String,
     /// Redacts secrets from caller-controlled text (request bodies; the writer has its own copy).

@@ -2,7 +2,6 @@
 
 use super::context::{commit, ok_with, query, JsonBody, KeyAuth, RequestEvent};
 use super::pagination::Page;
-use crate::crypto::LinkSigner;
 use crate::db::models::{now, Export};
 use crate::domain::exports::{ExportKind, ExportScope};
 use crate::error::{AppError, AppResult};
@@ -30,10 +29,6 @@ struct ExportPage<'a> {
     total: i64,
     limit: i64,
     offset: i64,
-}
-
-fn link_signer(state: &AppState) -> LinkSigner {
-    LinkSigner::new(state.settings.key_pepper.expose().as_bytes())
 }
 
 // ---------------------------------------------------------------- e-Discovery
@@ -175,7 +170,7 @@ async fn download_url_of(
     let q: ExportRef = query(&req)?;
     let tenant = auth.0.tenant_id;
     let job = state.read(move |c| jobs::find_export(c, &tenant, kind, &q.uid)).await?;
-    let link = jobs::download_link(&link_signer(&state), &state.public_url, kind, &job, now().timestamp())?;
+    let link = jobs::download_link(&state.links, &state.public_url, kind, &job, now().timestamp())?;
     let ctx = RequestEvent::of(&req);
     ctx.note("uid", json!(job.uid));
     ctx.note("expires_at", json!(link.expires_at));
@@ -198,7 +193,7 @@ async fn download_of(req: HttpRequest, state: web::Data<AppState>, kind: ExportK
     }
     let uid = link.uid.clone();
     let linked = state.read(move |c| jobs::linked_export(c, &uid, kind)).await?;
-    let (job, tenant) = jobs::verify_link(&link_signer(&state), kind, linked, link.expires, &link.sig)?;
+    let (job, tenant) = jobs::verify_link(&state.links, kind, linked, link.expires, &link.sig)?;
     // keyward issued this link for this tenant: the event belongs to its chain.
     let event = RequestEvent::of(&req);
     event.link_proved(&job.tenant_id);

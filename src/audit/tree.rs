@@ -59,7 +59,7 @@ impl Frontier {
     pub fn load(conn: &mut DbConn, chain_id: &str, size: u64) -> AppResult<Frontier> {
         let wanted = sub_tree_index(0, size, Vec::new());
         let reader = StoredHashes::new(conn, chain_id);
-        let hashes = reader.read_hashes(&wanted).map_err(|_| out_of_step(chain_id))?;
+        let hashes = reader.read_hashes(&wanted).map_err(|e| reader.failure(e))?;
         Ok(Frontier { size, roots: wanted.into_iter().zip(hashes).collect() })
     }
 }
@@ -85,22 +85,36 @@ fn out_of_step(chain_id: &str) -> AppError {
 }
 
 /// A chain's stored hashes, read from the database as a proof asks for them.
+/// (`tlog_tiles` reads through `&self`, hence the cells.)
 pub struct StoredHashes<'c> {
     conn: RefCell<&'c mut DbConn>,
     chain_id: &'c str,
+    /// A read that failed, kept for the caller instead of the proof library's plain error.
+    failed: RefCell<Option<AppError>>,
 }
 
 impl<'c> StoredHashes<'c> {
     pub fn new(conn: &'c mut DbConn, chain_id: &'c str) -> Self {
-        StoredHashes { conn: RefCell::new(conn), chain_id }
+        StoredHashes { conn: RefCell::new(conn), chain_id, failed: RefCell::new(None) }
+    }
+
+    /// Why a proof through this reader failed: sizes that make no proof, the
+    /// database's own error, or hashes missing from it.
+    fn failure(&self, e: tlog_tiles::Error) -> AppError {
+        if let tlog_tiles::Error::InvalidInput(why) = e {
+            return AppError::invalid(format!("no such proof: {why}"));
+        }
+        self.failed.borrow_mut().take().unwrap_or_else(|| out_of_step(self.chain_id))
     }
 }
 
 impl HashReader for StoredHashes<'_> {
     fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, tlog_tiles::Error> {
         let wanted: Vec<i64> = indexes.iter().map(|&i| i as i64).collect();
-        let rows = store::tree_hashes(&mut self.conn.borrow_mut(), self.chain_id, &wanted)
-            .map_err(|e| tlog_tiles::Error::InvalidInput(e.to_string()))?;
+        let rows = store::tree_hashes(&mut self.conn.borrow_mut(), self.chain_id, &wanted).map_err(|e| {
+            *self.failed.borrow_mut() = Some(e);
+            tlog_tiles::Error::InvalidProof
+        })?;
         let found: HashMap<i64, Vec<u8>> = rows.into_iter().collect();
         wanted
             .iter()
@@ -119,13 +133,14 @@ pub fn root(conn: &mut DbConn, chain_id: &str, size: u64) -> AppResult<Hash> {
 
 /// The RFC 9162 inclusion proof (§2.1.3) of leaf `leaf_index` in `chain_id`'s tree of `tree_size` leaves.
 pub fn inclusion_proof(conn: &mut DbConn, chain_id: &str, leaf_index: u64, tree_size: u64) -> AppResult<Vec<Hash>> {
-    tlog_tiles::prove_record(tree_size, leaf_index, &StoredHashes::new(conn, chain_id))
-        .map_err(|_| out_of_step(chain_id))
+    let reader = StoredHashes::new(conn, chain_id);
+    tlog_tiles::prove_record(tree_size, leaf_index, &reader).map_err(|e| reader.failure(e))
 }
 
 /// The RFC 9162 consistency proof (§2.1.4) from `chain_id`'s tree of `from` leaves to that of `to`.
 pub fn consistency_proof(conn: &mut DbConn, chain_id: &str, from: u64, to: u64) -> AppResult<Vec<Hash>> {
-    tlog_tiles::prove_tree(to, from, &StoredHashes::new(conn, chain_id)).map_err(|_| out_of_step(chain_id))
+    let reader = StoredHashes::new(conn, chain_id);
+    tlog_tiles::prove_tree(to, from, &reader).map_err(|e| reader.failure(e))
 }
 
 /// The writer's frontiers, as its last committed groups left them.

@@ -424,7 +424,7 @@ impl Writer {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "audit group not committed; failing closed");
+                    tracing::warn!(error = %e, cause = e.cause_chain().as_deref(), "audit group not committed; failing closed");
                     self.metrics.audit_write_failures.inc_by(changes.len() as u64);
                     self.conn = None;
                     self.set_healthy(false);

@@ -122,5 +122,5 @@ pub fn mint_token(settings: &Settings, tenant_id: &str, member_id: &str, ttl_sec
         exp: now + ttl_secs,
     };
     encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.expose().as_bytes()))
-        .map_err(|_| AppError::internal())
+        .map_err(|e| AppError::internal().caused_by(e))
 }

@@ -61,7 +61,9 @@ pub async fn read<T: Send + 'static>(
     f: impl FnOnce(&mut DbConn) -> AppResult<T> + Send + 'static,
 ) -> AppResult<T> {
     let pool = pool.clone();
-    tokio::task::spawn_blocking(move || with_pooled(&pool, f)).await.map_err(|_| crate::error::AppError::internal())?
+    tokio::task::spawn_blocking(move || with_pooled(&pool, f))
+        .await
+        .map_err(|e| crate::error::AppError::internal().caused_by(e))?
 }
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");

@@ -140,7 +140,7 @@ fn run(url: &DbUrl, writer: &AuditWriter, export_dir: &Path, wake: &Wake) {
             match healthy {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "export runner: database trouble; reconnecting");
+                    tracing::warn!(error = %e, cause = e.cause_chain().as_deref(), "export runner: database trouble; reconnecting");
                     conn = None;
                 }
                 Err(_) => {
