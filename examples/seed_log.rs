@@ -30,8 +30,7 @@ fn main() -> Result<(), String> {
         let n = left.min(10_000);
         let drafts = (0..n)
             .map(|i| {
-                let mut d =
-                    EventDraft::new(keyward::domain::authz::Op::AuthWhoami.name(), format!("req_seed_{left}_{i}"));
+                let mut d = EventDraft::new(keyward::domain::authz::Op::AuthWhoami, format!("req_seed_{left}_{i}"));
                 d.tenant_id = Some(tenant.clone());
                 d.actor_type = ActorType::ApiKey;
                 d.actor_id = Some("k_seed".into());

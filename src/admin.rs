@@ -19,7 +19,7 @@ pub const CLI_ACTOR: &str = "keyward-cli";
 pub const MAX_TOKEN_TTL_SECS: i64 = 7 * 24 * 3600;
 
 fn draft(operation: Unrouted, tenant_id: Option<&str>) -> EventDraft {
-    let mut d = EventDraft::new(operation.name(), new_request_id());
+    let mut d = EventDraft::new(operation, new_request_id());
     d.tenant_id = tenant_id.map(str::to_owned);
     d.actor_type = ActorType::Service;
     d.actor_id = Some(CLI_ACTOR.into());

@@ -6,7 +6,7 @@
 //! the answer into 503 (fail closed).
 
 use super::context::{PendingEvent, Resolved};
-use crate::audit::{outcome_for, EventDraft, OUTCOME_DENIED};
+use crate::audit::{outcome_for, EventDraft, EventKind, OUTCOME_DENIED};
 use crate::domain::authz::{self, Unrouted};
 use crate::domain::request_path::{self, PathRefusal};
 use crate::domain::{Method, Operation};
@@ -32,8 +32,8 @@ struct Target<'a> {
     /// The canonical path, or why the raw one has none.
     path: Result<Cow<'a, str>, PathRefusal>,
     op: Option<&'static Operation>,
-    /// The operation name the event and the metrics record.
-    name: &'static str,
+    /// What the event and the metrics record.
+    kind: EventKind,
     audited: bool,
 }
 
@@ -41,24 +41,25 @@ fn target<'a>(method: &str, raw: &'a str) -> Target<'a> {
     let path =
         if raw.starts_with(GATEWAY_PREFIX.as_str()) { Ok(Cow::Borrowed(raw)) } else { request_path::canonical(raw) };
     let Ok(canonical) = &path else {
-        return Target { path, op: None, name: UNKNOWN_ROUTE.name(), audited: true };
+        return Target { path, op: None, kind: UNKNOWN_ROUTE.into(), audited: true };
     };
     if PROBES.contains(&canonical.as_ref()) {
-        return Target { op: None, name: Unrouted::Probe.name(), audited: false, path };
+        return Target { op: None, kind: Unrouted::Probe.into(), audited: false, path };
     }
     let op = if canonical == gateway_path() || canonical.starts_with(GATEWAY_PREFIX.as_str()) {
         Some(authz::Op::AuthzCheck.spec())
     } else {
         Method::parse(method).and_then(|m| authz::resolve(m, canonical))
     };
-    let name = match op {
-        Some(op) => op.name,
+    let kind = match op {
+        Some(op) => op.id.into(),
         // A known path with the wrong method still names its operation.
-        None => {
-            Method::ALL.into_iter().find_map(|m| authz::resolve(m, canonical)).map_or(UNKNOWN_ROUTE.name(), |o| o.name)
-        }
+        None => Method::ALL
+            .into_iter()
+            .find_map(|m| authz::resolve(m, canonical))
+            .map_or(UNKNOWN_ROUTE.into(), |o| EventKind::Op(o.id)),
     };
-    Target { path, op, name, audited: true }
+    Target { path, op, kind, audited: true }
 }
 
 pub async fn audit_every_request(
@@ -100,7 +101,8 @@ async fn handle(
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let method = req.method().clone();
     let raw_path = req.path().to_string();
-    let Target { path, op, name: operation, audited } = target(method.as_str(), &raw_path);
+    let Target { path, op, kind, audited } = target(method.as_str(), &raw_path);
+    let operation = kind.name();
     let (path, refused_path) = match path {
         Ok(p) => (p, None),
         Err(why) => (Cow::Borrowed(raw_path.as_str()), Some(why)),
@@ -109,7 +111,7 @@ async fn handle(
         reroute(&mut req, canonical);
     }
     let client_ip = req.peer_addr().map(|a| a.ip());
-    let mut draft = EventDraft::new(operation, request_id.clone());
+    let mut draft = EventDraft::new(kind, request_id.clone());
     draft.client_ip = client_ip.map(|ip| ip.to_string());
     draft.user_agent =
         req.headers().get("user-agent").and_then(|v| v.to_str().ok()).map(|s| s.chars().take(512).collect());
@@ -212,22 +214,22 @@ mod tests {
     #[test]
     fn every_spelling_resolves_once_from_the_canonical_path() {
         let t = target("GET", "/%762/authz.check");
-        assert_eq!((t.name, t.audited), (Op::AuthzCheck.name(), true));
+        assert_eq!((t.kind.name(), t.audited), (Op::AuthzCheck.name(), true));
         assert_eq!(t.path.unwrap(), "/v2/authz.check");
         let t = target("POST", "/%69nternal/v2/team.asset.upsert");
-        assert_eq!(t.name, Op::TeamAssetUpsert.name());
+        assert_eq!(t.kind, EventKind::Op(Op::TeamAssetUpsert));
         let t = target("GET", "/v2/auth%2Ewhoami");
-        assert_eq!(t.name, Op::AuthWhoami.name());
+        assert_eq!(t.kind, EventKind::Op(Op::AuthWhoami));
         let t = target("GET", "/v2/../healthz");
-        assert_eq!((t.name, t.audited), (UNKNOWN_ROUTE.name(), true));
+        assert_eq!((t.kind, t.audited), (UNKNOWN_ROUTE.into(), true));
         assert!(t.path.is_err());
         let t = target("GET", "/%68ealthz");
-        assert_eq!((t.name, t.audited), (Unrouted::Probe.name(), false));
+        assert_eq!((t.kind, t.audited), (Unrouted::Probe.into(), false));
         let t = target("GET", "/V2/auth.whoami");
-        assert_eq!((t.name, t.audited), (UNKNOWN_ROUTE.name(), true), "case is significant, and audited");
+        assert_eq!((t.kind, t.audited), (UNKNOWN_ROUTE.into(), true), "case is significant, and audited");
         let t = target("GET", "/v2/authz.check/scim/v2/Users/..%2F..");
-        assert_eq!(t.name, Op::AuthzCheck.name(), "the gateway judges its original path itself");
+        assert_eq!(t.kind, EventKind::Op(Op::AuthzCheck), "the gateway judges its original path itself");
         let t = target("DELETE", "/v2/auth.whoami");
-        assert_eq!((t.name, t.op.is_none()), (Op::AuthWhoami.name(), true));
+        assert_eq!((t.kind, t.op.is_none()), (EventKind::Op(Op::AuthWhoami), true));
     }
 }

@@ -9,6 +9,7 @@ pub mod verify;
 pub mod writer;
 
 use crate::db::models::AuditRow;
+use crate::domain::authz::{Op, Unrouted};
 use serde_json::{json, Value};
 
 /// Events that no tenant can be told for (an unknown key, an unknown route)
@@ -45,12 +46,42 @@ pub fn outcome_for(status_code: u16) -> &'static str {
     }
 }
 
+/// What an event records: an operation of the authorizer table, or one of
+/// keyward's own (its background work, requests that name no operation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    Op(Op),
+    Unrouted(Unrouted),
+}
+
+impl EventKind {
+    /// The name the event stores.
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::Op(op) => op.name(),
+            EventKind::Unrouted(u) => u.name(),
+        }
+    }
+}
+
+impl From<Op> for EventKind {
+    fn from(op: Op) -> Self {
+        EventKind::Op(op)
+    }
+}
+
+impl From<Unrouted> for EventKind {
+    fn from(u: Unrouted) -> Self {
+        EventKind::Unrouted(u)
+    }
+}
+
 /// Everything known about a request's event before it is committed. The writer
 /// adds the id, time, sequence number and hashes.
 #[derive(Debug, Clone)]
 pub struct EventDraft {
     pub tenant_id: Option<String>,
-    pub operation: String,
+    pub operation: EventKind,
     pub actor_type: ActorType,
     pub actor_id: Option<String>,
     pub key_id: Option<String>,
@@ -70,7 +101,7 @@ pub struct EventDraft {
 }
 
 impl EventDraft {
-    pub fn new(operation: impl Into<String>, request_id: impl Into<String>) -> Self {
+    pub fn new(operation: impl Into<EventKind>, request_id: impl Into<String>) -> Self {
         EventDraft {
             tenant_id: None,
             operation: operation.into(),

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 /// The summary event of one address's tally.
 pub fn summary_event(ip: IpAddr, tally: &RefusalTally, window: Duration) -> EventDraft {
-    let mut draft = EventDraft::new(Unrouted::RefusalsSummarized.name(), crate::telemetry::new_request_id());
+    let mut draft = EventDraft::new(Unrouted::RefusalsSummarized, crate::telemetry::new_request_id());
     draft.client_ip = Some(ip.to_string());
     draft.status_code = 429;
     draft.reason = Some(OVER_BUDGET.to_string());

@@ -609,7 +609,7 @@ fn event_row(draft: &EventDraft, redactor: &Redactor) -> AuditRow {
         tenant_id: draft.tenant_id.clone(),
         seq: 0,
         occurred_at: to_naive(now()),
-        operation: draft.operation.clone(),
+        operation: draft.operation.name().to_string(),
         outcome: outcome_for(draft.status_code).to_string(),
         reason: draft.reason.clone(),
         actor_type: draft.actor_type.as_str().to_string(),

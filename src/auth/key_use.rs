@@ -103,7 +103,7 @@ mod tests {
     use super::*;
 
     fn used(key_id: &str) -> EventDraft {
-        let mut e = EventDraft::new("auth.whoami", "req_1");
+        let mut e = EventDraft::new(crate::domain::authz::Op::AuthWhoami, "req_1");
         e.key_id = Some(key_id.into());
         e.key_used = true;
         e

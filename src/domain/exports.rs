@@ -88,12 +88,11 @@ impl ExportKind {
     }
 
     /// The audit operation of a job's status changes.
-    pub fn process_operation(self) -> &'static str {
+    pub fn process_operation(self) -> Unrouted {
         match self {
             ExportKind::Ediscovery => Unrouted::ExportProcess,
             ExportKind::Compliance => Unrouted::ComplianceExportProcess,
         }
-        .name()
     }
 
     /// The signed-link route of a kind.
