@@ -46,7 +46,8 @@ ratio flood/quiet; then the targets "flood's growth under 1 MB" and "valid
 caller p99 within 2x of the quiet run", PASS or FAIL.
 
 BENCH_ONLY=flood runs only the flood scenario (no ceiling, no bounds);
-BENCH_ONLY=hot only the ceiling and whoami with a valid key, per backend (for
+BENCH_ONLY=log only the verifiable log at scale (bench/log_scale.py, which a
+full run ends with); BENCH_ONLY=hot only the ceiling and whoami with a valid key, per backend (for
 comparing builds: CARGO_TARGET_DIR points at the build to load);
 BENCH_FLOOD_SECONDS sets the length of its quiet and flood runs (10).
 """
@@ -648,8 +649,11 @@ UNKNOWN_KEY = None
 
 def main():
     global UNKNOWN_KEY
-    if ONLY not in ("", "flood", "hot"):
-        sys.exit(f"BENCH_ONLY={ONLY}: only BENCH_ONLY=flood or hot is known")
+    if ONLY not in ("", "flood", "hot", "log"):
+        sys.exit(f"BENCH_ONLY={ONLY}: only BENCH_ONLY=flood, hot or log is known")
+    if ONLY == "log":
+        import log_scale
+        sys.exit(log_scale.main())
     flood_only = ONLY == "flood"
     if not flood_only:
         UNKNOWN_KEY = subprocess.run([os.path.join(TARGET, "release", "examples", "new_key")],
@@ -709,6 +713,9 @@ def main():
                 postgres_bound(name, r, ceiling)
     for backend, f in floods:
         print_flood(backend, f)
+    if ONLY == "":
+        import log_scale
+        log_scale.main()
 
 
 def postgres_bound(name, r, ceiling):
