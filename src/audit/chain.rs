@@ -3,7 +3,7 @@
 //! canonical bytes), and the Merkle tree leaf it becomes (see `tree`). The
 //! writer builds events; this places them.
 
-use super::tree::{Frontier, Hash, Trees};
+use super::tree::{Frontier, Trees};
 use super::{canonical, EventDraft};
 use crate::crypto;
 use crate::db::models::AuditRow;
@@ -14,27 +14,21 @@ use std::collections::BTreeMap;
 /// A chain's last `seq` and hash.
 pub type Head = (i64, String);
 
-/// What a group appends, in its transaction: the heads of its chains (locked),
-/// their trees' frontiers, and the tree hashes to store.
+/// What a group appends, in its transaction: the heads of its chains (locked)
+/// and their trees' frontiers.
 pub struct GroupHeads {
     heads: BTreeMap<String, Head>,
     trees: BTreeMap<String, Frontier>,
-    hashes: Vec<(String, u64, Hash)>,
 }
 
 impl GroupHeads {
     fn of(heads: BTreeMap<String, Head>) -> GroupHeads {
-        GroupHeads { heads, trees: BTreeMap::new(), hashes: Vec::new() }
+        GroupHeads { heads, trees: BTreeMap::new() }
     }
 
-    /// Saves the heads the group moved and the tree hashes it made.
+    /// Saves the heads the group moved (its tree hashes went with its events).
     pub fn save(&self, conn: &mut DbConn) -> AppResult<()> {
-        store::save_chain_heads(conn, &self.heads)?;
-        store::insert_tree_hashes(conn, &self.tree_rows())
-    }
-
-    fn tree_rows(&self) -> Vec<store::TreeHashRow<'_>> {
-        self.hashes.iter().map(|(chain, idx, hash)| (chain.as_str(), *idx as i64, hash.0.as_slice())).collect()
+        store::save_chain_heads(conn, &self.heads)
     }
 }
 
@@ -65,7 +59,7 @@ impl Chains {
     }
 
     /// Puts `row` at the end of its chain and its tree: its `seq`,
-    /// `prev_hash` and `hash`, and the tree hashes it adds.
+    /// `prev_hash`, `hash` and the tree hashes its append stores.
     pub fn place(&self, conn: &mut DbConn, group: &mut GroupHeads, row: &mut AuditRow) -> AppResult<()> {
         if !group.heads.contains_key(&row.chain_id) {
             // A chain created by this very group (a new tenant).
@@ -79,9 +73,7 @@ impl Chains {
             group.trees.insert(row.chain_id.clone(), frontier);
         }
         let frontier = group.trees.get_mut(&row.chain_id).expect("frontier loaded above");
-        for (idx, hash) in link(row, head, frontier) {
-            group.hashes.push((row.chain_id.clone(), idx, hash));
-        }
+        link(row, head, frontier);
         Ok(())
     }
 
@@ -107,8 +99,8 @@ impl Chains {
     }
 
     /// PostgreSQL, events for one chain whose head and tree this writer
-    /// committed last: placed after that head and inserted, with their tree
-    /// hashes, in one autocommitted statement that locks the head and inserts
+    /// committed last: placed after that head and inserted (their tree
+    /// hashes with them) in one autocommitted statement that locks the head and inserts
     /// only if it has not moved — one round trip instead of four (BEGIN, lock
     /// the head, INSERT, COMMIT). None when the events do not go this way:
     /// several chains, a head this writer does not know, or one that moved
@@ -125,11 +117,9 @@ impl Chains {
         let last_seq = head.0;
         let mut group = GroupHeads::of(BTreeMap::new());
         for row in rows.iter_mut() {
-            for (idx, hash) in link(row, &mut head, &mut frontier) {
-                group.hashes.push((chain.clone(), idx, hash));
-            }
+            link(row, &mut head, &mut frontier);
         }
-        match store::append_after_head(conn, &chain, last_seq, rows, &group.tree_rows()) {
+        match store::append_after_head(conn, &chain, last_seq, rows) {
             Ok(true) => {
                 group.heads.insert(chain.clone(), head);
                 group.trees.insert(chain, frontier);
@@ -149,13 +139,13 @@ impl Chains {
 }
 
 /// Appends `row` after `head`, which it then becomes, and to the tree whose
-/// frontier is `frontier`: the tree hashes to store.
-fn link(row: &mut AuditRow, head: &mut Head, frontier: &mut Frontier) -> Vec<(u64, Hash)> {
+/// frontier is `frontier`.
+fn link(row: &mut AuditRow, head: &mut Head, frontier: &mut Frontier) {
     row.seq = head.0 + 1;
     row.prev_hash = head.1.clone();
     let leaf = canonical(row);
     row.hash = crypto::chain_hash(&row.prev_hash, &leaf);
     *head = (row.seq, row.hash.clone());
     debug_assert_eq!(frontier.size(), (row.seq - 1) as u64, "the tree is in step with its chain");
-    frontier.append(&leaf)
+    row.tree_hashes = Some(frontier.append_stored(&leaf));
 }

@@ -307,6 +307,7 @@ mod tests {
             payload: optional,
             prev_hash: "0".repeat(64),
             hash: String::new(),
+            tree_hashes: None,
         }
     }
 
@@ -319,6 +320,8 @@ mod tests {
                 "chain_id" => v.get("tenant_id").is_some(),
                 "actor_type" => v["actor"]["type"].is_string(),
                 "actor_id" => v["actor"].get("id").is_some(),
+                // Where the event sits in its tree: served as proofs, not with the event.
+                "tree_hashes" => true,
                 c => v.get(c).is_some(),
             };
             assert!(shown, "column {column} is missing from the event's JSON view: {v}");

@@ -1,9 +1,12 @@
 //! Each chain is also an RFC 6962 Merkle tree: leaf `i` is the canonical
 //! bytes of the event with `seq = i + 1`, hashed `SHA-256(0x00 ‖ leaf)`, and
 //! nodes `SHA-256(0x01 ‖ left ‖ right)`. Every node of every complete subtree
-//! is stored once, under its stored-hash index (Go tlog's layout, through the
-//! `tlog_tiles` crate), in the transaction that appends its events: a proof
-//! or a root reads O(log n) hashes, an append writes two on average.
+//! is stored once (Go tlog's stored hashes, through the `tlog_tiles` crate):
+//! appending leaf n makes its leaf hash and the roots of the subtrees it
+//! completes, and they are stored in the same row as the event, in its
+//! transaction (`tree_hashes`, 32 bytes each, lowest level first). A node is
+//! found from its stored-hash index: the event that completed it, at the
+//! offset of its level. A proof or a root reads O(log n) events.
 //!
 //! Appending needs only the roots of the tree's maximal complete subtrees
 //! (its frontier, at most log2 n hashes), which the writer keeps between
@@ -14,7 +17,9 @@ use crate::error::{AppError, AppResult, ErrorCode};
 use std::cell::RefCell;
 use std::collections::HashMap;
 pub use tlog_tiles::Hash;
-use tlog_tiles::{record_hash, stored_hash_index, stored_hashes_for_record_hash, sub_tree_index, HashReader};
+use tlog_tiles::{
+    record_hash, split_stored_hash_index, stored_hash_index, stored_hashes_for_record_hash, sub_tree_index, HashReader,
+};
 
 /// The roots of the maximal complete subtrees of a tree of `size` leaves,
 /// left to right, with their stored-hash indexes.
@@ -35,7 +40,13 @@ impl Frontier {
         tlog_tiles::tree_hash(self.size, self).expect("a frontier holds its tree's subtree roots")
     }
 
-    /// Appends `leaf` (leaf index `self.size`): the hashes to store, by
+    /// Appends `leaf` (leaf index `self.size`): the bytes to store with its
+    /// event (its stored hashes, lowest level first), and the frontier moves on.
+    pub fn append_stored(&mut self, leaf: &[u8]) -> Vec<u8> {
+        self.append(leaf).iter().flat_map(|(_, h)| h.0).collect()
+    }
+
+    /// Appends `leaf` (leaf index `self.size`): its stored hashes, by
     /// stored-hash index, and the frontier moves on.
     pub fn append(&mut self, leaf: &[u8]) -> Vec<(u64, Hash)> {
         let n = self.size;
@@ -108,19 +119,32 @@ impl<'c> StoredHashes<'c> {
     }
 }
 
+/// Where a stored hash lives: the `seq` of the event whose append completed
+/// its node, and its offset (its level) among that event's tree hashes.
+pub fn stored_at(index: u64) -> (i64, usize) {
+    let (level, k) = split_stored_hash_index(index);
+    // The node covers leaves [k·2^level, (k+1)·2^level): the last one completed it.
+    let last_leaf = ((k + 1) << level) - 1;
+    (last_leaf as i64 + 1, usize::from(level))
+}
+
 impl HashReader for StoredHashes<'_> {
     fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, tlog_tiles::Error> {
-        let wanted: Vec<i64> = indexes.iter().map(|&i| i as i64).collect();
-        let rows = store::tree_hashes(&mut self.conn.borrow_mut(), self.chain_id, &wanted).map_err(|e| {
+        let places: Vec<(i64, usize)> = indexes.iter().map(|&i| stored_at(i)).collect();
+        let mut seqs: Vec<i64> = places.iter().map(|p| p.0).collect();
+        seqs.sort_unstable();
+        seqs.dedup();
+        let rows = store::tree_hashes_of(&mut self.conn.borrow_mut(), self.chain_id, &seqs).map_err(|e| {
             *self.failed.borrow_mut() = Some(e);
             tlog_tiles::Error::InvalidProof
         })?;
-        let found: HashMap<i64, Vec<u8>> = rows.into_iter().collect();
-        wanted
+        let found: HashMap<i64, Vec<u8>> = rows.into_iter().filter_map(|(seq, h)| Some((seq, h?))).collect();
+        places
             .iter()
-            .map(|i| {
-                let bytes = found.get(i).ok_or(tlog_tiles::Error::InvalidProof)?;
-                Ok(Hash(bytes.as_slice().try_into().map_err(|_| tlog_tiles::Error::MalformedHash)?))
+            .map(|(seq, level)| {
+                let bytes = found.get(seq).ok_or(tlog_tiles::Error::InvalidProof)?;
+                let hash = bytes.get(level * 32..level * 32 + 32).ok_or(tlog_tiles::Error::InvalidProof)?;
+                Ok(Hash(hash.try_into().map_err(|_| tlog_tiles::Error::MalformedHash)?))
             })
             .collect()
     }
@@ -174,10 +198,11 @@ impl Trees {
     }
 }
 
-/// Builds the tree of every chain whose stored hashes do not match its
-/// events' count (chains written before trees existed, or by an older
-/// build), from its events, in one transaction per chain. Returns the chains
-/// built and their sizes. Cheap when every tree is whole: one indexed read per chain.
+/// Stores the tree hashes of every event that has none (events written
+/// before trees existed, or by an older build), in seq order from the first
+/// such event of each chain, one transaction per chain. Returns the chains
+/// built and their sizes. Cheap when every tree is whole: one indexed read
+/// per chain (its last event's hashes).
 pub fn build_missing(conn: &mut DbConn) -> AppResult<Vec<(String, u64)>> {
     use diesel::Connection;
     let mut built = Vec::new();
@@ -189,17 +214,13 @@ pub fn build_missing(conn: &mut DbConn) -> AppResult<Vec<(String, u64)>> {
             store::take_write_lock(conn)?;
             store::lock_chain_heads(conn, std::slice::from_ref(&chain_id))?;
             // Checked again under the lock: another instance may have built it meanwhile.
-            if tree_is_whole(conn, &chain_id)? {
-                return Ok(None);
-            }
-            store::delete_tree(conn, &chain_id)?;
-            let mut frontier = Frontier::default();
-            let mut after = 0;
+            let Some(first) = store::first_without_tree_hashes(conn, &chain_id, 0)? else { return Ok(None) };
+            let mut frontier = Frontier::load(conn, &chain_id, (first - 1) as u64)?;
+            let mut after = first - 1;
             loop {
                 let rows = store::chain_events_after(conn, &chain_id, after, 5000)?;
                 let Some(last) = rows.last() else { break };
                 after = last.seq;
-                let mut hashes = Vec::with_capacity(rows.len() * 2);
                 for row in &rows {
                     if row.seq as u64 != frontier.size() + 1 {
                         return Err(out_of_step(&chain_id).caused_by(std::io::Error::other(format!(
@@ -208,27 +229,27 @@ pub fn build_missing(conn: &mut DbConn) -> AppResult<Vec<(String, u64)>> {
                             frontier.size()
                         ))));
                     }
-                    hashes.extend(frontier.append(&super::canonical(row)));
+                    let stored = frontier.append_stored(&super::canonical(row));
+                    store::set_tree_hashes(conn, &chain_id, row.seq, &stored)?;
                 }
-                let rows: Vec<store::TreeHashRow<'_>> =
-                    hashes.iter().map(|(idx, h)| (chain_id.as_str(), *idx as i64, h.0.as_slice())).collect();
-                store::insert_tree_hashes(conn, &rows)?;
             }
             Ok(Some(frontier.size()))
         })?;
         if let Some(size) = size {
-            tracing::info!(chain = %chain_id, size, "built the audit tree of a chain from its events");
+            tracing::info!(chain = %chain_id, size, "stored the audit tree hashes of a chain's older events");
             built.push((chain_id, size));
         }
     }
     Ok(built)
 }
 
-/// Whether a chain's stored tree hashes end where its events do.
+/// Whether a chain's last event has its tree hashes (appends and builds go in seq order).
 fn tree_is_whole(conn: &mut DbConn, chain_id: &str) -> AppResult<bool> {
-    let size = store::load_chain_head(conn, chain_id)?.map_or(0, |(seq, _)| seq as u64);
-    let expected = tlog_tiles::stored_hash_count(size).checked_sub(1).map(|i| i as i64);
-    Ok(store::last_tree_index(conn, chain_id)? == expected)
+    let Some((last, _)) = store::load_chain_head(conn, chain_id)? else { return Ok(true) };
+    if last == 0 {
+        return Ok(true);
+    }
+    Ok(store::tree_hashes_of(conn, chain_id, &[last])?.first().is_some_and(|(_, h)| h.is_some()))
 }
 
 #[cfg(test)]
@@ -243,6 +264,17 @@ mod tests {
             n => {
                 let k = n.next_power_of_two() / 2;
                 tlog_tiles::node_hash(mth(&leaves[..k]), mth(&leaves[k..]))
+            }
+        }
+    }
+
+    #[test]
+    fn every_stored_hash_is_found_with_the_event_that_completed_it() {
+        let mut f = Frontier::default();
+        for n in 0..300u64 {
+            let stored = f.append(format!("event {n}").as_bytes());
+            for (level, (index, _)) in stored.iter().enumerate() {
+                assert_eq!(stored_at(*index), (n as i64 + 1, level), "index {index}");
             }
         }
     }

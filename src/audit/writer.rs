@@ -625,6 +625,7 @@ fn event_row(draft: &EventDraft, redactor: &Redactor) -> AuditRow {
         payload: draft.payload.as_ref().map(|p| redacted_json(redactor, p.to_string())),
         prev_hash: String::new(),
         hash: String::new(),
+        tree_hashes: None,
     }
 }
 

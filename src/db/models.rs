@@ -60,8 +60,9 @@ pub struct ApiKey {
 }
 
 /// Every column of an audit event, written once: the fields its canonical
-/// form hashes, in that order, then the two chain columns (the schema's order
-/// too). The row below, the canonical bytes (`audit::canonical`) and the
+/// form hashes, in that order, then the columns of where it sits in its log:
+/// the hash chain's two and the tree hashes its append stored (the schema's
+/// order too). The row below, the canonical bytes (`audit::canonical`) and the
 /// PostgreSQL batch insert are generated from this list by handing it to a
 /// macro of their own.
 macro_rules! with_audit_event_columns {
@@ -91,6 +92,7 @@ macro_rules! with_audit_event_columns {
             chain {
                 prev_hash: String,
                 hash: String,
+                tree_hashes: Option<Vec<u8>>,
             }
         }
     };

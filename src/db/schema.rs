@@ -82,6 +82,7 @@ diesel::table! {
         payload -> Nullable<Text>,
         prev_hash -> Text,
         hash -> Text,
+        tree_hashes -> Nullable<Binary>,
     }
 }
 
@@ -166,14 +167,6 @@ diesel::table! {
     }
 }
 
-diesel::table! {
-    audit_tree_hashes (chain_id, idx) {
-        chain_id -> Text,
-        idx -> BigInt,
-        hash -> Binary,
-    }
-}
-
 diesel::joinable!(api_keys -> tenants (tenant_id));
 diesel::joinable!(members -> tenants (tenant_id));
 diesel::joinable!(legal_hold_members -> legal_holds (hold_uid));
@@ -183,7 +176,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
     audit_chains,
     audit_events,
-    audit_tree_hashes,
     audit_checkpoints,
     assets,
     legal_holds,

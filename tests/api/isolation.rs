@@ -233,9 +233,14 @@ fn columns(app: &TestApp, table: &str) -> Vec<String> {
 
 /// Every column of every row of `table` matching `filter`, as text, sorted.
 fn rows(app: &TestApp, table: &str, filter: &str) -> Vec<String> {
+    // Binary columns (the tree hashes) as hex on SQLite, whose CAST would give raw bytes.
+    let text = |c: &str| match app.backend {
+        Backend::Sqlite => format!("CASE WHEN typeof(\"{c}\") = 'blob' THEN hex(\"{c}\") ELSE CAST(\"{c}\" AS TEXT) END"),
+        Backend::Postgres => format!("CAST(\"{c}\" AS TEXT)"),
+    };
     let expr = columns(app, table)
         .iter()
-        .map(|c| format!("COALESCE(CAST(\"{c}\" AS TEXT), '<null>')"))
+        .map(|c| format!("COALESCE({}, '<null>')", text(c)))
         .collect::<Vec<_>>()
         .join(" || '|' || ");
     let mut rows = app.query_strings(&format!("SELECT {expr} AS v FROM \"{table}\" WHERE {filter}"));

@@ -1,1 +1,1 @@
-DROP TABLE audit_tree_hashes;
+ALTER TABLE audit_events DROP COLUMN tree_hashes;

@@ -1,14 +1,12 @@
 -- Each chain is also an RFC 6962 Merkle tree whose leaves are its events'
 -- canonical bytes (leaf index = seq - 1). Every node of every complete
--- subtree is stored once, at its "stored hash index" (the layout of Go's
--- golang.org/x/mod/sumdb/tlog: a record's leaf hash, then the roots of the
--- subtrees it completes), so a proof or a root needs O(log n) reads and an
--- append writes 1 + (trailing ones of its index) hashes, two on average.
+-- subtree is stored once: appending leaf n computes its leaf hash and the
+-- roots of the subtrees it completes (Go tlog's stored hashes of record n,
+-- 1 + the trailing ones of n, two on average), and they are stored with the
+-- event, concatenated, 32 bytes each, lowest level first. A node is found
+-- from its stored-hash index without any other table: the event that
+-- completed it, at the offset of its level. So an append adds no row, and a
+-- proof or a root reads O(log n) events by (chain_id, seq).
 -- The hashes of events already stored are computed by keyward at start-up
--- (SQL has no SHA-256 over the canonical form).
-CREATE TABLE audit_tree_hashes (
-    chain_id TEXT NOT NULL,
-    idx BIGINT NOT NULL,
-    hash BYTEA NOT NULL,
-    PRIMARY KEY (chain_id, idx)
-);
+-- and by `keyward migrate` (SQL has no SHA-256 over the canonical form).
+ALTER TABLE audit_events ADD COLUMN tree_hashes BYTEA;

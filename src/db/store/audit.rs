@@ -125,6 +125,14 @@ mod pg_append {
         }
     }
 
+    impl BatchColumn for Option<Vec<u8>> {
+        type Elem<'a> = Option<&'a [u8]>;
+        type Sql = Nullable<diesel::sql_types::Binary>;
+        fn elem(&self) -> Option<&[u8]> {
+            self.as_deref()
+        }
+    }
+
     impl BatchColumn for i64 {
         type Elem<'a> = i64;
         type Sql = BigInt;
@@ -217,9 +225,6 @@ mod pg_append {
         pub chain_id: &'a str,
         pub last_seq: i64,
         pub events: AppendEvents<'a>,
-        /// The chain's tree hashes the events add, inserted by the same statement.
-        pub tree_indexes: Vec<i64>,
-        pub tree_hashes: Vec<&'a [u8]>,
     }
 
     impl QueryId for AppendAfterHead<'_> {
@@ -233,13 +238,7 @@ mod pg_append {
             out.push_bind_param::<Text, _>(self.chain_id)?;
             out.push_sql(" AND last_seq = ");
             out.push_bind_param::<BigInt, _>(&self.last_seq)?;
-            out.push_sql(" FOR UPDATE), tree AS (INSERT INTO audit_tree_hashes (chain_id, idx, hash) SELECT ");
-            out.push_bind_param::<Text, _>(self.chain_id)?;
-            out.push_sql(", t.idx, t.hash FROM unnest(");
-            out.push_bind_param::<Array<BigInt>, _>(&self.tree_indexes)?;
-            out.push_sql(", ");
-            out.push_bind_param::<Array<diesel::sql_types::Binary>, _>(&self.tree_hashes)?;
-            out.push_sql(") AS t(idx, hash) WHERE EXISTS (SELECT 1 FROM head)) ");
+            out.push_sql(" FOR UPDATE) ");
             out.push_sql(&INSERT);
             self.events.push_arrays(&mut out)?;
             out.push_sql(") WHERE EXISTS (SELECT 1 FROM head)");
@@ -255,18 +254,10 @@ mod pg_append {
 /// statement, autocommitted, if the chain's head is still at `last_seq`.
 /// False when it was not (another writer appended since): nothing is written.
 /// SQLite: always false; its writer always takes the lock.
-pub fn append_after_head(
-    conn: &mut DbConn,
-    chain_id: &str,
-    last_seq: i64,
-    rows: &[AuditRow],
-    tree: &[super::TreeHashRow<'_>],
-) -> AppResult<bool> {
+pub fn append_after_head(conn: &mut DbConn, chain_id: &str, last_seq: i64, rows: &[AuditRow]) -> AppResult<bool> {
     let DbConn::Postgres(pg) = conn else { return Ok(false) };
     let events = pg_append::AppendEvents::of(rows);
-    let tree_indexes: Vec<i64> = tree.iter().map(|t| t.1).collect();
-    let tree_hashes: Vec<&[u8]> = tree.iter().map(|t| t.2).collect();
-    let inserted = pg_append::AppendAfterHead { chain_id, last_seq, events, tree_indexes, tree_hashes }.execute(pg)?;
+    let inserted = pg_append::AppendAfterHead { chain_id, last_seq, events }.execute(pg)?;
     Ok(inserted == rows.len())
 }
 

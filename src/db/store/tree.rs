@@ -1,65 +1,37 @@
-//! The audit chains' Merkle tree hashes, by stored-hash index.
+//! The audit chains' Merkle tree hashes (stored with the events that made them) and signed checkpoints.
 
-use crate::db::schema::{audit_checkpoints, audit_tree_hashes};
+use crate::db::schema::{audit_checkpoints, audit_events};
 use crate::db::DbConn;
 use crate::error::AppResult;
 use diesel::prelude::*;
 
-/// A stored tree hash: chain, index, 32 bytes.
-pub type TreeHashRow<'a> = (&'a str, i64, &'a [u8]);
-
-/// The hashes of `chain_id` at `indexes`, as (index, hash), in no particular order.
-pub fn tree_hashes(conn: &mut DbConn, chain_id: &str, indexes: &[i64]) -> AppResult<Vec<(i64, Vec<u8>)>> {
-    Ok(audit_tree_hashes::table
-        .filter(audit_tree_hashes::chain_id.eq(chain_id))
-        .filter(audit_tree_hashes::idx.eq_any(indexes))
-        .select((audit_tree_hashes::idx, audit_tree_hashes::hash))
+/// The tree hashes stored with a chain's events at `seqs`, as (seq, hashes);
+/// an event written before trees existed has none yet.
+pub fn tree_hashes_of(conn: &mut DbConn, chain_id: &str, seqs: &[i64]) -> AppResult<Vec<(i64, Option<Vec<u8>>)>> {
+    Ok(audit_events::table
+        .filter(audit_events::chain_id.eq(chain_id))
+        .filter(audit_events::seq.eq_any(seqs))
+        .select((audit_events::seq, audit_events::tree_hashes))
         .load(conn)?)
 }
 
-/// The highest stored index of a chain's tree, if it has any.
-pub fn last_tree_index(conn: &mut DbConn, chain_id: &str) -> AppResult<Option<i64>> {
-    Ok(audit_tree_hashes::table
-        .filter(audit_tree_hashes::chain_id.eq(chain_id))
-        .select(diesel::dsl::max(audit_tree_hashes::idx))
-        .first(conn)?)
+/// The first event of a chain, from `after_seq` on, whose tree hashes are not stored.
+pub fn first_without_tree_hashes(conn: &mut DbConn, chain_id: &str, after_seq: i64) -> AppResult<Option<i64>> {
+    Ok(audit_events::table
+        .filter(audit_events::chain_id.eq(chain_id))
+        .filter(audit_events::seq.gt(after_seq))
+        .filter(audit_events::tree_hashes.is_null())
+        .select(audit_events::seq)
+        .order(audit_events::seq.asc())
+        .first(conn)
+        .optional()?)
 }
 
-pub fn insert_tree_hashes(conn: &mut DbConn, rows: &[TreeHashRow<'_>]) -> AppResult<()> {
-    match conn {
-        // One statement whatever the number of rows (parsed and planned once).
-        DbConn::Postgres(pg) => {
-            use diesel::sql_types::{Array, BigInt, Binary, Text};
-            let chains: Vec<&str> = rows.iter().map(|r| r.0).collect();
-            let indexes: Vec<i64> = rows.iter().map(|r| r.1).collect();
-            let hashes: Vec<&[u8]> = rows.iter().map(|r| r.2).collect();
-            diesel::sql_query(
-                "INSERT INTO audit_tree_hashes (chain_id, idx, hash) SELECT * FROM unnest($1::text[], $2::bigint[], $3::bytea[])",
-            )
-            .bind::<Array<Text>, _>(chains)
-            .bind::<Array<BigInt>, _>(indexes)
-            .bind::<Array<Binary>, _>(hashes)
-            .execute(pg)?;
-        }
-        // In process: a single-row statement, prepared once and reused (as for events).
-        DbConn::Sqlite(lite) => {
-            for (chain, idx, hash) in rows {
-                diesel::insert_into(audit_tree_hashes::table)
-                    .values((
-                        audit_tree_hashes::chain_id.eq(*chain),
-                        audit_tree_hashes::idx.eq(*idx),
-                        audit_tree_hashes::hash.eq(*hash),
-                    ))
-                    .execute(lite)?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Forgets a chain's tree (before it is rebuilt from its events).
-pub fn delete_tree(conn: &mut DbConn, chain_id: &str) -> AppResult<()> {
-    diesel::delete(audit_tree_hashes::table.filter(audit_tree_hashes::chain_id.eq(chain_id))).execute(conn)?;
+/// Stores the tree hashes of an event written before trees existed.
+pub fn set_tree_hashes(conn: &mut DbConn, chain_id: &str, seq: i64, hashes: &[u8]) -> AppResult<()> {
+    diesel::update(audit_events::table.filter(audit_events::chain_id.eq(chain_id)).filter(audit_events::seq.eq(seq)))
+        .set(audit_events::tree_hashes.eq(Some(hashes)))
+        .execute(conn)?;
     Ok(())
 }
 
