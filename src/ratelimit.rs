@@ -49,7 +49,7 @@ fn limiter<K: std::hash::Hash + Eq + Clone>(per_minute: u32) -> Option<DefaultKe
 /// Whether an operation counts against the read or the write limit.
 pub fn access_of(op: &Operation) -> Access {
     match op.reach {
-        Reach::Key(_, access) => access,
+        Reach::Key(_, access) | Reach::ConsoleOrKey(_, _, access) => access,
         _ if op.method == Method::Get => Access::Read,
         _ => Access::Write,
     }

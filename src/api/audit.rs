@@ -1,12 +1,14 @@
-//! Console: the auditors' view of the audit log.
+//! The auditors' view of the audit log (console), and its proofs (console
+//! auditors and the tenant's SIEM key).
 
-use super::context::{ok_with, query, ConsoleAuth, NoParams};
+use super::context::{ok_with, query, AnyCaller, ConsoleAuth, NoParams};
 use super::pagination::{decode_cursor, encode_cursor, limit};
 use crate::audit::verify::{self, Problem};
 use crate::audit::{event_json, OUTCOME_ALLOWED, OUTCOME_DENIED};
 use crate::db::models::to_naive;
 use crate::db::store::EventFilter;
 use crate::error::{AppError, AppResult};
+use crate::service::proofs;
 use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -94,4 +96,76 @@ pub async fn verify_chain(auth: ConsoleAuth, req: HttpRequest, state: web::Data<
             problems: &v.problems,
         },
     }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckpointQuery {
+    tree_size: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct CheckpointView {
+    /// The signed note, as signed (C2SP tlog-checkpoint body, C2SP signed note).
+    checkpoint: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProofQuery {
+    event_id: String,
+    tree_size: Option<u64>,
+}
+
+/// Hashes in standard base64, as in checkpoints.
+#[derive(Serialize)]
+struct InclusionView {
+    leaf_index: u64,
+    tree_size: u64,
+    leaf_hash: String,
+    inclusion: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsistencyQuery {
+    from: u64,
+    to: u64,
+}
+
+#[derive(Serialize)]
+struct ConsistencyView {
+    from: u64,
+    to: u64,
+    consistency: Vec<String>,
+}
+
+fn base64_all(hashes: &[crate::audit::tree::Hash]) -> Vec<String> {
+    hashes.iter().map(ToString::to_string).collect()
+}
+
+pub async fn checkpoint(auth: AnyCaller, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    let q: CheckpointQuery = query(&req)?;
+    let tenant_id = auth.tenant_id().to_string();
+    let checkpoint = state.read(move |c| proofs::checkpoint_note(c, &tenant_id, q.tree_size)).await?;
+    Ok(ok_with(&CheckpointView { checkpoint }))
+}
+
+pub async fn proof(auth: AnyCaller, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    let q: ProofQuery = query(&req)?;
+    let tenant_id = auth.tenant_id().to_string();
+    let p = state.read(move |c| proofs::inclusion(c, &tenant_id, &q.event_id, q.tree_size)).await?;
+    Ok(ok_with(&InclusionView {
+        leaf_index: p.leaf_index,
+        tree_size: p.tree_size,
+        leaf_hash: p.leaf_hash.to_string(),
+        inclusion: base64_all(&p.path),
+    }))
+}
+
+pub async fn consistency(auth: AnyCaller, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    let q: ConsistencyQuery = query(&req)?;
+    let tenant_id = auth.tenant_id().to_string();
+    let p = state.read(move |c| proofs::consistency(c, &tenant_id, q.from, q.to)).await?;
+    Ok(ok_with(&ConsistencyView { from: p.from, to: p.to, consistency: base64_all(&p.path) }))
 }

@@ -9,7 +9,7 @@ use crate::auth::credentials::{self, CredentialHeaders, Presented};
 use crate::auth::key::KeyIdentity;
 use crate::auth::{console, Caller, KeyCaller, MemberCaller};
 use crate::db::DbConn;
-use crate::domain::{authz, redact, Operation, Reach};
+use crate::domain::{authz, redact, Operation};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use actix_web::dev::Payload;
@@ -201,17 +201,19 @@ impl FromRequest for ConsoleAuth {
                 return Err(AppError::key_refused("type_mismatch"));
             }
             let member = authenticate_member(&state, &req).await?;
-            if !authz::member_may_call(member.role, op) {
-                let roles = match op.reach {
-                    Reach::Console(roles) => roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(" or "),
-                    _ => "none".into(),
-                };
-                return Err(AppError::role_required(&roles));
-            }
-            check_tenant_limit(&state, &member.tenant_id, op)?;
+            check_member(&state, &member, op)?;
             Ok(ConsoleAuth(member))
         })
     }
+}
+
+/// The table's role check, then the tenant's rate limit, for a console member on `op`.
+fn check_member(state: &AppState, member: &MemberCaller, op: &Operation) -> AppResult<()> {
+    if !authz::member_may_call(member.role, op) {
+        let roles = authz::roles_for(op).iter().map(|r| r.as_str()).collect::<Vec<_>>().join(" or ");
+        return Err(AppError::role_required(if roles.is_empty() { "none" } else { &roles }));
+    }
+    check_tenant_limit(state, &member.tenant_id, op)
 }
 
 /// Verifies the request's key for `op` (None: any operation), recording the key in the audit event.
@@ -312,8 +314,20 @@ impl FromRequest for IngestAuth {
     }
 }
 
-/// Any valid caller: an enterprise key, or else a console member (whoami).
+/// A caller the table allows on this route's operation, by key or by console
+/// token: a request that presents a key is a key caller, one with a console
+/// bearer token a member (whoami, which any caller reaches; the audit proofs).
 pub struct AnyCaller(pub Caller);
+
+impl AnyCaller {
+    /// The tenant the caller acts for.
+    pub fn tenant_id(&self) -> &str {
+        match &self.0 {
+            Caller::Key(k) => &k.tenant_id,
+            Caller::Member(m) => &m.tenant_id,
+        }
+    }
+}
 
 impl FromRequest for AnyCaller {
     type Error = AppError;
@@ -328,7 +342,7 @@ impl FromRequest for AnyCaller {
                 return authenticate_key(&state, &req, Some(op)).await.map(|k| AnyCaller(Caller::Key(k)));
             }
             let member = authenticate_member(&state, &req).await?;
-            check_tenant_limit(&state, &member.tenant_id, op)?;
+            check_member(&state, &member, op)?;
             Ok(AnyCaller(Caller::Member(member)))
         })
     }

@@ -20,6 +20,8 @@ struct FeedPage {
     events: Vec<Value>,
     next_cursor: String,
     has_more: bool,
+    /// The tenant's newest signed checkpoint note, or null before the first.
+    checkpoint: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -40,9 +42,9 @@ pub(super) async fn event_list(auth: KeyAuth, req: HttpRequest, state: web::Data
     let feed = FeedQuery { since: q.since, until: q.until, after_seq, limit, include_payload: q.include_payload };
     feed.check()?;
     let tenant = auth.0.tenant_id;
-    let (rows, has_more) = state.read(move |c| siem::feed_page(c, &tenant, feed)).await?;
+    let page = state.read(move |c| siem::feed_page(c, &tenant, feed)).await?;
     // Always a cursor to resume from, also when the poller is caught up.
-    let next_cursor = encode_cursor(rows.last().map_or(feed.after_seq, |r| r.seq));
-    let events = rows.iter().map(|r| siem::feed_event(r, feed.include_payload)).collect();
-    Ok(ok_with(&FeedPage { events, next_cursor, has_more }))
+    let next_cursor = encode_cursor(page.rows.last().map_or(feed.after_seq, |r| r.seq));
+    let events = page.rows.iter().map(|r| siem::feed_event(r, feed.include_payload)).collect();
+    Ok(ok_with(&FeedPage { events, next_cursor, has_more: page.has_more, checkpoint: page.checkpoint }))
 }

@@ -233,6 +233,8 @@ pub fn event_json(row: &AuditRow) -> Value {
         "event_id": row.event_id,
         "tenant_id": row.tenant_id,
         "seq": row.seq,
+        // Its leaf in the chain's Merkle tree (see `tree`): what inclusion proofs name.
+        "leaf_index": row.seq - 1,
         "occurred_at": format_time(row.occurred_at),
         "operation": row.operation,
         "outcome": row.outcome,

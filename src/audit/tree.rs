@@ -252,6 +252,11 @@ fn tree_is_whole(conn: &mut DbConn, chain_id: &str) -> AppResult<bool> {
     Ok(store::tree_hashes_of(conn, chain_id, &[last])?.first().is_some_and(|(_, h)| h.is_some()))
 }
 
+/// The RFC 6962 leaf hash of a leaf (an event's canonical bytes): `SHA-256(0x00 ‖ leaf)`.
+pub fn leaf_hash(leaf: &[u8]) -> Hash {
+    record_hash(leaf)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -77,6 +77,10 @@ pub enum Reach {
     Console(&'static [Role]),
     /// An enterprise key whose grant covers `(surface, access)`.
     Key(Surface, Access),
+    /// A console member with one of these roles, or an enterprise key whose
+    /// grant covers `(surface, access)`: the audit log's proofs, which
+    /// auditors and the tenant's SIEM check alike.
+    ConsoleOrKey(&'static [Role], Surface, Access),
     /// Any valid key or console caller (identity, "test connection").
     AnyCaller,
     /// Any valid key; the decision is made for the operation the gateway maps to.
@@ -151,6 +155,10 @@ operations! {
     EnterpriseKeyPolicyUpdate = "enterprise.key_policy.update", Post, "/v2/enterprise.key_policy.update", Reach::Console(OWNER);
     EnterpriseAuditList = "enterprise.audit.list", Get, "/v2/enterprise.audit.list", Reach::Console(OWNER_AUDITOR);
     EnterpriseAuditVerify = "enterprise.audit.verify", Get, "/v2/enterprise.audit.verify", Reach::Console(OWNER_AUDITOR);
+    // Audit proofs: signed checkpoints, inclusion and consistency proofs.
+    EnterpriseAuditCheckpoint = "enterprise.audit.checkpoint", Get, "/v2/enterprise.audit.checkpoint", Reach::ConsoleOrKey(OWNER_AUDITOR, Siem, Read);
+    EnterpriseAuditProof = "enterprise.audit.proof", Get, "/v2/enterprise.audit.proof", Reach::ConsoleOrKey(OWNER_AUDITOR, Siem, Read);
+    EnterpriseAuditConsistency = "enterprise.audit.consistency", Get, "/v2/enterprise.audit.consistency", Reach::ConsoleOrKey(OWNER_AUDITOR, Siem, Read);
     // Identity and gateway.
     AuthWhoami = "auth.whoami", Get, "/v2/auth.whoami", Reach::AnyCaller;
     AuthzCheck = "authz.check", Get, "/v2/authz.check", Reach::Gateway;
@@ -234,7 +242,7 @@ pub fn find(name: &str) -> Option<&'static Operation> {
 /// Whether a key of `key_type` may call `op`. Pure: the heart of the authorizer.
 pub fn key_may_call(key_type: KeyType, op: &Operation) -> bool {
     match op.reach {
-        Reach::Key(surface, required) => {
+        Reach::Key(surface, required) | Reach::ConsoleOrKey(_, surface, required) => {
             let (granted_surface, granted) = key_type.grant();
             granted_surface == surface && granted >= required
         }
@@ -243,13 +251,18 @@ pub fn key_may_call(key_type: KeyType, op: &Operation) -> bool {
     }
 }
 
+/// The console roles that may call `op` (none: no console member may).
+pub fn roles_for(op: &Operation) -> &'static [Role] {
+    match op.reach {
+        Reach::Console(roles) | Reach::ConsoleOrKey(roles, ..) => roles,
+        Reach::AnyCaller => &Role::ALL,
+        Reach::Key(..) | Reach::Gateway | Reach::Ingest | Reach::SignedLink => &[],
+    }
+}
+
 /// Whether a console member with `role` may call `op`.
 pub fn member_may_call(role: Role, op: &Operation) -> bool {
-    match op.reach {
-        Reach::Console(roles) => roles.contains(&role),
-        Reach::AnyCaller => true,
-        Reach::Key(..) | Reach::Gateway | Reach::Ingest | Reach::SignedLink => false,
-    }
+    roles_for(op).contains(&role)
 }
 
 /// The operations a key type may call, in table order (for whoami).
@@ -312,6 +325,10 @@ pub fn matrix_markdown() -> String {
                 format!("console ({})", names.join(", "))
             }
             Reach::Key(s, a) => format!("key: {} {}", s.as_str(), a.as_str()),
+            Reach::ConsoleOrKey(roles, s, a) => {
+                let names: Vec<_> = roles.iter().map(|r| r.as_str()).collect();
+                format!("console ({}) or key: {} {}", names.join(", "), s.as_str(), a.as_str())
+            }
             Reach::AnyCaller => "any key or console caller".into(),
             Reach::Gateway => "any key (decides the mapped operation)".into(),
             Reach::Ingest => "ingest token".into(),
@@ -372,6 +389,9 @@ mod tests {
                 "enterprise.compliance.export.create",
                 "enterprise.compliance.export.detail",
                 "enterprise.compliance.export.downloadUrl",
+                "enterprise.audit.checkpoint",
+                "enterprise.audit.proof",
+                "enterprise.audit.consistency",
             ],
             KeyType::TeamUserMgmt => &[
                 "team.user.list",
@@ -439,6 +459,20 @@ mod tests {
         assert!(member_may_call(Role::Auditor, list) && member_may_call(Role::Auditor, audit));
         assert!(!member_may_call(Role::Admin, list) && !member_may_call(Role::Member, audit));
         assert!(!member_may_call(Role::Owner, find("team.asset.list").unwrap()));
+    }
+
+    #[test]
+    fn proofs_reach_auditors_and_the_siem_key_alone() {
+        for name in ["enterprise.audit.checkpoint", "enterprise.audit.proof", "enterprise.audit.consistency"] {
+            let op = find(name).unwrap();
+            assert_eq!(op.method, Method::Get);
+            assert!(member_may_call(Role::Owner, op) && member_may_call(Role::Auditor, op), "{name}");
+            assert!(!member_may_call(Role::Admin, op) && !member_may_call(Role::Member, op), "{name}");
+            assert_eq!(roles_for(op), &[Role::Owner, Role::Auditor]);
+            for t in KeyType::ALL {
+                assert_eq!(key_may_call(t, op), t == KeyType::Siem, "{t} on {name}");
+            }
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod assets;
 pub mod exports;
 pub mod holds;
 pub mod keys;
+pub mod proofs;
 pub mod scim;
 pub mod siem;
 pub mod team;

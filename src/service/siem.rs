@@ -29,9 +29,18 @@ impl FeedQuery {
     }
 }
 
-/// One page of the tenant's feed, and whether more follow. Tier 2 payloads
-/// need the tenant's `siem_tier2_enabled`.
-pub fn feed_page(conn: &mut DbConn, tenant_id: &str, q: FeedQuery) -> AppResult<(Vec<AuditRow>, bool)> {
+/// One page of the feed.
+pub struct FeedPage {
+    pub rows: Vec<AuditRow>,
+    /// More events follow the page.
+    pub has_more: bool,
+    /// The tenant's newest signed checkpoint note (None: none signed yet), read
+    /// after the page's events: a poller proves them against it once it covers them.
+    pub checkpoint: Option<String>,
+}
+
+/// One page of the tenant's feed. Tier 2 payloads need the tenant's `siem_tier2_enabled`.
+pub fn feed_page(conn: &mut DbConn, tenant_id: &str, q: FeedQuery) -> AppResult<FeedPage> {
     let tenant = store::find_tenant(conn, tenant_id)?.ok_or_else(AppError::internal)?;
     if q.include_payload && !tenant.siem_tier2_enabled {
         return Err(AppError::precondition(
@@ -43,7 +52,9 @@ pub fn feed_page(conn: &mut DbConn, tenant_id: &str, q: FeedQuery) -> AppResult<
         until: q.until.map(to_naive),
         ..store::EventFilter::default()
     };
-    crate::audit::list_events(conn, tenant_id, &filter, q.after_seq, q.limit)
+    let (rows, has_more) = crate::audit::list_events(conn, tenant_id, &filter, q.after_seq, q.limit)?;
+    let checkpoint = super::proofs::latest_checkpoint_note(conn, tenant_id)?;
+    Ok(FeedPage { rows, has_more, checkpoint })
 }
 
 /// An event as the feed shows it: its Tier 2 `payload` only when asked.

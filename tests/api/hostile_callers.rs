@@ -45,7 +45,7 @@ fn credential_for(app: &TestApp, keys: &[(KeyType, String)], op: &Operation) -> 
         keys.iter().find(|(t, _)| authz::key_may_call(*t, op)).map(|(_, s)| s.clone()).expect("a key type")
     };
     match op.reach {
-        Reach::Console(_) | Reach::AnyCaller => headers(&[("Authorization", &owner)]),
+        Reach::Console(_) | Reach::ConsoleOrKey(..) | Reach::AnyCaller => headers(&[("Authorization", &owner)]),
         Reach::Key(..) => headers(&[("X-API-Key", &key_for(op))]),
         Reach::Gateway => headers(&[
             ("X-API-Key", &key_for(authz::find("team.asset.list").unwrap())),

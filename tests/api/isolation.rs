@@ -490,6 +490,34 @@ fn every_operation_keeps_tenants_apart(b: Backend) {
                 assert_eq!(v["head_seq"], json!(head), "B verifies B's chain: {v}");
                 assert_eq!(v["events_checked"], json!(head), "{v}");
             }
+            // ---------------------------------------------------------- audit proofs (console or SIEM key)
+            "enterprise.audit.checkpoint" => {
+                for headers in [console, &siem[..]] {
+                    let r = p.send(op, None, "", headers, None);
+                    // None may be signed yet (default interval); one signed is of B's chain.
+                    if r.status == 404 {
+                        p.not_found(op, &r);
+                    } else {
+                        let note = r.ok()["checkpoint"].as_str().unwrap().to_string();
+                        assert!(note.contains(&format!("/audit/{}\n", b_.id)), "B's chain: {note}");
+                    }
+                }
+            }
+            "enterprise.audit.proof" => {
+                for id in a_events_before.iter().take(5) {
+                    for headers in [console, &siem[..]] {
+                        for q in [format!("event_id={id}"), format!("event_id={id}&tree_size=1")] {
+                            p.not_found(op, &p.send(op, None, &q, headers, None));
+                        }
+                    }
+                }
+            }
+            "enterprise.audit.consistency" => {
+                for headers in [console, &siem[..]] {
+                    let r = p.send(op, None, "from=1&to=1", headers, None);
+                    assert_eq!(r.ok()["consistency"], json!([]), "{}", r.text);
+                }
+            }
             // ---------------------------------------------------------- identity and gateway
             "auth.whoami" => {
                 let r = p.send(op, None, "", console, None);

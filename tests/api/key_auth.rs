@@ -159,12 +159,17 @@ fn whoami_answers_every_key_type_with_exactly_its_operations(b: Backend) {
         let ops: Vec<String> =
             body["operations"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
         assert_eq!(ops, authz::operations_for_key(t), "{t}");
-        // Independently of the table: every key may ask who it is; none reaches the console.
+        // Independently of the table: every key may ask who it is; none reaches the console
+        // (but the SIEM key reaches the audit log's proofs).
+        let proofs = ["enterprise.audit.checkpoint", "enterprise.audit.proof", "enterprise.audit.consistency"];
         assert!(ops.iter().any(|o| o == "auth.whoami"), "{t}: {ops:?}");
         assert!(
-            !ops.iter().any(|o| o.starts_with("enterprise.key") || o.starts_with("enterprise.audit")),
+            !ops.iter().any(|o| o.starts_with("enterprise.key")
+                || (o.starts_with("enterprise.audit") && !proofs.contains(&o.as_str()))),
             "{t}: {ops:?}"
         );
+        let reached_proofs = proofs.iter().filter(|p| ops.iter().any(|o| o == *p)).count();
+        assert_eq!(reached_proofs, if t == KeyType::Siem { 3 } else { 0 }, "{t}: {ops:?}");
         assert!(!ops.iter().any(|o| o == "team.asset.upsert" || o == "team.asset.delete"), "{t}: {ops:?}");
         match t {
             KeyType::TeamAssetAudit => {

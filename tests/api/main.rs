@@ -20,6 +20,7 @@ mod isolation;
 mod key_auth;
 mod keys;
 mod merkle;
+mod proofs;
 mod rate_limits;
 mod reliability;
 mod scim;

@@ -274,6 +274,15 @@ pub fn chain_events_after(conn: &mut DbConn, chain_id: &str, after_seq: i64, lim
         .load(conn)?)
 }
 
+/// The event `event_id` of `chain_id`, if that chain holds it.
+pub fn find_chain_event(conn: &mut DbConn, chain_id: &str, event_id: &str) -> AppResult<Option<AuditRow>> {
+    Ok(audit_events::table
+        .filter(audit_events::chain_id.eq(chain_id))
+        .filter(audit_events::event_id.eq(event_id))
+        .first(conn)
+        .optional()?)
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct EventFilter {
     pub operation: Option<String>,
