@@ -266,10 +266,6 @@ impl Settings {
             },
         };
 
-        let checkpoint_key = checkpoint_key(&get, &database_url)?;
-        let checkpoint_signer = std::sync::Arc::new(
-            crypto::CheckpointSigner::parse(checkpoint_key.expose()).map_err(|m| err("KEYWARD_CHECKPOINT_KEY", m))?,
-        );
         let checkpoint_interval = match get("KEYWARD_CHECKPOINT_INTERVAL_MS") {
             None => Duration::from_millis(DEFAULT_CHECKPOINT_INTERVAL_MS),
             Some(v) => match v.parse::<u64>() {
@@ -277,7 +273,14 @@ impl Settings {
                 _ => return Err(err("KEYWARD_CHECKPOINT_INTERVAL_MS", "must be 10 to 1000 (milliseconds)")),
             },
         };
-
+        let rate_limit_read_per_minute = per_minute("KEYWARD_RATE_LIMIT_READ_PER_MINUTE", DEFAULT_READ_PER_MINUTE)?;
+        let rate_limit_write_per_minute = per_minute("KEYWARD_RATE_LIMIT_WRITE_PER_MINUTE", DEFAULT_WRITE_PER_MINUTE)?;
+        let refusals_per_minute = per_minute("KEYWARD_REFUSALS_PER_MINUTE", crate::ratelimit::REFUSALS_PER_MINUTE)?;
+        // Last: a key generated for embedded mode is written to disk only for settings that hold.
+        let checkpoint_key = checkpoint_key(&get, &database_url)?;
+        let checkpoint_signer = std::sync::Arc::new(
+            crypto::CheckpointSigner::parse(checkpoint_key.expose()).map_err(|m| err("KEYWARD_CHECKPOINT_KEY", m))?,
+        );
         Ok(Settings {
             checkpoint_key,
             checkpoint_signer,
@@ -295,9 +298,9 @@ impl Settings {
             ingest_token,
             log_format,
             export_dir,
-            rate_limit_read_per_minute: per_minute("KEYWARD_RATE_LIMIT_READ_PER_MINUTE", DEFAULT_READ_PER_MINUTE)?,
-            rate_limit_write_per_minute: per_minute("KEYWARD_RATE_LIMIT_WRITE_PER_MINUTE", DEFAULT_WRITE_PER_MINUTE)?,
-            refusals_per_minute: per_minute("KEYWARD_REFUSALS_PER_MINUTE", crate::ratelimit::REFUSALS_PER_MINUTE)?,
+            rate_limit_read_per_minute,
+            rate_limit_write_per_minute,
+            refusals_per_minute,
             db_wait,
             key_cache,
         })

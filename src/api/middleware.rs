@@ -143,7 +143,7 @@ async fn handle(
     };
     // Still the request's unless the handler committed it with its change.
     let pending = PendingEvent::take(res.request()).map(PendingEvent::into_parts);
-    let authenticated = pending.as_ref().map_or(true, |(_, proved)| *proved);
+    let authenticated = pending.as_ref().is_none_or(|(_, proved)| *proved);
     // A refusal of a caller who proved no credential is charged to its address;
     // over budget it is answered 429 and tallied for the address's summary
     // instead of written.
