@@ -88,7 +88,7 @@ both!(every_chain_is_the_rfc_6962_tree_of_its_events);
 
 /// A checkpoint note's body and its one signature, checked with `ring`
 /// against the verifier key (an implementation independent of the one that signed).
-fn open_with_ring(note: &str, verifier_key: &str) -> Vec<String> {
+pub(crate) fn open_with_ring(note: &str, verifier_key: &str) -> Vec<String> {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD;
     let (text, sigs) = note.split_once("\n\n").expect("a body, a blank line, signatures");
@@ -135,6 +135,9 @@ fn checkpoints_are_signed_for_every_chain_that_grows(b: Backend) {
     // The signing key is nowhere in the database.
     let dump = app.dump_database();
     let key = app.settings().checkpoint_key.expose();
-    assert!(!dump.contains(key) && !dump.contains(key.splitn(5, '+').nth(4).unwrap()), "the database holds the signing key");
+    assert!(
+        !dump.contains(key) && !dump.contains(key.splitn(5, '+').nth(4).unwrap()),
+        "the database holds the signing key"
+    );
 }
 both!(checkpoints_are_signed_for_every_chain_that_grows);
