@@ -333,6 +333,11 @@ fn note_verifier_key(name: &str, public: &[u8]) -> String {
     format!("{name}+{:08x}+{}", signed_note::key_id(name, &key), base64::engine::general_purpose::STANDARD.encode(&key))
 }
 
+/// Whether `verifier_key` is a signed-note verifier key (`name+id+base64`) this code can check with.
+pub fn check_verifier_key(verifier_key: &str) -> Result<(), String> {
+    signed_note::StandardVerifier::new(verifier_key.trim()).map(|_| ()).map_err(|e| format!("not a verifier key ({e})"))
+}
+
 /// Checks a signed note against a verifier key: its text if a signature by
 /// that key verifies, else why not.
 pub fn open_note(note: &[u8], verifier_key: &str) -> Result<Vec<u8>, String> {

@@ -90,6 +90,17 @@ enum AuditAction {
     PublicKey,
     /// Sign a checkpoint of every chain that grew now, and print each chain's newest checkpoint as JSON lines.
     Checkpoint,
+    /// Check an export file (e-Discovery ZIP or SIEM compliance NDJSON) offline: its
+    /// checkpoint's signature, every event's inclusion proof, and that each event's
+    /// shown fields are its leaf's. Needs no configuration, database or network;
+    /// exits 1 if anything does not verify.
+    VerifyArchive {
+        /// The downloaded export file.
+        file: std::path::PathBuf,
+        /// The verifier key (`keyward audit public-key`), or a file holding it.
+        #[arg(long)]
+        public_key: String,
+    },
     /// Print a new checkpoint signing key for KEYWARD_CHECKPOINT_KEY (needs no configuration).
     NewCheckpointKey {
         /// The key's name: checkpoints' origins start with it (e.g. keyward.example.com).
@@ -126,6 +137,30 @@ fn print_json(v: serde_json::Value) {
     println!("{v}");
 }
 
+/// `audit verify-archive`: the summary on stdout, one line per problem on stderr.
+fn verify_archive(file: &std::path::Path, public_key: &str) -> Result<ExitCode, Failure> {
+    let bytes = std::fs::read(file).map_err(|e| Failure(2, format!("cannot read {}: {e}", file.display())))?;
+    let key = match std::path::Path::new(public_key) {
+        p if p.is_file() => std::fs::read_to_string(p)
+            .map_err(|e| Failure(2, format!("cannot read --public-key {}: {e}", p.display())))?
+            .trim()
+            .to_string(),
+        _ => public_key.trim().to_string(),
+    };
+    signed_note_key_is_usable(&key)?;
+    let report = keyward::audit::evidence::verify(&bytes, &key);
+    print_json(serde_json::to_value(&report).map_err(|e| Failure(1, e.to_string()))?);
+    for problem in &report.problems {
+        eprintln!("invalid: {problem}");
+    }
+    Ok(if report.valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// A malformed verifier key is a usage error (exit 2), not an invalid archive.
+fn signed_note_key_is_usable(key: &str) -> Result<(), Failure> {
+    keyward::crypto::check_verifier_key(key).map_err(|e| Failure(2, format!("--public-key: {e}")))
+}
+
 fn run(command: Command) -> Result<ExitCode, Failure> {
     if let Command::Audit { action: AuditAction::NewCheckpointKey { name } } = &command {
         if name.is_empty() || name.contains(|c: char| c == '+' || c.is_whitespace()) {
@@ -133,6 +168,9 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
         }
         println!("{}", keyward::crypto::CheckpointSigner::generate(name));
         return Ok(ExitCode::SUCCESS);
+    }
+    if let Command::Audit { action: AuditAction::VerifyArchive { file, public_key } } = &command {
+        return verify_archive(file, public_key);
     }
     let settings = settings()?;
     match command {
@@ -202,7 +240,9 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
                 }
             }
         }
-        Command::Audit { action: AuditAction::NewCheckpointKey { .. } } => unreachable!("handled before settings"),
+        Command::Audit { action: AuditAction::NewCheckpointKey { .. } | AuditAction::VerifyArchive { .. } } => {
+            unreachable!("handled before settings")
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -97,7 +97,12 @@ pub fn build(settings: Settings, listener: TcpListener, workers: Option<usize>) 
         pool: pool.clone(),
         metrics: metrics.clone(),
     };
-    let exports = ExportRunner::start(settings.database_url.clone(), writer.clone(), settings.export_dir.clone());
+    let exports = ExportRunner::start(
+        settings.database_url.clone(),
+        writer.clone(),
+        settings.export_dir.clone(),
+        settings.checkpoint_signer.clone(),
+    );
     let checkpoints = Checkpointer::start(
         settings.database_url.clone(),
         settings.conn_options(),

@@ -3,6 +3,7 @@
 
 pub mod chain;
 pub mod checkpoint;
+pub mod evidence;
 pub mod refusals;
 pub mod tree;
 pub mod verify;

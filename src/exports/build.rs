@@ -2,7 +2,8 @@
 //! renamed into place, so a reader never sees a partial file.
 
 use crate::audit::event_json;
-use crate::crypto::{self, Sha256Stream};
+use crate::audit::evidence::{Evidence, ARCHIVE_EVENTS, ARCHIVE_MANIFEST, PROOF_KEY};
+use crate::crypto::{self, CheckpointSigner, Sha256Stream};
 use crate::db::models::{now, AuditRow, Export};
 use crate::db::store::{self, EventFilter};
 use crate::db::DbConn;
@@ -81,19 +82,23 @@ pub fn file_name(job: &Export, kind: ExportKind) -> String {
     format!("{}-{}.{}", job.uid, job.attempts, kind.extension())
 }
 
-/// Builds the job's file and returns its name, size and SHA-256.
+/// Builds the job's file and returns its name, size and SHA-256. The file
+/// holds the tenant's events up to a checkpoint signed now with `signer`,
+/// each with its proof against it (see `audit::evidence`).
 pub fn build(
     conn: &mut DbConn,
     export_dir: &Path,
     job: &Export,
+    signer: &CheckpointSigner,
     heartbeat: &mut Heartbeat<'_>,
 ) -> Result<Built, BuildError> {
     let kind = job.kind;
     let name = file_name(job, kind);
     let dir = tenant_dir(export_dir, &job.tenant_id);
+    let evidence = Evidence::sign_now(conn, signer, &job.tenant_id)?;
     let path = write_atomically(&dir, &name, |file| match kind {
-        ExportKind::Ediscovery => write_ediscovery(conn, job, file, heartbeat),
-        ExportKind::Compliance => write_compliance(conn, job, file, heartbeat),
+        ExportKind::Ediscovery => write_ediscovery(conn, job, &evidence, file, heartbeat),
+        ExportKind::Compliance => write_compliance(conn, job, &evidence, file, heartbeat),
     })?;
     let (size, sha256) = hash_file(&path)?;
     Ok(Built { file_name: name, size: i64::try_from(size).unwrap_or(i64::MAX), sha256 })
@@ -151,40 +156,60 @@ fn line(out: &mut impl Write, v: &impl serde::Serialize) -> io::Result<()> {
     out.write_all(b"\n")
 }
 
-/// An event as an export shows it: Tier 2 `payload` only when asked (and allowed).
-fn exported_event(row: &AuditRow, with_payload: bool) -> Value {
+/// An event as an export shows it: Tier 2 `payload` only when asked (and
+/// allowed), and its proof against the file's checkpoint. The proof holds the
+/// event's leaf (its canonical bytes) only where the file shows all the leaf
+/// holds: a withheld payload stays withheld, its leaf is given as a hash.
+fn exported_event(
+    conn: &mut DbConn,
+    evidence: &Evidence,
+    row: &AuditRow,
+    with_payload: bool,
+    checkpoint_in_line: bool,
+) -> Result<Value, BuildError> {
     let mut v = event_json(row);
+    let mut leaf_shown = row.payload.is_none();
     if let Value::Object(m) = &mut v {
         if with_payload {
             // Stored payloads are redacted already; redact again so no export can carry a secret.
             if let Some(p) = m.get("payload").cloned() {
-                m.insert("payload".into(), redact::redact(&p));
+                let redacted = redact::redact(&p);
+                leaf_shown = redacted == p;
+                m.insert("payload".into(), redacted);
             }
         } else {
             m.remove("payload");
         }
+        let mut proof = evidence.proof(conn, row, leaf_shown)?;
+        if checkpoint_in_line {
+            proof.insert("checkpoint".into(), Value::String(evidence.note().to_string()));
+        }
+        m.insert(PROOF_KEY.into(), Value::Object(proof));
     }
-    v
+    Ok(v)
 }
 
-/// Streams a chain's matching events, in sequence order, `BATCH` at a time. Returns how many.
+/// Streams a chain's matching events up to the evidence's checkpoint, in
+/// sequence order, `BATCH` at a time. Returns how many.
 fn each_event(
     conn: &mut DbConn,
     chain_id: &str,
     filter: &EventFilter,
+    evidence: &Evidence,
     heartbeat: &mut Heartbeat<'_>,
-    mut f: impl FnMut(&AuditRow) -> io::Result<()>,
+    mut f: impl FnMut(&mut DbConn, &AuditRow) -> Result<(), BuildError>,
 ) -> Result<u64, BuildError> {
     let (mut after, mut count) = (0i64, 0u64);
+    let last_proven = evidence.tree_size() as i64;
     loop {
         heartbeat(conn)?;
         let rows = store::filtered_events(conn, chain_id, filter, after, BATCH)?;
-        for row in &rows {
-            f(row)?;
+        for row in rows.iter().take_while(|r| r.seq <= last_proven) {
+            f(conn, row)?;
             count += 1;
         }
         match rows.last() {
-            Some(last) if rows.len() as i64 == BATCH => after = last.seq,
+            Some(last) if rows.len() as i64 == BATCH && last.seq < last_proven => after = last.seq,
             _ => return Ok(count),
         }
     }
@@ -193,6 +218,7 @@ fn each_event(
 fn write_compliance(
     conn: &mut DbConn,
     job: &Export,
+    evidence: &Evidence,
     file: &mut File,
     heartbeat: &mut Heartbeat<'_>,
 ) -> Result<(), BuildError> {
@@ -200,7 +226,10 @@ fn write_compliance(
     let tier2 = job.include_payload && store::find_tenant(conn, &job.tenant_id)?.is_some_and(|t| t.siem_tier2_enabled);
     let filter = EventFilter { since: job.start_time, until: job.end_time, ..EventFilter::default() };
     let mut out = BufWriter::new(file);
-    each_event(conn, &job.tenant_id, &filter, heartbeat, |row| line(&mut out, &exported_event(row, tier2)))?;
+    // Every line carries the checkpoint: a SIEM may keep lines apart, each verifies alone.
+    each_event(conn, &job.tenant_id, &filter, evidence, heartbeat, |conn, row| {
+        Ok(line(&mut out, &exported_event(conn, evidence, row, tier2, true)?)?)
+    })?;
     out.flush()?;
     Ok(())
 }
@@ -208,6 +237,7 @@ fn write_compliance(
 fn write_ediscovery(
     conn: &mut DbConn,
     job: &Export,
+    evidence: &Evidence,
     file: &mut File,
     heartbeat: &mut Heartbeat<'_>,
 ) -> Result<(), BuildError> {
@@ -229,17 +259,18 @@ fn write_ediscovery(
         line(&mut zip, &asset_view(a))?;
     }
 
-    zip.start_file("events.ndjson", options)?;
+    zip.start_file(ARCHIVE_EVENTS, options)?;
     let filter = EventFilter {
         actor_id: Some(member_id.clone()),
         since: job.start_time,
         until: job.end_time,
         ..EventFilter::default()
     };
-    let events =
-        each_event(conn, &job.tenant_id, &filter, heartbeat, |row| line(&mut zip, &exported_event(row, full)))?;
+    let events = each_event(conn, &job.tenant_id, &filter, evidence, heartbeat, |conn, row| {
+        Ok(line(&mut zip, &exported_event(conn, evidence, row, full, false)?)?)
+    })?;
 
-    zip.start_file("manifest.json", options)?;
+    zip.start_file(ARCHIVE_MANIFEST, options)?;
     let manifest = json!({
         "uid": job.uid,
         "tenant_id": job.tenant_id,
@@ -255,6 +286,8 @@ fn write_ediscovery(
         "counts": {"member": 1, "assets": assets.len(), "events": events},
         "event_payloads": if full { "included (redacted)" } else { "left out (metadata scope)" },
         "files_note": FILES_NOTE,
+        // The signed checkpoint every event's proof in events.ndjson leads to.
+        "checkpoint": evidence.note(),
     });
     serde_json::to_writer_pretty(&mut zip, &manifest).map_err(io::Error::from)?;
 

@@ -20,6 +20,7 @@
 use super::build::{self, BuildError, Built};
 use crate::audit::writer::{commit_now, AuditWriter};
 use crate::audit::{ActorType, EventDraft};
+use crate::crypto::CheckpointSigner;
 use crate::db::models::{now, to_naive, Export};
 use crate::db::{self, store, DbConn, DbUrl};
 use crate::domain::exports::{self, ExportStatus};
@@ -85,13 +86,14 @@ pub struct ExportRunner {
 }
 
 impl ExportRunner {
-    /// Starts the runner thread; it owns its connection, its writer handle and its folder.
-    pub fn start(url: DbUrl, writer: AuditWriter, export_dir: PathBuf) -> ExportRunner {
+    /// Starts the runner thread; it owns its connection, its writer handle,
+    /// its folder and the checkpoint signer its files' evidence is signed with.
+    pub fn start(url: DbUrl, writer: AuditWriter, export_dir: PathBuf, signer: Arc<CheckpointSigner>) -> ExportRunner {
         let wake = Arc::new(Wake::default());
         let bell = wake.clone();
         std::thread::Builder::new()
             .name("export-runner".into())
-            .spawn(move || run(&url, &writer, &export_dir, &bell))
+            .spawn(move || run(&url, &writer, &export_dir, &signer, &bell))
             .expect("spawn the export runner thread");
         ExportRunner { wake }
     }
@@ -108,7 +110,7 @@ impl Drop for ExportRunner {
     }
 }
 
-fn run(url: &DbUrl, writer: &AuditWriter, export_dir: &Path, wake: &Wake) {
+fn run(url: &DbUrl, writer: &AuditWriter, export_dir: &Path, signer: &CheckpointSigner, wake: &Wake) {
     let rt = match tokio::runtime::Builder::new_current_thread().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -129,7 +131,7 @@ fn run(url: &DbUrl, writer: &AuditWriter, export_dir: &Path, wake: &Wake) {
         }
         if let Some(c) = conn.as_mut() {
             let writer = url.is_sqlite().then_some((writer, &rt));
-            let mut jobs = Jobs { conn: c, writer, export_dir };
+            let mut jobs = Jobs { conn: c, writer, export_dir, signer };
             let healthy = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 if last_recovery.is_none_or(|t| t.elapsed() >= RECOVERY_INTERVAL) {
                     jobs.recover_stale()?;
@@ -166,6 +168,7 @@ pub struct Jobs<'a> {
     conn: &'a mut DbConn,
     writer: Option<(&'a AuditWriter, &'a tokio::runtime::Runtime)>,
     export_dir: &'a Path,
+    signer: &'a CheckpointSigner,
 }
 
 /// A status change that found its row no longer in the expected state.
@@ -174,9 +177,10 @@ fn not_taken() -> AppError {
 }
 
 impl<'a> Jobs<'a> {
-    /// Jobs whose changes commit on `conn` itself, each with its audit event.
-    pub fn on_connection(conn: &'a mut DbConn, export_dir: &'a Path) -> Jobs<'a> {
-        Jobs { conn, writer: None, export_dir }
+    /// Jobs whose changes commit on `conn` itself, each with its audit event;
+    /// their files' checkpoints are signed with `signer`.
+    pub fn on_connection(conn: &'a mut DbConn, export_dir: &'a Path, signer: &'a CheckpointSigner) -> Jobs<'a> {
+        Jobs { conn, writer: None, export_dir, signer }
     }
 
     /// Runs `change` and, if it changed the row, commits it with its event.
@@ -289,7 +293,7 @@ impl<'a> Jobs<'a> {
             }
             Ok(())
         };
-        let outcome = build::build(self.conn, self.export_dir, &job, &mut heartbeat);
+        let outcome = build::build(self.conn, self.export_dir, &job, self.signer, &mut heartbeat);
         match outcome {
             Ok(built) => {
                 let file = built.clone();

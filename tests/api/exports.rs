@@ -603,10 +603,11 @@ fn a_stale_run_is_taken_back_and_completes(b: Backend) {
 
     let mut conn = app.db();
     let export_dir = app.settings().export_dir.clone();
-    let recovered = Jobs::on_connection(&mut conn, &export_dir).recover_stale().unwrap();
+    let signer = app.settings().checkpoint_signer.clone();
+    let recovered = Jobs::on_connection(&mut conn, &export_dir, &signer).recover_stale().unwrap();
     assert!(recovered <= 2, "{recovered}");
     // Whoever took them back (this call or the instance's runner at start-up), the lease is over.
-    let again = Jobs::on_connection(&mut conn, &export_dir).recover_stale().unwrap();
+    let again = Jobs::on_connection(&mut conn, &export_dir, &signer).recover_stale().unwrap();
     assert_eq!(again, 0, "a run is taken back once");
 
     let done = wait_done(&app, &secret, DETAIL, &stale);
@@ -632,7 +633,8 @@ fn jobs_left_pending_are_run_exactly_once(b: Backend) {
     // This test acts as a second instance, racing the app's own runner for them.
     let mut conn = app.db();
     let export_dir = app.settings().export_dir.clone();
-    let ran = Jobs::on_connection(&mut conn, &export_dir).run_pending().unwrap();
+    let signer = app.settings().checkpoint_signer.clone();
+    let ran = Jobs::on_connection(&mut conn, &export_dir, &signer).run_pending().unwrap();
     assert!(ran <= 3);
     for uid in &uids {
         let done = wait_done(&app, &secret, DETAIL, uid);
@@ -641,7 +643,7 @@ fn jobs_left_pending_are_run_exactly_once(b: Backend) {
         let process: Vec<String> = statuses(&process_events(&app, uid)).into_iter().collect();
         assert_eq!(process, [PROCESSING, COMPLETED], "one run per job");
     }
-    assert_eq!(Jobs::on_connection(&mut conn, &export_dir).run_pending().unwrap(), 0, "nothing left");
+    assert_eq!(Jobs::on_connection(&mut conn, &export_dir, &signer).run_pending().unwrap(), 0, "nothing left");
     let v = app.owner_get("/v2/enterprise.audit.verify");
     assert_eq!(v.ok()["verification"]["valid"], json!(true), "{}", v.text);
 }

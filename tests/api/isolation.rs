@@ -235,7 +235,9 @@ fn columns(app: &TestApp, table: &str) -> Vec<String> {
 fn rows(app: &TestApp, table: &str, filter: &str) -> Vec<String> {
     // Binary columns (the tree hashes) as hex on SQLite, whose CAST would give raw bytes.
     let text = |c: &str| match app.backend {
-        Backend::Sqlite => format!("CASE WHEN typeof(\"{c}\") = 'blob' THEN hex(\"{c}\") ELSE CAST(\"{c}\" AS TEXT) END"),
+        Backend::Sqlite => {
+            format!("CASE WHEN typeof(\"{c}\") = 'blob' THEN hex(\"{c}\") ELSE CAST(\"{c}\" AS TEXT) END")
+        }
         Backend::Postgres => format!("CAST(\"{c}\" AS TEXT)"),
     };
     let expr = columns(app, table)

@@ -9,6 +9,7 @@ mod cli;
 mod console_auth;
 mod docs;
 mod errors;
+mod evidence;
 mod exports;
 mod gateway;
 mod holds;
