@@ -57,10 +57,22 @@ impl Frontier {
 
     /// A chain's frontier at `size`, read from the stored hashes.
     pub fn load(conn: &mut DbConn, chain_id: &str, size: u64) -> AppResult<Frontier> {
+        Frontier::try_load(conn, chain_id, size)?.ok_or_else(|| out_of_step(chain_id))
+    }
+
+    /// A chain's frontier at `size`, or `None` if a hash it needs is not stored.
+    pub fn try_load(conn: &mut DbConn, chain_id: &str, size: u64) -> AppResult<Option<Frontier>> {
         let wanted = sub_tree_index(0, size, Vec::new());
-        let reader = StoredHashes::new(conn, chain_id);
-        let hashes = reader.read_hashes(&wanted).map_err(|_| out_of_step(chain_id))?;
-        Ok(Frontier { size, roots: wanted.into_iter().zip(hashes).collect() })
+        let indexes: Vec<i64> = wanted.iter().map(|&i| i as i64).collect();
+        let found: HashMap<i64, Vec<u8>> = store::tree_hashes(conn, chain_id, &indexes)?.into_iter().collect();
+        let mut roots = Vec::with_capacity(wanted.len());
+        for idx in wanted {
+            match found.get(&(idx as i64)).and_then(|h| <[u8; 32]>::try_from(h.as_slice()).ok()) {
+                Some(h) => roots.push((idx, Hash(h))),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(Frontier { size, roots }))
     }
 }
 

@@ -167,6 +167,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    audit_verifications (chain_id) {
+        chain_id -> Text,
+        tree_size -> BigInt,
+        root_hash -> Text,
+        chain_hash -> Text,
+        verified_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     audit_tree_hashes (chain_id, idx) {
         chain_id -> Text,
         idx -> BigInt,
@@ -185,6 +195,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
     audit_tree_hashes,
     audit_checkpoints,
+    audit_verifications,
     assets,
     legal_holds,
     legal_hold_members,
