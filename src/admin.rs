@@ -2,7 +2,7 @@
 //! and members, mint console tokens, verify and read the audit log. Each
 //! change is audited with actor type SERVICE.
 
-use crate::audit::verify::{verify_chain, Verification};
+use crate::audit::verify::{verify_chain, verify_from, Report, Trusted, Verification};
 use crate::audit::writer::commit_now;
 use crate::audit::{event_json, ActorType, EventDraft, SYSTEM_CHAIN};
 use crate::config::Settings;
@@ -24,6 +24,13 @@ fn draft(operation: Unrouted, tenant_id: Option<&str>) -> EventDraft {
     d.actor_type = ActorType::Service;
     d.actor_id = Some(CLI_ACTOR.into());
     d
+}
+
+/// A connection for verifying the audit log: the schema is prepared, but no
+/// audit tree is built or completed (that would rewrite what is verified).
+pub fn connect_to_verify(settings: &Settings) -> AppResult<DbConn> {
+    crate::startup::prepare_schema(&settings.database_url)
+        .map_err(|m| AppError::new(crate::error::ErrorCode::Unavailable, m))
 }
 
 pub fn connect(settings: &Settings) -> AppResult<DbConn> {
@@ -102,4 +109,49 @@ pub fn list_events(conn: &mut DbConn, chain: Option<&str>, limit: i64) -> AppRes
     let chain = chain.unwrap_or(SYSTEM_CHAIN);
     let rows = store::chain_events_after(conn, chain, 0, limit)?;
     Ok(rows.iter().map(event_json).collect())
+}
+
+/// Verifies the database against a checkpoint note obtained earlier. With a
+/// state folder, starts from the size and root a previous run verified for
+/// that chain (if any; only the events since are read) and, if the log
+/// verifies, keeps the new ones there for the next run.
+pub fn verify_checkpoint(
+    conn: &mut DbConn,
+    verifier_key: &str,
+    note: &[u8],
+    state_dir: Option<&std::path::Path>,
+) -> Result<Report, String> {
+    let opened = crate::audit::verify::open_checkpoint(note, verifier_key).ok();
+    let state = match (state_dir, &opened) {
+        (Some(dir), Some(c)) => {
+            let origin =
+                crate::audit::checkpoint::origin(verifier_key.split('+').next().unwrap_or_default(), &c.chain_id);
+            Some(crate::witness::state_file(dir, &origin).with_extension("verified"))
+        }
+        _ => None,
+    };
+    let trusted = match &state {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => {
+                parse_trusted(&text).ok_or_else(|| format!("{}: not a verified size and root", path.display()))?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Trusted::EMPTY,
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        },
+        None => Trusted::EMPTY,
+    };
+    let report = verify_from(conn, verifier_key, note, trusted).map_err(|e| e.to_string())?;
+    if let (Some(path), Some(dir), Some(point)) = (&state, state_dir, report.verified()) {
+        let text = format!("{}\n{}\n", point.size, point.root);
+        crate::witness::keep(dir, path, text.as_bytes()).map_err(|e| e.1)?;
+    }
+    Ok(report)
+}
+
+/// `<size>\n<base64 root>\n`, as `verify_checkpoint` keeps it.
+fn parse_trusted(text: &str) -> Option<Trusted> {
+    let mut lines = text.lines();
+    let size = lines.next()?.parse().ok()?;
+    let root = crate::audit::tree::Hash::parse_hash(lines.next()?).ok()?;
+    Some(Trusted { size, root })
 }

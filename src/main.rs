@@ -73,9 +73,40 @@ enum MemberAction {
 #[derive(Subcommand)]
 enum AuditAction {
     /// Verify the hash chains (one tenant's, or all); exits 1 if any is broken.
+    /// With --checkpoint: verify the database against a checkpoint obtained
+    /// earlier (its signature, then the chain's tree recomputed from its events).
     Verify {
-        #[arg(long)]
+        #[arg(long, conflicts_with = "checkpoint")]
         tenant: Option<String>,
+        /// A signed checkpoint note (as `enterprise.audit.checkpoint` or `keyward audit checkpoint` gave it).
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<std::path::PathBuf>,
+        /// Keep the last verified size and root per chain here: the next run reads only the events since.
+        #[arg(long, value_name = "DIR", requires = "checkpoint")]
+        state: Option<std::path::PathBuf>,
+        /// The checkpoints' verifier key (default: that of KEYWARD_CHECKPOINT_KEY).
+        #[arg(long, value_name = "KEY", requires = "checkpoint")]
+        public_key: Option<String>,
+    },
+    /// Witness an instance's log over HTTP: fetch its latest checkpoint, check
+    /// its signature and its consistency with the one kept from the last run,
+    /// keep the new one. Exits 1 with one line if history was rewritten.
+    Witness {
+        /// The instance's base URL (https://keyward.example.com).
+        #[arg(long)]
+        url: String,
+        /// The instance's checkpoint verifier key (`keyward audit public-key`).
+        #[arg(long, value_name = "KEY")]
+        public_key: String,
+        /// Where the last checkpoint of each origin is kept between runs.
+        #[arg(long, value_name = "DIR")]
+        state: std::path::PathBuf,
+        /// A SIEM key of the tenant, sent as X-API-Key.
+        #[arg(long, env = "KEYWARD_WITNESS_API_KEY", hide_env_values = true, conflicts_with = "token")]
+        api_key: Option<String>,
+        /// Or a console token of an OWNER or AUDITOR, sent as a bearer token.
+        #[arg(long, env = "KEYWARD_WITNESS_TOKEN", hide_env_values = true)]
+        token: Option<String>,
     },
     /// Print events as NDJSON: a tenant's, or (--system) those no tenant could be told for.
     List {
@@ -162,6 +193,9 @@ fn signed_note_key_is_usable(key: &str) -> Result<(), Failure> {
 }
 
 fn run(command: Command) -> Result<ExitCode, Failure> {
+    if let Command::Audit { action: AuditAction::Witness { url, public_key, state, api_key, token } } = &command {
+        return witness(url, public_key, state, api_key.as_deref(), token.as_deref());
+    }
     if let Command::Audit { action: AuditAction::NewCheckpointKey { name } } = &command {
         if name.is_empty() || name.contains(|c: char| c == '+' || c.is_whitespace()) {
             return Err(Failure(2, "--name must be non-empty, without spaces or '+'".into()));
@@ -206,8 +240,22 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
             let mut conn = admin::connect(&settings)?;
             println!("{}", admin::console_token(&mut conn, &settings, &tenant, &member, ttl)?);
         }
-        Command::Audit { action: AuditAction::Verify { tenant } } => {
-            let mut conn = admin::connect(&settings)?;
+        Command::Audit { action: AuditAction::Verify { checkpoint: Some(file), state, public_key, .. } } => {
+            let note = std::fs::read(&file).map_err(|e| Failure(2, format!("--checkpoint {}: {e}", file.display())))?;
+            let key = public_key.as_deref().unwrap_or(settings.checkpoint_signer.verifier_key());
+            let mut conn = admin::connect_to_verify(&settings)?;
+            let report =
+                admin::verify_checkpoint(&mut conn, key, &note, state.as_deref()).map_err(|e| Failure(2, e))?;
+            print_json(serde_json::to_value(&report).expect("a report is JSON"));
+            if !report.valid {
+                for p in &report.problems {
+                    eprintln!("error: {}", p.message);
+                }
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Command::Audit { action: AuditAction::Verify { tenant, .. } } => {
+            let mut conn = admin::connect_to_verify(&settings)?;
             let chains = admin::verify(&mut conn, tenant.as_deref())?;
             let valid = chains.iter().all(|c| c.valid);
             print_json(serde_json::json!({"valid": valid, "chains": chains}));
@@ -240,9 +288,57 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
                 }
             }
         }
-        Command::Audit { action: AuditAction::NewCheckpointKey { .. } | AuditAction::VerifyArchive { .. } } => {
+        Command::Audit {
+            action:
+                AuditAction::NewCheckpointKey { .. } | AuditAction::VerifyArchive { .. } | AuditAction::Witness { .. },
+        } => {
             unreachable!("handled before settings")
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `keyward audit witness`: needs no configuration, only the instance's URL and key.
+fn witness(
+    url: &str,
+    public_key: &str,
+    state: &std::path::Path,
+    api_key: Option<&str>,
+    token: Option<&str>,
+) -> Result<ExitCode, Failure> {
+    let credential = match (api_key, token) {
+        (Some(k), _) if !k.trim().is_empty() => ("X-API-Key", k.trim().to_string()),
+        (_, Some(t)) if !t.trim().is_empty() => ("Authorization", format!("Bearer {}", t.trim())),
+        _ => {
+            return Err(Failure(
+                2,
+                "give --api-key (or KEYWARD_WITNESS_API_KEY) or --token (or KEYWARD_WITNESS_TOKEN)".into(),
+            ))
+        }
+    };
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(Failure(2, format!("--url {url:?} must be an http(s) URL")));
+    }
+    if signed_note_key_name(public_key).is_none() {
+        return Err(Failure(
+            2,
+            "--public-key must be a verifier key <name>+<id>+<base64> (keyward audit public-key)".into(),
+        ));
+    }
+    let remote = keyward::witness::Remote { url: url.to_string(), credential };
+    match keyward::witness::run(&remote, public_key, state) {
+        Ok(outcome) => {
+            print_json(serde_json::to_value(&outcome).expect("an outcome is JSON"));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(keyward::witness::WitnessError(code, line)) => Err(Failure(code, line)),
+    }
+}
+
+fn signed_note_key_name(key: &str) -> Option<&str> {
+    let mut parts = key.trim().splitn(3, '+');
+    let name = parts.next().filter(|n| !n.is_empty())?;
+    parts.next().filter(|id| id.len() == 8)?;
+    parts.next().filter(|k| !k.is_empty())?;
+    Some(name)
 }

@@ -29,6 +29,16 @@ const READ_POOL_SIZE: u32 = 8;
 /// PostgreSQL, instances refuse to start until `keyward migrate` has run, so
 /// that several instances never race to migrate.
 pub fn prepare_database(url: &DbUrl) -> Result<(), String> {
+    let mut conn = prepare_schema(url)?;
+    // Events stored before the audit trees existed get theirs before anything is appended.
+    crate::audit::tree::build_missing(&mut conn).map_err(|e| format!("cannot build the audit trees: {e}"))?;
+    Ok(())
+}
+
+/// The database file (SQLite) and its schema, as `prepare_database`, but no
+/// audit tree is built: what verification connects with, since building a
+/// tree from the events as they are now would overwrite the evidence it looks for.
+pub fn prepare_schema(url: &DbUrl) -> Result<crate::db::DbConn, String> {
     if let DbUrl::Sqlite(path) = url {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -48,9 +58,7 @@ pub fn prepare_database(url: &DbUrl) -> Result<(), String> {
     } else if !db::is_migrated(&mut conn)? {
         return Err("the PostgreSQL schema is not migrated; run `keyward migrate` first".into());
     }
-    // Events stored before the audit trees existed get theirs before anything is appended.
-    crate::audit::tree::build_missing(&mut conn).map_err(|e| format!("cannot build the audit trees: {e}"))?;
-    Ok(())
+    Ok(conn)
 }
 
 /// The HTTP server on `listener`, not yet running. `workers`: None for one per core.

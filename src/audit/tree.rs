@@ -68,10 +68,21 @@ impl Frontier {
 
     /// A chain's frontier at `size`, read from the stored hashes.
     pub fn load(conn: &mut DbConn, chain_id: &str, size: u64) -> AppResult<Frontier> {
+        Frontier::try_load(conn, chain_id, size)?.ok_or_else(|| out_of_step(chain_id))
+    }
+
+    /// A chain's frontier at `size`, or `None` if a hash it needs is not stored.
+    pub fn try_load(conn: &mut DbConn, chain_id: &str, size: u64) -> AppResult<Option<Frontier>> {
         let wanted = sub_tree_index(0, size, Vec::new());
         let reader = StoredHashes::new(conn, chain_id);
-        let hashes = reader.read_hashes(&wanted).map_err(|e| reader.failure(e))?;
-        Ok(Frontier { size, roots: wanted.into_iter().zip(hashes).collect() })
+        match reader.read_hashes(&wanted) {
+            Ok(hashes) => Ok(Some(Frontier { size, roots: wanted.into_iter().zip(hashes).collect() })),
+            // A database failure is an error; a hash not stored is no frontier.
+            Err(_) => match reader.failed.borrow_mut().take() {
+                Some(database) => Err(database),
+                None => Ok(None),
+            },
+        }
     }
 }
 

@@ -1,13 +1,32 @@
-//! Hash-chain verification: finds any edited, deleted, inserted or reordered event.
+//! Verification of the audit log.
+//!
+//! The source of truth is each chain's Merkle tree and the signed
+//! checkpoints of it: `verify_against_checkpoint` recomputes a chain's tree
+//! from its events and holds it against a checkpoint obtained earlier (the
+//! insider who rewrites the log, its tree and its chain hashes consistently
+//! cannot re-sign the checkpoint), and `verify_from` does the same from a
+//! size already verified, reading only the events since. `verify_window` is
+//! the bounded step the HTTP API takes. The hash-chain walk (`verify_chain`)
+//! stays: it names edits that recompute nothing.
 
 use super::canonical;
-use crate::crypto::{chain_hash, GENESIS_HASH};
+use super::tree::{Frontier, Hash};
+use crate::crypto::{chain_hash, open_note, GENESIS_HASH};
+use crate::db::models::{now, to_naive, AuditRow};
 use crate::db::{store, DbConn};
 use crate::error::AppResult;
 use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use tlog_tiles::{record_hash, split_stored_hash_index};
 
 const PAGE: i64 = 1000;
 const MAX_PROBLEMS: usize = 100;
+/// Events whose leaves differ from the stored ones that are kept to tell
+/// apart moved, inserted and altered events (each is tried at the others'
+/// positions: quadratic, so bounded).
+const MAX_MISMATCHES: usize = 256;
+
+// ------------------------------------------------------------------ the hash chain
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Problem {
@@ -25,48 +44,748 @@ pub struct Verification {
     pub problems: Vec<Problem>,
 }
 
+/// The hash chain's checks over consecutive events, from a known hash.
+struct ChainWalk {
+    expected_seq: i64,
+    prev_hash: String,
+    checked: i64,
+    problems: Vec<Problem>,
+}
+
+impl ChainWalk {
+    fn new(after_seq: i64, prev_hash: String) -> ChainWalk {
+        ChainWalk { expected_seq: after_seq + 1, prev_hash, checked: 0, problems: Vec::new() }
+    }
+
+    fn note(&mut self, seq: i64, problem: String) {
+        if self.problems.len() < MAX_PROBLEMS {
+            self.problems.push(Problem { seq, problem });
+        }
+    }
+
+    fn step(&mut self, row: &AuditRow) {
+        self.checked += 1;
+        if row.seq != self.expected_seq {
+            let expected = self.expected_seq;
+            self.note(row.seq, format!("expected seq {expected}: events are missing or out of order"));
+        }
+        if row.prev_hash != self.prev_hash {
+            self.note(row.seq, "prev_hash does not match the previous event's hash".into());
+        }
+        if chain_hash(&row.prev_hash, &canonical(row)) != row.hash {
+            self.note(row.seq, "hash does not match the event's content: the event was edited".into());
+        }
+        self.expected_seq = row.seq + 1;
+        self.prev_hash = row.hash.clone();
+    }
+
+    /// After the chain's last event: does it end where the stored head says?
+    fn finish(&mut self, head_seq: i64, head_hash: &str) {
+        let last_seq = self.expected_seq - 1;
+        if last_seq != head_seq || self.prev_hash != head_hash {
+            self.note(
+                last_seq,
+                format!("chain head says seq {head_seq}, events end at seq {last_seq}: events were deleted or the head was changed"),
+            );
+        }
+    }
+}
+
 /// Walks one chain from its first event and compares it with the stored head.
 pub fn verify_chain(conn: &mut DbConn, chain_id: &str) -> AppResult<Verification> {
     let (head_seq, head_hash) = store::load_chain_head(conn, chain_id)?.unwrap_or((0, GENESIS_HASH.to_string()));
-    let mut problems = Vec::new();
-    let mut note = |seq: i64, problem: String| {
-        if problems.len() < MAX_PROBLEMS {
-            problems.push(Problem { seq, problem });
-        }
-    };
-    let mut expected_seq = 1;
-    let mut prev_hash = GENESIS_HASH.to_string();
-    let mut checked = 0;
+    let mut walk = ChainWalk::new(0, GENESIS_HASH.to_string());
     let mut after = 0;
     loop {
         let page = store::chain_events_after(conn, chain_id, after, PAGE)?;
         let Some(last) = page.last() else { break };
         after = last.seq;
-        for row in &page {
-            checked += 1;
-            if row.seq != expected_seq {
-                note(row.seq, format!("expected seq {expected_seq}: events are missing or out of order"));
-            }
-            if row.prev_hash != prev_hash {
-                note(row.seq, "prev_hash does not match the previous event's hash".into());
-            }
-            if chain_hash(&row.prev_hash, &canonical(row)) != row.hash {
-                note(row.seq, "hash does not match the event's content: the event was edited".into());
-            }
-            expected_seq = row.seq + 1;
-            prev_hash = row.hash.clone();
-        }
+        page.iter().for_each(|row| walk.step(row));
     }
-    let last_seq = expected_seq - 1;
-    if last_seq != head_seq || prev_hash != head_hash {
-        note(last_seq, format!("chain head says seq {head_seq}, events end at seq {last_seq}: events were deleted or the head was changed"));
-    }
+    walk.finish(head_seq, &head_hash);
     Ok(Verification {
         chain_id: chain_id.to_string(),
-        valid: problems.is_empty(),
-        events_checked: checked,
+        valid: walk.problems.is_empty(),
+        events_checked: walk.checked,
         head_seq,
         head_hash,
-        problems,
+        problems: walk.problems,
     })
+}
+
+// ------------------------------------------------------------------ the tree and its checkpoints
+
+/// What was found, by name (stable: scripts and tests match on it).
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Finding {
+    /// The checkpoint is not a signed note that verifies with the key: nothing in it is trusted.
+    BadSignature,
+    /// The note verifies but is not a checkpoint of one of this instance's chains.
+    NotACheckpoint,
+    /// The checkpoint's chain is not in the log at all.
+    DroppedChain,
+    /// The log holds fewer events than a checkpoint (or an earlier verification) covered.
+    Truncated,
+    /// Events are missing from the sequence (a gap in seq).
+    Missing,
+    /// An event that is in no tree: added to the log after the fact.
+    Inserted,
+    /// An event of the tree now stands at another seq.
+    Reordered,
+    /// An event's content no longer hashes to the leaf the tree holds for it.
+    Altered,
+    /// A stored tree hash differs from the one the events give, the events being intact.
+    TreeAltered,
+    /// The log and its tree agree with each other but not with the signed
+    /// (or earlier verified) root: they were rewritten together.
+    HistoryRewritten,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TreeProblem {
+    pub kind: Finding,
+    /// The first event concerned, if one can be named.
+    pub seq: Option<i64>,
+    /// One line, starting with what was found.
+    pub message: String,
+}
+
+impl TreeProblem {
+    fn new(kind: Finding, seq: Option<i64>, message: String) -> TreeProblem {
+        TreeProblem { kind, seq, message }
+    }
+}
+
+/// A tree size and root taken as true: from a signed checkpoint, or a
+/// previous verification.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Trusted {
+    pub size: u64,
+    pub root: Hash,
+}
+
+impl Trusted {
+    pub const EMPTY: Trusted = Trusted { size: 0, root: tlog_tiles::EMPTY_HASH };
+}
+
+/// A checkpoint note, opened: its chain and tree head.
+#[derive(Debug, Clone)]
+pub struct OpenedCheckpoint {
+    pub chain_id: String,
+    pub size: u64,
+    pub root: Hash,
+}
+
+/// Checks a checkpoint note's signature with `verifier_key`, then parses its
+/// body: a C2SP tlog-checkpoint whose origin is `<key name>/audit/<chain>`.
+pub fn open_checkpoint(note: &[u8], verifier_key: &str) -> Result<OpenedCheckpoint, TreeProblem> {
+    let body = open_note(note, verifier_key).map_err(|e| {
+        TreeProblem::new(Finding::BadSignature, None, format!("bad signature: the checkpoint is not trusted: {e}"))
+    })?;
+    let not_a_checkpoint =
+        |why: String| TreeProblem::new(Finding::NotACheckpoint, None, format!("not a checkpoint: {why}"));
+    let checkpoint = tlog_tiles::Checkpoint::from_bytes(&body)
+        .map_err(|_| not_a_checkpoint("its body is not a C2SP tlog-checkpoint".into()))?;
+    let key_name = verifier_key.trim().split('+').next().unwrap_or_default();
+    let chain_id = checkpoint
+        .origin()
+        .strip_prefix(key_name)
+        .and_then(|rest| rest.strip_prefix("/audit/"))
+        .filter(|chain| !chain.is_empty())
+        .ok_or_else(|| {
+            not_a_checkpoint(format!("its origin {:?} is not {key_name}/audit/<chain>", checkpoint.origin()))
+        })?;
+    Ok(OpenedCheckpoint { chain_id: chain_id.to_string(), size: checkpoint.size(), root: *checkpoint.hash() })
+}
+
+/// The result of holding a chain's events against its tree and checkpoints.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The chain, if the checkpoint could be opened.
+    pub chain_id: Option<String>,
+    pub valid: bool,
+    /// The checkpoint's tree size, if it was opened.
+    pub checkpoint_size: Option<u64>,
+    /// The size the verification started from (0: the whole chain).
+    pub verified_from: u64,
+    /// The events the log holds (its head).
+    pub log_size: u64,
+    /// The events read: those after `verified_from`.
+    pub events_read: u64,
+    /// The recomputed root at `log_size`, when the whole way was recomputed.
+    pub root: Option<String>,
+    pub problems: Vec<TreeProblem>,
+}
+
+impl Report {
+    fn failed(chain_id: Option<String>, checkpoint_size: Option<u64>, problem: TreeProblem) -> Report {
+        Report {
+            chain_id,
+            valid: false,
+            checkpoint_size,
+            verified_from: 0,
+            log_size: 0,
+            events_read: 0,
+            root: None,
+            problems: vec![problem],
+        }
+    }
+
+    /// The new trusted point, if the log verified: its size and recomputed root.
+    pub fn verified(&self) -> Option<Trusted> {
+        let root = Hash::parse_hash(self.root.as_deref()?).ok()?;
+        self.valid.then_some(Trusted { size: self.log_size, root })
+    }
+}
+
+/// Checks the database against a checkpoint obtained earlier: the signature
+/// first (a bad one is reported and nothing else is trusted), then the chain
+/// it names, recomputed from its first event.
+pub fn verify_against_checkpoint(conn: &mut DbConn, verifier_key: &str, note: &[u8]) -> AppResult<Report> {
+    verify_from(conn, verifier_key, note, Trusted::EMPTY)
+}
+
+/// As `verify_against_checkpoint`, from `trusted` (a size and root of the
+/// same chain verified before): the stored tree at that size must still hash
+/// to that root (which binds the untrusted stored frontier to it), and only
+/// the events after it are read.
+pub fn verify_from(conn: &mut DbConn, verifier_key: &str, note: &[u8], trusted: Trusted) -> AppResult<Report> {
+    let checkpoint = match open_checkpoint(note, verifier_key) {
+        Ok(c) => c,
+        Err(problem) => return Ok(Report::failed(None, None, problem)),
+    };
+    let chain_id = checkpoint.chain_id.clone();
+    let Some((head, _)) = store::load_chain_head(conn, &chain_id)? else {
+        let problem = TreeProblem::new(
+            Finding::DroppedChain,
+            None,
+            format!("dropped chain: the log has no chain {chain_id}; the checkpoint holds {} events", checkpoint.size),
+        );
+        return Ok(Report::failed(Some(chain_id), Some(checkpoint.size), problem));
+    };
+    let head = head.max(0) as u64;
+    let mut report = Report {
+        chain_id: Some(chain_id.clone()),
+        valid: false,
+        checkpoint_size: Some(checkpoint.size),
+        verified_from: trusted.size,
+        log_size: head,
+        events_read: 0,
+        root: None,
+        problems: Vec::new(),
+    };
+    for (size, what) in [(checkpoint.size, "the checkpoint"), (trusted.size, "an earlier verification")] {
+        if head < size {
+            report.problems.push(TreeProblem::new(
+                Finding::Truncated,
+                Some(head as i64 + 1),
+                format!("truncated: the log holds {head} events, {what} {size}"),
+            ));
+        }
+    }
+    if !report.problems.is_empty() {
+        return Ok(report);
+    }
+    let walk = walk_tree(conn, &chain_id, trusted, head, &[checkpoint.size], None)?;
+    report.events_read = walk.events_read;
+    report.problems = walk.problems.clone();
+    if walk.complete {
+        report.root = Some(walk.frontier.root().to_string());
+    }
+    check_against(conn, &chain_id, &walk, trusted, &checkpoint, &mut report.problems)?;
+    report.valid = report.problems.is_empty();
+    Ok(report)
+}
+
+/// Holds a checkpoint against a walk: its root at the checkpoint's size, or,
+/// for a checkpoint the walk started after, a consistency proof from the
+/// stored tree to the trusted root.
+fn check_against(
+    conn: &mut DbConn,
+    chain_id: &str,
+    walk: &TreeWalk,
+    trusted: Trusted,
+    checkpoint: &OpenedCheckpoint,
+    problems: &mut Vec<TreeProblem>,
+) -> AppResult<()> {
+    let m = checkpoint.size;
+    let rewritten = |why: &str| {
+        TreeProblem::new(
+            Finding::HistoryRewritten,
+            None,
+            format!("history rewritten: the first {m} events no longer hash to the signed root ({why})"),
+        )
+    };
+    if m <= trusted.size {
+        if !consistent(conn, chain_id, trusted, m, checkpoint.root)? {
+            problems.push(rewritten("the checkpoint is not a prefix of the tree verified before"));
+        }
+        return Ok(());
+    }
+    let Some(recomputed) = walk.roots.get(&m) else {
+        // The walk stopped before (a gap it reports): the named problem says why.
+        return Ok(());
+    };
+    if *recomputed == checkpoint.root {
+        return Ok(());
+    }
+    // The events differ from the signed tree. If the stored tree still hashes
+    // to the signed root, the events changed under it and the leaf problems
+    // name them; if not, the tree was rewritten too.
+    let stored = Frontier::try_load(conn, chain_id, m)?.map(|f| f.root());
+    let leaf_problems = walk.problems.iter().any(|p| p.seq.is_some_and(|s| s as u64 <= m));
+    if stored != Some(checkpoint.root) || !leaf_problems {
+        problems.insert(0, rewritten("the log and its stored tree were rewritten together"));
+    }
+    Ok(())
+}
+
+/// Whether the tree of `size` with `root` is a prefix of the trusted tree,
+/// by a consistency proof read from the stored hashes.
+fn consistent(conn: &mut DbConn, chain_id: &str, trusted: Trusted, size: u64, root: Hash) -> AppResult<bool> {
+    if size == trusted.size {
+        return Ok(root == trusted.root);
+    }
+    if size == 0 {
+        return Ok(root == tlog_tiles::EMPTY_HASH);
+    }
+    let hashes = super::tree::StoredHashes::new(conn, chain_id);
+    let Ok(proof) = tlog_tiles::prove_tree(trusted.size, size, &hashes) else { return Ok(false) };
+    Ok(tlog_tiles::check_tree(&proof, trusted.size, trusted.root, size, root).is_ok())
+}
+
+/// An event whose recomputed leaf differs from the stored one.
+#[derive(Clone)]
+struct Mismatch {
+    /// Its leaf index (seq - 1).
+    leaf: u64,
+    row: AuditRow,
+    /// The stored leaf hash at that index, if there is one.
+    stored: Option<Hash>,
+}
+
+/// A tree recomputed from the events after a trusted size, compared hash by
+/// hash with the stored tree.
+struct TreeWalk {
+    frontier: Frontier,
+    /// Recomputed roots at the sizes asked for.
+    roots: HashMap<u64, Hash>,
+    events_read: u64,
+    /// Whether the walk reached the size it was asked to.
+    complete: bool,
+    problems: Vec<TreeProblem>,
+}
+
+/// Recomputes `chain_id`'s tree from `trusted` through the event with seq
+/// `until`, reading the events in seq order in pages and each page's stored
+/// hashes in one range scan; notes the roots at `roots_at`. The hash chain's
+/// checks run over the same events when `chain` is given.
+fn walk_tree(
+    conn: &mut DbConn,
+    chain_id: &str,
+    trusted: Trusted,
+    until: u64,
+    roots_at: &[u64],
+    mut chain: Option<&mut ChainWalk>,
+) -> AppResult<TreeWalk> {
+    let mut walk = TreeWalk {
+        frontier: Frontier::default(),
+        roots: HashMap::new(),
+        events_read: 0,
+        complete: false,
+        problems: Vec::new(),
+    };
+    let note = |problems: &mut Vec<TreeProblem>, p: TreeProblem| {
+        if problems.len() < MAX_PROBLEMS {
+            problems.push(p);
+        }
+    };
+    match Frontier::try_load(conn, chain_id, trusted.size)? {
+        Some(f) if f.root() == trusted.root => walk.frontier = f,
+        _ => {
+            let m = trusted.size;
+            note(
+                &mut walk.problems,
+                TreeProblem::new(
+                    Finding::HistoryRewritten,
+                    None,
+                    format!("history rewritten: the stored tree at size {m} no longer hashes to the root verified before ({})", trusted.root),
+                ),
+            );
+            return Ok(walk);
+        }
+    }
+    if roots_at.contains(&trusted.size) {
+        walk.roots.insert(trusted.size, trusted.root);
+    }
+    let mut mismatches: Vec<Mismatch> = Vec::new();
+    let mut interior: Option<(u8, u64)> = None;
+    let mut after = trusted.size as i64;
+    // Past a missing leaf the tree cannot be recomputed; the hash chain's checks go on.
+    let mut stopped = false;
+    while (after.max(0) as u64) < until {
+        let want = (until - after.max(0) as u64).min(PAGE as u64) as i64;
+        let page = store::chain_events_after(conn, chain_id, after, want)?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        let mut computed: Vec<(u64, Hash, usize)> = Vec::with_capacity(page.len() * 2);
+        for (i, row) in page.iter().enumerate() {
+            if row.seq > until as i64 {
+                break;
+            }
+            walk.events_read += 1;
+            if let Some(c) = chain.as_deref_mut() {
+                c.step(row);
+            }
+            if stopped {
+                continue;
+            }
+            let expected = walk.frontier.size() as i64 + 1;
+            if row.seq < expected {
+                let message = format!("inserted event at seq {}: seq runs from 1 with no repeats", row.seq);
+                note(&mut walk.problems, TreeProblem::new(Finding::Inserted, Some(row.seq), message));
+                continue;
+            }
+            if row.seq > expected {
+                let to = row.seq - 1;
+                let which = if to == expected { format!("seq {expected}") } else { format!("seqs {expected}..{to}") };
+                let message = format!(
+                    "missing event at seq {expected}: the events jump from seq {} to {} ({which} absent)",
+                    expected - 1,
+                    row.seq
+                );
+                note(&mut walk.problems, TreeProblem::new(Finding::Missing, Some(expected), message));
+                stopped = true;
+                continue;
+            }
+            for (idx, h) in walk.frontier.append(&canonical(row)) {
+                computed.push((idx, h, i));
+            }
+            if roots_at.contains(&walk.frontier.size()) {
+                walk.roots.insert(walk.frontier.size(), walk.frontier.root());
+            }
+        }
+        for (idx, h, i) in computed {
+            // Stored with the event that made it, at its offset among that event's hashes.
+            let row = &page[i];
+            let offset = (idx - tlog_tiles::stored_hash_index(0, (row.seq - 1) as u64)) as usize * 32;
+            let stored_hash = row
+                .tree_hashes
+                .as_deref()
+                .and_then(|b| b.get(offset..offset + 32))
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .map(Hash);
+            if stored_hash == Some(h) {
+                continue;
+            }
+            let (level, n) = split_stored_hash_index(idx);
+            if level == 0 {
+                if mismatches.len() < MAX_MISMATCHES {
+                    mismatches.push(Mismatch { leaf: n, row: page[i].clone(), stored: stored_hash });
+                }
+            } else if interior.is_none() {
+                interior = Some((level, n));
+            }
+        }
+    }
+    walk.complete = walk.frontier.size() == until;
+    if !walk.complete && walk.problems.is_empty() {
+        let end = walk.frontier.size();
+        note(
+            &mut walk.problems,
+            TreeProblem::new(
+                Finding::Missing,
+                Some(end as i64 + 1),
+                format!(
+                    "missing event at seq {}: the chain's head is at seq {until}, its events end at seq {end}",
+                    end + 1
+                ),
+            ),
+        );
+    }
+    for p in classify(&mismatches) {
+        note(&mut walk.problems, p);
+    }
+    if let (None, Some((level, n))) = (mismatches.first(), interior) {
+        let (from, to) = (n << level, ((n + 1) << level).min(walk.frontier.size()));
+        note(
+            &mut walk.problems,
+            TreeProblem::new(
+                Finding::TreeAltered,
+                Some(from as i64 + 1),
+                format!(
+                    "tree altered: the stored hash over events seq {}..{to} differs from the one the events give",
+                    from + 1
+                ),
+            ),
+        );
+    }
+    Ok(walk)
+}
+
+/// Names the events whose leaves differ from the tree hashes stored with
+/// them (which travel with a row, so they name where it was appended): one
+/// that hashes to its own stored leaf at another mismatched event's seq was
+/// moved from there; one that hashes to nothing was inserted (another event
+/// moved out of its seq, or it came with no hashes) or altered.
+fn classify(mismatches: &[Mismatch]) -> Vec<TreeProblem> {
+    let moved_from: Vec<Option<u64>> = mismatches
+        .iter()
+        .map(|m| {
+            let own = m.stored?;
+            mismatches.iter().map(|o| o.leaf).filter(|leaf| *leaf != m.leaf).find(|leaf| {
+                let mut at = m.row.clone();
+                at.seq = *leaf as i64 + 1;
+                record_hash(&canonical(&at)) == own
+            })
+        })
+        .collect();
+    let originals_present: HashSet<u64> = moved_from.iter().flatten().copied().collect();
+    let mut problems = Vec::new();
+    // Moved events, as runs of consecutive seqs moved by the same distance.
+    let mut run: Option<(u64, u64, i64)> = None; // (first leaf, last leaf, leaf - original)
+    let flush = |run: Option<(u64, u64, i64)>, problems: &mut Vec<TreeProblem>| {
+        let Some((a, b, d)) = run else { return };
+        let (seq_a, seq_b) = (a as i64 + 1, b as i64 + 1);
+        let message = if a == b {
+            format!("reordered event at seq {seq_a}: it was the event at seq {}", seq_a - d)
+        } else {
+            format!("reordered events at seqs {seq_a}..{seq_b}: they were at seqs {}..{}", seq_a - d, seq_b - d)
+        };
+        problems.push(TreeProblem::new(Finding::Reordered, Some(seq_a), message));
+    };
+    for (m, from) in mismatches.iter().zip(&moved_from) {
+        let seq = m.leaf as i64 + 1;
+        match from {
+            Some(j) => {
+                let d = m.leaf as i64 - *j as i64;
+                run = match run {
+                    Some((a, b, rd)) if rd == d && b + 1 == m.leaf => Some((a, m.leaf, d)),
+                    other => {
+                        flush(other, &mut problems);
+                        Some((m.leaf, m.leaf, d))
+                    }
+                };
+            }
+            None => {
+                flush(run.take(), &mut problems);
+                problems.push(if m.stored.is_none() || originals_present.contains(&m.leaf) {
+                    TreeProblem::new(
+                        Finding::Inserted,
+                        Some(seq),
+                        format!(
+                            "inserted event at seq {seq}: event {} is in no tree the log was built as",
+                            m.row.event_id
+                        ),
+                    )
+                } else {
+                    TreeProblem::new(
+                        Finding::Altered,
+                        Some(seq),
+                        format!(
+                            "event seq {seq} altered: its content no longer hashes to the leaf the tree holds for it"
+                        ),
+                    )
+                });
+            }
+        }
+    }
+    flush(run, &mut problems);
+    problems
+}
+
+// ------------------------------------------------------------------ the bounded step the API takes
+
+/// One bounded verification of a chain, from where the previous one proved it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub chain_id: String,
+    pub valid: bool,
+    /// Events covered by this verdict: those proved before and those read now.
+    pub events_checked: i64,
+    pub head_seq: i64,
+    pub head_hash: String,
+    /// The hash chain's problems among the events read.
+    pub problems: Vec<Problem>,
+    /// The tree's and checkpoints' problems.
+    pub tree_problems: Vec<TreeProblem>,
+    /// Where this verification started: the size a previous one proved.
+    pub verified_from: i64,
+    /// The events proved so far (the next verification starts there).
+    pub verified_through: i64,
+    pub events_read: i64,
+    /// The newest signed checkpoint held against the events, if any.
+    pub checkpoint_size: Option<i64>,
+    /// Whether it reached the head; if not, the next call goes on.
+    pub complete: bool,
+}
+
+/// Verifies `chain_id` from the size a previous verification proved (its
+/// stored frontier must still hash to the root proved there) through at most
+/// `max_events` more: the hash chain, the tree hash by hash, and the newest
+/// checkpoint signed within reach (its signature checked with
+/// `verifier_key`). If all is well, the point reached is stored for the next
+/// call. Reads O(`max_events` + log n) rows, however long the chain.
+pub fn verify_window(conn: &mut DbConn, chain_id: &str, verifier_key: &str, max_events: u64) -> AppResult<Step> {
+    let (head_seq, head_hash) = store::load_chain_head(conn, chain_id)?.unwrap_or((0, GENESIS_HASH.to_string()));
+    let head = head_seq.max(0) as u64;
+    let proved = store::find_verified(conn, chain_id)?;
+    let (trusted, prev_hash) = match &proved {
+        Some(v) => match Hash::parse_hash(&v.root_hash) {
+            Ok(root) => (Trusted { size: v.tree_size.max(0) as u64, root }, v.chain_hash.clone()),
+            Err(_) => (Trusted::EMPTY, GENESIS_HASH.to_string()),
+        },
+        None => (Trusted::EMPTY, GENESIS_HASH.to_string()),
+    };
+    let mut step = Step {
+        chain_id: chain_id.to_string(),
+        valid: false,
+        events_checked: trusted.size as i64,
+        head_seq,
+        head_hash: head_hash.clone(),
+        problems: Vec::new(),
+        tree_problems: Vec::new(),
+        verified_from: trusted.size as i64,
+        verified_through: trusted.size as i64,
+        events_read: 0,
+        checkpoint_size: None,
+        complete: false,
+    };
+    if head < trusted.size {
+        step.tree_problems.push(TreeProblem::new(
+            Finding::Truncated,
+            Some(head_seq + 1),
+            format!("truncated: the log holds {head} events, an earlier verification {}", trusted.size),
+        ));
+        return Ok(step);
+    }
+    let until = head.min(trusted.size.saturating_add(max_events));
+    let checkpoint = match store::checkpoint_at_most(conn, chain_id, until as i64)? {
+        Some(row) => match open_checkpoint(row.note.as_bytes(), verifier_key) {
+            Ok(c) if c.chain_id == chain_id && c.size == row.tree_size as u64 => Some(c),
+            Ok(_) => {
+                let message =
+                    format!("not a checkpoint: the one stored at size {} is of another chain or size", row.tree_size);
+                step.tree_problems.push(TreeProblem::new(Finding::NotACheckpoint, None, message));
+                None
+            }
+            Err(p) => {
+                let message = format!("{} (the one stored at size {})", p.message, row.tree_size);
+                step.tree_problems.push(TreeProblem::new(p.kind, None, message));
+                None
+            }
+        },
+        None => None,
+    };
+    let mut chain = ChainWalk::new(trusted.size as i64, prev_hash);
+    let roots_at: Vec<u64> = checkpoint.iter().map(|c| c.size).collect();
+    let walk = walk_tree(conn, chain_id, trusted, until, &roots_at, Some(&mut chain))?;
+    step.complete = until == head;
+    if step.complete {
+        chain.finish(head_seq, &head_hash);
+    }
+    step.tree_problems.extend(walk.problems.iter().cloned());
+    if let Some(c) = &checkpoint {
+        step.checkpoint_size = Some(c.size as i64);
+        check_against(conn, chain_id, &walk, trusted, c, &mut step.tree_problems)?;
+    }
+    step.problems = chain.problems;
+    step.events_read = walk.events_read as i64;
+    step.events_checked = trusted.size as i64 + walk.events_read as i64;
+    step.valid = step.problems.is_empty() && step.tree_problems.is_empty();
+    if step.valid && walk.complete {
+        step.verified_through = until as i64;
+        if until > trusted.size {
+            store::save_verified(
+                conn,
+                &store::VerifiedRow {
+                    chain_id: chain_id.to_string(),
+                    tree_size: until as i64,
+                    root_hash: walk.frontier.root().to_string(),
+                    chain_hash: chain.prev_hash.clone(),
+                    verified_at: to_naive(now()),
+                },
+            )?;
+        }
+    }
+    Ok(step)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDateTime;
+
+    fn row(seq: i64, op: &str) -> AuditRow {
+        AuditRow {
+            event_id: format!("e{seq}"),
+            chain_id: "t".into(),
+            tenant_id: Some("t".into()),
+            seq,
+            occurred_at: NaiveDateTime::parse_from_str("2026-11-22 14:07:10", "%Y-%m-%d %H:%M:%S").unwrap(),
+            operation: op.into(),
+            outcome: "ALLOWED".into(),
+            reason: None,
+            actor_type: "MEMBER".into(),
+            actor_id: None,
+            key_id: None,
+            key_type: None,
+            key_hint: None,
+            request_id: format!("r{seq}"),
+            client_ip: None,
+            user_agent: None,
+            status_code: 200,
+            metadata: "{}".into(),
+            payload: None,
+            prev_hash: String::new(),
+            hash: String::new(),
+            tree_hashes: None,
+        }
+    }
+
+    fn leaf(r: &AuditRow) -> Hash {
+        record_hash(&canonical(r))
+    }
+
+    fn kinds(p: &[TreeProblem]) -> Vec<(Finding, Option<i64>)> {
+        p.iter().map(|p| (p.kind, p.seq)).collect()
+    }
+
+    #[test]
+    fn a_swap_is_named_reordered_an_edit_altered() {
+        let (a, b) = (row(2, "x"), row(4, "y"));
+        let (mut a_at_4, mut b_at_2) = (a.clone(), b.clone());
+        a_at_4.seq = 4;
+        b_at_2.seq = 2;
+        // Each row carries the leaf hash it was appended with.
+        let swapped = [
+            Mismatch { leaf: 1, row: b_at_2, stored: Some(leaf(&b)) },
+            Mismatch { leaf: 3, row: a_at_4, stored: Some(leaf(&a)) },
+        ];
+        let p = classify(&swapped);
+        assert_eq!(kinds(&p), [(Finding::Reordered, Some(2)), (Finding::Reordered, Some(4))], "{p:?}");
+        assert!(p[0].message.contains("was the event at seq 4"), "{p:?}");
+
+        let mut edited = a.clone();
+        edited.status_code = 401;
+        let p = classify(&[Mismatch { leaf: 1, row: edited, stored: Some(leaf(&a)) }]);
+        assert_eq!(kinds(&p), [(Finding::Altered, Some(2))]);
+    }
+
+    #[test]
+    fn an_insertion_is_named_with_the_events_it_renumbered() {
+        // Leaves 0..3 appended; an event inserted at seq 2 (with no tree hashes
+        // of its own) pushes 2 and 3 to 3 and 4, which carry theirs along.
+        let old: Vec<AuditRow> = (1..=3).map(|s| row(s, "x")).collect();
+        let mut mismatches = vec![Mismatch { leaf: 1, row: row(2, "inserted"), stored: None }];
+        mismatches.extend(old[1..].iter().map(|r| Mismatch {
+            leaf: r.seq as u64,
+            row: AuditRow { seq: r.seq + 1, ..r.clone() },
+            stored: Some(leaf(r)),
+        }));
+        let p = classify(&mismatches);
+        assert_eq!(kinds(&p), [(Finding::Inserted, Some(2)), (Finding::Reordered, Some(3))], "{p:?}");
+        assert!(p[1].message.contains("seqs 3..4: they were at seqs 2..3"), "{p:?}");
+    }
 }

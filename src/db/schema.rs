@@ -167,6 +167,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    audit_verifications (chain_id) {
+        chain_id -> Text,
+        tree_size -> BigInt,
+        root_hash -> Text,
+        chain_hash -> Text,
+        verified_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(api_keys -> tenants (tenant_id));
 diesel::joinable!(members -> tenants (tenant_id));
 diesel::joinable!(legal_hold_members -> legal_holds (hold_uid));
@@ -177,6 +187,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_chains,
     audit_events,
     audit_checkpoints,
+    audit_verifications,
     assets,
     legal_holds,
     legal_hold_members,

@@ -16,6 +16,7 @@ mod holds;
 mod hostile;
 mod hostile_callers;
 mod hot_path;
+mod insider;
 mod instances;
 mod isolation;
 mod key_auth;

@@ -1,6 +1,6 @@
 //! The audit chains' Merkle tree hashes (stored with the events that made them) and signed checkpoints.
 
-use crate::db::schema::{audit_checkpoints, audit_events};
+use crate::db::schema::{audit_checkpoints, audit_events, audit_verifications};
 use crate::db::DbConn;
 use crate::error::AppResult;
 use diesel::prelude::*;
@@ -88,4 +88,54 @@ pub fn checkpoint_at_most(conn: &mut DbConn, chain_id: &str, tree_size: i64) -> 
 pub fn chain_sizes(conn: &mut DbConn) -> AppResult<Vec<(String, i64)>> {
     use crate::db::schema::audit_chains;
     Ok(audit_chains::table.select((audit_chains::chain_id, audit_chains::last_seq)).load(conn)?)
+}
+
+/// How far a chain has been verified: its tree's size and root there, and
+/// the hash chain's hash at that event.
+#[derive(Debug, Clone, Queryable)]
+pub struct VerifiedRow {
+    pub chain_id: String,
+    pub tree_size: i64,
+    pub root_hash: String,
+    pub chain_hash: String,
+    pub verified_at: chrono::NaiveDateTime,
+}
+
+pub fn find_verified(conn: &mut DbConn, chain_id: &str) -> AppResult<Option<VerifiedRow>> {
+    Ok(audit_verifications::table.find(chain_id).first(conn).optional()?)
+}
+
+/// Records how far a chain is verified, unless a verification already went
+/// further (two concurrent ones: the furthest wins).
+pub fn save_verified(conn: &mut DbConn, v: &VerifiedRow) -> AppResult<()> {
+    use diesel::Connection;
+    conn.transaction(|conn| {
+        crate::db::store::take_write_lock(conn)?;
+        let values = (
+            audit_verifications::tree_size.eq(v.tree_size),
+            audit_verifications::root_hash.eq(&v.root_hash),
+            audit_verifications::chain_hash.eq(&v.chain_hash),
+            audit_verifications::verified_at.eq(v.verified_at),
+        );
+        let moved = diesel::update(
+            audit_verifications::table
+                .filter(audit_verifications::chain_id.eq(&v.chain_id))
+                .filter(audit_verifications::tree_size.le(v.tree_size)),
+        )
+        .set(values)
+        .execute(conn)?;
+        if moved == 0 && find_verified(conn, &v.chain_id)?.is_none() {
+            // A concurrent first verification may insert meanwhile: either row will do.
+            let row = (audit_verifications::chain_id.eq(&v.chain_id), values);
+            match conn {
+                DbConn::Postgres(pg) => {
+                    diesel::insert_into(audit_verifications::table).values(row).on_conflict_do_nothing().execute(pg)?
+                }
+                DbConn::Sqlite(lite) => {
+                    diesel::insert_or_ignore_into(audit_verifications::table).values(row).execute(lite)?
+                }
+            };
+        }
+        Ok(())
+    })
 }
