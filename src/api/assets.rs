@@ -3,10 +3,9 @@
 
 use super::context::{commit, ok_with, query, IngestAuth, JsonBody, KeyAuth, RequestEvent};
 use super::pagination::Page;
-use crate::db::models::Asset;
 use crate::domain::assets::{AssetType, ShareScope};
 use crate::error::{AppError, AppResult};
-use crate::service::assets::{self as asset_service, asset_view, AssetQuery, AssetReport, AssetView};
+use crate::service::assets::{self as asset_service, AssetQuery, AssetReport, AssetView};
 use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -14,16 +13,16 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Serialize)]
 struct OneAsset<'a> {
-    asset: AssetView<'a>,
+    asset: &'a AssetView<'static>,
 }
 
-fn one(a: &Asset) -> HttpResponse {
-    ok_with(&OneAsset { asset: asset_view(a) })
+fn one(asset: &AssetView<'static>) -> HttpResponse {
+    ok_with(&OneAsset { asset })
 }
 
 #[derive(Serialize)]
 struct AssetPage<'a> {
-    assets: Vec<AssetView<'a>>,
+    assets: &'a [AssetView<'static>],
     total: i64,
     limit: i64,
     offset: i64,
@@ -53,12 +52,10 @@ pub(super) async fn list(auth: KeyAuth, req: HttpRequest, state: web::Data<AppSt
         start_time: q.start_time,
         end_time: q.end_time,
     };
-    wanted.check()?;
     let tenant = auth.0.tenant_id;
-    let (rows, total) =
+    let (assets, total) =
         state.read(move |c| asset_service::list_assets(c, &tenant, wanted, page.offset, page.limit)).await?;
-    let assets = rows.iter().map(asset_view).collect();
-    Ok(ok_with(&AssetPage { assets, total, limit: page.limit, offset: page.offset }))
+    Ok(ok_with(&AssetPage { assets: &assets, total, limit: page.limit, offset: page.offset }))
 }
 
 #[derive(Deserialize)]
@@ -76,10 +73,9 @@ pub(super) async fn update_scope(
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
     let b: UpdateScope = body.parse()?;
-    let note = asset_service::validate_note(&b.note)?;
     let (tenant, label) = (auth.0.tenant_id, auth.0.label);
     let asset = commit(&state, &req, move |c| {
-        asset_service::update_scope(c, &tenant, &b.share_uid, b.permission, &note, &label)
+        asset_service::update_scope(c, &tenant, &b.share_uid, b.permission, &b.note, &label)
     })
     .await?;
     Ok(one(&asset))

@@ -35,9 +35,8 @@ pub(super) async fn create(
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
     let b: CreateHold = body.parse()?;
-    let reason = holds::validate_reason(&b.reason)?;
     let (tenant, key) = (auth.0.tenant_id, auth.0.key_id);
-    let hold = commit(&state, &req, move |c| holds::create_hold(c, &tenant, &key, &b.user_ids, &reason)).await?;
+    let hold = commit(&state, &req, move |c| holds::create_hold(c, &tenant, &key, &b.user_ids, &b.reason)).await?;
     Ok(ok_with(&OneHold { hold: &hold }))
 }
 
@@ -72,8 +71,8 @@ pub(super) async fn release(
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
     let b: ReleaseHold = body.parse()?;
-    let reason = b.reason.as_deref().map(holds::validate_reason).transpose()?;
     let (tenant, key) = (auth.0.tenant_id, auth.0.key_id);
-    let hold = commit(&state, &req, move |c| holds::release_hold(c, &tenant, &key, &b.uid, reason.as_deref())).await?;
+    let hold =
+        commit(&state, &req, move |c| holds::release_hold(c, &tenant, &key, &b.uid, b.reason.as_deref())).await?;
     Ok(ok_with(&OneHold { hold: &hold }))
 }

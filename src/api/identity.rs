@@ -3,6 +3,7 @@
 
 use super::context::{authenticate_key, check_tenant_limit, ok_with, query, AnyCaller, NoParams, RequestEvent};
 use super::GATEWAY_PREFIX;
+use crate::audit::ActorType;
 use crate::auth::Caller;
 use crate::db::models::{api_time, to_naive};
 use crate::domain::{authz, request_path, KeyType, Method, Role};
@@ -63,7 +64,7 @@ pub async fn whoami(caller: AnyCaller, req: HttpRequest) -> AppResult<HttpRespon
     Ok(match caller.0 {
         Caller::Key(k) => ok_with(&KeyWhoami {
             caller: KeyCallerView {
-                kind: "API_KEY",
+                kind: ActorType::ApiKey.as_str(),
                 tenant_id: &k.tenant_id,
                 key_id: &k.key_id,
                 key_type: k.key_type,
@@ -75,7 +76,7 @@ pub async fn whoami(caller: AnyCaller, req: HttpRequest) -> AppResult<HttpRespon
         }),
         Caller::Member(m) => ok_with(&MemberWhoami {
             caller: MemberCallerView {
-                kind: "MEMBER",
+                kind: ActorType::Member.as_str(),
                 tenant_id: &m.tenant_id,
                 member_id: &m.member_id,
                 email: &m.email,

@@ -2,21 +2,14 @@
 
 use super::context::{commit, ok_with, query, ConsoleAuth, JsonBody};
 use super::pagination::Page;
-use crate::crypto;
 use crate::domain::lifetime::{KeyStatus, LifetimePolicy};
-use crate::domain::{allowlist, key_format, KeyType};
-use crate::error::{AppError, AppResult};
-use crate::service::keys::{self as key_service, KeyView, NewSecret, PolicyView};
+use crate::domain::KeyType;
+use crate::error::AppResult;
+use crate::service::keys::{self as key_service, KeyView, PolicyView};
 use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-
-fn new_secret(state: &AppState, key_type: KeyType) -> (String, NewSecret) {
-    let secret = crypto::new_key_secret(key_type);
-    let prepared = NewSecret { hash: state.keys.hasher.hash(&secret), hint: key_format::hint(&secret, key_type) };
-    (secret, prepared)
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -62,11 +55,10 @@ pub async fn create(
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
     let b: CreateKey = body.parse()?;
-    let label = key_service::validate_label(&b.label)?;
-    let (secret, prepared) = new_secret(&state, b.key_type);
+    let (secret, prepared) = key_service::new_secret(&state.keys.hasher, b.key_type);
     let (tenant, member) = (auth.0.tenant_id, auth.0.member_id);
     let created = commit(&state, &req, move |c| {
-        key_service::create_key(c, &tenant, &member, b.key_type, &label, b.expires_at, prepared)
+        key_service::create_key(c, &tenant, &member, b.key_type, &b.label, b.expires_at, prepared)
     })
     .await?;
     // The only place the secret is ever shown.
@@ -118,13 +110,11 @@ pub async fn update(
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
     let b: UpdateKey = body.parse()?;
-    let label = b.label.as_deref().map(key_service::validate_label).transpose()?;
-    let allow = match b.ip_allowlist {
-        Some(list) => Some(allowlist::parse(&list).map_err(AppError::invalid)?.iter().map(|n| n.to_string()).collect()),
-        None => None,
-    };
     let tenant_id = auth.0.tenant_id;
-    let key = commit(&state, &req, move |c| key_service::update_key(c, &tenant_id, &b.key_id, label, allow)).await?;
+    let key = commit(&state, &req, move |c| {
+        key_service::update_key(c, &tenant_id, &b.key_id, b.label.as_deref(), b.ip_allowlist.as_deref())
+    })
+    .await?;
     Ok(ok_with(&OneKey { key: &key }))
 }
 
@@ -147,7 +137,7 @@ pub async fn rotate(
     let lookup = (tenant_id.clone(), b.key_id.clone());
     // The secret is made outside the transaction, so its type is read first.
     let key_type = state.read(move |c| key_service::key_type_of(c, &lookup.0, &lookup.1)).await?;
-    let (secret, prepared) = new_secret(&state, key_type);
+    let (secret, prepared) = key_service::new_secret(&state.keys.hasher, key_type);
     let member = auth.0.member_id;
     let rotated = commit(&state, &req, move |c| {
         key_service::rotate_key(c, &tenant_id, &member, &b.key_id, b.grace_seconds, prepared)
@@ -170,12 +160,8 @@ pub async fn revoke(
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
     let b: RevokeKey = body.parse()?;
-    let reason = b.reason.trim().to_string();
-    if !(1..=500).contains(&reason.chars().count()) {
-        return Err(AppError::invalid("reason must be 1 to 500 characters"));
-    }
     let tenant_id = auth.0.tenant_id;
-    let key = commit(&state, &req, move |c| key_service::revoke_key(c, &tenant_id, &b.key_id, &reason)).await?;
+    let key = commit(&state, &req, move |c| key_service::revoke_key(c, &tenant_id, &b.key_id, &b.reason)).await?;
     Ok(ok_with(&OneKey { key: &key }))
 }
 

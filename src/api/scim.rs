@@ -10,11 +10,10 @@
 
 use super::context::{authenticate_key, commit, operation_of, JsonBody, RequestEvent};
 use crate::auth::KeyCaller;
-use crate::db::models::Member;
 use crate::domain::redact;
 use crate::domain::scim::{self as rules, Change, ScimError, ScimType};
 use crate::error::{AppError, ErrorCode};
-use crate::service::scim::{self as service, user_resource};
+use crate::service::scim::{self as service, UserResource};
 use crate::state::AppState;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
@@ -147,9 +146,8 @@ fn note_ignored(req: &HttpRequest, changes: &[Change]) {
 }
 
 /// A User, with its Location when it was just created.
-fn user_response(status: StatusCode, m: &Member) -> ScimResult {
-    let user = user_resource(m);
-    let body = serde_json::to_string(&user).map_err(|_| AppError::internal())?;
+fn user_response(status: StatusCode, user: &UserResource) -> ScimResult {
+    let body = serde_json::to_string(user).map_err(|e| AppError::internal().caused_by(e))?;
     let mut res = HttpResponse::build(status);
     res.content_type(CONTENT_TYPE);
     if status == StatusCode::CREATED {
@@ -211,15 +209,15 @@ pub(super) async fn list_users(req: HttpRequest, state: web::Data<AppState>) -> 
         RequestEvent::of(&req).note("filter", json!(redact::scrub(text)));
     }
     let tenant_id = key.tenant_id;
-    let (page, total) = state.read(move |c| service::list_users(c, &tenant_id, filter.as_ref(), start, count)).await?;
-    respond(StatusCode::OK, &service::user_page(&page, total, start, count))
+    let page = state.read(move |c| service::list_users(c, &tenant_id, filter.as_ref(), start, count)).await?;
+    respond(StatusCode::OK, &page)
 }
 
 pub(super) async fn get_user(req: HttpRequest, state: web::Data<AppState>) -> ScimResult {
     let key = authorize(&state, &req).await?;
     let (tenant_id, id) = (key.tenant_id, path_id(&req));
-    let m = state.read(move |c| service::load_user(c, &tenant_id, &id)).await?;
-    user_response(StatusCode::OK, &m)
+    let user = state.read(move |c| service::get_user(c, &tenant_id, &id)).await?;
+    user_response(StatusCode::OK, &user)
 }
 
 pub(super) async fn create_user(
@@ -248,8 +246,8 @@ pub(super) async fn replace_user(
     let changes = rules::parse_resource(&doc)?;
     note_ignored(&req, &changes);
     let (tenant_id, id) = (key.tenant_id, path_id(&req));
-    let m = commit(&state, &req, move |c| service::change_user(c, &tenant_id, &id, &changes)).await?;
-    user_response(StatusCode::OK, &m)
+    let user = commit(&state, &req, move |c| service::change_user(c, &tenant_id, &id, &changes)).await?;
+    user_response(StatusCode::OK, &user)
 }
 
 pub(super) async fn patch_user(
@@ -262,8 +260,8 @@ pub(super) async fn patch_user(
     let changes = rules::parse_patch(&doc)?;
     note_ignored(&req, &changes);
     let (tenant_id, id) = (key.tenant_id, path_id(&req));
-    let m = commit(&state, &req, move |c| service::change_user(c, &tenant_id, &id, &changes)).await?;
-    user_response(StatusCode::OK, &m)
+    let user = commit(&state, &req, move |c| service::change_user(c, &tenant_id, &id, &changes)).await?;
+    user_response(StatusCode::OK, &user)
 }
 
 /// Removes the member (irreversible; refused for the owner and for members under legal hold).

@@ -2,26 +2,25 @@
 
 use super::context::{commit, ok_with, query, JsonBody, KeyAuth};
 use super::pagination::Page;
-use crate::db::models::Member;
 use crate::domain::{MemberStatus, Role};
-use crate::error::{AppError, AppResult};
-use crate::service::team::{self, team_user_view, TeamUserFields, TeamUserView};
+use crate::error::AppResult;
+use crate::service::team::{self, TeamUserFields, TeamUserView};
 use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize)]
 struct OneUser<'a> {
-    team_user: TeamUserView<'a>,
+    team_user: &'a TeamUserView<'static>,
 }
 
-fn one(m: &Member) -> HttpResponse {
-    ok_with(&OneUser { team_user: team_user_view(m) })
+fn one(team_user: &TeamUserView<'static>) -> HttpResponse {
+    ok_with(&OneUser { team_user })
 }
 
 #[derive(Serialize)]
 struct UserPage<'a> {
-    team_users: Vec<TeamUserView<'a>>,
+    team_users: &'a [TeamUserView<'static>],
     total: i64,
     limit: i64,
     offset: i64,
@@ -41,11 +40,10 @@ pub(super) async fn list(auth: KeyAuth, req: HttpRequest, state: web::Data<AppSt
     let q: ListUsers = query(&req)?;
     let page = Page::new(q.limit, q.offset)?;
     let tenant = auth.0.tenant_id;
-    let (rows, total) = state
+    let (team_users, total) = state
         .read(move |c| team::list_team_users(c, &tenant, q.status, q.role, q.email.as_deref(), page.offset, page.limit))
         .await?;
-    let team_users = rows.iter().map(team_user_view).collect();
-    Ok(ok_with(&UserPage { team_users, total, limit: page.limit, offset: page.offset }))
+    Ok(ok_with(&UserPage { team_users: &team_users, total, limit: page.limit, offset: page.offset }))
 }
 
 #[derive(Deserialize)]
@@ -57,7 +55,7 @@ struct UserRef {
 pub(super) async fn detail(auth: KeyAuth, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     let q: UserRef = query(&req)?;
     let tenant = auth.0.tenant_id;
-    let m = state.read(move |c| team::load_team_user(c, &tenant, &q.team_user_id)).await?;
+    let m = state.read(move |c| team::team_user(c, &tenant, &q.team_user_id)).await?;
     Ok(one(&m))
 }
 
@@ -106,9 +104,6 @@ pub(super) async fn update(
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
     let b: UpdateUser = body.parse()?;
-    if b.status.is_none() && b.role.is_none() {
-        return Err(AppError::invalid("give status, role or both"));
-    }
     let tenant = auth.0.tenant_id;
     let m =
         commit(&state, &req, move |c| team::change_team_user(c, &tenant, &b.team_user_id, b.status, b.role)).await?;

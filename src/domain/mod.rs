@@ -12,6 +12,7 @@ pub mod redact;
 pub mod request_path;
 pub mod scim;
 pub mod tenant;
+pub mod text;
 
 pub use authz::{Access, Method, Operation, Reach, Surface};
 pub use key_type::KeyType;

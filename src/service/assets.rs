@@ -4,42 +4,70 @@ use super::{meta, Meta};
 use crate::db::models::{api_time, now, to_naive, Asset};
 use crate::db::{store, DbConn};
 use crate::domain::assets::{valid_identifier, AssetType, ShareScope};
+use crate::domain::text;
 use crate::error::{AppError, AppResult};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
+use std::borrow::Cow;
 
 /// A share as the API (and the e-Discovery archive) shows it, serialized
 /// straight from the row; fields in alphabetical order, as they always were.
+/// Borrowed from the row while an archive is written, owned
+/// ([`into_owned`](Self::into_owned)) once it leaves the service.
 #[derive(Debug, Serialize)]
 pub struct AssetView<'a> {
     pub asset_exists: bool,
-    pub asset_id: &'a str,
-    pub asset_name: &'a str,
+    pub asset_id: Cow<'a, str>,
+    pub asset_name: Cow<'a, str>,
     pub asset_type: AssetType,
     pub created_at: String,
-    pub owner_id: &'a str,
+    pub owner_id: Cow<'a, str>,
     pub permission: ShareScope,
-    pub session_id: Option<&'a str>,
+    pub session_id: Option<Cow<'a, str>>,
     pub shared_at: String,
-    pub uid: &'a str,
+    pub uid: Cow<'a, str>,
     pub updated_at: String,
 }
 
 pub fn asset_view(a: &Asset) -> AssetView<'_> {
     AssetView {
         asset_exists: a.asset_exists,
-        asset_id: &a.asset_id,
-        asset_name: &a.asset_name,
+        asset_id: Cow::Borrowed(&a.asset_id),
+        asset_name: Cow::Borrowed(&a.asset_name),
         asset_type: a.asset_type,
         created_at: api_time(a.created_at),
-        owner_id: &a.owner_id,
+        owner_id: Cow::Borrowed(&a.owner_id),
         permission: a.permission,
-        session_id: a.session_id.as_deref(),
+        session_id: a.session_id.as_deref().map(Cow::Borrowed),
         shared_at: api_time(a.shared_at),
-        uid: &a.uid,
+        uid: Cow::Borrowed(&a.uid),
         updated_at: api_time(a.updated_at),
     }
+}
+
+impl AssetView<'_> {
+    /// The same view, no longer tied to the row it was read from.
+    pub fn into_owned(self) -> AssetView<'static> {
+        let own = |c: Cow<'_, str>| Cow::Owned(c.into_owned());
+        AssetView {
+            asset_exists: self.asset_exists,
+            asset_id: own(self.asset_id),
+            asset_name: own(self.asset_name),
+            asset_type: self.asset_type,
+            created_at: self.created_at,
+            owner_id: own(self.owner_id),
+            permission: self.permission,
+            session_id: self.session_id.map(own),
+            shared_at: self.shared_at,
+            uid: own(self.uid),
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+fn owned_view(a: &Asset) -> AssetView<'static> {
+    asset_view(a).into_owned()
 }
 
 /// Which shares a list asks for; every given field must match.
@@ -71,7 +99,8 @@ pub fn list_assets(
     q: AssetQuery,
     offset: i64,
     limit: i64,
-) -> AppResult<(Vec<Asset>, i64)> {
+) -> AppResult<(Vec<AssetView<'static>>, i64)> {
+    q.check()?;
     let filter = store::AssetFilter {
         asset_type: q.asset_type,
         keyword: q.keyword.filter(|k| !k.is_empty()),
@@ -80,7 +109,8 @@ pub fn list_assets(
         start_time: q.start_time.map(to_naive),
         end_time: q.end_time.map(to_naive),
     };
-    store::list_assets(conn, tenant_id, &filter, offset, limit)
+    let (rows, total) = store::list_assets(conn, tenant_id, &filter, offset, limit)?;
+    Ok((rows.iter().map(owned_view).collect(), total))
 }
 
 /// Whether the platform names a tenant keyward knows.
@@ -89,12 +119,8 @@ pub fn tenant_exists(conn: &mut DbConn, tenant_id: &str) -> AppResult<bool> {
 }
 
 /// A re-scope's note, trimmed: 1 to 1000 characters.
-pub fn validate_note(note: &str) -> AppResult<String> {
-    let note = note.trim();
-    if !(1..=1000).contains(&note.chars().count()) {
-        return Err(AppError::invalid("note must be 1 to 1000 characters"));
-    }
-    Ok(note.to_string())
+fn validate_note(note: &str) -> AppResult<String> {
+    text::bounded("note", note, 1000).map_err(AppError::invalid)
 }
 
 /// What the platform reports about a share.
@@ -128,7 +154,7 @@ impl AssetReport {
 }
 
 /// Registers or refreshes a share; idempotent on (tenant, type, asset id).
-pub fn upsert(conn: &mut DbConn, tenant_id: &str, r: AssetReport) -> AppResult<(Asset, Meta)> {
+pub fn upsert(conn: &mut DbConn, tenant_id: &str, r: AssetReport) -> AppResult<(AssetView<'static>, Meta)> {
     let at = to_naive(now());
     let existing = store::find_asset_by_source(conn, tenant_id, r.asset_type, &r.asset_id)?;
     let (asset, created) = match existing {
@@ -164,7 +190,7 @@ pub fn upsert(conn: &mut DbConn, tenant_id: &str, r: AssetReport) -> AppResult<(
     };
     let m = meta(json!({"share_uid": asset.uid, "asset_type": asset.asset_type, "asset_id": asset.asset_id,
         "permission": asset.permission, "created": created}));
-    Ok((asset, m))
+    Ok((owned_view(&asset), m))
 }
 
 /// Marks a share's asset as deleted; the row stays for governance and e-Discovery.
@@ -173,17 +199,18 @@ pub fn mark_deleted(
     tenant_id: &str,
     asset_type: AssetType,
     asset_id: &str,
-) -> AppResult<(Asset, Meta)> {
+) -> AppResult<(AssetView<'static>, Meta)> {
     let mut a = store::find_asset_by_source(conn, tenant_id, asset_type, asset_id)?
         .ok_or_else(|| AppError::not_found("no such asset"))?;
     a.asset_exists = false;
     a.updated_at = to_naive(now());
     store::update_asset(conn, &a)?;
     let m = meta(json!({"share_uid": a.uid, "asset_type": a.asset_type, "asset_id": a.asset_id}));
-    Ok((a, m))
+    Ok((owned_view(&a), m))
 }
 
-/// An administrator's override of a share's scope. A deleted asset cannot be re-scoped.
+/// An administrator's override of a share's scope, with its note (trimmed,
+/// 1 to 1000 characters). A deleted asset cannot be re-scoped.
 pub fn update_scope(
     conn: &mut DbConn,
     tenant_id: &str,
@@ -191,7 +218,8 @@ pub fn update_scope(
     permission: ShareScope,
     note: &str,
     key_label: &str,
-) -> AppResult<(Asset, Meta)> {
+) -> AppResult<(AssetView<'static>, Meta)> {
+    let note = validate_note(note)?;
     let mut a =
         store::find_asset(conn, tenant_id, share_uid)?.ok_or_else(|| AppError::not_found("no share with this uid"))?;
     if !a.asset_exists {
@@ -204,5 +232,5 @@ pub fn update_scope(
     let m = meta(json!({
         "share_uid": a.uid, "old_scope": old, "new_scope": a.permission, "note": note, "key_label": key_label,
     }));
-    Ok((a, m))
+    Ok((owned_view(&a), m))
 }

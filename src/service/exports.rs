@@ -19,9 +19,6 @@ use serde::Serialize;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
-/// Longest accepted `reason`, in characters.
-pub const MAX_REASON_CHARS: usize = 500;
-
 /// The one answer to every bad link, whatever the reason (the audit event has it).
 pub const LINK_REFUSED: &str = "invalid or expired download link";
 
@@ -148,10 +145,7 @@ impl EdiscoveryRequest {
             _ => return Err(AppError::invalid("give exactly one of user_id and email")),
         };
         check_window("start_time", start_time, "end_time", end_time)?;
-        let reason = reason.trim().to_string();
-        if !(1..=MAX_REASON_CHARS).contains(&reason.chars().count()) {
-            return Err(AppError::invalid(format!("reason must be 1 to {MAX_REASON_CHARS} characters")));
-        }
+        let reason = crate::domain::text::reason(reason).map_err(AppError::invalid)?;
         Ok(EdiscoveryRequest { subject, scope, include_files, start_time, end_time, reason })
     }
 }

@@ -3,6 +3,7 @@
 use super::{meta, Meta};
 use crate::db::models::{api_time, now, to_naive, LegalHold};
 use crate::db::{store, DbConn};
+use crate::domain::text;
 use crate::error::{AppError, AppResult};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -65,15 +66,12 @@ pub fn list_holds(
     Ok((page, matching.len()))
 }
 
-pub fn validate_reason(reason: &str) -> AppResult<String> {
-    let r = reason.trim();
-    if !(1..=500).contains(&r.chars().count()) {
-        return Err(AppError::invalid("reason must be 1 to 500 characters"));
-    }
-    Ok(r.to_string())
+fn validate_reason(reason: &str) -> AppResult<String> {
+    text::reason(reason).map_err(AppError::invalid)
 }
 
-/// Places the members under one hold. Every id must be a member of the tenant.
+/// Places the members under one hold, for a reason (trimmed, 1 to 500
+/// characters). Every id must be a member of the tenant.
 pub fn create_hold(
     conn: &mut DbConn,
     tenant_id: &str,
@@ -81,6 +79,7 @@ pub fn create_hold(
     user_ids: &[String],
     reason: &str,
 ) -> AppResult<(HoldView, Meta)> {
+    let reason = validate_reason(reason)?;
     let mut ids: Vec<String> = user_ids.to_vec();
     ids.sort();
     ids.dedup();
@@ -95,7 +94,7 @@ pub fn create_hold(
     let hold = LegalHold {
         uid: uuid::Uuid::now_v7().to_string(),
         tenant_id: tenant_id.to_string(),
-        reason: reason.to_string(),
+        reason,
         created_by: key_id.to_string(),
         created_at: to_naive(now()),
         released_at: None,
@@ -107,6 +106,7 @@ pub fn create_hold(
     Ok((hold_view(&hold, ids), m))
 }
 
+/// Releases a hold, for a reason if given (trimmed, 1 to 500 characters).
 pub fn release_hold(
     conn: &mut DbConn,
     tenant_id: &str,
@@ -114,6 +114,8 @@ pub fn release_hold(
     uid: &str,
     reason: Option<&str>,
 ) -> AppResult<(HoldView, Meta)> {
+    let reason = reason.map(validate_reason).transpose()?;
+    let reason = reason.as_deref();
     let hold = store::find_hold(conn, tenant_id, uid)?.ok_or_else(|| AppError::not_found("no hold with this uid"))?;
     if hold.released_at.is_some() {
         return Err(AppError::precondition("the hold was already released"));

@@ -1,10 +1,11 @@
 //! Key lifecycle and tenant key policy: domain rules applied to rows, run by
 //! the audit writer inside the same transaction as their event.
 
+use crate::crypto::{self, KeyHasher};
 use crate::db::models::{api_time, now, to_naive, ApiKey, Tenant};
 use crate::db::{store, DbConn};
 use crate::domain::lifetime::{self, KeyStatus, LifetimePolicy, StatusReason};
-use crate::domain::KeyType;
+use crate::domain::{allowlist, key_format, text, KeyType};
 use crate::error::{AppError, AppResult};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -17,13 +18,20 @@ pub const MAX_LIVE_PER_CHAIN: usize = 2;
 
 use super::{meta, Meta};
 
-pub fn validate_label(label: &str) -> AppResult<String> {
+/// A key's label, trimmed: 1 to 100 characters, none of them control characters.
+fn validate_label(label: &str) -> AppResult<String> {
     let label = label.trim();
     let n = label.chars().count();
     if !(1..=100).contains(&n) || label.chars().any(char::is_control) {
         return Err(AppError::invalid("label must be 1 to 100 characters with no control characters"));
     }
     Ok(label.to_string())
+}
+
+/// An allowlist as given (CIDR blocks or bare addresses), normalized to CIDR blocks.
+fn validate_allowlist(entries: &[String]) -> AppResult<Vec<String>> {
+    let nets = allowlist::parse(entries).map_err(AppError::invalid)?;
+    Ok(nets.iter().map(|n| n.to_string()).collect())
 }
 
 // ---------------------------------------------------------------- keys: views
@@ -121,10 +129,19 @@ fn live_count(conn: &mut DbConn, tenant_id: &str, policy: &LifetimePolicy, at: D
 
 // ---------------------------------------------------------------- keys: changes
 
-/// What the handler prepared outside the transaction: the secret itself never enters it.
+/// What is stored about a new key's secret: prepared outside the
+/// transaction, so the secret itself never enters it.
 pub struct NewSecret {
-    pub hash: String,
-    pub hint: String,
+    hash: String,
+    hint: String,
+}
+
+/// A fresh secret for a key of `key_type`: the secret, to be shown once, and
+/// what is stored about it (its pepper-keyed hash and its hint).
+pub fn new_secret(hasher: &KeyHasher, key_type: KeyType) -> (String, NewSecret) {
+    let secret = crypto::new_key_secret(key_type);
+    let stored = NewSecret { hash: hasher.hash(&secret), hint: key_format::hint(&secret, key_type) };
+    (secret, stored)
 }
 
 pub struct CreatedKey {
@@ -132,6 +149,7 @@ pub struct CreatedKey {
     pub key_id: String,
 }
 
+/// Creates a key labelled `label` (see `validate_label`) that will answer to `secret`.
 pub fn create_key(
     conn: &mut DbConn,
     tenant_id: &str,
@@ -141,6 +159,7 @@ pub fn create_key(
     expires_at: Option<DateTime<Utc>>,
     secret: NewSecret,
 ) -> AppResult<(CreatedKey, Meta)> {
+    let label = validate_label(label)?;
     let at = now();
     let policy = load_tenant(conn, tenant_id)?.max_lifetime_days;
     let expires_at =
@@ -156,7 +175,7 @@ pub fn create_key(
         id: id.clone(),
         tenant_id: tenant_id.to_string(),
         key_type,
-        label: label.to_string(),
+        label,
         secret_hash: secret.hash,
         hint: secret.hint,
         created_by: member_id.to_string(),
@@ -180,13 +199,16 @@ pub fn create_key(
     Ok((CreatedKey { key: key_view(&key, &policy, at), key_id: id }, m))
 }
 
+/// Relabels a key and/or replaces its IP allowlist (see `validate_label`, `allowlist::parse`).
 pub fn update_key(
     conn: &mut DbConn,
     tenant_id: &str,
     key_id: &str,
-    label: Option<String>,
-    allowlist: Option<Vec<String>>,
+    label: Option<&str>,
+    allowlist: Option<&[String]>,
 ) -> AppResult<(KeyView, Meta)> {
+    let label = label.map(validate_label).transpose()?;
+    let allowlist = allowlist.map(validate_allowlist).transpose()?;
     let tenant = load_tenant(conn, tenant_id)?;
     let before = load_key(conn, tenant_id, key_id)?;
     let mut changes = Meta::new();
@@ -204,7 +226,10 @@ pub fn update_key(
     Ok((key_view(&after, &tenant.max_lifetime_days, now()), changes))
 }
 
+/// Revokes a key, for a reason (trimmed, 1 to 500 characters).
 pub fn revoke_key(conn: &mut DbConn, tenant_id: &str, key_id: &str, reason: &str) -> AppResult<(KeyView, Meta)> {
+    let reason = text::reason(reason).map_err(AppError::invalid)?;
+    let reason = reason.as_str();
     let tenant = load_tenant(conn, tenant_id)?;
     let key = load_key(conn, tenant_id, key_id)?;
     if key.revoked_at.is_some() {

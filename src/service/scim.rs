@@ -32,7 +32,7 @@ fn is_active(m: &Member) -> bool {
 }
 
 /// A member SCIM may see: of the tenant, not removed.
-pub fn load_user(c: &mut DbConn, tenant_id: &str, id: &str) -> AppResult<Member> {
+fn load_user(c: &mut DbConn, tenant_id: &str, id: &str) -> AppResult<Member> {
     match store::find_member(c, tenant_id, id)? {
         Some(m) if !is_removed(&m) => Ok(m),
         _ => Err(not_found()),
@@ -85,9 +85,25 @@ fn filtered(c: &mut DbConn, tenant_id: &str, f: &Filter) -> AppResult<Vec<Member
     Ok(found)
 }
 
-/// One page of the members SCIM sees, matching `filter` if given, in creation
-/// order from the 1-based `start`, and how many match in all.
+/// A User SCIM may see.
+pub fn get_user(c: &mut DbConn, tenant_id: &str, id: &str) -> AppResult<UserResource> {
+    Ok(user_resource(&load_user(c, tenant_id, id)?))
+}
+
+/// One page of the Users SCIM sees, matching `filter` if given, in creation
+/// order from the 1-based `start`, with how many match in all.
 pub fn list_users(
+    c: &mut DbConn,
+    tenant_id: &str,
+    filter: Option<&Filter>,
+    start: i64,
+    count: i64,
+) -> AppResult<ListResponse<UserResource>> {
+    let (page, total) = list_members(c, tenant_id, filter, start, count)?;
+    Ok(user_page(&page, total, start, count))
+}
+
+fn list_members(
     c: &mut DbConn,
     tenant_id: &str,
     filter: Option<&Filter>,
@@ -148,29 +164,35 @@ fn fields_of(a: UserAttrs, status: Option<MemberStatus>) -> TeamUserFields {
     }
 }
 
+/// A change's result as SCIM answers it.
+fn as_user((m, md): (Member, Meta)) -> (UserResource, Meta) {
+    (user_resource(&m), md)
+}
+
 /// Provisions a member from a POSTed User (see `rules::new_user`).
-pub fn create_user(c: &mut DbConn, tenant_id: &str, attrs: UserAttrs) -> AppResult<(Member, Meta)> {
+pub fn create_user(c: &mut DbConn, tenant_id: &str, attrs: UserAttrs) -> AppResult<(UserResource, Meta)> {
     check_served_user_name(c, tenant_id, &attrs.user_name, "")?;
     let status = rules::status_for(attrs.active);
-    // New members are MEMBERs (the default role of add_team_user).
-    team::add_team_user(c, tenant_id, fields_of(attrs, Some(status)))
+    // New members are MEMBERs (the default role of add_member).
+    team::add_member(c, tenant_id, fields_of(attrs, Some(status))).map(as_user)
 }
 
 /// Applies `changes` to a member (PUT, PATCH).
-pub fn change_user(c: &mut DbConn, tenant_id: &str, id: &str, changes: &[Change]) -> AppResult<(Member, Meta)> {
+pub fn change_user(c: &mut DbConn, tenant_id: &str, id: &str, changes: &[Change]) -> AppResult<(UserResource, Meta)> {
     let before = load_user(c, tenant_id, id)?;
     let mut attrs = attrs_of(&before);
     attrs.apply(changes);
     // Status is asserted only when it changes, so the owner's other attributes stay editable.
     let status = (attrs.active != is_active(&before)).then(|| rules::status_for(attrs.active));
     check_served_user_name(c, tenant_id, &attrs.user_name, &before.id)?;
-    team::replace_team_user(c, tenant_id, id, fields_of(attrs, status))
+    team::replace_member(c, tenant_id, id, fields_of(attrs, status)).map(as_user)
 }
 
 /// Removes the member (irreversible; refused for the owner and for members under legal hold).
-pub fn remove_user(c: &mut DbConn, tenant_id: &str, id: &str) -> AppResult<(Member, Meta)> {
+pub fn remove_user(c: &mut DbConn, tenant_id: &str, id: &str) -> AppResult<((), Meta)> {
     load_user(c, tenant_id, id)?;
-    team::change_team_user(c, tenant_id, id, Some(MemberStatus::Removed), None)
+    let (_, md) = team::change_member(c, tenant_id, id, Some(MemberStatus::Removed), None)?;
+    Ok(((), md))
 }
 
 // ------------------------------------------------------------------ views
@@ -193,14 +215,14 @@ fn version(m: &Member) -> String {
 /// own is served under its email.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct UserResource<'a> {
+pub struct UserResource {
     pub schemas: [&'static str; 1],
-    pub id: &'a str,
+    pub id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub external_id: Option<&'a str>,
-    pub user_name: &'a str,
-    pub name: UserName<'a>,
-    pub emails: [UserEmail<'a>; 1],
+    pub external_id: Option<String>,
+    pub user_name: String,
+    pub name: UserName,
+    pub emails: [UserEmail; 1],
     pub active: bool,
     pub meta: UserMeta,
 }
@@ -208,19 +230,19 @@ pub struct UserResource<'a> {
 /// Always present, possibly empty: its parts are left out when unknown.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct UserName<'a> {
+pub struct UserName {
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub given_name: Option<&'a str>,
+    pub given_name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub family_name: Option<&'a str>,
+    pub family_name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub formatted: Option<String>,
 }
 
 /// A member keeps one address: its primary work address.
 #[derive(Debug, Serialize)]
-pub struct UserEmail<'a> {
-    pub value: &'a str,
+pub struct UserEmail {
+    pub value: String,
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub primary: bool,
@@ -236,16 +258,17 @@ pub struct UserMeta {
     pub version: String,
 }
 
-pub fn user_resource(m: &Member) -> UserResource<'_> {
-    let (given_name, family_name) = (m.first_name.as_deref(), m.last_name.as_deref());
-    let parts: Vec<&str> = [given_name, family_name].into_iter().flatten().collect();
+pub fn user_resource(m: &Member) -> UserResource {
+    let (given_name, family_name) = (m.first_name.clone(), m.last_name.clone());
+    let parts: Vec<&str> = [given_name.as_deref(), family_name.as_deref()].into_iter().flatten().collect();
+    let formatted = (!parts.is_empty()).then(|| parts.join(" "));
     UserResource {
         schemas: [rules::USER_SCHEMA],
-        id: &m.id,
-        external_id: m.external_id.as_deref(),
-        user_name: m.user_name.as_deref().unwrap_or(&m.email),
-        name: UserName { given_name, family_name, formatted: (!parts.is_empty()).then(|| parts.join(" ")) },
-        emails: [UserEmail { value: &m.email, kind: "work", primary: true }],
+        id: m.id.clone(),
+        external_id: m.external_id.clone(),
+        user_name: m.user_name.as_deref().unwrap_or(&m.email).to_string(),
+        name: UserName { given_name, family_name, formatted },
+        emails: [UserEmail { value: m.email.clone(), kind: "work", primary: true }],
         active: is_active(m),
         meta: UserMeta {
             resource_type: "User",
@@ -286,8 +309,8 @@ impl<T> ListResponse<T> {
     }
 }
 
-/// A page of Users as `list_users` read it; count=0 asks for totalResults alone (RFC 7644 §3.4.2.4).
-pub fn user_page(page: &[Member], total: usize, start: i64, count: i64) -> ListResponse<UserResource<'_>> {
+/// A page of Users as `list_members` read it; count=0 asks for totalResults alone (RFC 7644 §3.4.2.4).
+fn user_page(page: &[Member], total: usize, start: i64, count: i64) -> ListResponse<UserResource> {
     let items = (count > 0).then(|| page.iter().map(user_resource).collect());
     ListResponse::new(total, start, items)
 }

@@ -8,6 +8,7 @@ use crate::domain::{member, MemberStatus, Role, TenantStatus};
 use crate::error::{AppError, AppResult};
 use serde::Serialize;
 use serde_json::json;
+use std::borrow::Cow;
 
 pub fn create_tenant_with_id(
     conn: &mut DbConn,
@@ -64,37 +65,69 @@ pub fn create_member(conn: &mut DbConn, tenant_id: &str, email: &str, role: Role
 
 // ---------------------------------------------------------------- team users
 
-/// A member as the team users surface shows it (`team_user_id` is the member id).
+/// A member as the team users surface (and the e-Discovery archive) shows it
+/// (`team_user_id` is the member id). Borrowed from the row while an archive
+/// is written, owned ([`into_owned`](Self::into_owned)) once it leaves the service.
 #[derive(Debug, Serialize)]
 pub struct TeamUserView<'a> {
-    pub team_user_id: &'a str,
-    pub email: &'a str,
+    pub team_user_id: Cow<'a, str>,
+    pub email: Cow<'a, str>,
     pub role: Role,
     pub status: MemberStatus,
-    pub first_name: Option<&'a str>,
-    pub last_name: Option<&'a str>,
-    pub user_name: Option<&'a str>,
-    pub external_id: Option<&'a str>,
+    pub first_name: Option<Cow<'a, str>>,
+    pub last_name: Option<Cow<'a, str>>,
+    pub user_name: Option<Cow<'a, str>>,
+    pub external_id: Option<Cow<'a, str>>,
     pub created_at: String,
     pub updated_at: String,
 }
 
 pub fn team_user_view(m: &Member) -> TeamUserView<'_> {
     TeamUserView {
-        team_user_id: &m.id,
-        email: &m.email,
+        team_user_id: Cow::Borrowed(&m.id),
+        email: Cow::Borrowed(&m.email),
         role: m.role,
         status: m.status,
-        first_name: m.first_name.as_deref(),
-        last_name: m.last_name.as_deref(),
-        user_name: m.user_name.as_deref(),
-        external_id: m.external_id.as_deref(),
+        first_name: m.first_name.as_deref().map(Cow::Borrowed),
+        last_name: m.last_name.as_deref().map(Cow::Borrowed),
+        user_name: m.user_name.as_deref().map(Cow::Borrowed),
+        external_id: m.external_id.as_deref().map(Cow::Borrowed),
         created_at: api_time(m.created_at),
         updated_at: api_time(m.updated_at),
     }
 }
 
+impl TeamUserView<'_> {
+    /// The same view, no longer tied to the row it was read from.
+    pub fn into_owned(self) -> TeamUserView<'static> {
+        let own = |c: Cow<'_, str>| Cow::Owned(c.into_owned());
+        TeamUserView {
+            team_user_id: own(self.team_user_id),
+            email: own(self.email),
+            role: self.role,
+            status: self.status,
+            first_name: self.first_name.map(own),
+            last_name: self.last_name.map(own),
+            user_name: self.user_name.map(own),
+            external_id: self.external_id.map(own),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+fn owned_view(m: &Member) -> TeamUserView<'static> {
+    team_user_view(m).into_owned()
+}
+
+/// A change's result as the team users surface answers it.
+fn viewed((m, md): (Member, Meta)) -> (TeamUserView<'static>, Meta) {
+    (owned_view(&m), md)
+}
+
 /// One page of the tenant's members, filtered, and how many match in all.
+/// Members are stored under their normalized email, so an email that does
+/// not normalize matches none.
 pub fn list_team_users(
     conn: &mut DbConn,
     tenant_id: &str,
@@ -103,14 +136,15 @@ pub fn list_team_users(
     email: Option<&str>,
     offset: i64,
     limit: i64,
-) -> AppResult<(Vec<Member>, i64)> {
-    let filter = store::MemberFilter {
-        status,
-        role,
-        email: email.map(|e| e.trim().to_ascii_lowercase()),
-        ..store::MemberFilter::default()
+) -> AppResult<(Vec<TeamUserView<'static>>, i64)> {
+    let email = match email.map(member::normalize_email) {
+        Some(None) => return Ok((Vec::new(), 0)),
+        Some(Some(e)) => Some(e),
+        None => None,
     };
-    store::list_members(conn, tenant_id, &filter, offset, limit)
+    let filter = store::MemberFilter { status, role, email, ..store::MemberFilter::default() };
+    let (rows, total) = store::list_members(conn, tenant_id, &filter, offset, limit)?;
+    Ok((rows.iter().map(owned_view).collect(), total))
 }
 
 /// What a provisioning client may set on a member.
@@ -140,10 +174,15 @@ fn check_fields(f: &TeamUserFields) -> AppResult<String> {
     check_name("last_name", &f.last_name)?;
     check_name("user_name", &f.user_name)?;
     check_name("external_id", &f.external_id)?;
-    if f.role == Some(Role::Owner) {
+    Ok(email)
+}
+
+/// The OWNER role is never granted through the API (the owner keeps theirs).
+fn check_grant(role: Option<Role>, holder_is_owner: bool) -> AppResult<()> {
+    if role == Some(Role::Owner) && !holder_is_owner {
         return Err(AppError::invalid("the OWNER role cannot be granted through the API"));
     }
-    Ok(email)
+    Ok(())
 }
 
 /// userName is unique per tenant, case-insensitively (SCIM clients match on it).
@@ -163,9 +202,19 @@ fn check_user_name_free(
     Ok(())
 }
 
+/// Provisions a member (team.user.create). Never an OWNER.
+pub fn add_team_user(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    f: TeamUserFields,
+) -> AppResult<(TeamUserView<'static>, Meta)> {
+    add_member(conn, tenant_id, f).map(viewed)
+}
+
 /// Provisions a member (team.user.create, SCIM POST). Never an OWNER.
-pub fn add_team_user(conn: &mut DbConn, tenant_id: &str, f: TeamUserFields) -> AppResult<(Member, Meta)> {
+pub(super) fn add_member(conn: &mut DbConn, tenant_id: &str, f: TeamUserFields) -> AppResult<(Member, Meta)> {
     let email = check_fields(&f)?;
+    check_grant(f.role, false)?;
     if store::find_member_by_email(conn, tenant_id, &email)?.is_some() {
         return Err(AppError::already_exists("a member with this email already exists in the tenant"));
     }
@@ -186,7 +235,12 @@ pub fn add_team_user(conn: &mut DbConn, tenant_id: &str, f: TeamUserFields) -> A
     Ok((m, md))
 }
 
-pub fn load_team_user(conn: &mut DbConn, tenant_id: &str, member_id: &str) -> AppResult<Member> {
+/// One member of the tenant, as the team users surface shows it.
+pub fn team_user(conn: &mut DbConn, tenant_id: &str, member_id: &str) -> AppResult<TeamUserView<'static>> {
+    Ok(owned_view(&load_team_user(conn, tenant_id, member_id)?))
+}
+
+fn load_team_user(conn: &mut DbConn, tenant_id: &str, member_id: &str) -> AppResult<Member> {
     store::find_member(conn, tenant_id, member_id)?.ok_or_else(|| AppError::not_found("no team user with this id"))
 }
 
@@ -203,9 +257,7 @@ pub fn check_transition(
     if current.status == MemberStatus::Removed {
         return Err(AppError::precondition("the member was removed; removal is irreversible"));
     }
-    if role == Some(Role::Owner) && !is_owner {
-        return Err(AppError::invalid("the OWNER role cannot be granted through the API"));
-    }
+    check_grant(role, is_owner)?;
     if is_owner && (role.is_some_and(|r| r != Role::Owner) || status.is_some_and(|s| s != MemberStatus::Active)) {
         return Err(AppError::precondition(
             "the tenant owner cannot be demoted, deactivated or removed through the API",
@@ -217,8 +269,22 @@ pub fn check_transition(
     Ok(())
 }
 
-/// Changes status and/or role (team.user.update, team.user.remove, SCIM PATCH/DELETE).
+/// Changes status, role or both (team.user.update, team.user.remove).
 pub fn change_team_user(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    member_id: &str,
+    status: Option<MemberStatus>,
+    role: Option<Role>,
+) -> AppResult<(TeamUserView<'static>, Meta)> {
+    if status.is_none() && role.is_none() {
+        return Err(AppError::invalid("give status, role or both"));
+    }
+    change_member(conn, tenant_id, member_id, status, role).map(viewed)
+}
+
+/// Changes status and/or role (team.user.update, team.user.remove, SCIM PATCH/DELETE).
+pub(super) fn change_member(
     conn: &mut DbConn,
     tenant_id: &str,
     member_id: &str,
@@ -245,7 +311,7 @@ pub fn change_team_user(
 }
 
 /// Replaces a member's provisioned attributes (SCIM PUT and attribute PATCH).
-pub fn replace_team_user(
+pub(super) fn replace_member(
     conn: &mut DbConn,
     tenant_id: &str,
     member_id: &str,
