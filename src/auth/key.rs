@@ -12,13 +12,13 @@ use crate::crypto::KeyHasher;
 use crate::db::models::{now, to_utc, ApiKey, Tenant};
 use crate::db::store;
 use crate::db::Pool;
+use crate::domain::allowlist::IpAllowlist;
 use crate::domain::key_format::{self, SecretError};
 use crate::domain::lifetime::{self, KeyClock, KeyStatus, LifetimePolicy, StatusReason};
-use crate::domain::{allowlist, authz, KeyType, Operation, TenantStatus};
+use crate::domain::{authz, KeyType, Operation, TenantStatus};
 use crate::error::AppError;
 use crate::metrics::Metrics;
 use chrono::{DateTime, Utc};
-use ipnet::IpNet;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -63,12 +63,11 @@ pub struct KeyRecord {
     clock: KeyClock,
     tenant_active: bool,
     policy: LifetimePolicy,
-    allowlist: Vec<IpNet>,
+    allowlist: IpAllowlist,
 }
 
 impl KeyRecord {
     pub fn from_rows(key: &ApiKey, tenant: &Tenant) -> KeyRecord {
-        let list: Vec<String> = serde_json::from_str(&key.ip_allowlist).unwrap_or_default();
         KeyRecord {
             identity: KeyIdentity {
                 tenant_id: key.tenant_id.clone(),
@@ -81,7 +80,7 @@ impl KeyRecord {
             clock: clock_of(key),
             tenant_active: tenant.status == TenantStatus::Active,
             policy: tenant.max_lifetime_days.clone(),
-            allowlist: allowlist::parse(&list).unwrap_or_default(),
+            allowlist: key.ip_allowlist.clone(),
         }
     }
 }
@@ -180,7 +179,7 @@ fn decide(
         _ => return KeyVerdict::refused(identity, "expired"),
     }
     let ip_ok = match client_ip {
-        Some(ip) => allowlist::allows(&record.allowlist, ip),
+        Some(ip) => record.allowlist.allows(ip),
         None => record.allowlist.is_empty(),
     };
     if !ip_ok {

@@ -11,6 +11,7 @@
 //! error, logged), never a panic and never a silent default.
 
 use super::MultiBackend;
+use crate::domain::allowlist::IpAllowlist;
 use crate::domain::assets::{AssetType, ShareScope};
 use crate::domain::exports::{ExportKind, ExportScope, ExportStatus};
 use crate::domain::lifetime::LifetimePolicy;
@@ -141,6 +142,8 @@ text_column!(ShareScope, "share scope", |p| p.as_str(), ShareScope::parse);
 text_column!(ExportKind, "export kind", |k| k.as_str(), ExportKind::parse);
 text_column!(ExportStatus, "export status", |s| s.as_str(), ExportStatus::parse);
 text_column!(ExportScope, "export scope", |s| s.as_str(), ExportScope::parse);
+// A JSON array of CIDR blocks; a damaged one fails the read (the key is refused, not opened to every address).
+text_column!(IpAllowlist, "IP allowlist", |l| l.to_json(), IpAllowlist::from_json);
 // The policy's JSON, as the API shows it: `{"KEY_TYPE_SIEM":30}`.
 text_column!(
     LifetimePolicy,
@@ -212,7 +215,7 @@ mod tests {
             rotated_from: None,
             rotated_to: None,
             chain_id: "k1".into(),
-            ip_allowlist: "[]".into(),
+            ip_allowlist: Default::default(),
             last_used_at: None,
             last_used_ip: None,
         };

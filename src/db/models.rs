@@ -54,7 +54,7 @@ pub struct ApiKey {
     pub rotated_from: Option<String>,
     pub rotated_to: Option<String>,
     pub chain_id: String,
-    pub ip_allowlist: String,
+    pub ip_allowlist: crate::domain::allowlist::IpAllowlist,
     pub last_used_at: Option<NaiveDateTime>,
     pub last_used_ip: Option<String>,
 }

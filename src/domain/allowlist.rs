@@ -22,6 +22,43 @@ pub fn parse(entries: &[String]) -> Result<Vec<IpNet>, String> {
         .collect()
 }
 
+/// A key's allowlist, normalized: what is stored (as a JSON array of CIDR
+/// blocks) and what key checks test addresses against. Empty: every address.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IpAllowlist(Vec<IpNet>);
+
+impl IpAllowlist {
+    /// Entries as a caller gives them (see [`parse`]).
+    pub fn parse(entries: &[String]) -> Result<IpAllowlist, String> {
+        parse(entries).map(IpAllowlist)
+    }
+
+    /// The stored JSON array; None if it is not one of valid entries, so
+    /// that a damaged row fails its read (closed) instead of allowing every address.
+    pub fn from_json(text: &str) -> Option<IpAllowlist> {
+        let entries: Vec<String> = serde_json::from_str(text).ok()?;
+        IpAllowlist::parse(&entries).ok()
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(&self.entries()).expect("strings")
+    }
+
+    /// The CIDR blocks, as the API shows them.
+    pub fn entries(&self) -> Vec<String> {
+        self.0.iter().map(IpNet::to_string).collect()
+    }
+
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        allows(&self.0, ip)
+    }
+
+    /// Whether every address is allowed.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 pub fn allows(list: &[IpNet], ip: IpAddr) -> bool {
     let ip = match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
@@ -44,6 +81,17 @@ mod tests {
         assert!(allows(&list, "2001:db8::1".parse().unwrap()));
         assert!(allows(&list, "::ffff:10.0.0.1".parse().unwrap()), "v4-mapped v6 counts as v4");
         assert!(allows(&[], "8.8.8.8".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_stored_list_reads_back_and_a_damaged_one_does_not() {
+        let list = IpAllowlist::parse(&["10.1.2.3/8".into(), "192.168.1.7".into()]).unwrap();
+        assert_eq!(list.to_json(), r#"["10.0.0.0/8","192.168.1.7/32"]"#);
+        assert_eq!(IpAllowlist::from_json(&list.to_json()), Some(list));
+        assert_eq!(IpAllowlist::from_json("[]"), Some(IpAllowlist::default()));
+        for damaged in ["", "{}", r#"["not an address"]"#, "[1]"] {
+            assert_eq!(IpAllowlist::from_json(damaged), None, "{damaged}");
+        }
     }
 
     #[test]

@@ -4,12 +4,13 @@
 use crate::crypto::{self, KeyHasher};
 use crate::db::models::{api_time, now, to_naive, ApiKey, Tenant};
 use crate::db::{store, DbConn};
+use crate::domain::allowlist::IpAllowlist;
 use crate::domain::lifetime::{self, KeyStatus, LifetimePolicy, StatusReason};
-use crate::domain::{allowlist, key_format, text, KeyType};
+use crate::domain::{key_format, text, KeyType};
 use crate::error::{AppError, AppResult};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// At most this many live (not revoked, not expired) keys per tenant.
 pub const MAX_LIVE_KEYS: usize = 50;
@@ -29,9 +30,8 @@ fn validate_label(label: &str) -> AppResult<String> {
 }
 
 /// An allowlist as given (CIDR blocks or bare addresses), normalized to CIDR blocks.
-fn validate_allowlist(entries: &[String]) -> AppResult<Vec<String>> {
-    let nets = allowlist::parse(entries).map_err(AppError::invalid)?;
-    Ok(nets.iter().map(|n| n.to_string()).collect())
+fn validate_allowlist(entries: &[String]) -> AppResult<IpAllowlist> {
+    IpAllowlist::parse(entries).map_err(AppError::invalid)
 }
 
 // ---------------------------------------------------------------- keys: views
@@ -80,7 +80,7 @@ pub fn key_view(key: &ApiKey, policy: &LifetimePolicy, at: DateTime<Utc>) -> Key
         expires_at: opt_time(key.expires_at),
         revoked_at: opt_time(key.revoked_at),
         revoke_reason: key.revoke_reason.clone(),
-        ip_allowlist: serde_json::from_str(&key.ip_allowlist).unwrap_or_default(),
+        ip_allowlist: key.ip_allowlist.entries(),
         last_used_at: opt_time(key.last_used_at),
         last_used_ip: key.last_used_ip.clone(),
         rotated_from: key.rotated_from.clone(),
@@ -187,7 +187,7 @@ pub fn create_key(
         rotated_from: None,
         rotated_to: None,
         chain_id: id.clone(),
-        ip_allowlist: "[]".into(),
+        ip_allowlist: IpAllowlist::default(),
         last_used_at: None,
         last_used_ip: None,
     };
@@ -217,10 +217,8 @@ pub fn update_key(
         changes.insert("label".into(), json!({"old": before.label, "new": label}));
     }
     if let Some(list) = allowlist {
-        let json = serde_json::to_string(&list).expect("strings");
-        store::update_key_allowlist(conn, key_id, &json)?;
-        let old: Value = serde_json::from_str(&before.ip_allowlist).unwrap_or(Value::Null);
-        changes.insert("ip_allowlist".into(), json!({"old": old, "new": list}));
+        store::update_key_allowlist(conn, key_id, &list)?;
+        changes.insert("ip_allowlist".into(), json!({"old": before.ip_allowlist.entries(), "new": list.entries()}));
     }
     let after = load_key(conn, tenant_id, key_id)?;
     Ok((key_view(&after, &tenant.max_lifetime_days, now()), changes))

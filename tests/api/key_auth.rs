@@ -337,3 +337,16 @@ fn a_key_never_reaches_a_console_operation(b: Backend) {
     assert_eq!(total, json!(1), "only the owner's key exists");
 }
 both!(a_key_never_reaches_a_console_operation);
+
+/// An allowlist damaged in the database (by hand, by a bug) closes the key;
+/// it never reads as empty, which would let every address in.
+fn a_damaged_allowlist_fails_closed(b: Backend) {
+    let app = TestApp::spawn_with(b, &[("KEYWARD_KEY_CACHE_SYNC_MS", "0")]);
+    let (key_id, secret) = app.create_key("KEY_TYPE_SIEM");
+    assert_eq!(app.get("/v2/auth.whoami", &[("X-API-Key", &secret)]).status, 200);
+    app.exec_sql(&format!("UPDATE api_keys SET ip_allowlist = '[\"not an address\"]' WHERE id = '{key_id}'"));
+    let r = app.get("/v2/auth.whoami", &[("X-API-Key", &secret)]);
+    assert!(r.status >= 400, "a damaged allowlist let the key in: {}", r.status);
+    assert_ne!(r.status, 200);
+}
+both!(a_damaged_allowlist_fails_closed);

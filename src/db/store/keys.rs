@@ -70,8 +70,12 @@ pub fn update_key_label(conn: &mut DbConn, key_id: &str, label: &str) -> AppResu
     Ok(())
 }
 
-pub fn update_key_allowlist(conn: &mut DbConn, key_id: &str, allowlist_json: &str) -> AppResult<()> {
-    diesel::update(api_keys::table.find(key_id)).set(api_keys::ip_allowlist.eq(allowlist_json)).execute(conn)?;
+pub fn update_key_allowlist(
+    conn: &mut DbConn,
+    key_id: &str,
+    allowlist: &crate::domain::allowlist::IpAllowlist,
+) -> AppResult<()> {
+    diesel::update(api_keys::table.find(key_id)).set(api_keys::ip_allowlist.eq(allowlist)).execute(conn)?;
     Ok(())
 }
 
