@@ -8,6 +8,7 @@
 
 use crate::audit::tree::Hash;
 use crate::audit::verify::{open_checkpoint, OpenedCheckpoint};
+use crate::domain::authz::Op;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -87,7 +88,7 @@ pub struct Outcome {
 /// One witness run: fetch, check, keep.
 pub fn run(remote: &Remote, verifier_key: &str, state_dir: &Path) -> Result<Outcome, WitnessError> {
     let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build();
-    let body = get(&agent, remote, "/v2/enterprise.audit.checkpoint")?;
+    let body = get(&agent, remote, Op::EnterpriseAuditCheckpoint.spec().path)?;
     let note = body["checkpoint"]
         .as_str()
         .ok_or_else(|| WitnessError(3, "the checkpoint answer has no \"checkpoint\" text".into()))?;
@@ -106,7 +107,7 @@ pub fn run(remote: &Remote, verifier_key: &str, state_dir: &Path) -> Result<Outc
     };
     let proof = match &previous {
         Some(prev) if new.size > prev.size && prev.size > 0 => {
-            let path = format!("/v2/enterprise.audit.consistency?from={}&to={}", prev.size, new.size);
+            let path = format!("{}?from={}&to={}", Op::EnterpriseAuditConsistency.spec().path, prev.size, new.size);
             parse_proof(&get(&agent, remote, &path)?)?
         }
         _ => Vec::new(),
