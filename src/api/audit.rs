@@ -4,7 +4,7 @@
 use super::context::{ok_with, query, AnyCaller, ConsoleAuth, NoParams};
 use super::pagination::{decode_cursor, encode_cursor, limit};
 use crate::audit::verify::{self, Problem, TreeProblem};
-use crate::audit::{event_json, OUTCOME_ALLOWED, OUTCOME_DENIED};
+use crate::audit::{EventView, OUTCOME_ALLOWED, OUTCOME_DENIED};
 use crate::db::models::to_naive;
 use crate::db::store::EventFilter;
 use crate::error::{AppError, AppResult};
@@ -13,11 +13,10 @@ use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 #[derive(Serialize)]
-struct EventPage {
-    events: Vec<Value>,
+struct EventPage<'a> {
+    events: Vec<EventView<'a>>,
     next_cursor: Option<String>,
 }
 
@@ -94,7 +93,7 @@ pub async fn list(auth: ConsoleAuth, req: HttpRequest, state: web::Data<AppState
     let tenant_id = auth.0.tenant_id;
     let (rows, more) = state.read(move |c| crate::audit::list_events(c, &tenant_id, &filter, after, limit)).await?;
     let next_cursor = if more { rows.last().map(|r| encode_cursor(r.seq)) } else { None };
-    Ok(ok_with(&EventPage { events: rows.iter().map(event_json).collect(), next_cursor }))
+    Ok(ok_with(&EventPage { events: rows.iter().map(EventView::of).collect(), next_cursor }))
 }
 
 /// Verifies the tenant's chain from where the last verification proved it,
