@@ -4,7 +4,7 @@
 use super::context::{ok_with, query, AnyCaller, ConsoleAuth, NoParams};
 use super::pagination::{decode_cursor, encode_cursor, limit};
 use crate::audit::verify::{self, Problem, TreeProblem};
-use crate::audit::{EventView, OUTCOME_ALLOWED, OUTCOME_DENIED};
+use crate::audit::{EventView, Outcome};
 use crate::db::models::to_naive;
 use crate::db::store::EventFilter;
 use crate::error::{AppError, AppResult};
@@ -49,14 +49,6 @@ struct Verified<'a> {
     verification: VerificationView<'a>,
 }
 
-#[derive(Deserialize, Clone, Copy)]
-enum Outcome {
-    #[serde(rename = "ALLOWED")]
-    Allowed,
-    #[serde(rename = "DENIED")]
-    Denied,
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListEvents {
@@ -83,10 +75,7 @@ pub async fn list(auth: ConsoleAuth, req: HttpRequest, state: web::Data<AppState
         operation: q.operation,
         key_id: q.key_id,
         actor_id: q.actor_id,
-        outcome: q.outcome.map(|o| match o {
-            Outcome::Allowed => OUTCOME_ALLOWED.to_string(),
-            Outcome::Denied => OUTCOME_DENIED.to_string(),
-        }),
+        outcome: q.outcome,
         since: q.since.map(to_naive),
         until: q.until.map(to_naive),
     };

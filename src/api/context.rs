@@ -91,7 +91,7 @@ impl<'a> RequestEvent<'a> {
             d.actor_type = ActorType::ApiKey;
             d.actor_id = Some(k.key_id.clone());
             d.key_id = Some(k.key_id.clone());
-            d.key_type = Some(k.key_type.clone());
+            d.key_type = Some(k.key_type);
             d.key_hint = Some(k.hint.clone());
         })
     }

@@ -17,34 +17,13 @@ use serde_json::Value;
 /// form their own chain, visible to operators through the CLI.
 pub const SYSTEM_CHAIN: &str = "_system";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ActorType {
-    Member,
-    ApiKey,
-    Service,
-    Anonymous,
-}
-
-impl ActorType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ActorType::Member => "MEMBER",
-            ActorType::ApiKey => "API_KEY",
-            ActorType::Service => "SERVICE",
-            ActorType::Anonymous => "ANONYMOUS",
-        }
-    }
-}
+pub use crate::domain::event::{ActorType, Outcome};
 
 pub const OUTCOME_ALLOWED: &str = "ALLOWED";
 pub const OUTCOME_DENIED: &str = "DENIED";
 
 pub fn outcome_for(status_code: u16) -> &'static str {
-    if status_code < 400 {
-        OUTCOME_ALLOWED
-    } else {
-        OUTCOME_DENIED
-    }
+    Outcome::for_status(status_code).as_str()
 }
 
 /// What an event records: an operation of the authorizer table, or one of
@@ -86,7 +65,7 @@ pub struct EventDraft {
     pub actor_type: ActorType,
     pub actor_id: Option<String>,
     pub key_id: Option<String>,
-    pub key_type: Option<String>,
+    pub key_type: Option<crate::domain::KeyType>,
     pub key_hint: Option<String>,
     pub request_id: String,
     pub client_ip: Option<String>,
@@ -182,6 +161,27 @@ impl Canonical for Option<String> {
     type Form<'a> = Option<&'a str>;
     fn canonical(&self) -> Option<&str> {
         self.as_deref()
+    }
+}
+
+impl Canonical for Outcome {
+    type Form<'a> = &'static str;
+    fn canonical(&self) -> &'static str {
+        self.as_str()
+    }
+}
+
+impl Canonical for ActorType {
+    type Form<'a> = &'static str;
+    fn canonical(&self) -> &'static str {
+        self.as_str()
+    }
+}
+
+impl Canonical for Option<crate::domain::KeyType> {
+    type Form<'a> = Option<&'static str>;
+    fn canonical(&self) -> Option<&'static str> {
+        self.map(crate::domain::KeyType::wire_name)
     }
 }
 
@@ -300,11 +300,11 @@ impl<'a> EventView<'a> {
             leaf_index: seq - 1,
             occurred_at: format_time(*occurred_at),
             operation,
-            outcome,
+            outcome: outcome.as_str(),
             reason: reason.as_deref(),
-            actor: ActorView { kind: actor_type, id: actor_id.as_deref() },
+            actor: ActorView { kind: actor_type.as_str(), id: actor_id.as_deref() },
             key_id: key_id.as_deref(),
-            key_type: key_type.as_deref(),
+            key_type: key_type.map(crate::domain::KeyType::wire_name),
             key_hint: key_hint.as_deref(),
             request_id,
             client_ip: client_ip.as_deref(),
@@ -340,12 +340,12 @@ mod tests {
             row.seq,
             to_utc(row.occurred_at).to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
             row.operation,
-            row.outcome,
+            row.outcome.as_str(),
             row.reason,
-            row.actor_type,
+            row.actor_type.as_str(),
             row.actor_id,
             row.key_id,
-            row.key_type,
+            row.key_type.map(crate::domain::KeyType::wire_name),
             row.key_hint,
             row.request_id,
             row.client_ip,
@@ -365,12 +365,12 @@ mod tests {
             seq: 42,
             occurred_at: NaiveDateTime::parse_from_str(at, "%Y-%m-%d %H:%M:%S%.f").unwrap(),
             operation: crate::domain::authz::Op::AuthWhoami.name().into(),
-            outcome: "ALLOWED".into(),
+            outcome: Outcome::Allowed,
             reason: optional.clone(),
-            actor_type: "API_KEY".into(),
+            actor_type: ActorType::ApiKey,
             actor_id: optional.clone(),
             key_id: optional.clone(),
-            key_type: optional.clone(),
+            key_type: optional.as_ref().map(|_| crate::domain::KeyType::Siem),
             key_hint: optional.clone(),
             request_id: "req_1".into(),
             client_ip: optional.clone(),

@@ -25,7 +25,7 @@
 //! `/readyz`: groups are always tried, whatever it says.
 
 use super::chain::{Chains, GroupHeads};
-use super::{outcome_for, EventDraft};
+use super::EventDraft;
 use crate::db::models::{now, to_naive, AuditRow};
 use crate::db::{self, store, ConnOptions, DbConn, DbUrl};
 use crate::domain::redact::Redactor;
@@ -610,12 +610,12 @@ fn event_row(draft: &EventDraft, redactor: &Redactor) -> AuditRow {
         seq: 0,
         occurred_at: to_naive(now()),
         operation: draft.operation.name().to_string(),
-        outcome: outcome_for(draft.status_code).to_string(),
+        outcome: crate::domain::event::Outcome::for_status(draft.status_code),
         reason: draft.reason.clone(),
-        actor_type: draft.actor_type.as_str().to_string(),
+        actor_type: draft.actor_type,
         actor_id: draft.actor_id.clone(),
         key_id: draft.key_id.clone(),
-        key_type: draft.key_type.clone(),
+        key_type: draft.key_type,
         key_hint: draft.key_hint.clone(),
         request_id: draft.request_id.clone(),
         client_ip: draft.client_ip.clone(),

@@ -28,7 +28,7 @@ use std::time::Instant;
 pub struct KeyIdentity {
     pub tenant_id: String,
     pub key_id: String,
-    pub key_type: String,
+    pub key_type: KeyType,
     pub hint: String,
 }
 
@@ -72,7 +72,7 @@ impl KeyRecord {
             identity: KeyIdentity {
                 tenant_id: key.tenant_id.clone(),
                 key_id: key.id.clone(),
-                key_type: key.key_type.wire_name().to_owned(),
+                key_type: key.key_type,
                 hint: key.hint.clone(),
             },
             label: key.label.clone(),

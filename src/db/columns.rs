@@ -13,6 +13,7 @@
 use super::MultiBackend;
 use crate::domain::allowlist::IpAllowlist;
 use crate::domain::assets::{AssetType, ShareScope};
+use crate::domain::event::{ActorType, Outcome};
 use crate::domain::exports::{ExportKind, ExportScope, ExportStatus};
 use crate::domain::lifetime::LifetimePolicy;
 use crate::domain::{KeyType, MemberStatus, Role, TenantStatus};
@@ -137,6 +138,8 @@ text_column!(KeyType, "key type", |t| t.wire_name(), KeyType::from_wire);
 text_column!(TenantStatus, "tenant status", |s| s.as_str(), TenantStatus::parse);
 text_column!(Role, "member role", |r| r.as_str(), Role::parse);
 text_column!(MemberStatus, "member status", |s| s.as_str(), MemberStatus::parse);
+text_column!(Outcome, "event outcome", |o| o.as_str(), Outcome::parse);
+text_column!(ActorType, "actor type", |a| a.as_str(), ActorType::parse);
 text_column!(AssetType, "asset type", |t| t.as_str(), AssetType::parse);
 text_column!(ShareScope, "share scope", |p| p.as_str(), ShareScope::parse);
 text_column!(ExportKind, "export kind", |k| k.as_str(), ExportKind::parse);

@@ -3,6 +3,7 @@
 pub mod allowlist;
 pub mod assets;
 pub mod authz;
+pub mod event;
 pub mod exports;
 pub mod key_format;
 pub mod key_type;

@@ -125,6 +125,30 @@ mod pg_append {
         }
     }
 
+    impl BatchColumn for crate::domain::event::Outcome {
+        type Elem<'a> = &'static str;
+        type Sql = Text;
+        fn elem(&self) -> &'static str {
+            self.as_str()
+        }
+    }
+
+    impl BatchColumn for crate::domain::event::ActorType {
+        type Elem<'a> = &'static str;
+        type Sql = Text;
+        fn elem(&self) -> &'static str {
+            self.as_str()
+        }
+    }
+
+    impl BatchColumn for Option<crate::domain::KeyType> {
+        type Elem<'a> = Option<&'static str>;
+        type Sql = Nullable<Text>;
+        fn elem(&self) -> Option<&'static str> {
+            self.map(crate::domain::KeyType::wire_name)
+        }
+    }
+
     impl BatchColumn for Option<Vec<u8>> {
         type Elem<'a> = Option<&'a [u8]>;
         type Sql = Nullable<diesel::sql_types::Binary>;
@@ -288,7 +312,7 @@ pub struct EventFilter {
     pub operation: Option<String>,
     pub key_id: Option<String>,
     pub actor_id: Option<String>,
-    pub outcome: Option<String>,
+    pub outcome: Option<crate::domain::event::Outcome>,
     pub since: Option<NaiveDateTime>,
     pub until: Option<NaiveDateTime>,
 }

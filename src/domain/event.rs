@@ -1,0 +1,76 @@
+//! What an audit event says of its request: who acted and how it ended.
+
+use serde::Deserialize;
+
+/// Who made the request an event records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActorType {
+    Member,
+    ApiKey,
+    Service,
+    Anonymous,
+}
+
+impl ActorType {
+    pub const ALL: [ActorType; 4] = [ActorType::Member, ActorType::ApiKey, ActorType::Service, ActorType::Anonymous];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorType::Member => "MEMBER",
+            ActorType::ApiKey => "API_KEY",
+            ActorType::Service => "SERVICE",
+            ActorType::Anonymous => "ANONYMOUS",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ActorType> {
+        ActorType::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+}
+
+/// How the request ended: let through (any status below 400) or refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Outcome {
+    #[serde(rename = "ALLOWED")]
+    Allowed,
+    #[serde(rename = "DENIED")]
+    Denied,
+}
+
+impl Outcome {
+    pub fn for_status(status_code: u16) -> Outcome {
+        if status_code < 400 {
+            Outcome::Allowed
+        } else {
+            Outcome::Denied
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Allowed => "ALLOWED",
+            Outcome::Denied => "DENIED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Outcome> {
+        [Outcome::Allowed, Outcome::Denied].into_iter().find(|o| o.as_str() == s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_read_back() {
+        for a in ActorType::ALL {
+            assert_eq!(ActorType::parse(a.as_str()), Some(a));
+        }
+        for o in [Outcome::Allowed, Outcome::Denied] {
+            assert_eq!(Outcome::parse(o.as_str()), Some(o));
+        }
+        assert_eq!(Outcome::for_status(399), Outcome::Allowed);
+        assert_eq!(Outcome::for_status(400), Outcome::Denied);
+    }
+}
