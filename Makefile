@@ -5,7 +5,7 @@ CARGO ?= cargo
 # PostgreSQL that the test suite uses (the suite reads KEYWARD_TEST_PG_URL itself).
 TEST_PG_URL := $(or $(KEYWARD_TEST_PG_URL),postgres://postgres@127.0.0.1:5432)
 
-.PHONY: run test schemathesis bench check-postgres fmt lint build clean
+.PHONY: run test schemathesis bench bench-scale check-postgres fmt lint build clean
 
 ## run: serve on 127.0.0.1:8080 with SQLite at ./keyward.db (created and migrated on first start)
 run:
@@ -25,6 +25,11 @@ bench:
 	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; }
 	$(CARGO) build --release --bin keyward --example hello --example new_key --example seed_log
 	python3 bench/bench.py
+
+## bench-scale: the audit log's queries and bytes per event on a 10,000,000-event chain, SQLite and PostgreSQL; see bench/scale.py
+bench-scale: check-postgres
+	$(CARGO) build --release --bin keyward --example seed_scale
+	python3 bench/scale.py
 
 check-postgres:
 	@if ! command -v pg_isready >/dev/null 2>&1; then \

@@ -11,8 +11,8 @@ use crate::db::{store, DbConn};
 use crate::error::{AppError, AppResult, ErrorCode};
 use std::collections::BTreeMap;
 
-/// A chain's last `seq` and hash.
-pub type Head = (i64, String);
+/// A chain's last `seq`, hash and time.
+pub type Head = store::ChainHead;
 
 /// What a group appends, in its transaction: the heads of its chains (locked)
 /// and their trees' frontiers.
@@ -63,13 +63,13 @@ impl Chains {
     pub fn place(&self, conn: &mut DbConn, group: &mut GroupHeads, row: &mut AuditRow) -> AppResult<()> {
         if !group.heads.contains_key(&row.chain_id) {
             // A chain created by this very group (a new tenant).
-            let head = store::load_chain_head(conn, &row.chain_id)?
+            let head = store::load_head(conn, &row.chain_id)?
                 .ok_or_else(|| AppError::new(ErrorCode::Internal, "audit chain missing"))?;
             group.heads.insert(row.chain_id.clone(), head);
         }
         let head = group.heads.get_mut(&row.chain_id).expect("head loaded above");
         if !group.trees.contains_key(&row.chain_id) {
-            let frontier = self.trees.frontier(conn, &row.chain_id, head.0 as u64)?;
+            let frontier = self.trees.frontier(conn, &row.chain_id, head.seq as u64)?;
             group.trees.insert(row.chain_id.clone(), frontier);
         }
         let frontier = group.trees.get_mut(&row.chain_id).expect("frontier loaded above");
@@ -94,7 +94,7 @@ impl Chains {
     pub fn knows_the_head_of(&self, events: &[EventDraft]) -> bool {
         let (Some(known), Some(first)) = (&self.known, events.first()) else { return false };
         let chain = first.chain_id();
-        known.get(chain).is_some_and(|head| self.trees.remembered(chain, head.0 as u64).is_some())
+        known.get(chain).is_some_and(|head| self.trees.remembered(chain, head.seq as u64).is_some())
             && events.iter().all(|e| e.chain_id() == chain)
     }
 
@@ -113,8 +113,8 @@ impl Chains {
             return None;
         }
         let mut head = known.get(&chain)?.clone();
-        let mut frontier = self.trees.remembered(&chain, head.0 as u64)?;
-        let last_seq = head.0;
+        let mut frontier = self.trees.remembered(&chain, head.seq as u64)?;
+        let last_seq = head.seq;
         let mut group = GroupHeads::of(BTreeMap::new());
         for row in rows.iter_mut() {
             link(row, &mut head, &mut frontier);
@@ -139,13 +139,18 @@ impl Chains {
 }
 
 /// Appends `row` after `head`, which it then becomes, and to the tree whose
-/// frontier is `frontier`.
+/// frontier is `frontier`. An event is never stamped earlier than the one
+/// before it (another instance's clock, or this one stepped back), so that a
+/// chain in seq order is in time order and a time window is a seq range.
 fn link(row: &mut AuditRow, head: &mut Head, frontier: &mut Frontier) {
-    row.seq = head.0 + 1;
-    row.prev_hash = head.1.clone();
+    row.seq = head.seq + 1;
+    row.prev_hash = std::mem::take(&mut head.hash);
+    if let Some(at) = head.at {
+        row.occurred_at = row.occurred_at.max(at);
+    }
     let leaf = canonical(row);
     row.hash = crypto::chain_hash(&row.prev_hash, &leaf);
-    *head = (row.seq, row.hash.clone());
+    *head = Head { seq: row.seq, hash: row.hash.clone(), at: Some(row.occurred_at) };
     debug_assert_eq!(frontier.size(), (row.seq - 1) as u64, "the tree is in step with its chain");
     row.tree_hashes = Some(frontier.append_stored(&leaf));
 }

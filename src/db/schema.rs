@@ -56,6 +56,8 @@ diesel::table! {
         chain_id -> Text,
         last_seq -> BigInt,
         last_hash -> Text,
+        last_at -> Nullable<Timestamp>,
+        ordered_from -> BigInt,
     }
 }
 

@@ -853,3 +853,147 @@ fn the_audit_table_rebuild_keeps_every_event_and_the_chain_sqlite() {
     assert!(checks[0].valid, "{:?}", checks[0].problems);
     assert_eq!(app.query_strings(ALL).len(), events.len() + 1);
 }
+
+// ------------------------------------------------------------------ time windows as seq ranges
+
+/// Every event matching `filter` up to `max_seq`, walking pages of `limit`
+/// (each call is itself an event: a walk that did not stop would chase them).
+fn walk(app: &TestApp, token: &str, filter: &str, limit: usize, max_seq: i64) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = format!("/v2/enterprise.audit.list?limit={limit}{filter}");
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let body = get_as(app, token, &path).ok().clone();
+        let page = body["events"].as_array().unwrap();
+        assert!(page.len() <= limit);
+        out.extend(page.iter().filter(|e| seq_of(e) <= max_seq).cloned());
+        if page.iter().any(|e| seq_of(e) > max_seq) {
+            return out;
+        }
+        match body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => return out,
+        }
+    }
+}
+
+/// Reverts the migrations down to and including `000011_audit_queries`,
+/// runs `between` on the database as it was, and migrates it back.
+fn around_the_queries_migration(app: &TestApp, between: impl FnOnce()) {
+    use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+    const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+    const POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+    let mut conn = app.db();
+    let sqlite = matches!(conn, keyward::db::DbConn::Sqlite(_));
+    let migrations = || if sqlite { SQLITE } else { POSTGRES };
+    let mut reverted = 0;
+    loop {
+        let version = conn.revert_last_migration(migrations()).unwrap().to_string();
+        reverted += 1;
+        if version.ends_with("000011") {
+            break;
+        }
+    }
+    between();
+    assert_eq!(conn.run_pending_migrations(migrations()).unwrap().len(), reverted);
+}
+
+/// A time window is found by binary search on the chain's order; events
+/// stamped out of order before the chain kept time order (a clock stepped
+/// back) are still found, by a scan of that older part only. Every window,
+/// walked a page at a time, is exactly the events stamped within it.
+fn time_windows_are_exact_across_events_stamped_out_of_order(b: Backend) {
+    let mut app = TestApp::spawn(b);
+    let (_, secret) = app.create_key("KEY_TYPE_SIEM");
+    for _ in 0..6 {
+        whoami(&app, &secret).ok();
+    }
+    app.stop();
+    // As if a clock had stepped back before this version: seq 5 is stamped in 2001.
+    around_the_queries_migration(&app, || {
+        app.exec_sql(&format!(
+            "UPDATE audit_events SET occurred_at = '2001-02-03 04:05:06' WHERE chain_id = '{}' AND seq = 5",
+            app.tenant_id
+        ))
+    });
+    let ordered_from = app.query_strings(&format!(
+        "SELECT CAST(ordered_from AS TEXT) AS v FROM audit_chains WHERE chain_id = '{}'",
+        app.tenant_id
+    ));
+    assert_eq!(ordered_from, vec!["5".to_string()], "the migration finds where time order starts");
+    let heads_at = app.query_strings(&format!(
+        "SELECT CAST(c.last_at = e.occurred_at AS TEXT) AS v FROM audit_chains c JOIN audit_events e \
+         ON e.chain_id = c.chain_id AND e.seq = c.last_seq WHERE c.chain_id = '{}'",
+        app.tenant_id
+    ));
+    assert!(matches!(heads_at[0].as_str(), "1" | "true"), "the head's time is kept: {heads_at:?}");
+    app.start();
+    for _ in 0..6 {
+        whoami(&app, &secret).ok();
+    }
+    let all = list_all(&app, &app.owner_token, "");
+    let times: Vec<String> = all.iter().map(|e| e["occurred_at"].as_str().unwrap().to_string()).collect();
+    assert!(times[4].starts_with("2001-02-03"), "{times:?}");
+    // From seq 5 on, the chain is in time order.
+    assert!(times[4..].windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+
+    let windows: Vec<(Option<String>, Option<String>)> = vec![
+        (None, Some("2002-01-01T00:00:00Z".into())),
+        (Some("2001-01-01T00:00:00Z".into()), Some("2002-01-01T00:00:00Z".into())),
+        (Some(times[2].clone()), None),
+        (Some(times[7].clone()), Some(times[10].clone())),
+        (Some(times[3].clone()), Some(times[8].clone())),
+        (None, Some(times[9].clone())),
+        (Some(times[times.len() - 1].clone()), None),
+        (Some("2030-01-01T00:00:00Z".into()), None),
+        (Some("2000-01-01T00:00:00Z".into()), Some("2000-06-01T00:00:00Z".into())),
+    ];
+    for (since, until) in windows {
+        let mut filter = String::new();
+        if let Some(s) = &since {
+            filter.push_str(&format!("&since={}", enc(s)));
+        }
+        if let Some(u) = &until {
+            filter.push_str(&format!("&until={}", enc(u)));
+        }
+        let within = |e: &Value| {
+            let at = e["occurred_at"].as_str().unwrap();
+            since.as_deref().is_none_or(|s| at >= s) && until.as_deref().is_none_or(|u| at < u)
+        };
+        let expected: Vec<Value> = all.iter().filter(|e| within(e)).cloned().collect();
+        for limit in [1, 2, 1000] {
+            let got = walk(&app, &app.owner_token, &filter, limit, seq_of(all.last().unwrap()));
+            assert_eq!(ids(&got), ids(&expected), "{filter} in pages of {limit}");
+        }
+    }
+}
+both!(time_windows_are_exact_across_events_stamped_out_of_order);
+
+/// The writer never stamps an event earlier than the one before it in its
+/// chain (here the head is stamped an hour ahead, as another instance with a
+/// fast clock would): the chain stays in time order.
+fn an_event_is_never_stamped_before_the_one_ahead_of_it(b: Backend) {
+    let mut app = TestApp::spawn(b);
+    let (_, secret) = app.create_key("KEY_TYPE_SIEM");
+    whoami(&app, &secret).ok();
+    app.stop();
+    let ahead = (chrono::Utc::now() + chrono::Duration::hours(1)).naive_utc();
+    app.exec_sql(&format!(
+        "UPDATE audit_chains SET last_at = '{}' WHERE chain_id = '{}'",
+        ahead.format("%Y-%m-%d %H:%M:%S%.6f"),
+        app.tenant_id
+    ));
+    app.start();
+    whoami(&app, &secret).ok();
+    whoami(&app, &secret).ok();
+    let all = list_all(&app, &app.owner_token, "");
+    let expected = format!("{}Z", ahead.format("%Y-%m-%dT%H:%M:%S%.6f"));
+    let stamped: Vec<&str> = all.iter().rev().take(2).map(|e| e["occurred_at"].as_str().unwrap()).collect();
+    assert!(stamped.iter().all(|t| *t >= expected.as_str()), "{stamped:?} before {expected}");
+    let checks = keyward::admin::verify(&mut app.db(), Some(&app.tenant_id)).unwrap();
+    assert!(checks[0].valid, "{:?}", checks[0].problems);
+}
+both!(an_event_is_never_stamped_before_the_one_ahead_of_it);

@@ -21,32 +21,50 @@ pub fn take_write_lock(conn: &mut DbConn) -> AppResult<()> {
     Ok(())
 }
 
+/// A chain's last event: its `seq`, hash and time (None before the first
+/// event). The next event is stamped no earlier than `at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainHead {
+    pub seq: i64,
+    pub hash: String,
+    pub at: Option<NaiveDateTime>,
+}
+
+type HeadColumns = (audit_chains::last_seq, audit_chains::last_hash, audit_chains::last_at);
+const HEAD: HeadColumns = (audit_chains::last_seq, audit_chains::last_hash, audit_chains::last_at);
+
 /// Loads and (on PostgreSQL) row-locks the heads of the given chains, in the
 /// order given (sorted by the caller, so concurrent writers cannot deadlock).
 /// The lock also serializes every change of a tenant across instances.
-pub fn lock_chain_heads(conn: &mut DbConn, chain_ids: &[String]) -> AppResult<BTreeMap<String, (i64, String)>> {
+pub fn lock_chain_heads(conn: &mut DbConn, chain_ids: &[String]) -> AppResult<BTreeMap<String, ChainHead>> {
     match conn {
         DbConn::Postgres(pg) => {
-            let rows: Vec<(String, i64, String)> = audit_chains::table
+            let rows: Vec<(String, i64, String, Option<NaiveDateTime>)> = audit_chains::table
                 .filter(audit_chains::chain_id.eq_any(chain_ids))
                 .order(audit_chains::chain_id)
-                .select((audit_chains::chain_id, audit_chains::last_seq, audit_chains::last_hash))
+                .select((audit_chains::chain_id, HEAD.0, HEAD.1, HEAD.2))
                 .for_update()
                 .load(pg)?;
-            Ok(rows.into_iter().map(|(id, seq, hash)| (id, (seq, hash))).collect())
+            Ok(rows.into_iter().map(|(id, seq, hash, at)| (id, ChainHead { seq, hash, at })).collect())
         }
         // SQLite has one writer at a time: the transaction itself is the lock.
         // One lookup per chain (usually one or two): a statement prepared once.
         DbConn::Sqlite(_) => {
             let mut heads = BTreeMap::new();
             for id in chain_ids {
-                if let Some(head) = load_chain_head(conn, id)? {
+                if let Some(head) = load_head(conn, id)? {
                     heads.insert(id.clone(), head);
                 }
             }
             Ok(heads)
         }
     }
+}
+
+pub fn load_head(conn: &mut DbConn, chain_id: &str) -> AppResult<Option<ChainHead>> {
+    let head: Option<(i64, String, Option<NaiveDateTime>)> =
+        audit_chains::table.find(chain_id).select(HEAD).first(conn).optional()?;
+    Ok(head.map(|(seq, hash, at)| ChainHead { seq, hash, at }))
 }
 
 pub fn load_chain_head(conn: &mut DbConn, chain_id: &str) -> AppResult<Option<(i64, String)>> {
@@ -58,13 +76,13 @@ pub fn load_chain_head(conn: &mut DbConn, chain_id: &str) -> AppResult<Option<(i
 }
 
 /// Moves the chain heads to the group's last events. On PostgreSQL the
-/// inserts already did (statement trigger, migration `000005_chain_head_trigger`:
-/// one round trip less per group while the heads are locked).
-pub fn save_chain_heads(conn: &mut DbConn, heads: &BTreeMap<String, (i64, String)>) -> AppResult<()> {
+/// inserts already did (statement trigger, migrations `000005_chain_head_trigger`
+/// and `000011_audit_queries`: one round trip less per group while the heads are locked).
+pub fn save_chain_heads(conn: &mut DbConn, heads: &BTreeMap<String, ChainHead>) -> AppResult<()> {
     let DbConn::Sqlite(lite) = conn else { return Ok(()) };
-    for (chain_id, (seq, hash)) in heads {
+    for (chain_id, head) in heads {
         diesel::update(audit_chains::table.find(chain_id))
-            .set((audit_chains::last_seq.eq(seq), audit_chains::last_hash.eq(hash)))
+            .set((HEAD.0.eq(head.seq), HEAD.1.eq(&head.hash), HEAD.2.eq(head.at)))
             .execute(lite)?;
     }
     Ok(())
@@ -318,6 +336,10 @@ pub struct EventFilter {
 }
 
 /// A chain's events after `after_seq` that match `filter`, in sequence order.
+///
+/// Each filter is an index range in seq order (migration
+/// `000011_audit_queries`), and a time window is first turned into a seq
+/// range, so a page costs what it returns, however long the chain.
 pub fn filtered_events(
     conn: &mut DbConn,
     chain_id: &str,
@@ -325,10 +347,43 @@ pub fn filtered_events(
     after_seq: i64,
     limit: i64,
 ) -> AppResult<Vec<AuditRow>> {
+    let Some(window) = seq_window(conn, chain_id, filter)? else {
+        return matching(conn, chain_id, filter, after_seq, None, limit);
+    };
+    let mut rows = Vec::new();
+    let mut after = after_seq;
+    // Events stamped before the chain kept time order: the window is filtered, not found.
+    if after + 1 < window.ordered_from {
+        rows = matching(conn, chain_id, filter, after, Some(window.ordered_from), limit)?;
+        if rows.len() as i64 >= limit {
+            return Ok(rows);
+        }
+        after = window.ordered_from - 1;
+    }
+    let from = after.max(window.first - 1);
+    if from + 1 < window.end {
+        rows.extend(matching(conn, chain_id, filter, from, Some(window.end), limit - rows.len() as i64)?);
+    }
+    Ok(rows)
+}
+
+/// The events of `chain_id` with `after < seq < before` that match `filter`.
+fn matching(
+    conn: &mut DbConn,
+    chain_id: &str,
+    filter: &EventFilter,
+    after: i64,
+    before: Option<i64>,
+    limit: i64,
+) -> AppResult<Vec<AuditRow>> {
+    use crate::domain::event::Outcome;
     let mut q = audit_events::table
         .filter(audit_events::chain_id.eq(chain_id))
-        .filter(audit_events::seq.gt(after_seq))
+        .filter(audit_events::seq.gt(after))
         .into_boxed();
+    if let Some(before) = before {
+        q = q.filter(audit_events::seq.lt(before));
+    }
     if let Some(v) = &filter.operation {
         q = q.filter(audit_events::operation.eq(v.clone()));
     }
@@ -338,8 +393,11 @@ pub fn filtered_events(
     if let Some(v) = &filter.actor_id {
         q = q.filter(audit_events::actor_id.eq(v.clone()));
     }
-    if let Some(v) = &filter.outcome {
-        q = q.filter(audit_events::outcome.eq(v.clone()));
+    match filter.outcome {
+        // The partial index's own condition, as written there (a bound value does not select it).
+        Some(Outcome::Denied) => q = q.filter(diesel::dsl::sql::<diesel::sql_types::Bool>("outcome = 'DENIED'")),
+        Some(v) => q = q.filter(audit_events::outcome.eq(v)),
+        None => {}
     }
     if let Some(v) = filter.since {
         q = q.filter(audit_events::occurred_at.ge(v));
@@ -348,4 +406,63 @@ pub fn filtered_events(
         q = q.filter(audit_events::occurred_at.lt(v));
     }
     Ok(q.order(audit_events::seq.asc()).limit(limit).load(conn)?)
+}
+
+/// A time window as seq positions of a chain: from `ordered_from` on, its
+/// events are in time order, and those in the window are the ones with
+/// `first <= seq < end`.
+struct SeqWindow {
+    ordered_from: i64,
+    first: i64,
+    end: i64,
+}
+
+/// None when `filter` has no time window.
+fn seq_window(conn: &mut DbConn, chain_id: &str, filter: &EventFilter) -> AppResult<Option<SeqWindow>> {
+    if filter.since.is_none() && filter.until.is_none() {
+        return Ok(None);
+    }
+    let chain: Option<(i64, i64)> = audit_chains::table
+        .find(chain_id)
+        .select((audit_chains::last_seq, audit_chains::ordered_from))
+        .first(conn)
+        .optional()?;
+    let Some((last_seq, ordered_from)) = chain else {
+        return Ok(Some(SeqWindow { ordered_from: 1, first: 1, end: 1 }));
+    };
+    let ordered_from = ordered_from.max(1);
+    let end_of_chain = last_seq + 1;
+    let first = match filter.since {
+        Some(t) => first_at_or_after(conn, chain_id, t, ordered_from, end_of_chain)?,
+        None => ordered_from,
+    };
+    let end = match filter.until {
+        Some(t) => first_at_or_after(conn, chain_id, t, first, end_of_chain)?,
+        None => end_of_chain,
+    };
+    Ok(Some(SeqWindow { ordered_from, first, end }))
+}
+
+/// The first position in `[lo, hi]` such that every event of `chain_id`
+/// from `lo` up to it is stamped before `t`: a binary search on the chain's
+/// key, O(log n) lookups. Positions need not all hold an event (retention
+/// may have moved some out): each probe reads the first event at or after it.
+fn first_at_or_after(conn: &mut DbConn, chain_id: &str, t: NaiveDateTime, lo: i64, hi: i64) -> AppResult<i64> {
+    let (mut lo, mut hi) = (lo, hi);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        let probe: Option<(i64, NaiveDateTime)> = audit_events::table
+            .filter(audit_events::chain_id.eq(chain_id))
+            .filter(audit_events::seq.ge(mid))
+            .filter(audit_events::seq.lt(hi))
+            .order(audit_events::seq.asc())
+            .select((audit_events::seq, audit_events::occurred_at))
+            .first(conn)
+            .optional()?;
+        match probe {
+            Some((seq, at)) if at < t => lo = seq + 1,
+            _ => hi = mid,
+        }
+    }
+    Ok(lo)
 }
