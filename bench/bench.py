@@ -706,8 +706,12 @@ def main():
             db_cpu = f"{r['db_cpu_us']:.1f}" if db == "postgresql" else "-"
             print(f"{name:34} {db:10} {r['rps']:>10.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} {ratio:>10.2f} "
                   f"{r['cpu_us']:>11.1f} {db_cpu:>14} {rss:>13.1f} {fsync:>17}{note}")
-        if ONLY != "hot":
-            sqlite_bound(ceiling["cpu_us"])
+        floor = sqlite_bound(ceiling["cpu_us"])
+        for name, db, r, _ in rows:
+            if db == "sqlite" and not name.startswith("ceiling") and "unknown" not in name:
+                own = r["cpu_us"] - ceiling["cpu_us"] - floor
+                print(f"SQLite, {name}: keyward's own CPU {own:.1f} us a request (its {r['cpu_us']:.1f} us, less "
+                      f"the ceiling's {ceiling['cpu_us']:.1f} and SQLite's floor of {floor:.1f}).")
         for name, db, r, _ in rows:
             if db == "postgresql" and "valid key" in name:
                 postgres_bound(name, r, ceiling)
@@ -737,6 +741,7 @@ def sqlite_bound(ceiling_cpu_us):
     print(f"\nSQLite's own floor for a durable event (bench/sqlite_floor.py): {floor:.1f} us of CPU; with the "
           f"ceiling's {ceiling_cpu_us:.1f} us per request, one CPU answering a request only after its event is a "
           f"committed, fsynced SQLite row reaches at most {ceiling_cpu_us / (ceiling_cpu_us + floor):.2f}x the ceiling.")
+    return floor
 
 
 if __name__ == "__main__":

@@ -10,6 +10,60 @@ use ring::{digest, hmac};
 /// Hex of 32 zero bytes: the `prev_hash` of a chain's first event.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// A hash of the audit hash chain: SHA-256, stored as its 32 bytes, shown
+/// (and chained, see [`chain_hash`]) as 64 lowercase hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ChainHash([u8; 32]);
+
+impl ChainHash {
+    /// What the first event of a chain follows: the hex text is 64 zeros.
+    pub const GENESIS: ChainHash = ChainHash([0; 32]);
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Option<ChainHash> {
+        bytes.try_into().ok().map(ChainHash)
+    }
+
+    /// 64 hex digits (either case); None for anything else.
+    pub fn parse(text: &str) -> Option<ChainHash> {
+        if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (byte, pair) in out.iter_mut().zip(text.as_bytes().chunks(2)) {
+            *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+        }
+        Some(ChainHash(out))
+    }
+}
+
+impl std::fmt::Display for ChainHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&hex(&self.0))
+    }
+}
+
+impl std::fmt::Debug for ChainHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ChainHash({self})")
+    }
+}
+
+impl PartialEq<str> for ChainHash {
+    fn eq(&self, other: &str) -> bool {
+        ChainHash::parse(other).is_some_and(|h| h == *self)
+    }
+}
+
+impl serde::Serialize for ChainHash {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex(&self.0))
+    }
+}
+
 fn rng() -> &'static SystemRandom {
     static RNG: std::sync::OnceLock<SystemRandom> = std::sync::OnceLock::new();
     RNG.get_or_init(SystemRandom::new)
@@ -65,11 +119,12 @@ impl std::fmt::Debug for KeyHasher {
 }
 
 /// `SHA-256(prev_hash ‖ canonical event)`, hex. `prev_hash` is taken as its hex text.
-pub fn chain_hash(prev_hash: &str, canonical_event: &[u8]) -> String {
+pub fn chain_hash(prev_hash: &ChainHash, canonical_event: &[u8]) -> ChainHash {
     let mut ctx = digest::Context::new(&digest::SHA256);
-    ctx.update(prev_hash.as_bytes());
+    // The previous hash as its hex text: what the chain has always hashed.
+    ctx.update(hex(&prev_hash.0).as_bytes());
     ctx.update(canonical_event);
-    hex(ctx.finish().as_ref())
+    ChainHash(ctx.finish().as_ref().try_into().expect("SHA-256 is 32 bytes"))
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {
@@ -212,9 +267,14 @@ mod tests {
 
     #[test]
     fn chain_hash_binds_prev_and_event() {
-        let h = chain_hash(GENESIS_HASH, b"event");
-        assert_ne!(h, chain_hash(GENESIS_HASH, b"evenT"));
+        let h = chain_hash(&ChainHash::GENESIS, b"event");
+        assert_ne!(h, chain_hash(&ChainHash::GENESIS, b"evenT"));
         assert_ne!(h, chain_hash(&h, b"event"));
+        assert_eq!(ChainHash::GENESIS.to_string(), GENESIS_HASH);
+        assert_eq!(ChainHash::parse(&h.to_string()), Some(h));
+        assert_eq!(ChainHash::parse(&h.to_string().to_uppercase()), Some(h));
+        assert_eq!(ChainHash::parse("zz"), None);
+        assert_eq!(ChainHash::parse(&"g".repeat(64)), None);
         assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 

@@ -144,13 +144,13 @@ impl Chains {
 /// chain in seq order is in time order and a time window is a seq range.
 fn link(row: &mut AuditRow, head: &mut Head, frontier: &mut Frontier) {
     row.seq = head.seq + 1;
-    row.prev_hash = std::mem::take(&mut head.hash);
+    row.prev_hash = head.hash;
     if let Some(at) = head.at {
         row.occurred_at = row.occurred_at.max(at);
     }
     let leaf = canonical(row);
     row.hash = crypto::chain_hash(&row.prev_hash, &leaf);
-    *head = Head { seq: row.seq, hash: row.hash.clone(), at: Some(row.occurred_at) };
+    *head = Head { seq: row.seq, hash: row.hash, at: Some(row.occurred_at) };
     debug_assert_eq!(frontier.size(), (row.seq - 1) as u64, "the tree is in step with its chain");
     row.tree_hashes = Some(frontier.append_stored(&leaf));
 }

@@ -341,7 +341,8 @@ impl Check {
         }
         // The chain hash, where shown, binds the event to the one before it too.
         if let (Some(Value::String(prev)), Some(Value::String(h))) = (event.get("prev_hash"), event.get("hash")) {
-            if &crypto::chain_hash(prev, leaf) != h {
+            let prev = crypto::ChainHash::parse(prev).ok_or("its prev_hash is not a hash")?;
+            if crypto::chain_hash(&prev, leaf) != *h.as_str() {
                 return Err("its hash is not SHA-256(prev_hash ‖ leaf)".into());
             }
         }

@@ -157,6 +157,14 @@ impl Canonical for String {
     }
 }
 
+/// Hyphenated, as event ids were always hashed.
+impl Canonical for crate::domain::event::EventId {
+    type Form<'a> = &'a crate::domain::event::EventId;
+    fn canonical(&self) -> &crate::domain::event::EventId {
+        self
+    }
+}
+
 impl Canonical for Option<String> {
     type Form<'a> = Option<&'a str>;
     fn canonical(&self) -> Option<&str> {
@@ -230,7 +238,7 @@ pub fn list_events(
 /// The event as the API, the SIEM feed, exports and the CLI show it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct EventView<'a> {
-    pub event_id: &'a str,
+    pub event_id: crate::domain::event::EventId,
     pub tenant_id: Option<&'a str>,
     pub seq: i64,
     /// Its leaf in the chain's Merkle tree (see `tree`): what inclusion proofs name.
@@ -250,8 +258,8 @@ pub struct EventView<'a> {
     /// Stored as JSON text, shown parsed.
     pub metadata: Value,
     pub payload: Option<Value>,
-    pub prev_hash: &'a str,
-    pub hash: &'a str,
+    pub prev_hash: crate::crypto::ChainHash,
+    pub hash: crate::crypto::ChainHash,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -294,7 +302,7 @@ impl<'a> EventView<'a> {
         } = row;
         let parse = |s: &str| serde_json::from_str::<Value>(s).unwrap_or(Value::Null);
         EventView {
-            event_id,
+            event_id: *event_id,
             tenant_id: tenant_id.as_deref(),
             seq: *seq,
             leaf_index: seq - 1,
@@ -312,8 +320,8 @@ impl<'a> EventView<'a> {
             status_code: *status_code,
             metadata: parse(metadata),
             payload: payload.as_deref().map(parse),
-            prev_hash,
-            hash,
+            prev_hash: *prev_hash,
+            hash: *hash,
         }
     }
 }
@@ -359,7 +367,7 @@ mod tests {
 
     fn row(at: &str, text: &str, optional: Option<String>) -> AuditRow {
         AuditRow {
-            event_id: "01900000-0000-7000-8000-000000000000".into(),
+            event_id: crate::domain::event::EventId::parse("01900000-0000-7000-8000-000000000000").unwrap(),
             chain_id: "t_1".into(),
             tenant_id: optional.clone(),
             seq: 42,
@@ -378,8 +386,8 @@ mod tests {
             status_code: 401,
             metadata: format!("{{\"note\":{}}}", serde_json::to_string(text).unwrap()),
             payload: optional,
-            prev_hash: "0".repeat(64),
-            hash: String::new(),
+            prev_hash: crate::crypto::ChainHash::GENESIS,
+            hash: crate::crypto::ChainHash::GENESIS,
             tree_hashes: None,
         }
     }

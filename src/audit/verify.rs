@@ -11,7 +11,7 @@
 
 use super::canonical;
 use super::tree::{Frontier, Hash};
-use crate::crypto::{chain_hash, open_note, GENESIS_HASH};
+use crate::crypto::{chain_hash, open_note, ChainHash, GENESIS_HASH};
 use crate::db::models::{now, to_naive, AuditRow};
 use crate::db::{store, DbConn};
 use crate::error::AppResult;
@@ -47,13 +47,16 @@ pub struct Verification {
 /// The hash chain's checks over consecutive events, from a known hash.
 struct ChainWalk {
     expected_seq: i64,
-    prev_hash: String,
+    prev_hash: ChainHash,
     checked: i64,
     problems: Vec<Problem>,
 }
 
 impl ChainWalk {
-    fn new(after_seq: i64, prev_hash: String) -> ChainWalk {
+    /// From the event after `after_seq`, whose prev_hash should be `prev_hash`
+    /// (hex; a damaged one matches no event, so the walk reports it).
+    fn new(after_seq: i64, prev_hash: &str) -> ChainWalk {
+        let prev_hash = ChainHash::parse(prev_hash).unwrap_or(ChainHash::GENESIS);
         ChainWalk { expected_seq: after_seq + 1, prev_hash, checked: 0, problems: Vec::new() }
     }
 
@@ -76,13 +79,13 @@ impl ChainWalk {
             self.note(row.seq, "hash does not match the event's content: the event was edited".into());
         }
         self.expected_seq = row.seq + 1;
-        self.prev_hash = row.hash.clone();
+        self.prev_hash = row.hash;
     }
 
     /// After the chain's last event: does it end where the stored head says?
     fn finish(&mut self, head_seq: i64, head_hash: &str) {
         let last_seq = self.expected_seq - 1;
-        if last_seq != head_seq || self.prev_hash != head_hash {
+        if last_seq != head_seq || self.prev_hash != *head_hash {
             self.note(
                 last_seq,
                 format!("chain head says seq {head_seq}, events end at seq {last_seq}: events were deleted or the head was changed"),
@@ -94,7 +97,7 @@ impl ChainWalk {
 /// Walks one chain from its first event and compares it with the stored head.
 pub fn verify_chain(conn: &mut DbConn, chain_id: &str) -> AppResult<Verification> {
     let (head_seq, head_hash) = store::load_chain_head(conn, chain_id)?.unwrap_or((0, GENESIS_HASH.to_string()));
-    let mut walk = ChainWalk::new(0, GENESIS_HASH.to_string());
+    let mut walk = ChainWalk::new(0, GENESIS_HASH);
     let mut after = 0;
     loop {
         let page = store::chain_events_after(conn, chain_id, after, PAGE)?;
@@ -678,7 +681,7 @@ pub fn verify_window(conn: &mut DbConn, chain_id: &str, verifier_key: &str, max_
         },
         None => None,
     };
-    let mut chain = ChainWalk::new(trusted.size as i64, prev_hash);
+    let mut chain = ChainWalk::new(trusted.size as i64, &prev_hash);
     let roots_at: Vec<u64> = checkpoint.iter().map(|c| c.size).collect();
     let walk = walk_tree(conn, chain_id, trusted, until, &roots_at, Some(&mut chain))?;
     step.complete = until == head;
@@ -703,7 +706,7 @@ pub fn verify_window(conn: &mut DbConn, chain_id: &str, verifier_key: &str, max_
                     chain_id: chain_id.to_string(),
                     tree_size: until as i64,
                     root_hash: walk.frontier.root().to_string(),
-                    chain_hash: chain.prev_hash.clone(),
+                    chain_hash: chain.prev_hash.to_string(),
                     verified_at: to_naive(now()),
                 },
             )?;
@@ -719,7 +722,7 @@ mod tests {
 
     fn row(seq: i64, op: &str) -> AuditRow {
         AuditRow {
-            event_id: format!("e{seq}"),
+            event_id: crate::domain::event::EventId::parse(&format!("01900000-0000-7000-8000-{seq:012}")).unwrap(),
             chain_id: "t".into(),
             tenant_id: Some("t".into()),
             seq,
@@ -738,8 +741,8 @@ mod tests {
             status_code: 200,
             metadata: "{}".into(),
             payload: None,
-            prev_hash: String::new(),
-            hash: String::new(),
+            prev_hash: ChainHash::GENESIS,
+            hash: ChainHash::GENESIS,
             tree_hashes: None,
         }
     }

@@ -604,7 +604,7 @@ fn commit_group(
 /// Every caller-controlled field passes `redactor` here, the one place events are built.
 fn event_row(draft: &EventDraft, redactor: &Redactor) -> AuditRow {
     AuditRow {
-        event_id: uuid::Uuid::now_v7().to_string(),
+        event_id: crate::domain::event::EventId::new(),
         chain_id: draft.chain_id().to_string(),
         tenant_id: draft.tenant_id.clone(),
         seq: 0,
@@ -623,8 +623,8 @@ fn event_row(draft: &EventDraft, redactor: &Redactor) -> AuditRow {
         status_code: i32::from(draft.status_code),
         metadata: redacted_json(redactor, serde_json::to_string(&draft.metadata).expect("a JSON map serializes")),
         payload: draft.payload.as_ref().map(|p| redacted_json(redactor, p.to_string())),
-        prev_hash: String::new(),
-        hash: String::new(),
+        prev_hash: crate::crypto::ChainHash::GENESIS,
+        hash: crate::crypto::ChainHash::GENESIS,
         tree_hashes: None,
     }
 }

@@ -11,9 +11,10 @@
 //! error, logged), never a panic and never a silent default.
 
 use super::MultiBackend;
+use crate::crypto::ChainHash;
 use crate::domain::allowlist::IpAllowlist;
 use crate::domain::assets::{AssetType, ShareScope};
-use crate::domain::event::{ActorType, Outcome};
+use crate::domain::event::{ActorType, EventId, Outcome};
 use crate::domain::exports::{ExportKind, ExportScope, ExportStatus};
 use crate::domain::lifetime::LifetimePolicy;
 use crate::domain::{KeyType, MemberStatus, Role, TenantStatus};
@@ -154,6 +155,94 @@ text_column!(
     |p| serde_json::to_string(p).expect("a map of enum names to numbers"),
     |text| serde_json::from_str(text).ok()
 );
+
+/// How an id or a hash is written to its `Binary` column and read back.
+trait StoredBytes: Sized {
+    fn bytes(&self) -> &[u8];
+
+    fn from_bytes(bytes: &[u8]) -> Option<Self>;
+}
+
+/// `binary_column!(Type, "what it is")` for a `StoredBytes` type: the same
+/// traits as `text_column!`, over `Binary` (BLOB on SQLite, bytea on PostgreSQL).
+macro_rules! binary_column {
+    ($ty:ty, $what:literal, |$value:ident| $encode:expr, $decode:expr) => {
+        impl StoredBytes for $ty {
+            fn bytes(&self) -> &[u8] {
+                let $value = self;
+                $encode
+            }
+
+            fn from_bytes(bytes: &[u8]) -> Option<Self> {
+                $decode(bytes)
+            }
+        }
+
+        impl<DB: Backend> FromSql<diesel::sql_types::Binary, DB> for $ty
+        where
+            Vec<u8>: FromSql<diesel::sql_types::Binary, DB>,
+        {
+            fn from_sql(bytes: DB::RawValue<'_>) -> deserialize::Result<Self> {
+                let bytes = Vec::<u8>::from_sql(bytes)?;
+                <$ty as StoredBytes>::from_bytes(&bytes)
+                    .ok_or_else(|| format!("not a {} stored: {} bytes", $what, bytes.len()).into())
+            }
+        }
+
+        impl<DB, ST> diesel::deserialize::Queryable<ST, DB> for $ty
+        where
+            DB: Backend,
+            ST: diesel::sql_types::SingleValue,
+            Self: FromSql<ST, DB>,
+        {
+            type Row = Self;
+
+            fn build(row: Self) -> deserialize::Result<Self> {
+                Ok(row)
+            }
+        }
+
+        impl diesel::serialize::ToSql<diesel::sql_types::Binary, Pg> for $ty {
+            fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+                out.write_all(self.bytes())?;
+                Ok(IsNull::No)
+            }
+        }
+
+        impl diesel::serialize::ToSql<diesel::sql_types::Binary, Sqlite> for $ty {
+            fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Sqlite>) -> serialize::Result {
+                out.set_value(self.bytes());
+                Ok(IsNull::No)
+            }
+        }
+
+        impl diesel::serialize::ToSql<diesel::sql_types::Binary, MultiBackend> for $ty {
+            fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, MultiBackend>) -> serialize::Result {
+                out.set_value((diesel::sql_types::Binary, self));
+                Ok(IsNull::No)
+            }
+        }
+
+        impl diesel::expression::AsExpression<diesel::sql_types::Binary> for $ty {
+            type Expression = diesel::dsl::AsExprOf<Vec<u8>, diesel::sql_types::Binary>;
+
+            fn as_expression(self) -> Self::Expression {
+                diesel::expression::AsExpression::<diesel::sql_types::Binary>::as_expression(self.bytes().to_vec())
+            }
+        }
+
+        impl<'a> diesel::expression::AsExpression<diesel::sql_types::Binary> for &'a $ty {
+            type Expression = diesel::dsl::AsExprOf<Vec<u8>, diesel::sql_types::Binary>;
+
+            fn as_expression(self) -> Self::Expression {
+                diesel::expression::AsExpression::<diesel::sql_types::Binary>::as_expression(self.bytes().to_vec())
+            }
+        }
+    };
+}
+
+binary_column!(EventId, "event id", |id| id.as_bytes(), EventId::from_bytes);
+binary_column!(ChainHash, "chain hash", |h| h.as_bytes(), ChainHash::from_bytes);
 
 #[cfg(test)]
 mod tests {

@@ -69,7 +69,7 @@ macro_rules! with_audit_event_columns {
     ($then:ident) => {
         $then! {
             hashed {
-                event_id: String,
+                event_id: crate::domain::event::EventId,
                 chain_id: String,
                 tenant_id: Option<String>,
                 seq: i64,
@@ -90,8 +90,8 @@ macro_rules! with_audit_event_columns {
                 payload: Option<String>,
             }
             chain {
-                prev_hash: String,
-                hash: String,
+                prev_hash: crate::crypto::ChainHash,
+                hash: crate::crypto::ChainHash,
                 tree_hashes: Option<Vec<u8>>,
             }
         }

@@ -63,7 +63,7 @@ diesel::table! {
 
 diesel::table! {
     audit_events (event_id) {
-        event_id -> Text,
+        event_id -> Binary,
         chain_id -> Text,
         tenant_id -> Nullable<Text>,
         seq -> BigInt,
@@ -82,8 +82,8 @@ diesel::table! {
         status_code -> Integer,
         metadata -> Text,
         payload -> Nullable<Text>,
-        prev_hash -> Text,
-        hash -> Text,
+        prev_hash -> Binary,
+        hash -> Binary,
         tree_hashes -> Nullable<Binary>,
     }
 }

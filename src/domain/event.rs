@@ -2,6 +2,48 @@
 
 use serde::Deserialize;
 
+/// An event's id: a UUIDv7 (time-ordered), stored as its 16 bytes and shown
+/// hyphenated (`0193...-...`), as every event id has been shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EventId(uuid::Uuid);
+
+impl EventId {
+    pub fn new() -> EventId {
+        EventId(uuid::Uuid::now_v7())
+    }
+
+    /// An id as shown; None for anything else (no event has it).
+    pub fn parse(text: &str) -> Option<EventId> {
+        uuid::Uuid::try_parse(text).ok().map(EventId)
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        self.0.as_bytes()
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Option<EventId> {
+        uuid::Uuid::from_slice(bytes).ok().map(EventId)
+    }
+}
+
+impl Default for EventId {
+    fn default() -> EventId {
+        EventId::new()
+    }
+}
+
+impl std::fmt::Display for EventId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+impl serde::Serialize for EventId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0.hyphenated())
+    }
+}
+
 /// Who made the request an event records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ActorType {

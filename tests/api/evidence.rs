@@ -212,7 +212,8 @@ fn compliance_export_verifies_offline_and_one_altered_byte_is_caught(b: Backend)
         let mut v: Value = serde_json::from_str(&l.replacen("\"auth.whoami\"", "\"auth.whoamj\"", 1)).unwrap();
         alter_leaf(v["proof"].as_object_mut().unwrap(), "auth.whoami", b'j');
         let leaf = B64.decode(v["proof"]["leaf"].as_str().unwrap()).unwrap();
-        v["hash"] = json!(keyward::crypto::chain_hash(v["prev_hash"].as_str().unwrap(), &leaf));
+        let prev = keyward::crypto::ChainHash::parse(v["prev_hash"].as_str().unwrap()).unwrap();
+        v["hash"] = json!(keyward::crypto::chain_hash(&prev, &leaf));
         v.to_string()
     });
     let v = verify_archive(altered.as_bytes(), &key);

@@ -401,6 +401,34 @@ impl TestApp {
         }
     }
 
+    /// SQL that shows an event id column (stored as 16 bytes) as the API
+    /// shows it: hyphenated text.
+    pub fn event_id_sql(&self, column: &str) -> String {
+        match self.backend {
+            Backend::Sqlite => format!(
+                "lower(substr(hex({column}), 1, 8) || '-' || substr(hex({column}), 9, 4) || '-' || \
+                 substr(hex({column}), 13, 4) || '-' || substr(hex({column}), 17, 4) || '-' || substr(hex({column}), 21))"
+            ),
+            Backend::Postgres => format!("CAST(CAST(encode({column}, 'hex') AS uuid) AS TEXT)"),
+        }
+    }
+
+    /// SQL that shows a hash column (stored as 32 bytes) as hex text.
+    pub fn hex_sql(&self, column: &str) -> String {
+        match self.backend {
+            Backend::Sqlite => format!("lower(hex({column}))"),
+            Backend::Postgres => format!("encode({column}, 'hex')"),
+        }
+    }
+
+    /// SQL for the bytes of `hex`, to store in a hash column.
+    pub fn bytes_sql(&self, hex: &str) -> String {
+        match self.backend {
+            Backend::Sqlite => format!("unhex('{hex}')"),
+            Backend::Postgres => format!("decode('{hex}', 'hex')"),
+        }
+    }
+
     /// Rows of a query whose one column is named `v` and is text.
     pub fn query_strings(&self, sql: &str) -> Vec<String> {
         #[derive(QueryableByName)]
@@ -602,7 +630,10 @@ pub fn event_of(app: &TestApp, r: &Resp) -> Value {
     if let Some(body_id) = r.body.get("request_id") {
         assert_eq!(body_id, &serde_json::json!(rid), "body and header request ids differ");
     }
-    let ids = app.query_strings(&format!("SELECT event_id AS v FROM audit_events WHERE request_id = '{rid}'"));
+    let ids = app.query_strings(&format!(
+        "SELECT {} AS v FROM audit_events WHERE request_id = '{rid}'",
+        app.event_id_sql("event_id")
+    ));
     assert_eq!(ids.len(), 1, "request {rid} has {} audit events", ids.len());
     app.event_by_request_id(&rid).expect("the event is committed before the response")
 }

@@ -131,13 +131,15 @@ fn recompute_everything(app: &TestApp) {
     let chain = app.tenant_id.as_str();
     let mut conn = app.db();
     let rows = store::chain_events_after(&mut conn, chain, 0, i64::MAX).unwrap();
-    let mut prev = keyward::crypto::GENESIS_HASH.to_string();
+    let mut prev = keyward::crypto::ChainHash::GENESIS;
     for row in &rows {
         let hash = keyward::crypto::chain_hash(&prev, &canonical(row));
         sql(
             &mut conn,
             &format!(
-                "UPDATE audit_events SET prev_hash = '{prev}', hash = '{hash}' WHERE chain_id = '{chain}' AND seq = {}",
+                "UPDATE audit_events SET prev_hash = {}, hash = {} WHERE chain_id = '{chain}' AND seq = {}",
+                app.bytes_sql(&prev.to_string()),
+                app.bytes_sql(&hash.to_string()),
                 row.seq
             ),
         );
@@ -178,8 +180,10 @@ fn a_truncated_tail_with_its_head_moved_back_is_caught(b: Backend) {
     let n = head(&app);
     let (k, chain) = (n - 3, app.tenant_id.clone());
     let mut conn = app.db();
-    let keep_hash =
-        app.query_strings(&format!("SELECT hash AS v FROM audit_events WHERE chain_id = '{chain}' AND seq = {k}"));
+    let keep_hash = app.query_strings(&format!(
+        "SELECT {} AS v FROM audit_events WHERE chain_id = '{chain}' AND seq = {k}",
+        app.hex_sql("hash")
+    ));
     sql(&mut conn, &format!("DELETE FROM audit_events WHERE chain_id = '{chain}' AND seq > {k}"));
     // The tail's tree hashes went with its events.
     sql(
@@ -257,7 +261,7 @@ fn an_inserted_event_is_caught(b: Backend) {
     sql(&mut conn, &format!("UPDATE audit_events SET seq = seq + 1000 WHERE chain_id = '{chain}' AND seq >= 4"));
     sql(&mut conn, &format!("UPDATE audit_events SET seq = seq - 999 WHERE chain_id = '{chain}' AND seq >= 1000"));
     let mut forged = store::chain_events_after(&mut conn, &chain, 1, 1).unwrap().remove(0);
-    forged.event_id = uuid::Uuid::now_v7().to_string();
+    forged.event_id = keyward::domain::event::EventId::new();
     forged.seq = 4;
     forged.request_id = "req_forged".into();
     store::insert_events(&mut conn, &[forged]).unwrap();

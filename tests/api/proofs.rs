@@ -82,7 +82,11 @@ fn leaves(app: &TestApp, chain: &str) -> Vec<Vec<u8>> {
 }
 
 fn event_ids(app: &TestApp, chain: &str) -> Vec<String> {
-    store::chain_events_after(&mut app.db(), chain, 0, i64::MAX).unwrap().into_iter().map(|r| r.event_id).collect()
+    store::chain_events_after(&mut app.db(), chain, 0, i64::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.event_id.to_string())
+        .collect()
 }
 
 #[track_caller]

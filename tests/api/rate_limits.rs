@@ -73,7 +73,7 @@ fn refusals_over_an_address_budget_are_summarized_not_written(b: Backend) {
     );
     let (_, secret) = app.create_key("KEY_TYPE_SIEM");
     let unknown = keyward::crypto::new_key_secret(keyward::domain::KeyType::Siem);
-    let events_before = app.query_strings("SELECT event_id AS v FROM audit_events").len();
+    let events_before = app.query_strings("SELECT request_id AS v FROM audit_events").len();
     // A budget of 3: an unknown key, a bad console
     // token and an unknown route each cost one, and each has its event.
     let bad_token = format!("Bearer {}x", app.owner_token);
@@ -128,7 +128,7 @@ fn refusals_over_an_address_budget_are_summarized_not_written(b: Backend) {
     }
     assert_eq!(reasons, std::collections::BTreeMap::from([("malformed".into(), 1), ("over_refusal_budget".into(), 3)]));
     // Three refusals, the valid call from 127.0.0.2 and the summaries: nothing else was written.
-    let written = app.query_strings("SELECT event_id AS v FROM audit_events").len() - events_before;
+    let written = app.query_strings("SELECT request_id AS v FROM audit_events").len() - events_before;
     assert_eq!(written, 4 + summaries.len(), "rows written");
     let metrics = app.get("/metrics", &[]).text;
     assert!(metrics.contains("keyward_refusals_summarized_total 4"), "{metrics}");

@@ -414,7 +414,8 @@ fn snapshot(app: &TestApp) -> (Vec<String>, Vec<String>) {
         "SELECT id || ' ' || COALESCE(CAST(last_used_at AS TEXT), '-') || ' ' || COALESCE(CAST(revoked_at AS TEXT), '-') \
          AS v FROM api_keys ORDER BY id",
     );
-    let events = app.query_strings("SELECT event_id AS v FROM audit_events ORDER BY event_id");
+    let events =
+        app.query_strings(&format!("SELECT {} AS v FROM audit_events ORDER BY event_id", app.event_id_sql("event_id")));
     (keys, events)
 }
 

@@ -60,13 +60,20 @@ fn ids(events: &[Value]) -> Vec<String> {
 }
 
 fn db_event_ids(app: &TestApp) -> HashSet<String> {
-    app.query_strings(&format!("SELECT event_id AS v FROM audit_events WHERE tenant_id = '{}'", app.tenant_id))
-        .into_iter()
-        .collect()
+    app.query_strings(&format!(
+        "SELECT {} AS v FROM audit_events WHERE tenant_id = '{}'",
+        app.event_id_sql("event_id"),
+        app.tenant_id
+    ))
+    .into_iter()
+    .collect()
 }
 
 fn event_id_of_request(app: &TestApp, rid: &str) -> String {
-    let v = app.query_strings(&format!("SELECT event_id AS v FROM audit_events WHERE request_id = '{rid}'"));
+    let v = app.query_strings(&format!(
+        "SELECT {} AS v FROM audit_events WHERE request_id = '{rid}'",
+        app.event_id_sql("event_id")
+    ));
     assert_eq!(v.len(), 1, "one event for {rid}");
     v[0].clone()
 }

@@ -1,5 +1,6 @@
 //! The audit log: chain heads, appending events, reading them back.
 
+use crate::crypto::ChainHash;
 use crate::db::models::AuditRow;
 use crate::db::schema::{audit_chains, audit_events};
 use crate::db::DbConn;
@@ -26,8 +27,17 @@ pub fn take_write_lock(conn: &mut DbConn) -> AppResult<()> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainHead {
     pub seq: i64,
-    pub hash: String,
+    pub hash: ChainHash,
     pub at: Option<NaiveDateTime>,
+}
+
+impl ChainHead {
+    fn of(seq: i64, hash: &str, at: Option<NaiveDateTime>) -> AppResult<ChainHead> {
+        let hash = ChainHash::parse(hash).ok_or_else(|| {
+            crate::error::AppError::internal().caused_by(std::io::Error::other("a chain head's hash is not a hash"))
+        })?;
+        Ok(ChainHead { seq, hash, at })
+    }
 }
 
 type HeadColumns = (audit_chains::last_seq, audit_chains::last_hash, audit_chains::last_at);
@@ -45,7 +55,7 @@ pub fn lock_chain_heads(conn: &mut DbConn, chain_ids: &[String]) -> AppResult<BT
                 .select((audit_chains::chain_id, HEAD.0, HEAD.1, HEAD.2))
                 .for_update()
                 .load(pg)?;
-            Ok(rows.into_iter().map(|(id, seq, hash, at)| (id, ChainHead { seq, hash, at })).collect())
+            rows.into_iter().map(|(id, seq, hash, at)| Ok((id, ChainHead::of(seq, &hash, at)?))).collect()
         }
         // SQLite has one writer at a time: the transaction itself is the lock.
         // One lookup per chain (usually one or two): a statement prepared once.
@@ -64,7 +74,7 @@ pub fn lock_chain_heads(conn: &mut DbConn, chain_ids: &[String]) -> AppResult<BT
 pub fn load_head(conn: &mut DbConn, chain_id: &str) -> AppResult<Option<ChainHead>> {
     let head: Option<(i64, String, Option<NaiveDateTime>)> =
         audit_chains::table.find(chain_id).select(HEAD).first(conn).optional()?;
-    Ok(head.map(|(seq, hash, at)| ChainHead { seq, hash, at }))
+    head.map(|(seq, hash, at)| ChainHead::of(seq, &hash, at)).transpose()
 }
 
 pub fn load_chain_head(conn: &mut DbConn, chain_id: &str) -> AppResult<Option<(i64, String)>> {
@@ -82,7 +92,7 @@ pub fn save_chain_heads(conn: &mut DbConn, heads: &BTreeMap<String, ChainHead>) 
     let DbConn::Sqlite(lite) = conn else { return Ok(()) };
     for (chain_id, head) in heads {
         diesel::update(audit_chains::table.find(chain_id))
-            .set((HEAD.0.eq(head.seq), HEAD.1.eq(&head.hash), HEAD.2.eq(head.at)))
+            .set((HEAD.0.eq(head.seq), HEAD.1.eq(head.hash.to_string()), HEAD.2.eq(head.at)))
             .execute(lite)?;
     }
     Ok(())
@@ -172,6 +182,22 @@ mod pg_append {
         type Sql = Nullable<diesel::sql_types::Binary>;
         fn elem(&self) -> Option<&[u8]> {
             self.as_deref()
+        }
+    }
+
+    impl BatchColumn for crate::domain::event::EventId {
+        type Elem<'a> = &'a [u8];
+        type Sql = diesel::sql_types::Binary;
+        fn elem(&self) -> &[u8] {
+            self.as_bytes()
+        }
+    }
+
+    impl BatchColumn for crate::crypto::ChainHash {
+        type Elem<'a> = &'a [u8];
+        type Sql = diesel::sql_types::Binary;
+        fn elem(&self) -> &[u8] {
+            self.as_bytes()
         }
     }
 
@@ -318,6 +344,7 @@ pub fn chain_events_after(conn: &mut DbConn, chain_id: &str, after_seq: i64, lim
 
 /// The event `event_id` of `chain_id`, if that chain holds it.
 pub fn find_chain_event(conn: &mut DbConn, chain_id: &str, event_id: &str) -> AppResult<Option<AuditRow>> {
+    let Some(event_id) = crate::domain::event::EventId::parse(event_id) else { return Ok(None) };
     Ok(audit_events::table
         .filter(audit_events::chain_id.eq(chain_id))
         .filter(audit_events::event_id.eq(event_id))
