@@ -32,4 +32,4 @@ CREATE INDEX audit_events_by_key ON audit_events (chain_id, key_id);
 CREATE INDEX audit_events_by_actor ON audit_events (chain_id, actor_id);
 CREATE UNIQUE INDEX audit_events_by_event_id ON audit_events (event_id);
 CREATE INDEX audit_events_by_operation ON audit_events (chain_id, operation);
-CREATE INDEX audit_events_denied ON audit_events (chain_id) WHERE outcome = 'DENIED';
+CREATE INDEX audit_events_denied ON audit_events (chain_id, outcome) WHERE outcome = 'DENIED';
