@@ -34,15 +34,17 @@ def events(chain, key):
     rows, prev = [], "0" * 64
     for seq in range(1, EVENTS + 1):
         h = hashlib.sha256(f"{prev}{seq}".encode()).hexdigest()
-        rows.append((str(uuid.uuid4()), chain, chain, seq, "2026-11-22 20:00:00.123456", "auth.whoami", "ALLOWED",
+        rows.append((uuid.uuid4().bytes, chain, chain, seq, "2026-11-22 20:00:00.123456", "auth.whoami", "ALLOWED",
                      None, "API_KEY", key, key, "KEY_TYPE_SIEM", "kw_siem_…abcd", str(uuid.uuid4()), "127.0.0.1",
-                     "wrk", 200, "{}", None, prev, h))
+                     "wrk", 200, "{}", None, bytes.fromhex(prev), bytes.fromhex(h)))
         prev = h
     return rows
 
 
 def durable_groups(path, rows, chain):
     c = sqlite3.connect(path, isolation_level=None)
+    # The migrations' SQLite has unhex() (3.41); this Python's may be older.
+    c.create_function("unhex", 1, lambda h: None if h is None else bytes.fromhex(h), deterministic=True)
     for pragma in ["journal_mode = WAL", "synchronous = NORMAL", "wal_autocheckpoint = 250"]:
         c.execute(f"PRAGMA {pragma}")
     for up in sorted(glob.glob(os.path.join(ROOT, "migrations", "sqlite", "*", "up.sql"))):
@@ -56,7 +58,7 @@ def durable_groups(path, rows, chain):
         c.execute("BEGIN IMMEDIATE")
         c.executemany(INSERT, group)
         c.execute("UPDATE audit_chains SET last_seq = ?, last_hash = ? WHERE chain_id = ?",
-                  (group[-1][3], group[-1][20], chain))
+                  (group[-1][3], group[-1][20].hex(), chain))
         c.execute("COMMIT")
         t1 = time.process_time()
         os.fdatasync(wal)
