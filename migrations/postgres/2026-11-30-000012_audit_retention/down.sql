@@ -1,0 +1,3 @@
+DROP TABLE audit_tree_nodes;
+DROP TABLE audit_archives;
+ALTER TABLE tenants DROP COLUMN audit_retention_days;
