@@ -53,6 +53,11 @@ impl Evidence {
         Ok(Evidence { chain_id: chain_id.to_string(), tree_size: row.tree_size as u64, note: row.note })
     }
 
+    /// Proofs against a checkpoint already signed and stored.
+    pub fn of_checkpoint(row: &store::CheckpointRow) -> Evidence {
+        Evidence { chain_id: row.chain_id.clone(), tree_size: row.tree_size as u64, note: row.note.clone() }
+    }
+
     pub fn tree_size(&self) -> u64 {
         self.tree_size
     }
