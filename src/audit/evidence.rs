@@ -123,12 +123,27 @@ fn open_checkpoint(note: &str, verifier_key: &str) -> Result<Opened, String> {
     Ok(Opened { note: note.to_string(), origin: c.origin().to_string(), size: c.size(), root: *c.hash() })
 }
 
-/// Checks an export file (ZIP archive or NDJSON) against `verifier_key`.
+/// The most a gzip archive segment may inflate to.
+const MAX_SEGMENT_BYTES: u64 = 16 << 30;
+
+/// Checks an export file (ZIP archive or NDJSON) or an archive segment
+/// (gzip NDJSON, see `audit::retention`) against `verifier_key`.
 pub fn verify(file: &[u8], verifier_key: &str) -> Report {
     let mut check = Check::default();
     let kind = if file.starts_with(b"PK") {
         check.archive(file, verifier_key);
         "zip"
+    } else if file.starts_with(&[0x1f, 0x8b]) {
+        let mut text = Vec::new();
+        let inflated = flate2::read::GzDecoder::new(file).take(MAX_SEGMENT_BYTES).read_to_end(&mut text);
+        match inflated {
+            Ok(_) => {
+                check.ndjson(&text, verifier_key);
+                check.segment(&text);
+            }
+            Err(e) => check.problem(format!("the file is not readable gzip ({e})")),
+        }
+        "segment"
     } else {
         check.ndjson(file, verifier_key);
         "ndjson"
@@ -221,6 +236,29 @@ impl Check {
         }
         for (i, line) in text.lines().enumerate() {
             self.line(line, &format!("line {}", i + 1), true);
+        }
+    }
+
+    /// An archive segment holds a contiguous run of the chain: no leaf
+    /// missing between its first and last, each event chained to the one before.
+    fn segment(&mut self, text: &[u8]) {
+        if let (Some(lo), Some(hi)) = (self.seen.iter().min(), self.seen.iter().max()) {
+            if hi - lo + 1 != self.seen.len() as u64 {
+                let missing = (hi - lo + 1) - self.seen.len() as u64;
+                self.problem(format!("the segment's events from seq {} to {} miss {missing}", lo + 1, hi + 1));
+            }
+        }
+        let lines = String::from_utf8_lossy(text);
+        let mut previous: Option<String> = None;
+        for (i, line) in lines.lines().enumerate() {
+            let Ok(v) = serde_json::from_str::<Value>(line) else { continue };
+            let field = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+            if let (Some(before), Some(prev)) = (&previous, field("prev_hash")) {
+                if *before != prev {
+                    self.problem(format!("line {}: its prev_hash is not the previous line's hash", i + 1));
+                }
+            }
+            previous = field("hash");
         }
     }
 
