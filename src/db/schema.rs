@@ -196,6 +196,7 @@ diesel::table! {
     audit_tree_nodes (chain_id, seq) {
         chain_id -> Text,
         seq -> BigInt,
+        event_id -> Text,
         tree_hashes -> Binary,
     }
 }

@@ -20,10 +20,14 @@ CREATE TABLE audit_archives (
 ) WITHOUT ROWID;
 
 -- The tree hashes of archived events (their rows are gone): inclusion and
--- consistency proofs, roots and checkpoints still read every node.
+-- consistency proofs, roots and checkpoints still read every node. The
+-- event id finds an archived event's leaf for `enterprise.audit.proof`.
 CREATE TABLE audit_tree_nodes (
     chain_id TEXT NOT NULL,
     seq BIGINT NOT NULL,
+    event_id TEXT NOT NULL,
     tree_hashes BLOB NOT NULL,
     PRIMARY KEY (chain_id, seq)
 ) WITHOUT ROWID;
+
+CREATE INDEX audit_tree_nodes_by_event_id ON audit_tree_nodes (chain_id, event_id);

@@ -55,10 +55,20 @@ pub fn keep_tree_nodes(conn: &mut DbConn, chain_id: &str, first: i64, last: i64)
         .filter(audit_events::chain_id.eq(chain_id))
         .filter(audit_events::seq.between(first, last))
         .filter(audit_events::tree_hashes.is_not_null())
-        .select((audit_events::chain_id, audit_events::seq, audit_events::tree_hashes.assume_not_null()));
+        .select((
+            audit_events::chain_id,
+            audit_events::seq,
+            audit_events::event_id,
+            audit_events::tree_hashes.assume_not_null(),
+        ));
     Ok(diesel::insert_into(audit_tree_nodes::table)
         .values(rows)
-        .into_columns((audit_tree_nodes::chain_id, audit_tree_nodes::seq, audit_tree_nodes::tree_hashes))
+        .into_columns((
+            audit_tree_nodes::chain_id,
+            audit_tree_nodes::seq,
+            audit_tree_nodes::event_id,
+            audit_tree_nodes::tree_hashes,
+        ))
         .execute(conn)?)
 }
 
@@ -69,6 +79,16 @@ pub fn kept_tree_hashes(conn: &mut DbConn, chain_id: &str, seqs: &[i64]) -> AppR
         .filter(audit_tree_nodes::seq.eq_any(seqs))
         .select((audit_tree_nodes::seq, audit_tree_nodes::tree_hashes))
         .load(conn)?)
+}
+
+/// An archived event's seq and tree hashes (its leaf hash first), by its id.
+pub fn find_kept_node(conn: &mut DbConn, chain_id: &str, event_id: &str) -> AppResult<Option<(i64, Vec<u8>)>> {
+    Ok(audit_tree_nodes::table
+        .filter(audit_tree_nodes::chain_id.eq(chain_id))
+        .filter(audit_tree_nodes::event_id.eq(event_id))
+        .select((audit_tree_nodes::seq, audit_tree_nodes::tree_hashes))
+        .first(conn)
+        .optional()?)
 }
 
 /// The members an active legal hold of the tenant covers.
