@@ -94,10 +94,10 @@ pub struct PassReport {
 }
 
 /// Why a pass cannot archive: no folder for the segments.
-pub fn no_archive_dir() -> AppError {
+pub fn no_archive_dir(tenant_id: &str) -> AppError {
     AppError::new(
         ErrorCode::FailedPrecondition,
-        "a tenant sets audit_retention_days but KEYWARD_ARCHIVE_DIR is not set: nothing is archived",
+        format!("tenant {tenant_id} sets audit_retention_days but KEYWARD_ARCHIVE_DIR is not set: nothing is archived"),
     )
 }
 
@@ -106,10 +106,12 @@ pub fn no_archive_dir() -> AppError {
 pub fn pass(conn: &mut DbConn, dir: Option<&Path>, now: DateTime<Utc>) -> AppResult<PassReport> {
     let mut report = PassReport::default();
     let tenants = store::tenants_with_retention(conn)?;
-    if tenants.is_empty() {
-        return Ok(report);
-    }
-    let dir = dir.ok_or_else(no_archive_dir)?;
+    let Some(dir) = dir else {
+        return match tenants.first() {
+            Some((tenant_id, _)) => Err(no_archive_dir(tenant_id)),
+            None => Ok(report),
+        };
+    };
     for (tenant_id, days) in tenants {
         // The system chain is never archived (no tenant's policy covers it).
         if tenant_id == SYSTEM_CHAIN {

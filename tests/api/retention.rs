@@ -338,3 +338,27 @@ fn retention_archives_with_proofs_across_a_restart_and_a_crash(b: Backend) {
     assert!(db_events(&app).range(..=last).next().is_none(), "released events leave the database");
 }
 both!(retention_archives_with_proofs_across_a_restart_and_a_crash);
+
+fn the_archive_folder_defaults_beside_sqlite_and_is_required_on_postgres(b: Backend) {
+    let app = TestApp::spawn_with(b, &[("KEYWARD_RETENTION_INTERVAL_MS", "20")]);
+    match b {
+        Backend::Sqlite => {
+            assert_eq!(app.settings().archive_dir, Some(app.data_dir.join("keyward.db.archive")));
+        }
+        Backend::Postgres => {
+            assert_eq!(app.settings().archive_dir, None);
+            let r = app.owner_post(POLICY_UPDATE, &json!({"audit_retention_days": 7}));
+            assert_eq!(r.status, 200, "{}", r.text);
+            // The job says once that it does nothing; a pass says why.
+            let said = format!("tenant {} sets audit_retention_days but KEYWARD_ARCHIVE_DIR is not set", app.tenant_id);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !app.logs().contains(&said) {
+                assert!(Instant::now() < deadline, "the retention job never said it does nothing");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let e = retention::pass(&mut app.db(), None, chrono::Utc::now()).unwrap_err();
+            assert!(e.to_string().contains("KEYWARD_ARCHIVE_DIR"), "{e}");
+        }
+    }
+}
+both!(the_archive_folder_defaults_beside_sqlite_and_is_required_on_postgres);
