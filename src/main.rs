@@ -184,7 +184,10 @@ fn verify_archive(file: &std::path::Path, public_key: &str) -> Result<ExitCode, 
         _ => public_key.trim().to_string(),
     };
     signed_note_key_is_usable(&key)?;
-    let report = keyward::audit::evidence::verify(&bytes, &key);
+    let mut report = keyward::audit::evidence::verify(&bytes, &key);
+    if let Some(name) = file.file_name().and_then(|n| n.to_str()) {
+        report.check_segment_name(name);
+    }
     print_json(serde_json::to_value(&report).map_err(|e| Failure(1, e.to_string()))?);
     for problem in &report.problems {
         eprintln!("invalid: {problem}");

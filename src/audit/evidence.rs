@@ -93,13 +93,34 @@ impl Evidence {
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub valid: bool,
-    /// `zip` (e-Discovery archive) or `ndjson` (SIEM compliance export).
+    /// `zip` (e-Discovery archive), `ndjson` (SIEM compliance export) or
+    /// `segment` (an archive segment retention wrote: gzip NDJSON).
     pub kind: &'static str,
     pub events: u64,
+    /// A segment's first and last seq.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seqs: Option<[u64; 2]>,
     pub checkpoint: Option<CheckpointSummary>,
     /// Events proven in the tree whose shown fields are not bound to it (their leaf is withheld).
     pub fields_unbound: u64,
     pub problems: Vec<String>,
+}
+
+impl Report {
+    /// A segment's events must be the range its file name gives
+    /// (`<first>-<last>.ndjson.gz`): a line dropped at either end shows.
+    pub fn check_segment_name(&mut self, file_name: &str) {
+        let Some((first, last)) = super::retention::parse_segment_name(file_name) else { return };
+        if self.kind != "segment" {
+            return;
+        }
+        let named = [first.max(0) as u64, last.max(0) as u64];
+        if self.seqs != Some(named) {
+            let held = self.seqs.map_or("no events".to_string(), |[a, b]| format!("seqs {a}..{b}"));
+            self.problems.push(format!("the file is named for seqs {first}..{last} but holds {held}"));
+            self.valid = false;
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -148,10 +169,15 @@ pub fn verify(file: &[u8], verifier_key: &str) -> Report {
         check.ndjson(file, verifier_key);
         "ndjson"
     };
+    let seqs = match (kind, check.seen.iter().min(), check.seen.iter().max()) {
+        ("segment", Some(lo), Some(hi)) => Some([lo + 1, hi + 1]),
+        _ => None,
+    };
     Report {
         valid: check.problems.is_empty(),
         kind,
         events: check.events,
+        seqs,
         checkpoint: check.opened.map(|c| CheckpointSummary { origin: c.origin, tree_size: c.size }),
         fields_unbound: check.unbound,
         problems: check.problems,

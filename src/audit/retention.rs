@@ -140,8 +140,8 @@ pub fn plan(conn: &mut DbConn, chain_id: &str, cutoff: chrono::NaiveDateTime) ->
     if bound <= after {
         return Ok(None);
     }
-    let last = match store::first_event_since(conn, chain_id, after, cutoff)? {
-        Some(young) => (young - 1).min(bound),
+    let last = match store::first_event_since(conn, chain_id, after, bound, cutoff)? {
+        Some(young) => young - 1,
         None => bound,
     };
     Ok((last > after).then(|| Plan { chain_id: chain_id.to_string(), first: after + 1, last, checkpoint }))
@@ -176,7 +176,9 @@ pub fn write_segment(conn: &mut DbConn, dir: &Path, plan: &Plan) -> AppResult<Wr
             let mut line = event_json(row);
             let mut proof = evidence.proof(conn, row, true)?;
             proof.insert("checkpoint".into(), evidence.note().into());
-            line.as_object_mut().expect("an event is an object").insert(super::evidence::PROOF_KEY.into(), proof.into());
+            line.as_object_mut()
+                .expect("an event is an object")
+                .insert(super::evidence::PROOF_KEY.into(), proof.into());
             serde_json::to_writer(&mut gz, &line).map_err(|e| io(e.into()))?;
             gz.write_all(b"\n").map_err(io)?;
             last_hash.clone_from(&row.hash);
@@ -340,5 +342,21 @@ impl RetentionJob {
             })
             .expect("spawn the audit retention thread");
         stop
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_names_sort_by_seq_and_parse_back() {
+        let (a, b) = (segment_name(1, 99), segment_name(100, 100_000));
+        assert_eq!(a, "00000000000000000001-00000000000000000099.ndjson.gz");
+        assert!(a < b, "file order is seq order");
+        assert_eq!(parse_segment_name(&b), Some((100, 100_000)));
+        for bad in ["x.ndjson.gz", "1-2.ndjson", "00000000000000000001.ndjson.gz", "a-b.ndjson.gz"] {
+            assert_eq!(parse_segment_name(bad), None, "{bad}");
+        }
     }
 }

@@ -138,7 +138,10 @@ fn verify_archive_cli(file: &Path, key: &str) -> (i32, String) {
         .env_clear()
         .output()
         .unwrap();
-    (out.status.code().unwrap(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    (
+        out.status.code().unwrap(),
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+    )
 }
 
 fn root_of(note: &str, size: i64) -> RootHash<Sha256> {
@@ -186,7 +189,8 @@ fn retention_archives_with_proofs_across_a_restart_and_a_crash(b: Backend) {
     let (_, free_token) = app.add_member(&tenant, "AUDITOR");
     events_by(&app, &held_token, 3);
     events_by(&app, &free_token, 3);
-    let r = key_post(&app, &ediscovery, "/v2/enterprise.hold.create", &json!({"user_ids": [held], "reason": "case 17"}));
+    let r =
+        key_post(&app, &ediscovery, "/v2/enterprise.hold.create", &json!({"user_ids": [held], "reason": "case 17"}));
     let hold_uid = r.ok()["hold"]["uid"].as_str().unwrap().to_string();
     let r = app.owner_post(POLICY_UPDATE, &json!({"audit_retention_days": 1}));
     assert_eq!(r.status, 200, "{}", r.text);
@@ -202,8 +206,9 @@ fn retention_archives_with_proofs_across_a_restart_and_a_crash(b: Backend) {
     assert_eq!(report.segments.len(), 1, "{report:?}");
     let s1 = report.segments[0].clone();
     assert_eq!(s1.first_seq, 1);
-    let verified: i64 = app
-        .query_strings(&format!("SELECT CAST(tree_size AS TEXT) AS v FROM audit_verifications WHERE chain_id = '{tenant}'"))[0]
+    let verified: i64 = app.query_strings(&format!(
+        "SELECT CAST(tree_size AS TEXT) AS v FROM audit_verifications WHERE chain_id = '{tenant}'"
+    ))[0]
         .parse()
         .unwrap();
     assert!(s1.last_seq >= 8 && s1.last_seq <= verified, "{s1:?}, verified {verified}");
@@ -239,15 +244,26 @@ fn retention_archives_with_proofs_across_a_restart_and_a_crash(b: Backend) {
     let dropped: Vec<&str> = text.lines().enumerate().filter(|(i, _)| *i != 3).map(|(_, l)| l).collect();
     std::fs::write(&forged, deflate(&(dropped.join("\n") + "\n"))).unwrap();
     assert_eq!(verify_archive_cli(&forged, &key).0, 1, "a dropped line fails");
+    // The last line dropped: only the file's name tells.
+    let lines_kept: Vec<&str> = text.lines().collect();
+    let short = archive_tmp.path().join(file.file_name().unwrap());
+    std::fs::write(&short, deflate(&(lines_kept[..lines_kept.len() - 1].join("\n") + "\n"))).unwrap();
+    let (code, out) = verify_archive_cli(&short, &key);
+    assert_eq!(code, 1, "a segment short of its named range fails: {out}");
+    assert!(out.contains("named for seqs"), "{out}");
 
     // Inclusion of an archived (deleted) event and consistency still answer and verify.
-    let (seq, line) = lines.iter().find(|(s, l)| !kept.contains(&(**s as i64)) && l["actor"]["id"] != json!(held)).unwrap();
+    let (seq, line) =
+        lines.iter().find(|(s, l)| !kept.contains(&(**s as i64)) && l["actor"]["id"] != json!(held)).unwrap();
     assert!(!left.contains_key(&(*seq as i64)), "seq {seq} is archived");
     let leaf = b64().decode(line["proof"]["leaf"].as_str().unwrap()).unwrap();
     let c = checkpoint_covering(&app, s1.last_seq);
-    let r = app.owner_get(&format!("{PROOF}?event_id={}&tree_size={}", line["event_id"].as_str().unwrap(), c.tree_size));
+    let r =
+        app.owner_get(&format!("{PROOF}?event_id={}&tree_size={}", line["event_id"].as_str().unwrap(), c.tree_size));
     let proof = InclusionProof::<Sha256>::try_from_bytes(hashes(&r.ok()["inclusion"])).unwrap();
-    root_of(&c.note, c.tree_size).verify_inclusion(&leaf, seq - 1, &proof).expect("an archived event is in the signed tree");
+    root_of(&c.note, c.tree_size)
+        .verify_inclusion(&leaf, seq - 1, &proof)
+        .expect("an archived event is in the signed tree");
     let first_note = store::find_checkpoint(&mut app.db(), &tenant, Some(s1.checkpoint_size)).unwrap().unwrap().note;
     for from in [1, s1.last_seq / 2, s1.last_seq] {
         let r = app.owner_get(&format!("{CONSISTENCY}?from={from}&to={}", c.tree_size));

@@ -119,16 +119,18 @@ pub fn delete_archived_events(conn: &mut DbConn, chain_id: &str, last: i64, held
     Ok(deleted)
 }
 
-/// The first event of a chain after `after_seq` that occurred at or after `at`.
+/// The first event of a chain in `after_seq < seq <= through` that occurred at or after `at`.
 pub fn first_event_since(
     conn: &mut DbConn,
     chain_id: &str,
     after_seq: i64,
+    through: i64,
     at: chrono::NaiveDateTime,
 ) -> AppResult<Option<i64>> {
     Ok(audit_events::table
         .filter(audit_events::chain_id.eq(chain_id))
         .filter(audit_events::seq.gt(after_seq))
+        .filter(audit_events::seq.le(through))
         .filter(audit_events::occurred_at.ge(at))
         .select(audit_events::seq)
         .order(audit_events::seq.asc())
@@ -137,7 +139,13 @@ pub fn first_event_since(
 }
 
 /// A chain's events `first..=last` still in the database, in seq order, at most `limit`.
-pub fn events_between(conn: &mut DbConn, chain_id: &str, first: i64, last: i64, limit: i64) -> AppResult<Vec<AuditRow>> {
+pub fn events_between(
+    conn: &mut DbConn,
+    chain_id: &str,
+    first: i64,
+    last: i64,
+    limit: i64,
+) -> AppResult<Vec<AuditRow>> {
     Ok(audit_events::table
         .filter(audit_events::chain_id.eq(chain_id))
         .filter(audit_events::seq.between(first, last))
