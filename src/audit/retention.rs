@@ -120,7 +120,7 @@ pub fn pass(conn: &mut DbConn, dir: Option<&Path>, now: DateTime<Utc>) -> AppRes
         let Some(cutoff) = AuditRetention::from_stored(Some(days)).cutoff(now) else { continue };
         report.events_deleted += forget_released(conn, &tenant_id)?;
         while let Some(plan) = plan(conn, &tenant_id, to_naive(cutoff))? {
-            let written = write_segment(conn, dir, &plan)?;
+            let Some(written) = write_segment(conn, dir, &plan)? else { break };
             let Some((segment, deleted)) = record(conn, dir, &written)? else { break };
             report.events_deleted += deleted;
             report.segments.push(segment);
@@ -149,11 +149,25 @@ pub fn plan(conn: &mut DbConn, chain_id: &str, cutoff: chrono::NaiveDateTime) ->
 
 /// Writes `plan`'s segment file (temporary name, fsync, rename, fsync of
 /// the folder), first removing any file of the chain no row records from
-/// `plan.first` on (a crash's leftovers).
-pub fn write_segment(conn: &mut DbConn, dir: &Path, plan: &Plan) -> AppResult<Written> {
+/// `plan.first` on (a crash's leftovers). None: the plan is stale (another
+/// pass archived the chain since), nothing written.
+pub fn write_segment(conn: &mut DbConn, dir: &Path, plan: &Plan) -> AppResult<Option<Written>> {
+    use diesel::Connection;
     let chain_dir = dir.join(&plan.chain_id);
     create_private_dir(&chain_dir)?;
-    remove_unrecorded(&chain_dir, plan.first)?;
+    // Under the retention lock, from where the archived prefix ends now: a
+    // file another pass wrote and is recording meanwhile is not touched
+    // (its pass checks the file under the same lock before it commits).
+    let current = conn.transaction::<_, AppError, _>(|conn| {
+        store::take_write_lock(conn)?;
+        store::lock_retention(conn, &plan.chain_id)?;
+        let from = store::last_archive(conn, &plan.chain_id)?.map_or(0, |a| a.last_seq) + 1;
+        // Another pass archived this chain since the plan: it is stale.
+        Ok(from == plan.first && remove_unrecorded(&chain_dir, from).map(|()| true)?)
+    })?;
+    if !current {
+        return Ok(None);
+    }
     let name = plan.file_name();
     let tmp = chain_dir.join(format!("{name}.tmp"));
     let file = {
@@ -196,21 +210,26 @@ pub fn write_segment(conn: &mut DbConn, dir: &Path, plan: &Plan) -> AppResult<Wr
     drop(out);
     std::fs::rename(&tmp, chain_dir.join(&name)).map_err(io)?;
     std::fs::File::open(&chain_dir).and_then(|d| d.sync_all()).map_err(io)?;
-    Ok(Written { plan: plan.clone(), sha256, event_count: count, last_hash })
+    Ok(Some(Written { plan: plan.clone(), sha256, event_count: count, last_hash }))
 }
 
 /// Records a written segment and moves its events out, in one transaction:
-/// None if another pass recorded the chain's next segment meanwhile (then
-/// this file, unless it is that one, is removed).
+/// None if another pass recorded the chain's next segment meanwhile, or the
+/// file is no longer the one written.
 pub fn record(conn: &mut DbConn, dir: &Path, w: &Written) -> AppResult<Option<(Segment, u64)>> {
     use diesel::Connection;
     let plan = &w.plan;
     let recorded = conn.transaction::<_, AppError, _>(|conn| {
         store::take_write_lock(conn)?;
-        // Serializes retention of a chain across instances (PostgreSQL row lock).
-        store::lock_chain_heads(conn, std::slice::from_ref(&plan.chain_id))?;
+        store::lock_retention(conn, &plan.chain_id)?;
         if store::last_archive(conn, &plan.chain_id)?.map_or(0, |a| a.last_seq) != plan.first - 1 {
             return Ok(None);
+        }
+        // The file must still be the one written (another pass may have
+        // replaced or removed it): never delete events whose file is not there.
+        match std::fs::read(dir.join(&plan.chain_id).join(plan.file_name())) {
+            Ok(bytes) if crate::crypto::sha256_hex(&bytes) == w.sha256 => {}
+            _ => return Ok(None),
         }
         store::insert_archive(
             conn,
@@ -230,13 +249,8 @@ pub fn record(conn: &mut DbConn, dir: &Path, w: &Written) -> AppResult<Option<(S
         let held = store::held_member_ids(conn, &plan.chain_id)?;
         Ok(Some(store::delete_archived_events(conn, &plan.chain_id, plan.last, &held)? as u64))
     })?;
-    let Some(deleted) = recorded else {
-        let ours = plan.file_name();
-        if !store::archives_of(conn, &plan.chain_id)?.iter().any(|a| a.file_name == ours) {
-            let _ = std::fs::remove_file(dir.join(&plan.chain_id).join(&ours));
-        }
-        return Ok(None);
-    };
+    // Not recorded: the file stays until the next pass removes it (under the lock).
+    let Some(deleted) = recorded else { return Ok(None) };
     tracing::info!(chain = %plan.chain_id, first_seq = plan.first, last_seq = plan.last, deleted, "archived audit events");
     let segment = Segment {
         chain_id: plan.chain_id.clone(),
@@ -255,6 +269,7 @@ fn forget_released(conn: &mut DbConn, chain_id: &str) -> AppResult<u64> {
     let Some(through) = store::last_archive(conn, chain_id)?.map(|a| a.last_seq) else { return Ok(0) };
     conn.transaction::<_, AppError, _>(|conn| {
         store::take_write_lock(conn)?;
+        store::lock_retention(conn, chain_id)?;
         let held = store::held_member_ids(conn, chain_id)?;
         Ok(store::delete_archived_events(conn, chain_id, through, &held)? as u64)
     })

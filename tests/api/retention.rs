@@ -301,7 +301,13 @@ fn retention_archives_with_proofs_across_a_restart_and_a_crash(b: Backend) {
     let cutoff = (chrono::Utc::now() + chrono::Duration::days(1)).naive_utc();
     let plan = retention::plan(&mut app.db(), &tenant, cutoff).unwrap().expect("something to archive");
     assert_eq!(plan.first, s2.last_seq + 1);
-    retention::write_segment(&mut app.db(), &archive, &plan).unwrap();
+    let written = retention::write_segment(&mut app.db(), &archive, &plan).unwrap().expect("the plan is current");
+    // Its file replaced before the commit: not recorded, nothing deleted.
+    let path = archive.join(&tenant).join(plan.file_name());
+    let good = std::fs::read(&path).unwrap();
+    std::fs::write(&path, b"not the segment").unwrap();
+    assert!(retention::record(&mut app.db(), &archive, &written).unwrap().is_none(), "a replaced file is recorded");
+    std::fs::write(&path, good).unwrap();
     // A temporary file of a later write, cut short.
     let stray = archive.join(&tenant).join(format!("{}.tmp", retention::segment_name(plan.last + 1, plan.last + 5)));
     std::fs::write(&stray, b"\x1f\x8b half").unwrap();
@@ -312,6 +318,8 @@ fn retention_archives_with_proofs_across_a_restart_and_a_crash(b: Backend) {
     assert!(!report.segments.is_empty(), "{report:?}");
     assert_eq!(report.segments[0].first_seq, plan.first);
     assert!(!stray.exists(), "a cut-short file is removed");
+    // The plan made before is stale now: it writes nothing.
+    assert!(retention::write_segment(&mut app.db(), &archive, &plan).unwrap().is_none());
 
     // Each event exactly once: in one segment, or (not archived, or held) in the database.
     let lines = archived_lines(&archive, &tenant);

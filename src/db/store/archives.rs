@@ -27,6 +27,20 @@ pub struct ArchiveRow {
     pub created_at: chrono::NaiveDateTime,
 }
 
+/// Serializes retention of `chain_id` across instances until the
+/// transaction ends: a PostgreSQL advisory lock (the chain head's row lock
+/// would hold up the tenant's audit writes while events are deleted);
+/// SQLite's write lock, taken first by the caller, already does.
+pub fn lock_retention(conn: &mut DbConn, chain_id: &str) -> AppResult<()> {
+    if let DbConn::Postgres(pg) = conn {
+        // The first key sets retention's locks apart from any other advisory lock.
+        diesel::sql_query("SELECT pg_advisory_xact_lock(1917, hashtext($1))")
+            .bind::<diesel::sql_types::Text, _>(chain_id)
+            .execute(pg)?;
+    }
+    Ok(())
+}
+
 /// A chain's newest segment (the archived prefix ends at its `last_seq`).
 pub fn last_archive(conn: &mut DbConn, chain_id: &str) -> AppResult<Option<ArchiveRow>> {
     Ok(audit_archives::table
