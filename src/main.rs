@@ -285,6 +285,12 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
             let mut conn = admin::connect(&settings)?;
             let report = admin::retain(&mut conn, &settings)?;
             print_json(serde_json::to_value(&report).expect("a report is JSON"));
+            for f in &report.failed {
+                eprintln!("error: chain {}: {}", f.chain_id, f.error);
+            }
+            if !report.failed.is_empty() {
+                return Ok(ExitCode::from(1));
+            }
         }
         Command::Audit { action: AuditAction::PublicKey } => {
             println!("{}", settings.checkpoint_signer.verifier_key());

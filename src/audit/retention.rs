@@ -91,6 +91,14 @@ pub struct PassReport {
     pub segments: Vec<Segment>,
     /// Events deleted from the database (archived, and not held).
     pub events_deleted: u64,
+    /// Chains a pass could not archive, and why (the others went on).
+    pub failed: Vec<Failed>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Failed {
+    pub chain_id: String,
+    pub error: String,
 }
 
 /// Why a pass cannot archive: no folder for the segments.
@@ -118,15 +126,30 @@ pub fn pass(conn: &mut DbConn, dir: Option<&Path>, now: DateTime<Utc>) -> AppRes
             continue;
         }
         let Some(cutoff) = AuditRetention::from_stored(Some(days)).cutoff(now) else { continue };
-        report.events_deleted += forget_released(conn, &tenant_id)?;
-        while let Some(plan) = plan(conn, &tenant_id, to_naive(cutoff))? {
-            let Some(written) = write_segment(conn, dir, &plan)? else { break };
-            let Some((segment, deleted)) = record(conn, dir, &written)? else { break };
-            report.events_deleted += deleted;
-            report.segments.push(segment);
+        if let Err(e) = archive_chain(conn, dir, &tenant_id, to_naive(cutoff), &mut report) {
+            tracing::warn!(chain = %tenant_id, error = %e, cause = e.cause_chain().as_deref(), "cannot archive a chain's old events");
+            report.failed.push(Failed { chain_id: tenant_id, error: e.to_string() });
         }
     }
     Ok(report)
+}
+
+/// Archives one chain's events older than `cutoff`, segment after segment.
+fn archive_chain(
+    conn: &mut DbConn,
+    dir: &Path,
+    chain_id: &str,
+    cutoff: chrono::NaiveDateTime,
+    report: &mut PassReport,
+) -> AppResult<()> {
+    report.events_deleted += forget_released(conn, chain_id)?;
+    while let Some(plan) = plan(conn, chain_id, cutoff)? {
+        let Some(written) = write_segment(conn, dir, &plan)? else { break };
+        let Some((segment, deleted)) = record(conn, dir, &written)? else { break };
+        report.events_deleted += deleted;
+        report.segments.push(segment);
+    }
+    Ok(())
 }
 
 /// The next segment of `chain_id`: from after the archived prefix, its
@@ -340,6 +363,7 @@ impl RetentionJob {
                     }
                     let Some(c) = conn.as_mut() else { continue };
                     match pass(c, dir.as_deref(), Utc::now()) {
+                        // Each failed chain was logged; the next round tries again.
                         Ok(_) => {}
                         Err(e) if e.code == ErrorCode::FailedPrecondition => {
                             if !told_no_dir {

@@ -144,6 +144,24 @@ fn verify_archive_cli(file: &Path, key: &str) -> (i32, String) {
     )
 }
 
+/// Runs the real `keyward audit retain` with the app's settings (and `archive`, if given).
+fn retain_cli(app: &TestApp, archive: Option<&Path>) -> (i32, String, String) {
+    let s = app.settings();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyward"));
+    cmd.args(["audit", "retain"])
+        .env_clear()
+        .env("KEYWARD_DATABASE_URL", &app.database_url)
+        .env("KEYWARD_KEY_PEPPER", s.key_pepper.expose())
+        .env("KEYWARD_CONSOLE_JWT_SECRET", s.console_jwt_secret.as_ref().unwrap().expose())
+        .env("KEYWARD_CHECKPOINT_KEY", s.checkpoint_key.expose());
+    if let Some(dir) = archive {
+        cmd.env("KEYWARD_ARCHIVE_DIR", dir);
+    }
+    let out = cmd.output().unwrap();
+    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    (out.status.code().unwrap(), text(out.stdout), text(out.stderr))
+}
+
 fn root_of(note: &str, size: i64) -> RootHash<Sha256> {
     let root: [u8; 32] = b64().decode(note.lines().nth(2).unwrap()).unwrap().try_into().unwrap();
     RootHash::new(root.into(), size as u64)
@@ -175,6 +193,18 @@ fn retention_policy_is_set_and_shown(b: Backend) {
     // No tenant retains: a pass without an archive folder does nothing.
     let report = retention::pass(&mut app.db(), None, chrono::Utc::now()).unwrap();
     assert!(report.segments.is_empty());
+    // `keyward audit retain` runs a pass now: nothing is old yet.
+    app.owner_post(POLICY_UPDATE, &json!({"audit_retention_days": 1})).ok();
+    let archive = tempfile::tempdir().unwrap();
+    let (code, out, err) = retain_cli(&app, Some(archive.path()));
+    assert_eq!(code, 0, "{out}{err}");
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v, json!({"segments": [], "events_deleted": 0, "failed": []}), "{out}");
+    if b == Backend::Postgres {
+        let (code, out, err) = retain_cli(&app, None);
+        assert_ne!(code, 0, "{out}");
+        assert!(err.contains("KEYWARD_ARCHIVE_DIR"), "{err}");
+    }
 }
 both!(retention_policy_is_set_and_shown);
 
