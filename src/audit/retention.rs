@@ -101,6 +101,12 @@ pub struct Failed {
     pub error: String,
 }
 
+/// The last seq of a chain's archived prefix (0: nothing archived): events
+/// through it are in archive segments, not the database (held ones excepted).
+pub fn archived_through(conn: &mut DbConn, chain_id: &str) -> AppResult<i64> {
+    Ok(store::last_archive(conn, chain_id)?.map_or(0, |a| a.last_seq))
+}
+
 /// Why a pass cannot archive: no folder for the segments.
 pub fn no_archive_dir(tenant_id: &str) -> AppError {
     AppError::new(

@@ -5,7 +5,7 @@
 //! and archive nothing twice.
 
 use crate::both;
-use crate::helpers::{assert_error, key_post, Backend, TestApp};
+use crate::helpers::{assert_error, key_get, key_post, Backend, TestApp};
 use base64::Engine;
 use ct_merkle::{ConsistencyProof, InclusionProof, RootHash};
 use keyward::audit::retention::{self, PassReport};
@@ -215,6 +215,7 @@ fn retention_archives_with_proofs_across_a_restart_and_a_crash(b: Backend) {
     let tenant = app.tenant_id.clone();
     let key = app.settings().checkpoint_signer.verifier_key().to_string();
     let (_, ediscovery) = app.create_key("KEY_TYPE_EDISCOVERY");
+    let (_, siem) = app.create_key("KEY_TYPE_SIEM");
     let (held, held_token) = app.add_member(&tenant, "AUDITOR");
     let (_, free_token) = app.add_member(&tenant, "AUDITOR");
     events_by(&app, &held_token, 3);
@@ -225,6 +226,7 @@ fn retention_archives_with_proofs_across_a_restart_and_a_crash(b: Backend) {
     let r = app.owner_post(POLICY_UPDATE, &json!({"audit_retention_days": 1}));
     assert_eq!(r.status, 200, "{}", r.text);
 
+    assert_eq!(app.owner_get("/v2/enterprise.audit.list").ok()["archived_through"], json!(0));
     // Nothing is old yet; nothing verified: nothing moves.
     assert!(pass_in(&app, &archive, 0).segments.is_empty());
     assert!(pass_in(&app, &archive, 2).segments.is_empty(), "unverified events are not archived");
@@ -254,6 +256,13 @@ fn retention_archives_with_proofs_across_a_restart_and_a_crash(b: Backend) {
     assert_eq!(lines.keys().copied().collect::<Vec<_>>(), (1..=s1.last_seq as u64).collect::<Vec<_>>());
     let held_archived = lines.values().filter(|l| l["actor"]["id"] == json!(held)).count();
     assert_eq!(held_archived, kept.len(), "held events are in their segment and in the database");
+    // The list and the SIEM feed say how far the log is archived, and list only what the database holds.
+    let page = app.owner_get("/v2/enterprise.audit.list?limit=1000");
+    assert_eq!(page.ok()["archived_through"], json!(s1.last_seq), "{}", page.text);
+    let listed: Vec<i64> = page.ok()["events"].as_array().unwrap().iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert_eq!(listed.iter().filter(|s| **s <= s1.last_seq).copied().collect::<Vec<_>>(), kept);
+    let feed = key_get(&app, &siem, "/v2/enterprise.compliance.event.list?limit=1000");
+    assert_eq!(feed.ok()["archived_through"], json!(s1.last_seq), "{}", feed.text);
 
     // The segment verifies offline, with the verifier key alone; an altered line does not.
     let file = PathBuf::from(&s1.file);
