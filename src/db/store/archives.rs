@@ -43,9 +43,10 @@ pub fn lock_retention(conn: &mut DbConn, chain_id: &str) -> AppResult<()> {
 
 /// A chain's newest segment (the archived prefix ends at its `last_seq`).
 pub fn last_archive(conn: &mut DbConn, chain_id: &str) -> AppResult<Option<ArchiveRow>> {
+    // Segments are contiguous: the last to start is the last to end (and the key's order).
     Ok(audit_archives::table
         .filter(audit_archives::chain_id.eq(chain_id))
-        .order(audit_archives::last_seq.desc())
+        .order(audit_archives::first_seq.desc())
         .first(conn)
         .optional()?)
 }
