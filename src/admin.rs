@@ -104,6 +104,11 @@ pub fn verify(conn: &mut DbConn, tenant_id: Option<&str>) -> AppResult<Vec<Verif
     chains.iter().map(|c| verify_chain(conn, c)).collect()
 }
 
+/// One retention pass now (`keyward audit retain`).
+pub fn retain(conn: &mut DbConn, settings: &Settings) -> AppResult<crate::audit::retention::PassReport> {
+    crate::audit::retention::pass(conn, settings.archive_dir.as_deref(), chrono::Utc::now())
+}
+
 /// Events of one chain as JSON values (operators read tenant-less events with `SYSTEM_CHAIN`).
 pub fn list_events(conn: &mut DbConn, chain: Option<&str>, limit: i64) -> AppResult<Vec<Value>> {
     let chain = chain.unwrap_or(SYSTEM_CHAIN);

@@ -77,6 +77,11 @@ pub struct Settings {
     pub checkpoint_signer: std::sync::Arc<crypto::CheckpointSigner>,
     /// How often chains that grew get a new signed checkpoint.
     pub checkpoint_interval: Duration,
+    /// Where archive segments go (`KEYWARD_ARCHIVE_DIR`; SQLite: `<db file>.archive`
+    /// beside the database by default; PostgreSQL: none unless set).
+    pub archive_dir: Option<PathBuf>,
+    /// How often the retention job runs a pass.
+    pub retention_interval: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +115,9 @@ pub const DEFAULT_KEY_CACHE_SYNC_MS: u64 = 100;
 pub const MAX_KEY_CACHE_SYNC_MS: u64 = 10_000;
 pub const DEFAULT_REFUSAL_SUMMARY_SECONDS: u64 = 60;
 pub const DEFAULT_CHECKPOINT_INTERVAL_MS: u64 = 1000;
+pub const DEFAULT_RETENTION_INTERVAL_MS: u64 = 3_600_000;
+/// A week.
+pub const MAX_RETENTION_INTERVAL_MS: u64 = 604_800_000;
 /// The key name of a checkpoint key generated for embedded mode: its
 /// checkpoints' origins read `keyward/audit/<chain>`.
 pub const GENERATED_CHECKPOINT_KEY_NAME: &str = "keyward";
@@ -273,6 +281,30 @@ impl Settings {
                 _ => return Err(err("KEYWARD_CHECKPOINT_INTERVAL_MS", "must be 10 to 1000 (milliseconds)")),
             },
         };
+        let archive_dir = match (get("KEYWARD_ARCHIVE_DIR"), &database_url) {
+            (Some(dir), _) if dir.trim().is_empty() => {
+                return Err(err("KEYWARD_ARCHIVE_DIR", "must be a folder path (or unset)"))
+            }
+            (Some(dir), _) => Some(PathBuf::from(dir)),
+            (None, DbUrl::Sqlite(path)) => {
+                let mut name = path.file_name().unwrap_or_default().to_os_string();
+                name.push(".archive");
+                Some(path.with_file_name(name))
+            }
+            (None, DbUrl::Postgres(_)) => None,
+        };
+        let retention_interval = match get("KEYWARD_RETENTION_INTERVAL_MS") {
+            None => Duration::from_millis(DEFAULT_RETENTION_INTERVAL_MS),
+            Some(v) => match v.parse::<u64>() {
+                Ok(ms) if (10..=MAX_RETENTION_INTERVAL_MS).contains(&ms) => Duration::from_millis(ms),
+                _ => {
+                    return Err(err(
+                        "KEYWARD_RETENTION_INTERVAL_MS",
+                        format!("must be 10 to {MAX_RETENTION_INTERVAL_MS} (milliseconds)"),
+                    ))
+                }
+            },
+        };
         let rate_limit_read_per_minute = per_minute("KEYWARD_RATE_LIMIT_READ_PER_MINUTE", DEFAULT_READ_PER_MINUTE)?;
         let rate_limit_write_per_minute = per_minute("KEYWARD_RATE_LIMIT_WRITE_PER_MINUTE", DEFAULT_WRITE_PER_MINUTE)?;
         let refusals_per_minute = per_minute("KEYWARD_REFUSALS_PER_MINUTE", crate::ratelimit::REFUSALS_PER_MINUTE)?;
@@ -285,6 +317,8 @@ impl Settings {
             checkpoint_key,
             checkpoint_signer,
             checkpoint_interval,
+            archive_dir,
+            retention_interval,
             public_url,
             console_jwt_max_ttl,
             refusal_summary_window,

@@ -121,7 +121,12 @@ enum AuditAction {
     PublicKey,
     /// Sign a checkpoint of every chain that grew now, and print each chain's newest checkpoint as JSON lines.
     Checkpoint,
-    /// Check an export file (e-Discovery ZIP or SIEM compliance NDJSON) offline: its
+    /// Run one retention pass now: move the events older than each tenant's
+    /// audit_retention_days (and verified, and under a signed checkpoint) into
+    /// archive segments under KEYWARD_ARCHIVE_DIR; print what was archived.
+    Retain,
+    /// Check an export file (e-Discovery ZIP or SIEM compliance NDJSON) or an
+    /// archive segment (gzip NDJSON) offline: its
     /// checkpoint's signature, every event's inclusion proof, and that each event's
     /// shown fields are its leaf's. Needs no configuration, database or network;
     /// exits 1 if anything does not verify.
@@ -179,7 +184,10 @@ fn verify_archive(file: &std::path::Path, public_key: &str) -> Result<ExitCode, 
         _ => public_key.trim().to_string(),
     };
     signed_note_key_is_usable(&key)?;
-    let report = keyward::audit::evidence::verify(&bytes, &key);
+    let mut report = keyward::audit::evidence::verify(&bytes, &key);
+    if let Some(name) = file.file_name().and_then(|n| n.to_str()) {
+        report.check_segment_name(name);
+    }
     print_json(serde_json::to_value(&report).map_err(|e| Failure(1, e.to_string()))?);
     for problem in &report.problems {
         eprintln!("invalid: {problem}");
@@ -271,6 +279,17 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
             }
             for event in admin::list_events(&mut conn, chain, limit)? {
                 println!("{event}");
+            }
+        }
+        Command::Audit { action: AuditAction::Retain } => {
+            let mut conn = admin::connect(&settings)?;
+            let report = admin::retain(&mut conn, &settings)?;
+            print_json(serde_json::to_value(&report).expect("a report is JSON"));
+            for f in &report.failed {
+                eprintln!("error: chain {}: {}", f.chain_id, f.error);
+            }
+            if !report.failed.is_empty() {
+                return Ok(ExitCode::from(1));
             }
         }
         Command::Audit { action: AuditAction::PublicKey } => {

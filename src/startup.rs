@@ -119,12 +119,18 @@ pub fn build(settings: Settings, listener: TcpListener, workers: Option<usize>) 
     );
     let summaries =
         crate::audit::refusals::spawn_summaries(&limits.refusals, writer.clone(), metrics.clone(), summary_window);
+    let retention = crate::audit::retention::RetentionJob::start(
+        settings.database_url.clone(),
+        settings.conn_options(),
+        settings.archive_dir.clone(),
+        settings.retention_interval,
+    );
     let links = crate::crypto::LinkSigner::new(settings.key_pepper.expose().as_bytes());
     let state = web::Data::new(AppState {
         links,
         exports,
         checkpoints,
-        workers: cache_sync.into_iter().chain([summaries]).collect(),
+        workers: cache_sync.into_iter().chain([summaries, retention]).collect(),
         settings,
         pool,
         writer,

@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 struct EventPage<'a> {
     events: Vec<EventView<'a>>,
     next_cursor: Option<String>,
+    /// Events through this seq were moved to archive segments by retention (0: none).
+    archived_through: i64,
 }
 
 /// Events one verification reads at most: a larger chain is verified over
@@ -80,9 +82,14 @@ pub async fn list(auth: ConsoleAuth, req: HttpRequest, state: web::Data<AppState
         until: q.until.map(to_naive),
     };
     let tenant_id = auth.0.tenant_id;
-    let (rows, more) = state.read(move |c| crate::audit::list_events(c, &tenant_id, &filter, after, limit)).await?;
+    let ((rows, more), archived_through) = state
+        .read(move |c| {
+            let page = crate::audit::list_events(c, &tenant_id, &filter, after, limit)?;
+            Ok((page, crate::audit::retention::archived_through(c, &tenant_id)?))
+        })
+        .await?;
     let next_cursor = if more { rows.last().map(|r| encode_cursor(r.seq)) } else { None };
-    Ok(ok_with(&EventPage { events: rows.iter().map(EventView::of).collect(), next_cursor }))
+    Ok(ok_with(&EventPage { events: rows.iter().map(EventView::of).collect(), next_cursor, archived_through }))
 }
 
 /// Verifies the tenant's chain from where the last verification proved it,

@@ -176,6 +176,14 @@ pub async fn policy_detail(auth: ConsoleAuth, state: web::Data<AppState>) -> App
 struct UpdatePolicy {
     max_lifetime_days: Option<LifetimePolicy>,
     siem_tier2_enabled: Option<bool>,
+    /// Absent: unchanged; null: keep everything.
+    #[serde(default, deserialize_with = "present")]
+    audit_retention_days: Option<Option<i64>>,
+}
+
+/// A field that may be given as null: `Some(None)`, told apart from an absent one (`None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
+    <Option<i64> as Deserialize>::deserialize(d).map(Some)
 }
 
 pub async fn policy_update(
@@ -187,7 +195,7 @@ pub async fn policy_update(
     let b: UpdatePolicy = body.parse()?;
     let tenant_id = auth.0.tenant_id;
     let policy = commit(&state, &req, move |c| {
-        key_service::update_policy(c, &tenant_id, b.max_lifetime_days, b.siem_tier2_enabled)
+        key_service::update_policy(c, &tenant_id, b.max_lifetime_days, b.siem_tier2_enabled, b.audit_retention_days)
     })
     .await?;
     Ok(ok_with(&Policy { policy: &policy }))

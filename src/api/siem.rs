@@ -22,6 +22,8 @@ struct FeedPage {
     has_more: bool,
     /// The tenant's newest signed checkpoint note, or null before the first.
     checkpoint: Option<String>,
+    /// Events through this seq are in archive segments, not the feed (0: none).
+    archived_through: i64,
 }
 
 #[derive(Deserialize)]
@@ -46,5 +48,11 @@ pub(super) async fn event_list(auth: KeyAuth, req: HttpRequest, state: web::Data
     // Always a cursor to resume from, also when the poller is caught up.
     let next_cursor = encode_cursor(page.rows.last().map_or(feed.after_seq, |r| r.seq));
     let events = page.rows.iter().map(|r| siem::feed_event(r, feed.include_payload)).collect();
-    Ok(ok_with(&FeedPage { events, next_cursor, has_more: page.has_more, checkpoint: page.checkpoint }))
+    Ok(ok_with(&FeedPage {
+        events,
+        next_cursor,
+        has_more: page.has_more,
+        checkpoint: page.checkpoint,
+        archived_through: page.archived_through,
+    }))
 }

@@ -53,6 +53,11 @@ impl Evidence {
         Ok(Evidence { chain_id: chain_id.to_string(), tree_size: row.tree_size as u64, note: row.note })
     }
 
+    /// Proofs against a checkpoint already signed and stored.
+    pub fn of_checkpoint(row: &store::CheckpointRow) -> Evidence {
+        Evidence { chain_id: row.chain_id.clone(), tree_size: row.tree_size as u64, note: row.note.clone() }
+    }
+
     pub fn tree_size(&self) -> u64 {
         self.tree_size
     }
@@ -88,13 +93,34 @@ impl Evidence {
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub valid: bool,
-    /// `zip` (e-Discovery archive) or `ndjson` (SIEM compliance export).
+    /// `zip` (e-Discovery archive), `ndjson` (SIEM compliance export) or
+    /// `segment` (an archive segment retention wrote: gzip NDJSON).
     pub kind: &'static str,
     pub events: u64,
+    /// A segment's first and last seq.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seqs: Option<[u64; 2]>,
     pub checkpoint: Option<CheckpointSummary>,
     /// Events proven in the tree whose shown fields are not bound to it (their leaf is withheld).
     pub fields_unbound: u64,
     pub problems: Vec<String>,
+}
+
+impl Report {
+    /// A segment's events must be the range its file name gives
+    /// (`<first>-<last>.ndjson.gz`): a line dropped at either end shows.
+    pub fn check_segment_name(&mut self, file_name: &str) {
+        let Some((first, last)) = super::retention::parse_segment_name(file_name) else { return };
+        if self.kind != "segment" {
+            return;
+        }
+        let named = [first.max(0) as u64, last.max(0) as u64];
+        if self.seqs != Some(named) {
+            let held = self.seqs.map_or("no events".to_string(), |[a, b]| format!("seqs {a}..{b}"));
+            self.problems.push(format!("the file is named for seqs {first}..{last} but holds {held}"));
+            self.valid = false;
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -118,20 +144,40 @@ fn open_checkpoint(note: &str, verifier_key: &str) -> Result<Opened, String> {
     Ok(Opened { note: note.to_string(), origin: c.origin().to_string(), size: c.size(), root: *c.hash() })
 }
 
-/// Checks an export file (ZIP archive or NDJSON) against `verifier_key`.
+/// The most a gzip archive segment may inflate to.
+const MAX_SEGMENT_BYTES: u64 = 16 << 30;
+
+/// Checks an export file (ZIP archive or NDJSON) or an archive segment
+/// (gzip NDJSON, see `audit::retention`) against `verifier_key`.
 pub fn verify(file: &[u8], verifier_key: &str) -> Report {
     let mut check = Check::default();
     let kind = if file.starts_with(b"PK") {
         check.archive(file, verifier_key);
         "zip"
+    } else if file.starts_with(&[0x1f, 0x8b]) {
+        let mut text = Vec::new();
+        let inflated = flate2::read::GzDecoder::new(file).take(MAX_SEGMENT_BYTES).read_to_end(&mut text);
+        match inflated {
+            Ok(_) => {
+                check.ndjson(&text, verifier_key);
+                check.segment(&text);
+            }
+            Err(e) => check.problem(format!("the file is not readable gzip ({e})")),
+        }
+        "segment"
     } else {
         check.ndjson(file, verifier_key);
         "ndjson"
+    };
+    let seqs = match (kind, check.seen.iter().min(), check.seen.iter().max()) {
+        ("segment", Some(lo), Some(hi)) => Some([lo + 1, hi + 1]),
+        _ => None,
     };
     Report {
         valid: check.problems.is_empty(),
         kind,
         events: check.events,
+        seqs,
         checkpoint: check.opened.map(|c| CheckpointSummary { origin: c.origin, tree_size: c.size }),
         fields_unbound: check.unbound,
         problems: check.problems,
@@ -216,6 +262,29 @@ impl Check {
         }
         for (i, line) in text.lines().enumerate() {
             self.line(line, &format!("line {}", i + 1), true);
+        }
+    }
+
+    /// An archive segment holds a contiguous run of the chain: no leaf
+    /// missing between its first and last, each event chained to the one before.
+    fn segment(&mut self, text: &[u8]) {
+        if let (Some(lo), Some(hi)) = (self.seen.iter().min(), self.seen.iter().max()) {
+            if hi - lo + 1 != self.seen.len() as u64 {
+                let missing = (hi - lo + 1) - self.seen.len() as u64;
+                self.problem(format!("the segment's events from seq {} to {} miss {missing}", lo + 1, hi + 1));
+            }
+        }
+        let lines = String::from_utf8_lossy(text);
+        let mut previous: Option<String> = None;
+        for (i, line) in lines.lines().enumerate() {
+            let Ok(v) = serde_json::from_str::<Value>(line) else { continue };
+            let field = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+            if let (Some(before), Some(prev)) = (&previous, field("prev_hash")) {
+                if *before != prev {
+                    self.problem(format!("line {}: its prev_hash is not the previous line's hash", i + 1));
+                }
+            }
+            previous = field("hash");
         }
     }
 

@@ -5,6 +5,7 @@ pub mod chain;
 pub mod checkpoint;
 pub mod evidence;
 pub mod refusals;
+pub mod retention;
 pub mod tree;
 pub mod verify;
 pub mod writer;

@@ -271,6 +271,7 @@ mod tests {
             siem_tier2_enabled: false,
             policy_updated_at: None,
             created_at: to_naive(now()),
+            audit_retention_days: None,
         }
     }
 

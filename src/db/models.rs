@@ -18,6 +18,8 @@ pub struct Tenant {
     pub siem_tier2_enabled: bool,
     pub policy_updated_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
+    /// Events older than this many days move to archive segments; None: kept.
+    pub audit_retention_days: Option<i32>,
 }
 
 #[derive(Debug, Clone, Queryable, Insertable)]

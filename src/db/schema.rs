@@ -9,6 +9,7 @@ diesel::table! {
         siem_tier2_enabled -> Bool,
         policy_updated_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
+        audit_retention_days -> Nullable<Integer>,
     }
 }
 
@@ -179,6 +180,29 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    audit_archives (chain_id, first_seq) {
+        chain_id -> Text,
+        first_seq -> BigInt,
+        last_seq -> BigInt,
+        file_name -> Text,
+        sha256 -> Text,
+        event_count -> BigInt,
+        last_hash -> Text,
+        checkpoint_size -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    audit_tree_nodes (chain_id, seq) {
+        chain_id -> Text,
+        seq -> BigInt,
+        event_id -> Binary,
+        tree_hashes -> Binary,
+    }
+}
+
 diesel::joinable!(api_keys -> tenants (tenant_id));
 diesel::joinable!(members -> tenants (tenant_id));
 diesel::joinable!(legal_hold_members -> legal_holds (hold_uid));
@@ -190,6 +214,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
     audit_checkpoints,
     audit_verifications,
+    audit_archives,
+    audit_tree_nodes,
     assets,
     legal_holds,
     legal_hold_members,

@@ -6,6 +6,7 @@ use crate::db::models::{api_time, now, to_naive, ApiKey, Tenant};
 use crate::db::{store, DbConn};
 use crate::domain::allowlist::IpAllowlist;
 use crate::domain::lifetime::{self, KeyStatus, LifetimePolicy, StatusReason};
+use crate::domain::tenant::AuditRetention;
 use crate::domain::{key_format, text, KeyType};
 use crate::error::{AppError, AppResult};
 use chrono::{DateTime, Utc};
@@ -317,6 +318,8 @@ pub fn rotate_key(
 pub struct PolicyView {
     pub max_lifetime_days: LifetimePolicy,
     pub siem_tier2_enabled: bool,
+    /// Days an audit event stays in the database before it moves to an archive segment; null: kept.
+    pub audit_retention_days: Option<i64>,
     pub updated_at: Option<String>,
 }
 
@@ -324,6 +327,7 @@ pub fn policy_view(tenant: &Tenant) -> PolicyView {
     PolicyView {
         max_lifetime_days: tenant.max_lifetime_days.clone(),
         siem_tier2_enabled: tenant.siem_tier2_enabled,
+        audit_retention_days: AuditRetention::from_stored(tenant.audit_retention_days).days(),
         updated_at: opt_time(tenant.policy_updated_at),
     }
 }
@@ -337,17 +341,24 @@ pub fn update_policy(
     tenant_id: &str,
     max_lifetime_days: Option<LifetimePolicy>,
     siem_tier2_enabled: Option<bool>,
+    audit_retention_days: Option<Option<i64>>,
 ) -> AppResult<(PolicyView, Meta)> {
     let tenant = load_tenant(conn, tenant_id)?;
     let old_policy = &tenant.max_lifetime_days;
     let new_policy = max_lifetime_days.unwrap_or_else(|| old_policy.clone());
     lifetime::validate_policy(&new_policy).map_err(|e| AppError::invalid(e.to_string()))?;
     let tier2 = siem_tier2_enabled.unwrap_or(tenant.siem_tier2_enabled);
-    store::update_tenant_policy(conn, tenant_id, &new_policy, tier2, to_naive(now()))?;
+    let old_retention = AuditRetention::from_stored(tenant.audit_retention_days);
+    let retention = match audit_retention_days {
+        Some(days) => AuditRetention::parse(days).map_err(AppError::invalid)?,
+        None => old_retention,
+    };
+    store::update_tenant_policy(conn, tenant_id, &new_policy, tier2, retention.stored(), to_naive(now()))?;
     let after = load_tenant(conn, tenant_id)?;
     let m = meta(json!({
         "max_lifetime_days": {"old": old_policy, "new": new_policy},
         "siem_tier2_enabled": {"old": tenant.siem_tier2_enabled, "new": tier2},
+        "audit_retention_days": {"old": old_retention.days(), "new": retention.days()},
     }));
     Ok((policy_view(&after), m))
 }

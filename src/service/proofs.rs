@@ -48,9 +48,14 @@ pub fn inclusion(conn: &mut DbConn, tenant_id: &str, event_id: &str, tree_size: 
         check_size("tree_size", t, size)?;
     }
     // Another tenant's event is answered exactly like one that does not exist.
-    let row = store::find_chain_event(conn, tenant_id, event_id)?
-        .ok_or_else(|| AppError::not_found("no event with this event_id in the tenant's audit log"))?;
-    let leaf_index = (row.seq - 1) as u64;
+    let (seq, leaf_hash) = match store::find_chain_event(conn, tenant_id, event_id)? {
+        Some(row) => (row.seq, tree::leaf_hash(&canonical(&row))),
+        // Archived: its leaf hash is kept with the tree's nodes (the event is in its segment).
+        None => store::find_kept_node(conn, tenant_id, event_id)?
+            .and_then(|(seq, hashes)| Some((seq, tree::Hash(hashes.get(..32)?.try_into().ok()?))))
+            .ok_or_else(|| AppError::not_found("no event with this event_id in the tenant's audit log"))?,
+    };
+    let leaf_index = (seq - 1) as u64;
     let tree_size = match tree_size {
         Some(t) if leaf_index >= t => {
             return Err(AppError::invalid(format!(
@@ -70,7 +75,7 @@ pub fn inclusion(conn: &mut DbConn, tenant_id: &str, event_id: &str, tree_size: 
         }
     };
     let path = tree::inclusion_proof(conn, tenant_id, leaf_index, tree_size)?;
-    Ok(Inclusion { leaf_index, tree_size, leaf_hash: tree::leaf_hash(&canonical(&row)), path })
+    Ok(Inclusion { leaf_index, tree_size, leaf_hash, path })
 }
 
 /// The consistency proof of the tenant's tree from `from` leaves to `to`

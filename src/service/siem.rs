@@ -37,6 +37,8 @@ pub struct FeedPage {
     /// The tenant's newest signed checkpoint note (None: none signed yet), read
     /// after the page's events: a poller proves them against it once it covers them.
     pub checkpoint: Option<String>,
+    /// Events through this seq are in archive segments, not the feed (0: none).
+    pub archived_through: i64,
 }
 
 /// One page of the tenant's feed. Tier 2 payloads need the tenant's `siem_tier2_enabled`.
@@ -54,7 +56,8 @@ pub fn feed_page(conn: &mut DbConn, tenant_id: &str, q: FeedQuery) -> AppResult<
     };
     let (rows, has_more) = crate::audit::list_events(conn, tenant_id, &filter, q.after_seq, q.limit)?;
     let checkpoint = super::proofs::latest_checkpoint_note(conn, tenant_id)?;
-    Ok(FeedPage { rows, has_more, checkpoint })
+    let archived_through = crate::audit::retention::archived_through(conn, tenant_id)?;
+    Ok(FeedPage { rows, has_more, checkpoint, archived_through })
 }
 
 /// An event as the feed shows it: its Tier 2 `payload` only when asked.

@@ -31,6 +31,7 @@ pub fn create_tenant_with_id(
         siem_tier2_enabled: false,
         policy_updated_at: None,
         created_at: at,
+        audit_retention_days: None,
     };
     store::insert_tenant(conn, &tenant)?;
     let owner = new_member(&tenant.id, email, Role::Owner, at);

@@ -25,6 +25,7 @@ mod merkle;
 mod proofs;
 mod rate_limits;
 mod reliability;
+mod retention;
 mod scim;
 mod secrets;
 mod siem_feed;

@@ -2,6 +2,7 @@
 //! tenant data takes the tenant id and filters on it: tenant isolation is
 //! enforced here, once.
 
+mod archives;
 mod assets;
 mod audit;
 mod exports;
@@ -11,6 +12,7 @@ mod members;
 mod tenants;
 mod tree;
 
+pub use archives::*;
 pub use assets::*;
 pub use audit::*;
 pub use exports::*;

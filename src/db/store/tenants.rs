@@ -26,17 +26,29 @@ pub fn find_tenant(conn: &mut DbConn, tenant_id: &str) -> AppResult<Option<Tenan
     Ok(tenants::table.find(tenant_id).first(conn).optional()?)
 }
 
+/// Tenants with an audit retention set, and their retention in days.
+pub fn tenants_with_retention(conn: &mut DbConn) -> AppResult<Vec<(String, i32)>> {
+    let rows: Vec<(String, Option<i32>)> = tenants::table
+        .filter(tenants::audit_retention_days.is_not_null())
+        .select((tenants::id, tenants::audit_retention_days))
+        .order(tenants::id)
+        .load(conn)?;
+    Ok(rows.into_iter().filter_map(|(id, d)| Some((id, d?))).collect())
+}
+
 pub fn update_tenant_policy(
     conn: &mut DbConn,
     tenant_id: &str,
     max_lifetime_days: &LifetimePolicy,
     siem_tier2_enabled: bool,
+    audit_retention_days: Option<i32>,
     at: NaiveDateTime,
 ) -> AppResult<()> {
     diesel::update(tenants::table.find(tenant_id))
         .set((
             tenants::max_lifetime_days.eq(max_lifetime_days),
             tenants::siem_tier2_enabled.eq(siem_tier2_enabled),
+            tenants::audit_retention_days.eq(audit_retention_days),
             tenants::policy_updated_at.eq(Some(at)),
         ))
         .execute(conn)?;
