@@ -77,6 +77,11 @@ pub struct Settings {
     pub checkpoint_signer: std::sync::Arc<crypto::CheckpointSigner>,
     /// How often chains that grew get a new signed checkpoint.
     pub checkpoint_interval: Duration,
+    /// How often the background verifier starts a run over every chain.
+    pub verify_interval: Duration,
+    /// Every how many passes the verifier reads every chain from its first
+    /// event (the others read only the events since the proved point).
+    pub verify_full_every: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +115,8 @@ pub const DEFAULT_KEY_CACHE_SYNC_MS: u64 = 100;
 pub const MAX_KEY_CACHE_SYNC_MS: u64 = 10_000;
 pub const DEFAULT_REFUSAL_SUMMARY_SECONDS: u64 = 60;
 pub const DEFAULT_CHECKPOINT_INTERVAL_MS: u64 = 1000;
+pub const DEFAULT_VERIFY_INTERVAL_MS: u64 = 60_000;
+pub const DEFAULT_VERIFY_FULL_EVERY: u32 = 60;
 /// The key name of a checkpoint key generated for embedded mode: its
 /// checkpoints' origins read `keyward/audit/<chain>`.
 pub const GENERATED_CHECKPOINT_KEY_NAME: &str = "keyward";
@@ -273,6 +280,20 @@ impl Settings {
                 _ => return Err(err("KEYWARD_CHECKPOINT_INTERVAL_MS", "must be 10 to 1000 (milliseconds)")),
             },
         };
+        let verify_interval = match get("KEYWARD_VERIFY_INTERVAL_MS") {
+            None => Duration::from_millis(DEFAULT_VERIFY_INTERVAL_MS),
+            Some(v) => match v.parse::<u64>() {
+                Ok(ms) if (10..=86_400_000).contains(&ms) => Duration::from_millis(ms),
+                _ => return Err(err("KEYWARD_VERIFY_INTERVAL_MS", "must be 10 to 86400000 (milliseconds)")),
+            },
+        };
+        let verify_full_every = match get("KEYWARD_VERIFY_FULL_EVERY") {
+            None => DEFAULT_VERIFY_FULL_EVERY,
+            Some(v) => match v.parse::<u32>() {
+                Ok(n) if (1..=100_000).contains(&n) => n,
+                _ => return Err(err("KEYWARD_VERIFY_FULL_EVERY", "must be a whole number of passes, 1 to 100000")),
+            },
+        };
         let rate_limit_read_per_minute = per_minute("KEYWARD_RATE_LIMIT_READ_PER_MINUTE", DEFAULT_READ_PER_MINUTE)?;
         let rate_limit_write_per_minute = per_minute("KEYWARD_RATE_LIMIT_WRITE_PER_MINUTE", DEFAULT_WRITE_PER_MINUTE)?;
         let refusals_per_minute = per_minute("KEYWARD_REFUSALS_PER_MINUTE", crate::ratelimit::REFUSALS_PER_MINUTE)?;
@@ -285,6 +306,8 @@ impl Settings {
             checkpoint_key,
             checkpoint_signer,
             checkpoint_interval,
+            verify_interval,
+            verify_full_every,
             public_url,
             console_jwt_max_ttl,
             refusal_summary_window,

@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod evidence;
 pub mod refusals;
 pub mod tree;
+pub mod verifier;
 pub mod verify;
 pub mod writer;
 

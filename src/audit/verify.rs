@@ -15,7 +15,7 @@ use crate::crypto::{chain_hash, open_note, GENESIS_HASH};
 use crate::db::models::{now, to_naive, AuditRow};
 use crate::db::{store, DbConn};
 use crate::error::AppResult;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use tlog_tiles::{record_hash, split_stored_hash_index};
 
@@ -28,7 +28,7 @@ const MAX_MISMATCHES: usize = 256;
 
 // ------------------------------------------------------------------ the hash chain
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Problem {
     pub seq: i64,
     pub problem: String,
@@ -116,7 +116,7 @@ pub fn verify_chain(conn: &mut DbConn, chain_id: &str) -> AppResult<Verification
 // ------------------------------------------------------------------ the tree and its checkpoints
 
 /// What was found, by name (stable: scripts and tests match on it).
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum Finding {
     /// The checkpoint is not a signed note that verifies with the key: nothing in it is trusted.
@@ -142,7 +142,7 @@ pub enum Finding {
     HistoryRewritten,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct TreeProblem {
     pub kind: Finding,
     /// The first event concerned, if one can be named.
@@ -628,16 +628,49 @@ pub struct Step {
 /// `verifier_key`). If all is well, the point reached is stored for the next
 /// call. Reads O(`max_events` + log n) rows, however long the chain.
 pub fn verify_window(conn: &mut DbConn, chain_id: &str, verifier_key: &str, max_events: u64) -> AppResult<Step> {
+    let from = proved(conn, chain_id)?;
+    Ok(verify_window_from(conn, chain_id, verifier_key, max_events, &from)?.0)
+}
+
+/// A point a verification starts from: a tree size and root proved, and
+/// the hash chain's hash at that event.
+#[derive(Debug, Clone)]
+pub struct Proved {
+    pub trusted: Trusted,
+    pub chain_hash: String,
+}
+
+impl Proved {
+    /// The start of every chain: nothing proved.
+    pub fn genesis() -> Proved {
+        Proved { trusted: Trusted::EMPTY, chain_hash: GENESIS_HASH.to_string() }
+    }
+}
+
+/// Where the verifications so far proved `chain_id` (the start if nowhere).
+pub fn proved(conn: &mut DbConn, chain_id: &str) -> AppResult<Proved> {
+    Ok(match store::find_verified(conn, chain_id)? {
+        Some(v) => match Hash::parse_hash(&v.root_hash) {
+            Ok(root) => Proved { trusted: Trusted { size: v.tree_size.max(0) as u64, root }, chain_hash: v.chain_hash },
+            Err(_) => Proved::genesis(),
+        },
+        None => Proved::genesis(),
+    })
+}
+
+/// As `verify_window`, from `from` (a full verification passes
+/// `Proved::genesis()`, then each window's result to the next); returns
+/// the point this window proved, if it verified.
+pub fn verify_window_from(
+    conn: &mut DbConn,
+    chain_id: &str,
+    verifier_key: &str,
+    max_events: u64,
+    from: &Proved,
+) -> AppResult<(Step, Option<Proved>)> {
     let (head_seq, head_hash) = store::load_chain_head(conn, chain_id)?.unwrap_or((0, GENESIS_HASH.to_string()));
     let head = head_seq.max(0) as u64;
-    let proved = store::find_verified(conn, chain_id)?;
-    let (trusted, prev_hash) = match &proved {
-        Some(v) => match Hash::parse_hash(&v.root_hash) {
-            Ok(root) => (Trusted { size: v.tree_size.max(0) as u64, root }, v.chain_hash.clone()),
-            Err(_) => (Trusted::EMPTY, GENESIS_HASH.to_string()),
-        },
-        None => (Trusted::EMPTY, GENESIS_HASH.to_string()),
-    };
+    let (trusted, prev_hash) = (from.trusted, from.chain_hash.clone());
     let mut step = Step {
         chain_id: chain_id.to_string(),
         valid: false,
@@ -658,7 +691,7 @@ pub fn verify_window(conn: &mut DbConn, chain_id: &str, verifier_key: &str, max_
             Some(head_seq + 1),
             format!("truncated: the log holds {head} events, an earlier verification {}", trusted.size),
         ));
-        return Ok(step);
+        return Ok((step, None));
     }
     let until = head.min(trusted.size.saturating_add(max_events));
     let checkpoint = match store::checkpoint_at_most(conn, chain_id, until as i64)? {
@@ -694,22 +727,24 @@ pub fn verify_window(conn: &mut DbConn, chain_id: &str, verifier_key: &str, max_
     step.events_read = walk.events_read as i64;
     step.events_checked = trusted.size as i64 + walk.events_read as i64;
     step.valid = step.problems.is_empty() && step.tree_problems.is_empty();
-    if step.valid && walk.complete {
-        step.verified_through = until as i64;
-        if until > trusted.size {
-            store::save_verified(
-                conn,
-                &store::VerifiedRow {
-                    chain_id: chain_id.to_string(),
-                    tree_size: until as i64,
-                    root_hash: walk.frontier.root().to_string(),
-                    chain_hash: chain.prev_hash.clone(),
-                    verified_at: to_naive(now()),
-                },
-            )?;
-        }
+    if !(step.valid && walk.complete) {
+        return Ok((step, None));
     }
-    Ok(step)
+    step.verified_through = until as i64;
+    let root = walk.frontier.root();
+    if until > trusted.size {
+        store::save_verified(
+            conn,
+            &store::VerifiedRow {
+                chain_id: chain_id.to_string(),
+                tree_size: until as i64,
+                root_hash: root.to_string(),
+                chain_hash: chain.prev_hash.clone(),
+                verified_at: to_naive(now()),
+            },
+        )?;
+    }
+    Ok((step, Some(Proved { trusted: Trusted { size: until, root }, chain_hash: chain.prev_hash })))
 }
 
 #[cfg(test)]

@@ -30,3 +30,4 @@ mod secrets;
 mod siem_feed;
 mod smoke;
 mod team_users;
+mod verifier;

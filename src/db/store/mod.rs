@@ -10,6 +10,7 @@ mod keys;
 mod members;
 mod tenants;
 mod tree;
+mod verification_runs;
 
 pub use assets::*;
 pub use audit::*;
@@ -19,6 +20,7 @@ pub use keys::*;
 pub use members::*;
 pub use tenants::*;
 pub use tree::*;
+pub use verification_runs::*;
 
 use crate::db::DbConn;
 use crate::error::AppResult;
