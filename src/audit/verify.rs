@@ -64,6 +64,12 @@ impl ChainWalk {
     }
 
     fn step(&mut self, row: &AuditRow) {
+        let hash_matches = chain_hash(&row.prev_hash, &canonical(row)) == row.hash;
+        self.step_hashed(row, hash_matches);
+    }
+
+    /// As `step`, told whether the event's content hashes to its `hash` (computed apart).
+    fn step_hashed(&mut self, row: &AuditRow, hash_matches: bool) {
         self.checked += 1;
         if row.seq != self.expected_seq {
             let expected = self.expected_seq;
@@ -72,11 +78,11 @@ impl ChainWalk {
         if row.prev_hash != self.prev_hash {
             self.note(row.seq, "prev_hash does not match the previous event's hash".into());
         }
-        if chain_hash(&row.prev_hash, &canonical(row)) != row.hash {
+        if !hash_matches {
             self.note(row.seq, "hash does not match the event's content: the event was edited".into());
         }
         self.expected_seq = row.seq + 1;
-        self.prev_hash = row.hash.clone();
+        self.prev_hash.clone_from(&row.hash);
     }
 
     /// After the chain's last event: does it end where the stored head says?
@@ -424,71 +430,89 @@ fn walk_tree(
     let mut after = trusted.size as i64;
     // Past a missing leaf the tree cannot be recomputed; the hash chain's checks go on.
     let mut stopped = false;
-    while (after.max(0) as u64) < until {
+    let read = |conn: &mut DbConn, after: i64| -> AppResult<Vec<AuditRow>> {
+        if after.max(0) as u64 >= until {
+            return Ok(Vec::new());
+        }
         let want = (until - after.max(0) as u64).min(PAGE as u64) as i64;
-        let page = store::chain_events_after(conn, chain_id, after, want)?;
-        let Some(last) = page.last() else { break };
-        after = last.seq;
-        let mut computed: Vec<(u64, Hash, usize)> = Vec::with_capacity(page.len() * 2);
-        for (i, row) in page.iter().enumerate() {
-            if row.seq > until as i64 {
-                break;
-            }
-            walk.events_read += 1;
-            if let Some(c) = chain.as_deref_mut() {
-                c.step(row);
-            }
-            if stopped {
-                continue;
-            }
-            let expected = walk.frontier.size() as i64 + 1;
-            if row.seq < expected {
-                let message = format!("inserted event at seq {}: seq runs from 1 with no repeats", row.seq);
-                note(&mut walk.problems, TreeProblem::new(Finding::Inserted, Some(row.seq), message));
-                continue;
-            }
-            if row.seq > expected {
-                let to = row.seq - 1;
-                let which = if to == expected { format!("seq {expected}") } else { format!("seqs {expected}..{to}") };
-                let message = format!(
-                    "missing event at seq {expected}: the events jump from seq {} to {} ({which} absent)",
-                    expected - 1,
-                    row.seq
-                );
-                note(&mut walk.problems, TreeProblem::new(Finding::Missing, Some(expected), message));
-                stopped = true;
-                continue;
-            }
-            for (idx, h) in walk.frontier.append(&canonical(row)) {
-                computed.push((idx, h, i));
-            }
-            if roots_at.contains(&walk.frontier.size()) {
-                walk.roots.insert(walk.frontier.size(), walk.frontier.root());
-            }
-        }
-        for (idx, h, i) in computed {
-            // Stored with the event that made it, at its offset among that event's hashes.
-            let row = &page[i];
-            let offset = (idx - tlog_tiles::stored_hash_index(0, (row.seq - 1) as u64)) as usize * 32;
-            let stored_hash = row
-                .tree_hashes
-                .as_deref()
-                .and_then(|b| b.get(offset..offset + 32))
-                .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                .map(Hash);
-            if stored_hash == Some(h) {
-                continue;
-            }
-            let (level, n) = split_stored_hash_index(idx);
-            if level == 0 {
-                if mismatches.len() < MAX_MISMATCHES {
-                    mismatches.push(Mismatch { leaf: n, row: page[i].clone(), stored: stored_hash });
+        store::chain_events_after(conn, chain_id, after, want)
+    };
+    let mut page = read(conn, after)?;
+    std::thread::scope(|s| -> AppResult<()> {
+        while let Some(last) = page.last() {
+            after = last.seq;
+            // The page's hashes on another thread while this one reads the next page.
+            let hashing = s.spawn(move || {
+                let hashes = hash_page(&page);
+                (page, hashes)
+            });
+            let next = read(conn, after);
+            let (current, hashes) = hashing.join().expect("hashing a page does not panic");
+            let next = next?;
+            let mut computed: Vec<(u64, Hash, usize)> = Vec::with_capacity(current.len() * 2);
+            for (i, row) in current.iter().enumerate() {
+                if row.seq > until as i64 {
+                    break;
                 }
-            } else if interior.is_none() {
-                interior = Some((level, n));
+                walk.events_read += 1;
+                if let Some(c) = chain.as_deref_mut() {
+                    c.step_hashed(row, hashes[i].1);
+                }
+                if stopped {
+                    continue;
+                }
+                let expected = walk.frontier.size() as i64 + 1;
+                if row.seq < expected {
+                    let message = format!("inserted event at seq {}: seq runs from 1 with no repeats", row.seq);
+                    note(&mut walk.problems, TreeProblem::new(Finding::Inserted, Some(row.seq), message));
+                    continue;
+                }
+                if row.seq > expected {
+                    let to = row.seq - 1;
+                    let which =
+                        if to == expected { format!("seq {expected}") } else { format!("seqs {expected}..{to}") };
+                    let message = format!(
+                        "missing event at seq {expected}: the events jump from seq {} to {} ({which} absent)",
+                        expected - 1,
+                        row.seq
+                    );
+                    note(&mut walk.problems, TreeProblem::new(Finding::Missing, Some(expected), message));
+                    stopped = true;
+                    continue;
+                }
+                for (idx, h) in walk.frontier.append_leaf_hash(hashes[i].0) {
+                    computed.push((idx, h, i));
+                }
+                if roots_at.contains(&walk.frontier.size()) {
+                    walk.roots.insert(walk.frontier.size(), walk.frontier.root());
+                }
             }
+            for (idx, h, i) in computed {
+                // Stored with the event that made it, at its offset among that event's hashes.
+                let row = &current[i];
+                let offset = (idx - tlog_tiles::stored_hash_index(0, (row.seq - 1) as u64)) as usize * 32;
+                let stored_hash = row
+                    .tree_hashes
+                    .as_deref()
+                    .and_then(|b| b.get(offset..offset + 32))
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .map(Hash);
+                if stored_hash == Some(h) {
+                    continue;
+                }
+                let (level, n) = split_stored_hash_index(idx);
+                if level == 0 {
+                    if mismatches.len() < MAX_MISMATCHES {
+                        mismatches.push(Mismatch { leaf: n, row: current[i].clone(), stored: stored_hash });
+                    }
+                } else if interior.is_none() {
+                    interior = Some((level, n));
+                }
+            }
+            page = next;
         }
-    }
+        Ok(())
+    })?;
     walk.complete = walk.frontier.size() == until;
     if !walk.complete && walk.problems.is_empty() {
         let end = walk.frontier.size();
@@ -522,6 +546,18 @@ fn walk_tree(
         );
     }
     Ok(walk)
+}
+
+/// Each event's leaf hash, and whether its content hashes to its chain
+/// `hash`: both from one canonical encoding, and independent of the other
+/// events, so computed apart from the (sequential) walk.
+fn hash_page(page: &[AuditRow]) -> Vec<(Hash, bool)> {
+    page.iter()
+        .map(|row| {
+            let bytes = canonical(row);
+            (record_hash(&bytes), chain_hash(&row.prev_hash, &bytes) == row.hash)
+        })
+        .collect()
 }
 
 /// Names the events whose leaves differ from the tree hashes stored with
