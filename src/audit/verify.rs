@@ -438,81 +438,81 @@ fn walk_tree(
         store::chain_events_after(conn, chain_id, after, want)
     };
     let mut page = read(conn, after)?;
-    std::thread::scope(|s| -> AppResult<()> {
-        while let Some(last) = page.last() {
-            after = last.seq;
-            // The page's hashes on another thread while this one reads the next page.
-            let hashing = s.spawn(move || {
-                let hashes = hash_page(&page);
-                (page, hashes)
+    while let Some(last) = page.last() {
+        after = last.seq;
+        let (walk, mismatches, interior, stopped) = (&mut walk, &mut mismatches, &mut interior, &mut stopped);
+        let mut chain = chain.as_deref_mut();
+        // The page is hashed and walked on another thread while this one reads the next page.
+        page = std::thread::scope(|s| {
+            let walking = s.spawn(move || {
+                let current = page;
+                let hashes = hash_page(&current);
+                let mut computed: Vec<(u64, Hash, usize)> = Vec::with_capacity(current.len() * 2);
+                for (i, row) in current.iter().enumerate() {
+                    if row.seq > until as i64 {
+                        break;
+                    }
+                    walk.events_read += 1;
+                    if let Some(c) = chain.as_deref_mut() {
+                        c.step_hashed(row, hashes[i].1);
+                    }
+                    if *stopped {
+                        continue;
+                    }
+                    let expected = walk.frontier.size() as i64 + 1;
+                    if row.seq < expected {
+                        let message = format!("inserted event at seq {}: seq runs from 1 with no repeats", row.seq);
+                        note(&mut walk.problems, TreeProblem::new(Finding::Inserted, Some(row.seq), message));
+                        continue;
+                    }
+                    if row.seq > expected {
+                        let to = row.seq - 1;
+                        let which =
+                            if to == expected { format!("seq {expected}") } else { format!("seqs {expected}..{to}") };
+                        let message = format!(
+                            "missing event at seq {expected}: the events jump from seq {} to {} ({which} absent)",
+                            expected - 1,
+                            row.seq
+                        );
+                        note(&mut walk.problems, TreeProblem::new(Finding::Missing, Some(expected), message));
+                        *stopped = true;
+                        continue;
+                    }
+                    for (idx, h) in walk.frontier.append_leaf_hash(hashes[i].0) {
+                        computed.push((idx, h, i));
+                    }
+                    if roots_at.contains(&walk.frontier.size()) {
+                        walk.roots.insert(walk.frontier.size(), walk.frontier.root());
+                    }
+                }
+                for (idx, h, i) in computed {
+                    // Stored with the event that made it, at its offset among that event's hashes.
+                    let row = &current[i];
+                    let offset = (idx - tlog_tiles::stored_hash_index(0, (row.seq - 1) as u64)) as usize * 32;
+                    let stored_hash = row
+                        .tree_hashes
+                        .as_deref()
+                        .and_then(|b| b.get(offset..offset + 32))
+                        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                        .map(Hash);
+                    if stored_hash == Some(h) {
+                        continue;
+                    }
+                    let (level, n) = split_stored_hash_index(idx);
+                    if level == 0 {
+                        if mismatches.len() < MAX_MISMATCHES {
+                            mismatches.push(Mismatch { leaf: n, row: current[i].clone(), stored: stored_hash });
+                        }
+                    } else if interior.is_none() {
+                        *interior = Some((level, n));
+                    }
+                }
             });
             let next = read(conn, after);
-            let (current, hashes) = hashing.join().expect("hashing a page does not panic");
-            let next = next?;
-            let mut computed: Vec<(u64, Hash, usize)> = Vec::with_capacity(current.len() * 2);
-            for (i, row) in current.iter().enumerate() {
-                if row.seq > until as i64 {
-                    break;
-                }
-                walk.events_read += 1;
-                if let Some(c) = chain.as_deref_mut() {
-                    c.step_hashed(row, hashes[i].1);
-                }
-                if stopped {
-                    continue;
-                }
-                let expected = walk.frontier.size() as i64 + 1;
-                if row.seq < expected {
-                    let message = format!("inserted event at seq {}: seq runs from 1 with no repeats", row.seq);
-                    note(&mut walk.problems, TreeProblem::new(Finding::Inserted, Some(row.seq), message));
-                    continue;
-                }
-                if row.seq > expected {
-                    let to = row.seq - 1;
-                    let which =
-                        if to == expected { format!("seq {expected}") } else { format!("seqs {expected}..{to}") };
-                    let message = format!(
-                        "missing event at seq {expected}: the events jump from seq {} to {} ({which} absent)",
-                        expected - 1,
-                        row.seq
-                    );
-                    note(&mut walk.problems, TreeProblem::new(Finding::Missing, Some(expected), message));
-                    stopped = true;
-                    continue;
-                }
-                for (idx, h) in walk.frontier.append_leaf_hash(hashes[i].0) {
-                    computed.push((idx, h, i));
-                }
-                if roots_at.contains(&walk.frontier.size()) {
-                    walk.roots.insert(walk.frontier.size(), walk.frontier.root());
-                }
-            }
-            for (idx, h, i) in computed {
-                // Stored with the event that made it, at its offset among that event's hashes.
-                let row = &current[i];
-                let offset = (idx - tlog_tiles::stored_hash_index(0, (row.seq - 1) as u64)) as usize * 32;
-                let stored_hash = row
-                    .tree_hashes
-                    .as_deref()
-                    .and_then(|b| b.get(offset..offset + 32))
-                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                    .map(Hash);
-                if stored_hash == Some(h) {
-                    continue;
-                }
-                let (level, n) = split_stored_hash_index(idx);
-                if level == 0 {
-                    if mismatches.len() < MAX_MISMATCHES {
-                        mismatches.push(Mismatch { leaf: n, row: current[i].clone(), stored: stored_hash });
-                    }
-                } else if interior.is_none() {
-                    interior = Some((level, n));
-                }
-            }
-            page = next;
-        }
-        Ok(())
-    })?;
+            walking.join().expect("walking a page does not panic");
+            next
+        })?;
+    }
     walk.complete = walk.frontier.size() == until;
     if !walk.complete && walk.problems.is_empty() {
         let end = walk.frontier.size();
