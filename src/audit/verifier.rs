@@ -113,16 +113,14 @@ pub fn run_chain(
         store::note_verification_progress(conn, chain_id, owner, run.events_read, run.verified_through, lease_until())?;
     }
     let findings = serde_json::to_string(&run.findings).expect("problems serialize");
-    store::finish_verification_run(
-        conn,
-        chain_id,
-        owner,
-        run.state,
-        to_naive(now()),
-        run.events_read,
-        run.verified_through,
-        &findings,
-    )?;
+    let end = store::RunEnd {
+        state: run.state,
+        finished_at: to_naive(now()),
+        events_read: run.events_read,
+        verified_through: run.verified_through,
+        problems: &findings,
+    };
+    store::finish_verification_run(conn, chain_id, owner, &end)?;
     metrics.audit_verify_runs.get_or_create(&RunLabels { state: run.state.as_str() }).inc();
     if run.state == RunState::Failed {
         tracing::error!(

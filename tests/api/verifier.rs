@@ -112,17 +112,14 @@ fn the_request_answers_from_the_runs_table_and_reads_no_event(b: Backend) {
         "{v}"
     );
     // Its end: the last completed run, as recorded.
-    store::finish_verification_run(
-        &mut conn,
-        chain,
-        "elsewhere",
-        keyward::domain::verification::RunState::Passed,
-        to_naive(now()),
-        2_000_000,
-        2_000_000,
-        r#"{"problems":[],"tree_problems":[]}"#,
-    )
-    .unwrap();
+    let end = store::RunEnd {
+        state: keyward::domain::verification::RunState::Passed,
+        finished_at: to_naive(now()),
+        events_read: 2_000_000,
+        verified_through: 2_000_000,
+        problems: r#"{"problems":[],"tree_problems":[]}"#,
+    };
+    store::finish_verification_run(&mut conn, chain, "elsewhere", &end).unwrap();
     let v = app.owner_get("/v2/enterprise.audit.verify").ok()["verification"].clone();
     assert_eq!(v["valid"], json!(true), "{v}");
     assert_eq!(v["run_id"], json!(run_id), "{v}");

@@ -125,17 +125,20 @@ pub fn note_verification_progress(
     Ok(())
 }
 
+/// How a run ended.
+#[derive(Debug, Clone, Copy)]
+pub struct RunEnd<'a> {
+    pub state: RunState,
+    pub finished_at: NaiveDateTime,
+    pub events_read: i64,
+    pub verified_through: i64,
+    /// JSON, bounded by the verifier.
+    pub problems: &'a str,
+}
+
 /// Ends the run: its verdict becomes the last completed run, and the lease is let go.
-pub fn finish_verification_run(
-    conn: &mut DbConn,
-    chain_id: &str,
-    owner: &str,
-    state: RunState,
-    finished_at: NaiveDateTime,
-    events_read: i64,
-    verified_through: i64,
-    problems: &str,
-) -> AppResult<()> {
+pub fn finish_verification_run(conn: &mut DbConn, chain_id: &str, owner: &str, end: &RunEnd) -> AppResult<()> {
+    let RunEnd { state, finished_at, events_read, verified_through, problems } = *end;
     diesel::update(runs::table.filter(runs::chain_id.eq(chain_id)).filter(runs::lease_owner.eq(owner)))
         .set((
             runs::state.eq(state),
