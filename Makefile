@@ -23,7 +23,7 @@ schemathesis:
 ## bench: load keyward against a bare actix-web ceiling (wrk, pinned CPUs), SQLite and PostgreSQL; see bench/bench.py
 bench:
 	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; }
-	$(CARGO) build --release --bin keyward --example hello --example new_key --example seed_log
+	$(CARGO) build --release --bin keyward --example hello --example new_key --example seed_log --example verify_run
 	python3 bench/bench.py
 
 ## bench-scale: the audit log's queries and bytes per event on a 10,000,000-event chain, SQLite and PostgreSQL; see bench/scale.py

@@ -82,6 +82,11 @@ pub struct Settings {
     pub archive_dir: Option<PathBuf>,
     /// How often the retention job runs a pass.
     pub retention_interval: Duration,
+    /// How often the background verifier starts a run over every chain.
+    pub verify_interval: Duration,
+    /// Every how many passes the verifier reads every chain from its first
+    /// event (the others read only the events since the proved point).
+    pub verify_full_every: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,6 +123,8 @@ pub const DEFAULT_CHECKPOINT_INTERVAL_MS: u64 = 1000;
 pub const DEFAULT_RETENTION_INTERVAL_MS: u64 = 3_600_000;
 /// A week.
 pub const MAX_RETENTION_INTERVAL_MS: u64 = 604_800_000;
+pub const DEFAULT_VERIFY_INTERVAL_MS: u64 = 60_000;
+pub const DEFAULT_VERIFY_FULL_EVERY: u32 = 60;
 /// The key name of a checkpoint key generated for embedded mode: its
 /// checkpoints' origins read `keyward/audit/<chain>`.
 pub const GENERATED_CHECKPOINT_KEY_NAME: &str = "keyward";
@@ -305,6 +312,20 @@ impl Settings {
                 }
             },
         };
+        let verify_interval = match get("KEYWARD_VERIFY_INTERVAL_MS") {
+            None => Duration::from_millis(DEFAULT_VERIFY_INTERVAL_MS),
+            Some(v) => match v.parse::<u64>() {
+                Ok(ms) if (10..=86_400_000).contains(&ms) => Duration::from_millis(ms),
+                _ => return Err(err("KEYWARD_VERIFY_INTERVAL_MS", "must be 10 to 86400000 (milliseconds)")),
+            },
+        };
+        let verify_full_every = match get("KEYWARD_VERIFY_FULL_EVERY") {
+            None => DEFAULT_VERIFY_FULL_EVERY,
+            Some(v) => match v.parse::<u32>() {
+                Ok(n) if (1..=100_000).contains(&n) => n,
+                _ => return Err(err("KEYWARD_VERIFY_FULL_EVERY", "must be a whole number of passes, 1 to 100000")),
+            },
+        };
         let rate_limit_read_per_minute = per_minute("KEYWARD_RATE_LIMIT_READ_PER_MINUTE", DEFAULT_READ_PER_MINUTE)?;
         let rate_limit_write_per_minute = per_minute("KEYWARD_RATE_LIMIT_WRITE_PER_MINUTE", DEFAULT_WRITE_PER_MINUTE)?;
         let refusals_per_minute = per_minute("KEYWARD_REFUSALS_PER_MINUTE", crate::ratelimit::REFUSALS_PER_MINUTE)?;
@@ -319,6 +340,8 @@ impl Settings {
             checkpoint_interval,
             archive_dir,
             retention_interval,
+            verify_interval,
+            verify_full_every,
             public_url,
             console_jwt_max_ttl,
             refusal_summary_window,

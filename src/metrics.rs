@@ -23,6 +23,13 @@ pub struct GroupLabels {
     pub path: &'static str,
 }
 
+/// How a verification run of a chain ended (see `audit::verifier`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RunLabels {
+    /// `passed` or `failed`.
+    pub state: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub audit_groups: Family<GroupLabels, Counter>,
@@ -39,6 +46,19 @@ pub struct Metrics {
     pub refusal_summaries: Counter,
     /// Audit writes that failed or timed out (fail closed).
     pub audit_write_failures: Counter,
+    /// Events the background verifier read (and checked).
+    pub audit_verify_events: Counter,
+    /// Completed verification runs of a chain, by how they ended.
+    pub audit_verify_runs: Family<RunLabels, Counter>,
+    /// Chains being verified by this instance now.
+    pub audit_verify_running: Gauge,
+    /// The current pass's progress: events proved so far, and the heads it goes to (summed over its chains).
+    pub audit_verify_through: Gauge,
+    pub audit_verify_target: Gauge,
+    /// When this instance last completed a verification pass over every chain (Unix seconds; 0: not yet).
+    pub audit_verify_last_completed_seconds: Gauge,
+    /// Chains whose last completed run failed, as of that pass.
+    pub audit_verify_failing_chains: Gauge,
 }
 
 impl Metrics {
@@ -97,7 +117,56 @@ impl Metrics {
             "Audit events that could not be committed in time; their requests answered 503",
             audit_write_failures.clone(),
         );
+        let audit_verify_events = Counter::default();
+        let audit_verify_runs = Family::<RunLabels, Counter>::default();
+        let audit_verify_running = Gauge::default();
+        let audit_verify_through = Gauge::default();
+        let audit_verify_target = Gauge::default();
+        let audit_verify_last_completed_seconds = Gauge::default();
+        let audit_verify_failing_chains = Gauge::default();
+        registry.register(
+            "audit_verify_events",
+            "Audit events the background verifier read and checked",
+            audit_verify_events.clone(),
+        );
+        registry.register(
+            "audit_verify_runs",
+            "Completed verification runs of a chain, by state (passed, failed)",
+            audit_verify_runs.clone(),
+        );
+        registry.register(
+            "audit_verify_running",
+            "Chains being verified by this instance now",
+            audit_verify_running.clone(),
+        );
+        registry.register(
+            "audit_verify_through",
+            "The current verification pass: events proved so far, summed over its chains",
+            audit_verify_through.clone(),
+        );
+        registry.register(
+            "audit_verify_target",
+            "The current verification pass: the chains' heads at its start, summed",
+            audit_verify_target.clone(),
+        );
+        registry.register(
+            "audit_verify_last_completed_seconds",
+            "When the last verification pass over every chain completed (Unix time; 0: none yet)",
+            audit_verify_last_completed_seconds.clone(),
+        );
+        registry.register(
+            "audit_verify_failing_chains",
+            "Chains whose last completed verification run failed",
+            audit_verify_failing_chains.clone(),
+        );
         Metrics {
+            audit_verify_events,
+            audit_verify_runs,
+            audit_verify_running,
+            audit_verify_through,
+            audit_verify_target,
+            audit_verify_last_completed_seconds,
+            audit_verify_failing_chains,
             refusals_summarized,
             refusal_summaries,
             audit_write_failures,

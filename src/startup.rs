@@ -117,6 +117,14 @@ pub fn build(settings: Settings, listener: TcpListener, workers: Option<usize>) 
         settings.checkpoint_signer.clone(),
         settings.checkpoint_interval,
     );
+    let verifier = crate::audit::verifier::start(
+        settings.database_url.clone(),
+        settings.conn_options(),
+        settings.checkpoint_signer.verifier_key().to_string(),
+        metrics.clone(),
+        settings.verify_interval,
+        settings.verify_full_every,
+    );
     let summaries =
         crate::audit::refusals::spawn_summaries(&limits.refusals, writer.clone(), metrics.clone(), summary_window);
     let retention = crate::audit::retention::RetentionJob::start(
@@ -130,7 +138,7 @@ pub fn build(settings: Settings, listener: TcpListener, workers: Option<usize>) 
         links,
         exports,
         checkpoints,
-        workers: cache_sync.into_iter().chain([summaries, retention]).collect(),
+        workers: cache_sync.into_iter().chain([summaries, retention, verifier]).collect(),
         settings,
         pool,
         writer,

@@ -3,10 +3,12 @@
 
 use super::context::{ok_with, query, AnyCaller, ConsoleAuth, NoParams};
 use super::pagination::{decode_cursor, encode_cursor, limit};
-use crate::audit::verify::{self, Problem, TreeProblem};
+use crate::audit::verifier::Findings;
+use crate::audit::verify::{Problem, TreeProblem};
 use crate::audit::{EventView, Outcome};
 use crate::db::models::to_naive;
-use crate::db::store::EventFilter;
+use crate::db::store::{self, EventFilter};
+use crate::domain::verification::RunState;
 use crate::error::{AppError, AppResult};
 use crate::service::proofs;
 use crate::state::AppState;
@@ -22,33 +24,52 @@ struct EventPage<'a> {
     archived_through: i64,
 }
 
-/// Events one verification reads at most: a larger chain is verified over
-/// several calls, each from where the previous one proved it.
-const VERIFY_MAX_EVENTS: u64 = 100_000;
-
-/// The chain's verification as auditors see it (their tenant's chain: no chain id).
+/// The chain's verification as auditors see it (their tenant's chain: no
+/// chain id): the background verifier's last completed run, and the one
+/// under way. Nothing here reads the chain's events.
 #[derive(Serialize)]
-struct VerificationView<'a> {
-    valid: bool,
-    /// Events the verdict covers: proved by earlier calls, and read by this one.
+struct VerificationView {
+    /// The last completed run's verdict; null before the first one completed.
+    valid: Option<bool>,
+    /// `passed` or `failed`; null before the first run completed.
+    state: Option<RunState>,
+    run_id: Option<i64>,
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+    /// Events the verdict covers: proved before the run, and read by it.
     events_checked: i64,
-    head_seq: i64,
-    head_hash: &'a str,
-    /// The hash chain's problems among the events read.
-    problems: &'a [Problem],
-    /// The Merkle tree's and the signed checkpoints' problems.
-    tree_problems: &'a [TreeProblem],
+    /// The size proved before the run, and where the run left it.
     verified_from: i64,
     verified_through: i64,
     events_read: i64,
-    checkpoint_size: Option<i64>,
-    /// False: the chain is longer than one call reads; the next call goes on.
+    /// The head the run went to (its head at its start).
+    head_at_start: i64,
+    /// Whether the run proved the chain through the head it started with.
     complete: bool,
+    /// The hash chain's problems it found.
+    problems: Vec<Problem>,
+    /// The Merkle tree's and the signed checkpoints' problems it found.
+    tree_problems: Vec<TreeProblem>,
+    /// The chain's head now.
+    head_seq: i64,
+    head_hash: String,
+    /// The run under way, if one is.
+    current_run: Option<RunProgress>,
 }
 
 #[derive(Serialize)]
-struct Verified<'a> {
-    verification: VerificationView<'a>,
+struct RunProgress {
+    run_id: i64,
+    started_at: Option<DateTime<Utc>>,
+    verified_from: i64,
+    verified_through: i64,
+    head_at_start: i64,
+    events_read: i64,
+}
+
+#[derive(Serialize)]
+struct Verified {
+    verification: VerificationView,
 }
 
 #[derive(Deserialize)]
@@ -92,28 +113,65 @@ pub async fn list(auth: ConsoleAuth, req: HttpRequest, state: web::Data<AppState
     Ok(ok_with(&EventPage { events: rows.iter().map(EventView::of).collect(), next_cursor, archived_through }))
 }
 
-/// Verifies the tenant's chain from where the last verification proved it,
-/// through at most `VERIFY_MAX_EVENTS` events (never the whole of a large chain).
+/// The tenant's chain as the background verifier left it (see `audit::verifier`).
 pub async fn verify_chain(auth: ConsoleAuth, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     let _: NoParams = query(&req)?;
     let tenant_id = auth.0.tenant_id;
-    let verifier_key = state.settings.checkpoint_signer.verifier_key().to_string();
-    let v = state.read(move |c| verify::verify_window(c, &tenant_id, &verifier_key, VERIFY_MAX_EVENTS)).await?;
-    Ok(ok_with(&Verified {
-        verification: VerificationView {
-            valid: v.valid,
-            events_checked: v.events_checked,
-            head_seq: v.head_seq,
-            head_hash: &v.head_hash,
-            problems: &v.problems,
-            tree_problems: &v.tree_problems,
-            verified_from: v.verified_from,
-            verified_through: v.verified_through,
-            events_read: v.events_read,
-            checkpoint_size: v.checkpoint_size,
-            complete: v.complete,
-        },
-    }))
+    let (run, head) = state
+        .read(move |c| Ok((store::find_verification_run(c, &tenant_id)?, store::load_chain_head(c, &tenant_id)?)))
+        .await?;
+    let (head_seq, head_hash) = head.unwrap_or((0, crate::crypto::GENESIS_HASH.to_string()));
+    let utc = |t: Option<chrono::NaiveDateTime>| t.map(|t| t.and_utc());
+    let mut view = VerificationView {
+        valid: None,
+        state: None,
+        run_id: None,
+        started_at: None,
+        finished_at: None,
+        events_checked: 0,
+        verified_from: 0,
+        verified_through: 0,
+        events_read: 0,
+        head_at_start: 0,
+        complete: false,
+        problems: Vec::new(),
+        tree_problems: Vec::new(),
+        head_seq,
+        head_hash,
+        current_run: None,
+    };
+    if let Some(run) = run {
+        if let Some(last) = run.last_state {
+            let findings: Findings =
+                run.last_problems.as_deref().and_then(|p| serde_json::from_str(p).ok()).unwrap_or_default();
+            let through = run.last_verified_through.unwrap_or(0);
+            let head_at_start = run.last_head_at_start.unwrap_or(0);
+            view.valid = Some(last == RunState::Passed);
+            view.state = Some(last);
+            view.run_id = run.last_run_id;
+            view.started_at = utc(run.last_started_at);
+            view.finished_at = utc(run.last_finished_at);
+            view.events_checked = through;
+            view.verified_from = run.last_verified_from.unwrap_or(0);
+            view.verified_through = through;
+            view.events_read = run.last_events_read.unwrap_or(0);
+            view.head_at_start = head_at_start;
+            view.complete = last == RunState::Passed && through >= head_at_start;
+            view.problems = findings.problems;
+            view.tree_problems = findings.tree_problems;
+        }
+        if run.state == Some(RunState::Running) {
+            view.current_run = Some(RunProgress {
+                run_id: run.run_id,
+                started_at: utc(run.started_at),
+                verified_from: run.verified_from,
+                verified_through: run.verified_through,
+                head_at_start: run.head_at_start,
+                events_read: run.events_read,
+            });
+        }
+    }
+    Ok(ok_with(&Verified { verification: view }))
 }
 
 #[derive(Deserialize)]

@@ -49,8 +49,14 @@ impl Frontier {
     /// Appends `leaf` (leaf index `self.size`): its stored hashes, by
     /// stored-hash index, and the frontier moves on.
     pub fn append(&mut self, leaf: &[u8]) -> Vec<(u64, Hash)> {
+        self.append_leaf_hash(record_hash(leaf))
+    }
+
+    /// As `append`, with the leaf's hash computed already (elsewhere: on
+    /// another thread, while the verifier reads the next events).
+    pub fn append_leaf_hash(&mut self, leaf_hash: Hash) -> Vec<(u64, Hash)> {
         let n = self.size;
-        let stored = stored_hashes_for_record_hash(n, record_hash(leaf), &*self)
+        let stored = stored_hashes_for_record_hash(n, leaf_hash, &*self)
             .expect("a frontier holds the subtree roots an append reads");
         let first = stored_hash_index(0, n);
         let new: Vec<(u64, Hash)> = stored.into_iter().enumerate().map(|(i, h)| (first + i as u64, h)).collect();

@@ -15,7 +15,7 @@ use crate::crypto::{chain_hash, open_note, ChainHash, GENESIS_HASH};
 use crate::db::models::{now, to_naive, AuditRow};
 use crate::db::{store, DbConn};
 use crate::error::AppResult;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use tlog_tiles::{record_hash, split_stored_hash_index};
 
@@ -28,7 +28,7 @@ const MAX_MISMATCHES: usize = 256;
 
 // ------------------------------------------------------------------ the hash chain
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Problem {
     pub seq: i64,
     pub problem: String,
@@ -67,6 +67,12 @@ impl ChainWalk {
     }
 
     fn step(&mut self, row: &AuditRow) {
+        let hash_matches = chain_hash(&row.prev_hash, &canonical(row)) == row.hash;
+        self.step_hashed(row, hash_matches);
+    }
+
+    /// As `step`, told whether the event's content hashes to its `hash` (computed apart).
+    fn step_hashed(&mut self, row: &AuditRow, hash_matches: bool) {
         self.checked += 1;
         if row.seq != self.expected_seq {
             let expected = self.expected_seq;
@@ -75,7 +81,7 @@ impl ChainWalk {
         if row.prev_hash != self.prev_hash {
             self.note(row.seq, "prev_hash does not match the previous event's hash".into());
         }
-        if chain_hash(&row.prev_hash, &canonical(row)) != row.hash {
+        if !hash_matches {
             self.note(row.seq, "hash does not match the event's content: the event was edited".into());
         }
         self.expected_seq = row.seq + 1;
@@ -123,7 +129,7 @@ pub fn verify_chain(conn: &mut DbConn, chain_id: &str) -> AppResult<Verification
 // ------------------------------------------------------------------ the tree and its checkpoints
 
 /// What was found, by name (stable: scripts and tests match on it).
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum Finding {
     /// The checkpoint is not a signed note that verifies with the key: nothing in it is trusted.
@@ -149,7 +155,7 @@ pub enum Finding {
     HistoryRewritten,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct TreeProblem {
     pub kind: Finding,
     /// The first event concerned, if one can be named.
@@ -441,70 +447,88 @@ fn walk_tree(
     let mut after = trusted.size as i64;
     // Past a missing leaf the tree cannot be recomputed; the hash chain's checks go on.
     let mut stopped = false;
-    while (after.max(0) as u64) < until {
+    let read = |conn: &mut DbConn, after: i64| -> AppResult<Vec<AuditRow>> {
+        if after.max(0) as u64 >= until {
+            return Ok(Vec::new());
+        }
         let want = (until - after.max(0) as u64).min(PAGE as u64) as i64;
-        let page = store::chain_events_after(conn, chain_id, after, want)?;
-        let Some(last) = page.last() else { break };
+        store::chain_events_after(conn, chain_id, after, want)
+    };
+    let mut page = read(conn, after)?;
+    while let Some(last) = page.last() {
         after = last.seq;
-        let mut computed: Vec<(u64, Hash, usize)> = Vec::with_capacity(page.len() * 2);
-        for (i, row) in page.iter().enumerate() {
-            if row.seq > until as i64 {
-                break;
-            }
-            walk.events_read += 1;
-            if let Some(c) = chain.as_deref_mut() {
-                c.step(row);
-            }
-            if stopped {
-                continue;
-            }
-            let expected = walk.frontier.size() as i64 + 1;
-            if row.seq < expected {
-                let message = format!("inserted event at seq {}: seq runs from 1 with no repeats", row.seq);
-                note(&mut walk.problems, TreeProblem::new(Finding::Inserted, Some(row.seq), message));
-                continue;
-            }
-            if row.seq > expected {
-                let to = row.seq - 1;
-                let which = if to == expected { format!("seq {expected}") } else { format!("seqs {expected}..{to}") };
-                let message = format!(
-                    "missing event at seq {expected}: the events jump from seq {} to {} ({which} absent)",
-                    expected - 1,
-                    row.seq
-                );
-                note(&mut walk.problems, TreeProblem::new(Finding::Missing, Some(expected), message));
-                stopped = true;
-                continue;
-            }
-            for (idx, h) in walk.frontier.append(&canonical(row)) {
-                computed.push((idx, h, i));
-            }
-            if roots_at.contains(&walk.frontier.size()) {
-                walk.roots.insert(walk.frontier.size(), walk.frontier.root());
-            }
-        }
-        for (idx, h, i) in computed {
-            // Stored with the event that made it, at its offset among that event's hashes.
-            let row = &page[i];
-            let offset = (idx - tlog_tiles::stored_hash_index(0, (row.seq - 1) as u64)) as usize * 32;
-            let stored_hash = row
-                .tree_hashes
-                .as_deref()
-                .and_then(|b| b.get(offset..offset + 32))
-                .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                .map(Hash);
-            if stored_hash == Some(h) {
-                continue;
-            }
-            let (level, n) = split_stored_hash_index(idx);
-            if level == 0 {
-                if mismatches.len() < MAX_MISMATCHES {
-                    mismatches.push(Mismatch { leaf: n, row: page[i].clone(), stored: stored_hash });
+        let (walk, mismatches, interior, stopped) = (&mut walk, &mut mismatches, &mut interior, &mut stopped);
+        let mut chain = chain.as_deref_mut();
+        // The page is hashed and walked on another thread while this one reads the next page.
+        page = std::thread::scope(|s| {
+            let walking = s.spawn(move || {
+                let current = page;
+                let hashes = hash_page(&current);
+                let mut computed: Vec<(u64, Hash, usize)> = Vec::with_capacity(current.len() * 2);
+                for (i, row) in current.iter().enumerate() {
+                    if row.seq > until as i64 {
+                        break;
+                    }
+                    walk.events_read += 1;
+                    if let Some(c) = chain.as_deref_mut() {
+                        c.step_hashed(row, hashes[i].1);
+                    }
+                    if *stopped {
+                        continue;
+                    }
+                    let expected = walk.frontier.size() as i64 + 1;
+                    if row.seq < expected {
+                        let message = format!("inserted event at seq {}: seq runs from 1 with no repeats", row.seq);
+                        note(&mut walk.problems, TreeProblem::new(Finding::Inserted, Some(row.seq), message));
+                        continue;
+                    }
+                    if row.seq > expected {
+                        let to = row.seq - 1;
+                        let which =
+                            if to == expected { format!("seq {expected}") } else { format!("seqs {expected}..{to}") };
+                        let message = format!(
+                            "missing event at seq {expected}: the events jump from seq {} to {} ({which} absent)",
+                            expected - 1,
+                            row.seq
+                        );
+                        note(&mut walk.problems, TreeProblem::new(Finding::Missing, Some(expected), message));
+                        *stopped = true;
+                        continue;
+                    }
+                    for (idx, h) in walk.frontier.append_leaf_hash(hashes[i].0) {
+                        computed.push((idx, h, i));
+                    }
+                    if roots_at.contains(&walk.frontier.size()) {
+                        walk.roots.insert(walk.frontier.size(), walk.frontier.root());
+                    }
                 }
-            } else if interior.is_none() {
-                interior = Some((level, n));
-            }
-        }
+                for (idx, h, i) in computed {
+                    // Stored with the event that made it, at its offset among that event's hashes.
+                    let row = &current[i];
+                    let offset = (idx - tlog_tiles::stored_hash_index(0, (row.seq - 1) as u64)) as usize * 32;
+                    let stored_hash = row
+                        .tree_hashes
+                        .as_deref()
+                        .and_then(|b| b.get(offset..offset + 32))
+                        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                        .map(Hash);
+                    if stored_hash == Some(h) {
+                        continue;
+                    }
+                    let (level, n) = split_stored_hash_index(idx);
+                    if level == 0 {
+                        if mismatches.len() < MAX_MISMATCHES {
+                            mismatches.push(Mismatch { leaf: n, row: current[i].clone(), stored: stored_hash });
+                        }
+                    } else if interior.is_none() {
+                        *interior = Some((level, n));
+                    }
+                }
+            });
+            let next = read(conn, after);
+            walking.join().expect("walking a page does not panic");
+            next
+        })?;
     }
     walk.complete = walk.frontier.size() == until;
     if !walk.complete && walk.problems.is_empty() {
@@ -539,6 +563,18 @@ fn walk_tree(
         );
     }
     Ok(walk)
+}
+
+/// Each event's leaf hash, and whether its content hashes to its chain
+/// `hash`: both from one canonical encoding, and independent of the other
+/// events, so computed apart from the (sequential) walk.
+fn hash_page(page: &[AuditRow]) -> Vec<(Hash, bool)> {
+    page.iter()
+        .map(|row| {
+            let bytes = canonical(row);
+            (record_hash(&bytes), chain_hash(&row.prev_hash, &bytes) == row.hash)
+        })
+        .collect()
 }
 
 /// Names the events whose leaves differ from the tree hashes stored with
@@ -645,16 +681,68 @@ pub struct Step {
 /// `verifier_key`). If all is well, the point reached is stored for the next
 /// call. Reads O(`max_events` + log n) rows, however long the chain.
 pub fn verify_window(conn: &mut DbConn, chain_id: &str, verifier_key: &str, max_events: u64) -> AppResult<Step> {
+    let from = proved(conn, chain_id)?;
+    Ok(verify_window_from(conn, chain_id, verifier_key, max_events, &from)?.0)
+}
+
+/// A point a verification starts from: a tree size and root proved, and
+/// the hash chain's hash at that event.
+#[derive(Debug, Clone)]
+pub struct Proved {
+    pub trusted: Trusted,
+    pub chain_hash: String,
+}
+
+impl Proved {
+    /// The start of every chain: nothing proved.
+    pub fn genesis() -> Proved {
+        Proved { trusted: Trusted::EMPTY, chain_hash: GENESIS_HASH.to_string() }
+    }
+}
+
+/// Where the verifications so far proved `chain_id` (its start if nowhere).
+pub fn proved(conn: &mut DbConn, chain_id: &str) -> AppResult<Proved> {
+    match store::find_verified(conn, chain_id)? {
+        Some(v) => match Hash::parse_hash(&v.root_hash) {
+            Ok(root) => {
+                Ok(Proved { trusted: Trusted { size: v.tree_size.max(0) as u64, root }, chain_hash: v.chain_hash })
+            }
+            Err(_) => start_of_log(conn, chain_id),
+        },
+        None => start_of_log(conn, chain_id),
+    }
+}
+
+/// Where a verification of `chain_id` from its start begins: its first
+/// event or, once retention archived a prefix, the event after it, from the
+/// stored tree there and the hash its last segment recorded (a checkpoint
+/// past it binds that tree; the segments verify offline).
+pub fn start_of_log(conn: &mut DbConn, chain_id: &str) -> AppResult<Proved> {
+    Ok(match store::last_archive(conn, chain_id)? {
+        Some(a) if a.last_seq > 0 => {
+            let size = a.last_seq as u64;
+            Proved {
+                trusted: Trusted { size, root: super::tree::root(conn, chain_id, size)? },
+                chain_hash: a.last_hash,
+            }
+        }
+        _ => Proved::genesis(),
+    })
+}
+
+/// As `verify_window`, from `from` (a full verification passes
+/// `Proved::genesis()`, then each window's result to the next); returns
+/// the point this window proved, if it verified.
+pub fn verify_window_from(
+    conn: &mut DbConn,
+    chain_id: &str,
+    verifier_key: &str,
+    max_events: u64,
+    from: &Proved,
+) -> AppResult<(Step, Option<Proved>)> {
     let (head_seq, head_hash) = store::load_chain_head(conn, chain_id)?.unwrap_or((0, GENESIS_HASH.to_string()));
     let head = head_seq.max(0) as u64;
-    let proved = store::find_verified(conn, chain_id)?;
-    let (trusted, prev_hash) = match &proved {
-        Some(v) => match Hash::parse_hash(&v.root_hash) {
-            Ok(root) => (Trusted { size: v.tree_size.max(0) as u64, root }, v.chain_hash.clone()),
-            Err(_) => (Trusted::EMPTY, GENESIS_HASH.to_string()),
-        },
-        None => (Trusted::EMPTY, GENESIS_HASH.to_string()),
-    };
+    let (trusted, prev_hash) = (from.trusted, from.chain_hash.clone());
     let mut step = Step {
         chain_id: chain_id.to_string(),
         valid: false,
@@ -675,7 +763,7 @@ pub fn verify_window(conn: &mut DbConn, chain_id: &str, verifier_key: &str, max_
             Some(head_seq + 1),
             format!("truncated: the log holds {head} events, an earlier verification {}", trusted.size),
         ));
-        return Ok(step);
+        return Ok((step, None));
     }
     let until = head.min(trusted.size.saturating_add(max_events));
     let checkpoint = match store::checkpoint_at_most(conn, chain_id, until as i64)? {
@@ -711,22 +799,24 @@ pub fn verify_window(conn: &mut DbConn, chain_id: &str, verifier_key: &str, max_
     step.events_read = walk.events_read as i64;
     step.events_checked = trusted.size as i64 + walk.events_read as i64;
     step.valid = step.problems.is_empty() && step.tree_problems.is_empty();
-    if step.valid && walk.complete {
-        step.verified_through = until as i64;
-        if until > trusted.size {
-            store::save_verified(
-                conn,
-                &store::VerifiedRow {
-                    chain_id: chain_id.to_string(),
-                    tree_size: until as i64,
-                    root_hash: walk.frontier.root().to_string(),
-                    chain_hash: chain.prev_hash.to_string(),
-                    verified_at: to_naive(now()),
-                },
-            )?;
-        }
+    if !(step.valid && walk.complete) {
+        return Ok((step, None));
     }
-    Ok(step)
+    step.verified_through = until as i64;
+    let root = walk.frontier.root();
+    if until > trusted.size {
+        store::save_verified(
+            conn,
+            &store::VerifiedRow {
+                chain_id: chain_id.to_string(),
+                tree_size: until as i64,
+                root_hash: root.to_string(),
+                chain_hash: chain.prev_hash.to_string(),
+                verified_at: to_naive(now()),
+            },
+        )?;
+    }
+    Ok((step, Some(Proved { trusted: Trusted { size: until, root }, chain_hash: chain.prev_hash.to_string() })))
 }
 
 #[cfg(test)]

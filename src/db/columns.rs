@@ -17,6 +17,7 @@ use crate::domain::assets::{AssetType, ShareScope};
 use crate::domain::event::{ActorType, EventId, Outcome};
 use crate::domain::exports::{ExportKind, ExportScope, ExportStatus};
 use crate::domain::lifetime::LifetimePolicy;
+use crate::domain::verification::RunState;
 use crate::domain::{KeyType, MemberStatus, Role, TenantStatus};
 use diesel::backend::Backend;
 use diesel::deserialize::{self, FromSql};
@@ -146,6 +147,7 @@ text_column!(ShareScope, "share scope", |p| p.as_str(), ShareScope::parse);
 text_column!(ExportKind, "export kind", |k| k.as_str(), ExportKind::parse);
 text_column!(ExportStatus, "export status", |s| s.as_str(), ExportStatus::parse);
 text_column!(ExportScope, "export scope", |s| s.as_str(), ExportScope::parse);
+text_column!(RunState, "verification run state", |s| s.as_str(), RunState::parse);
 // A JSON array of CIDR blocks; a damaged one fails the read (the key is refused, not opened to every address).
 text_column!(IpAllowlist, "IP allowlist", |l| l.to_json(), IpAllowlist::from_json);
 // The policy's JSON, as the API shows it: `{"KEY_TYPE_SIEM":30}`.

@@ -203,6 +203,32 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    audit_verification_runs (chain_id) {
+        chain_id -> Text,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<Timestamp>,
+        run_id -> BigInt,
+        state -> Nullable<Text>,
+        started_at -> Nullable<Timestamp>,
+        finished_at -> Nullable<Timestamp>,
+        verified_from -> BigInt,
+        events_read -> BigInt,
+        verified_through -> BigInt,
+        head_at_start -> BigInt,
+        problems -> Text,
+        last_run_id -> Nullable<BigInt>,
+        last_state -> Nullable<Text>,
+        last_started_at -> Nullable<Timestamp>,
+        last_finished_at -> Nullable<Timestamp>,
+        last_verified_from -> Nullable<BigInt>,
+        last_events_read -> Nullable<BigInt>,
+        last_verified_through -> Nullable<BigInt>,
+        last_head_at_start -> Nullable<BigInt>,
+        last_problems -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(api_keys -> tenants (tenant_id));
 diesel::joinable!(members -> tenants (tenant_id));
 diesel::joinable!(legal_hold_members -> legal_holds (hold_uid));
@@ -216,6 +242,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_verifications,
     audit_archives,
     audit_tree_nodes,
+    audit_verification_runs,
     assets,
     legal_holds,
     legal_hold_members,

@@ -14,6 +14,7 @@ pub mod request_path;
 pub mod scim;
 pub mod tenant;
 pub mod text;
+pub mod verification;
 
 pub use authz::{Access, Method, Operation, Reach, Surface};
 pub use key_type::KeyType;

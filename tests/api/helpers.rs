@@ -223,6 +223,10 @@ impl TestApp {
             ("KEYWARD_CONSOLE_JWT_SECRET".into(), format!("test-console-{}", uuid::Uuid::new_v4().simple())),
             ("KEYWARD_CHECKPOINT_KEY".into(), keyward::crypto::CheckpointSigner::generate("keyward.test")),
             ("KEYWARD_EXPORT_DIR".into(), tmp.path().join("exports").display().to_string()),
+            // The background verifier runs often: tests wait for it, not a minute.
+            ("KEYWARD_VERIFY_INTERVAL_MS".into(), "50".into()),
+            // Each run reads the whole chain, so tampering with a proved event is found by the next.
+            ("KEYWARD_VERIFY_FULL_EVERY".into(), "1".into()),
         ]);
         for (k, v) in extra {
             vars.insert(k.to_string(), v.to_string());
@@ -377,6 +381,30 @@ impl TestApp {
     /// The database's `key_state` version: it moves with every change a key check reads.
     pub fn key_state_version(&self) -> i64 {
         keyward::db::store::key_state_version(&mut self.db()).expect("key_state version")
+    }
+
+    /// The tenant's chain as `enterprise.audit.verify` reports it once the
+    /// background verifier completed a run that started after this call
+    /// (so it saw the log as it is now), as `token` (a console token) sees it.
+    pub fn verification_as(&self, token: &str) -> Value {
+        let auth = format!("Bearer {token}");
+        let get = || self.get("/v2/enterprise.audit.verify", &[("Authorization", &auth)]).ok()["verification"].clone();
+        let first = get();
+        let seen = first["run_id"].as_i64().unwrap_or(0).max(first["current_run"]["run_id"].as_i64().unwrap_or(0));
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let v = get();
+            if v["run_id"].as_i64().is_some_and(|id| id > seen) {
+                return v;
+            }
+            assert!(std::time::Instant::now() < deadline, "no verification run completed after run {seen}: {v}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// As `verification_as`, as the owner.
+    pub fn verification(&self) -> Value {
+        self.verification_as(&self.owner_token.clone())
     }
 
     /// The `key_state` version this instance last saw, from `/metrics`.

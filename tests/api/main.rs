@@ -31,3 +31,4 @@ mod secrets;
 mod siem_feed;
 mod smoke;
 mod team_users;
+mod verifier;

@@ -11,6 +11,7 @@ mod keys;
 mod members;
 mod tenants;
 mod tree;
+mod verification_runs;
 
 pub use archives::*;
 pub use assets::*;
@@ -21,6 +22,7 @@ pub use keys::*;
 pub use members::*;
 pub use tenants::*;
 pub use tree::*;
+pub use verification_runs::*;
 
 use crate::db::DbConn;
 use crate::error::AppResult;

@@ -147,3 +147,11 @@ pub fn save_verified(conn: &mut DbConn, v: &VerifiedRow) -> AppResult<()> {
         Ok(())
     })
 }
+
+/// Forgets how far a chain was proved: a full verification found a problem
+/// before that point, so the next verifications start from its first event
+/// (and find it again) instead of trusting the proved prefix.
+pub fn forget_verified(conn: &mut DbConn, chain_id: &str) -> AppResult<()> {
+    diesel::delete(audit_verifications::table.filter(audit_verifications::chain_id.eq(chain_id))).execute(conn)?;
+    Ok(())
+}
