@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 
 const POLICY: &str = "/v2/enterprise.key_policy.detail";
 const POLICY_UPDATE: &str = "/v2/enterprise.key_policy.update";
-const VERIFY: &str = "/v2/enterprise.audit.verify";
 const PROOF: &str = "/v2/enterprise.audit.proof";
 const CONSISTENCY: &str = "/v2/enterprise.audit.consistency";
 const FAST_CHECKPOINTS: (&str, &str) = ("KEYWARD_CHECKPOINT_INTERVAL_MS", "20");
@@ -69,7 +68,7 @@ fn checkpoint_covering(app: &TestApp, size: i64) -> store::CheckpointRow {
 /// both of which must pass. (The job itself does not run in these tests:
 /// its interval is a day, so that nothing is verified that a test did not
 /// verify.)
-fn verify_over_http(app: &TestApp) {
+fn verify_as_the_job(app: &TestApp) {
     let key = app.settings().checkpoint_signer.verifier_key().to_string();
     let metrics = keyward::metrics::Metrics::new();
     for full in [false, true] {
@@ -242,7 +241,7 @@ fn retention_archives_with_proofs_across_a_restart_and_a_crash(b: Backend) {
 
     // --- first pass: everything verified and under a checkpoint moves out.
     checkpoint_covering(&app, head(&app));
-    verify_over_http(&app);
+    verify_as_the_job(&app);
     let report = pass_in(&app, &archive, 2);
     assert_eq!(report.segments.len(), 1, "{report:?}");
     let s1 = report.segments[0].clone();
@@ -326,7 +325,7 @@ fn retention_archives_with_proofs_across_a_restart_and_a_crash(b: Backend) {
     }
     // The log still verifies: over HTTP and as the CLI does (hash chain after the archived prefix).
     events_by(&app, &free_token, 2);
-    verify_over_http(&app);
+    verify_as_the_job(&app);
     let chains = keyward::admin::verify(&mut app.db(), Some(&tenant)).unwrap();
     assert!(chains[0].valid, "{chains:?}");
 
@@ -335,7 +334,7 @@ fn retention_archives_with_proofs_across_a_restart_and_a_crash(b: Backend) {
     app.start();
     events_by(&app, &free_token, 3);
     checkpoint_covering(&app, head(&app));
-    verify_over_http(&app);
+    verify_as_the_job(&app);
     let report = pass_in(&app, &archive, 2);
     assert_eq!(report.segments.len(), 1, "{report:?}");
     let s2 = report.segments[0].clone();
@@ -345,7 +344,7 @@ fn retention_archives_with_proofs_across_a_restart_and_a_crash(b: Backend) {
     // --- crash mid-move: the file written, the transaction never run.
     events_by(&app, &free_token, 3);
     checkpoint_covering(&app, head(&app));
-    verify_over_http(&app);
+    verify_as_the_job(&app);
     let cutoff = (chrono::Utc::now() + chrono::Duration::days(1)).naive_utc();
     let plan = retention::plan(&mut app.db(), &tenant, cutoff).unwrap().expect("something to archive");
     assert_eq!(plan.first, s2.last_seq + 1);
@@ -394,7 +393,7 @@ fn retention_archives_with_proofs_across_a_restart_and_a_crash(b: Backend) {
         assert!(keyward::audit::evidence::verify(&bytes, &key).valid, "{}", a.file_name);
     }
     events_by(&app, &free_token, 1);
-    verify_over_http(&app);
+    verify_as_the_job(&app);
     let chains = keyward::admin::verify(&mut app.db(), Some(&tenant)).unwrap();
     assert!(chains[0].valid, "{chains:?}");
     // Against the newest signed checkpoint too (the CLI's `audit verify --checkpoint`).
