@@ -200,12 +200,9 @@ impl AuditWriter {
         let wait = options.wait;
         let sync_failed = Arc::new(AtomicBool::new(false));
         let wal_sync = match &url {
-            DbUrl::Sqlite(path) => Some(WalSync::start(
-                wal_path(path),
-                WalCheckpointer::start(path.clone(), options),
-                sync_failed.clone(),
-                metrics.audit_fsync_seconds.clone(),
-            )),
+            DbUrl::Sqlite(path) => {
+                Some(WalSync::start(wal_path(path), sync_failed.clone(), metrics.audit_fsync_seconds.clone()))
+            }
             DbUrl::Postgres(_) => None,
         };
         let thread = Writer {
@@ -309,71 +306,8 @@ fn wal_path(db: &std::path::Path) -> std::path::PathBuf {
     wal.into()
 }
 
-/// SQLite: copies the WAL back into the database file (a checkpoint) on a
-/// thread and connection of its own. Done by the writer (SQLite's
-/// autocheckpoint), a checkpoint's writes and fsync of the database file
-/// stalled every group behind it: 6.4 % of the server's CPU samples under the
-/// whoami load were the writer checkpointing, and while it waited on the disk
-/// no group was committed.
-struct WalCheckpointer {
-    tx: std::sync::mpsc::SyncSender<()>,
-}
-
-impl WalCheckpointer {
-    /// SQLite's default autocheckpoint, 1,000 pages of 4 KiB, was too long a
-    /// stall in the writer's p99 (see the writer's PRAGMAs); a passive
-    /// checkpoint here stalls nothing, and starts at a quarter of it.
-    const PASSIVE_AFTER: u64 = 1 << 20;
-    /// A WAL that passive checkpoints cannot empty (the writer never pauses
-    /// between them) grows; past this the checkpoint waits for the writer's
-    /// current transaction and restarts the WAL from its beginning.
-    const RESTART_AFTER: u64 = 64 << 20;
-
-    fn start(db: std::path::PathBuf, options: ConnOptions) -> WalCheckpointer {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
-        let wal = wal_path(&db);
-        let url = DbUrl::Sqlite(db);
-        std::thread::Builder::new()
-            .name("audit-wal-checkpoint".into())
-            .spawn(move || {
-                let mut conn: Option<DbConn> = None;
-                // Ends when the WAL syncer, the only sender, is gone.
-                while rx.recv().is_ok() {
-                    let size = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
-                    if size < Self::PASSIVE_AFTER {
-                        continue;
-                    }
-                    let mode = if size < Self::RESTART_AFTER { "PASSIVE" } else { "RESTART" };
-                    if conn.is_none() {
-                        conn = db::establish_with(&url, options)
-                            .inspect_err(|e| tracing::warn!(error = %e, "the WAL checkpointer cannot connect"))
-                            .ok();
-                    }
-                    let Some(c) = conn.as_mut() else { continue };
-                    let pragma = format!("PRAGMA wal_checkpoint({mode})");
-                    if let Err(e) = diesel::connection::SimpleConnection::batch_execute(c, &pragma) {
-                        tracing::warn!(error = %e, "WAL checkpoint failed; retried after the next commit");
-                        conn = None;
-                    }
-                }
-            })
-            .expect("spawn the audit WAL checkpoint thread");
-        WalCheckpointer { tx }
-    }
-
-    /// After a commit: checkpoint if the WAL has grown (a request already pending covers this one).
-    fn nudge(&self) {
-        let _ = self.tx.try_send(());
-    }
-}
-
 impl WalSync {
-    fn start(
-        wal: std::path::PathBuf,
-        checkpointer: WalCheckpointer,
-        sync_failed: Arc<AtomicBool>,
-        fsync_seconds: Histogram,
-    ) -> WalSync {
+    fn start(wal: std::path::PathBuf, sync_failed: Arc<AtomicBool>, fsync_seconds: Histogram) -> WalSync {
         let (tx, rx) = std::sync::mpsc::channel::<Answers>();
         std::thread::Builder::new()
             .name("audit-wal-sync".into())
@@ -405,7 +339,6 @@ impl WalSync {
                             Err(_) => Err(AppError::unavailable()),
                         });
                     }
-                    checkpointer.nudge();
                 }
             })
             .expect("spawn the audit WAL sync thread");
@@ -529,12 +462,12 @@ impl Writer {
             let made = db::establish_with(&self.url, self.options).and_then(|mut c| {
                 if self.wal_sync.is_some() {
                     // Commits do not wait for the disk here: the WAL syncer does, before answering.
-                    // Nor do they checkpoint: the WAL checkpointer does, on its own thread.
-                    // (Checkpointing here every 250 WAL pages gave p99 4.9-5.8 ms where SQLite's
-                    // default of 1,000 gave 6.6-8.1 ms: each stalled the group behind it.)
+                    // The writer checkpoints every 250 WAL pages (SQLite's default: 1000): the
+                    // checkpoint stalls the group that triggers it, and shorter stalls gave p99
+                    // 4.9-5.8 ms where the default gave 6.6-8.1 ms (three runs each, alternated).
                     diesel::connection::SimpleConnection::batch_execute(
                         &mut c,
-                        "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0",
+                        "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 250",
                     )
                     .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
                 }
