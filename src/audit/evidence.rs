@@ -110,7 +110,7 @@ impl Report {
     /// A segment's events must be the range its file name gives
     /// (`<first>-<last>.ndjson.gz`): a line dropped at either end shows.
     pub fn check_segment_name(&mut self, file_name: &str) {
-        let Some((first, last)) = super::retention::parse_segment_name(file_name) else { return };
+        let Some((first, last)) = crate::domain::segment::parse_segment_name(file_name) else { return };
         if self.kind != "segment" {
             return;
         }
@@ -148,7 +148,7 @@ fn open_checkpoint(note: &str, verifier_key: &str) -> Result<Opened, String> {
 const MAX_SEGMENT_BYTES: u64 = 16 << 30;
 
 /// Checks an export file (ZIP archive or NDJSON) or an archive segment
-/// (gzip NDJSON, see `audit::retention`) against `verifier_key`.
+/// (gzip NDJSON, see `audit::retention` and `domain::segment`) against `verifier_key`.
 pub fn verify(file: &[u8], verifier_key: &str) -> Report {
     let mut check = Check::default();
     let kind = if file.starts_with(b"PK") {

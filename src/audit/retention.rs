@@ -27,6 +27,7 @@ use super::{event_json, SYSTEM_CHAIN};
 use crate::crypto::Sha256Stream;
 use crate::db::models::{now, to_naive};
 use crate::db::{self, store, DbConn, DbUrl};
+pub use crate::domain::segment::{parse_segment_name, segment_name};
 use crate::domain::tenant::AuditRetention;
 use crate::error::{AppError, AppResult, ErrorCode};
 use chrono::{DateTime, Utc};
@@ -41,7 +42,6 @@ use std::time::Duration;
 /// dev machine), where 100,000 would near `KEYWARD_DB_WAIT_MS`'s default.
 pub const MAX_SEGMENT_EVENTS: i64 = 10_000;
 const PAGE: i64 = 1000;
-const SUFFIX: &str = ".ndjson.gz";
 
 /// A segment to write: the chain's events `first..=last`, proven against `checkpoint`.
 #[derive(Debug, Clone)]
@@ -56,16 +56,6 @@ impl Plan {
     pub fn file_name(&self) -> String {
         segment_name(self.first, self.last)
     }
-}
-
-pub fn segment_name(first: i64, last: i64) -> String {
-    format!("{first:020}-{last:020}{SUFFIX}")
-}
-
-/// The (first, last) seqs a segment file's name gives.
-pub fn parse_segment_name(name: &str) -> Option<(i64, i64)> {
-    let (first, last) = name.strip_suffix(SUFFIX)?.split_once('-')?;
-    Some((first.parse().ok()?, last.parse().ok()?))
 }
 
 /// A segment written to disk, not yet recorded.
@@ -390,21 +380,5 @@ impl RetentionJob {
             })
             .expect("spawn the audit retention thread");
         stop
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn segment_names_sort_by_seq_and_parse_back() {
-        let (a, b) = (segment_name(1, 99), segment_name(100, 100_000));
-        assert_eq!(a, "00000000000000000001-00000000000000000099.ndjson.gz");
-        assert!(a < b, "file order is seq order");
-        assert_eq!(parse_segment_name(&b), Some((100, 100_000)));
-        for bad in ["x.ndjson.gz", "1-2.ndjson", "00000000000000000001.ndjson.gz", "a-b.ndjson.gz"] {
-            assert_eq!(parse_segment_name(bad), None, "{bad}");
-        }
     }
 }

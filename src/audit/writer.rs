@@ -672,8 +672,7 @@ mod tests {
         let db = dir.path().join("kw.db");
         let failed = Arc::new(AtomicBool::new(false));
         let fsyncs = Histogram::new([0.001]);
-        let checkpointer = WalCheckpointer::start(db.clone(), ConnOptions::default());
-        let sync = WalSync::start(wal_path(&db), checkpointer, failed.clone(), fsyncs.clone());
+        let sync = WalSync::start(wal_path(&db), failed.clone(), fsyncs.clone());
 
         // No WAL file to sync: the group is answered `unavailable`, and readiness says so.
         let (answers, answer) = one_answer();

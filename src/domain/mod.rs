@@ -12,6 +12,7 @@ pub mod member;
 pub mod redact;
 pub mod request_path;
 pub mod scim;
+pub mod segment;
 pub mod tenant;
 pub mod text;
 pub mod verification;
