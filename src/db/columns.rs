@@ -54,6 +54,34 @@ fn to_sqlite<T: StoredText>(value: &T, out: &mut Output<'_, '_, Sqlite>) -> seri
     Ok(IsNull::No)
 }
 
+/// What `text_column!` and `binary_column!` share: a value read as itself
+/// (`Queryable`), and bound through `DbConn`'s `MultiBackend` by handing it
+/// on to the inner backend's `ToSql`.
+macro_rules! column_value {
+    ($ty:ty) => {
+        impl<DB, ST> diesel::deserialize::Queryable<ST, DB> for $ty
+        where
+            DB: Backend,
+            ST: diesel::sql_types::SingleValue,
+            Self: FromSql<ST, DB>,
+        {
+            type Row = Self;
+
+            fn build(row: Self) -> deserialize::Result<Self> {
+                Ok(row)
+            }
+        }
+    };
+    (@multi $ty:ty, $sql_type:path) => {
+        impl diesel::serialize::ToSql<$sql_type, MultiBackend> for $ty {
+            fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, MultiBackend>) -> serialize::Result {
+                out.set_value(($sql_type, self));
+                Ok(IsNull::No)
+            }
+        }
+    };
+}
+
 /// `text_column!(Type, "what it is", |value| text, decode)`: `text` is the
 /// stored text (`&'static str` or `String`), `decode` a `fn(&str) -> Option<Type>`.
 macro_rules! text_column {
@@ -80,18 +108,7 @@ macro_rules! text_column {
             }
         }
 
-        impl<DB, ST> diesel::deserialize::Queryable<ST, DB> for $ty
-        where
-            DB: Backend,
-            ST: diesel::sql_types::SingleValue,
-            Self: FromSql<ST, DB>,
-        {
-            type Row = Self;
-
-            fn build(row: Self) -> deserialize::Result<Self> {
-                Ok(row)
-            }
-        }
+        column_value!($ty);
 
         impl diesel::serialize::ToSql<diesel::sql_types::Text, Pg> for $ty {
             fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
@@ -105,13 +122,7 @@ macro_rules! text_column {
             }
         }
 
-        impl diesel::serialize::ToSql<diesel::sql_types::Text, MultiBackend> for $ty {
-            fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, MultiBackend>) -> serialize::Result {
-                // Handed on to the inner backend's impl above.
-                out.set_value((diesel::sql_types::Text, self));
-                Ok(IsNull::No)
-            }
-        }
+        column_value!(@multi $ty, diesel::sql_types::Text);
 
         // Bound as its stored text: diesel's own `Bound` is not public API.
         text_column!(@expression $ty, diesel::sql_types::Text);
@@ -191,18 +202,7 @@ macro_rules! binary_column {
             }
         }
 
-        impl<DB, ST> diesel::deserialize::Queryable<ST, DB> for $ty
-        where
-            DB: Backend,
-            ST: diesel::sql_types::SingleValue,
-            Self: FromSql<ST, DB>,
-        {
-            type Row = Self;
-
-            fn build(row: Self) -> deserialize::Result<Self> {
-                Ok(row)
-            }
-        }
+        column_value!($ty);
 
         impl diesel::serialize::ToSql<diesel::sql_types::Binary, Pg> for $ty {
             fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
@@ -218,12 +218,7 @@ macro_rules! binary_column {
             }
         }
 
-        impl diesel::serialize::ToSql<diesel::sql_types::Binary, MultiBackend> for $ty {
-            fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, MultiBackend>) -> serialize::Result {
-                out.set_value((diesel::sql_types::Binary, self));
-                Ok(IsNull::No)
-            }
-        }
+        column_value!(@multi $ty, diesel::sql_types::Binary);
 
         impl diesel::expression::AsExpression<diesel::sql_types::Binary> for $ty {
             type Expression = diesel::dsl::AsExprOf<Vec<u8>, diesel::sql_types::Binary>;
