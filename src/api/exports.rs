@@ -4,6 +4,7 @@ use super::context::{commit, ok_with, query, JsonBody, KeyAuth, RequestEvent};
 use super::pagination::Page;
 use crate::db::models::{now, Export};
 use crate::domain::exports::{ExportKind, ExportScope};
+use crate::domain::event::EventFormat;
 use crate::error::{AppError, AppResult};
 use crate::service::exports::{self as jobs, export_view, link_refused, EdiscoveryRequest, ExportView};
 use crate::state::AppState;
@@ -108,6 +109,8 @@ struct CreateCompliance {
     until: Option<DateTime<Utc>>,
     #[serde(default)]
     include_payload: bool,
+    #[serde(default)]
+    format: EventFormat,
 }
 
 pub(super) async fn compliance_create(
@@ -119,9 +122,10 @@ pub(super) async fn compliance_create(
     let b: CreateCompliance = body.parse()?;
     jobs::check_window("since", b.since, "until", b.until)?;
     let (tenant, key) = (auth.0.tenant_id, auth.0.key_id);
-    let job =
-        commit(&state, &req, move |c| jobs::create_compliance(c, &tenant, &key, b.since, b.until, b.include_payload))
-            .await?;
+    let job = commit(&state, &req, move |c| {
+        jobs::create_compliance(c, &tenant, &key, b.since, b.until, b.include_payload, b.format)
+    })
+    .await?;
     state.exports.wake();
     Ok(one(&job))
 }

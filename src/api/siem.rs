@@ -7,6 +7,7 @@
 
 use super::context::{ok_with, query, KeyAuth};
 use super::pagination::{decode_cursor, encode_cursor, limit};
+use crate::domain::event::EventFormat;
 use crate::error::AppResult;
 use crate::service::siem::{self, FeedQuery};
 use crate::state::AppState;
@@ -35,6 +36,8 @@ struct EventList {
     limit: Option<i64>,
     #[serde(default)]
     include_payload: bool,
+    #[serde(default)]
+    format: EventFormat,
 }
 
 pub(super) async fn event_list(auth: KeyAuth, req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
@@ -47,7 +50,7 @@ pub(super) async fn event_list(auth: KeyAuth, req: HttpRequest, state: web::Data
     let page = state.read(move |c| siem::feed_page(c, &tenant, feed)).await?;
     // Always a cursor to resume from, also when the poller is caught up.
     let next_cursor = encode_cursor(page.rows.last().map_or(feed.after_seq, |r| r.seq));
-    let events = page.rows.iter().map(|r| siem::feed_event(r, feed.include_payload)).collect();
+    let events = page.rows.iter().map(|r| siem::feed_event(r, feed.include_payload, q.format)).collect();
     Ok(ok_with(&FeedPage {
         events,
         next_cursor,

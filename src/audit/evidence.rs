@@ -248,7 +248,7 @@ impl Check {
             return self.problem("the file is neither a ZIP archive nor UTF-8 NDJSON");
         };
         let mut notes = text.lines().filter_map(|l| {
-            let v: Value = serde_json::from_str(l).ok()?;
+            let v = keyward_event(serde_json::from_str(l).ok()?).ok()?;
             v.get(PROOF_KEY)?.get("checkpoint")?.as_str().map(str::to_string)
         });
         // Every line carries the same checkpoint; the first one opened is the one all must match.
@@ -295,11 +295,13 @@ impl Check {
             .then(|| format!("chain {chain_id} is not the checkpoint's log ({origin})"))
     }
 
-    /// One exported event: its proof, and its shown fields against its leaf.
+    /// One exported event (keyward's JSON, or OCSF around it): its proof, and
+    /// its shown fields against its leaf.
     fn line(&mut self, line: &str, at: &str, checkpoint_in_line: bool) {
         self.events += 1;
-        let event: Map<String, Value> = match serde_json::from_str(line) {
-            Ok(Value::Object(m)) => m,
+        let event: Map<String, Value> = match serde_json::from_str(line).map(keyward_event) {
+            Ok(Ok(Value::Object(m))) => m,
+            Ok(Err(p)) => return self.problem(format!("{at}: {p}")),
             _ => return self.problem(format!("{at}: not a JSON object")),
         };
         let name = match (event.get("event_id").and_then(Value::as_str), event.get("seq")) {
@@ -417,4 +419,19 @@ impl Check {
         }
         Ok(())
     }
+}
+
+/// keyward's own event in an exported line: the line itself, or, in an OCSF
+/// line, `unmapped.keyward.event`, whose identity the OCSF fields must repeat
+/// (`metadata.uid` the event id, `metadata.sequence` its seq). The other OCSF
+/// fields are derived from it and not proven.
+fn keyward_event(line: Value) -> Result<Value, String> {
+    let Some(inner) = line.pointer("/unmapped/keyward/event") else {
+        return Ok(line);
+    };
+    let same = |outer: &str, field: &str| line.pointer(outer) == inner.get(field);
+    if !same("/metadata/uid", "event_id") || !same("/metadata/sequence", "seq") {
+        return Err("its OCSF metadata.uid and metadata.sequence are not its event's id and seq".into());
+    }
+    Ok(inner.clone())
 }

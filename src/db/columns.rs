@@ -14,7 +14,7 @@ use super::MultiBackend;
 use crate::crypto::ChainHash;
 use crate::domain::allowlist::IpAllowlist;
 use crate::domain::assets::{AssetType, ShareScope};
-use crate::domain::event::{ActorType, EventId, Outcome};
+use crate::domain::event::{ActorType, EventFormat, EventId, Outcome};
 use crate::domain::exports::{ExportKind, ExportScope, ExportStatus};
 use crate::domain::lifetime::LifetimePolicy;
 use crate::domain::verification::RunState;
@@ -156,6 +156,7 @@ text_column!(ActorType, "actor type", |a| a.as_str(), ActorType::parse);
 text_column!(AssetType, "asset type", |t| t.as_str(), AssetType::parse);
 text_column!(ShareScope, "share scope", |p| p.as_str(), ShareScope::parse);
 text_column!(ExportKind, "export kind", |k| k.as_str(), ExportKind::parse);
+text_column!(EventFormat, "event format", |f| f.as_str(), EventFormat::parse);
 text_column!(ExportStatus, "export status", |s| s.as_str(), ExportStatus::parse);
 text_column!(ExportScope, "export scope", |s| s.as_str(), ExportScope::parse);
 text_column!(RunState, "verification run state", |s| s.as_str(), RunState::parse);
@@ -248,6 +249,7 @@ mod tests {
     use crate::db::{establish, run_migrations, store, DbConn, DbUrl};
     use crate::domain::assets::{AssetType, ShareScope};
     use crate::domain::exports::{ExportKind, ExportScope, ExportStatus};
+    use crate::domain::event::EventFormat;
     use crate::domain::lifetime::LifetimePolicy;
     use crate::domain::{KeyType, MemberStatus, Role, TenantStatus};
     use diesel::prelude::*;
@@ -359,6 +361,7 @@ mod tests {
             file_name: None,
             file_size: None,
             file_sha256: None,
+            format: EventFormat::Ocsf,
         }
     }
 

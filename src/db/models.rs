@@ -3,6 +3,7 @@
 use super::schema::{api_keys, assets, audit_events, exports, legal_holds, members, tenants};
 use crate::domain::assets::{AssetType, ShareScope};
 use crate::domain::exports::{ExportKind, ExportScope, ExportStatus};
+use crate::domain::event::EventFormat;
 use crate::domain::lifetime::LifetimePolicy;
 use crate::domain::{KeyType, MemberStatus, Role, TenantStatus};
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -174,6 +175,8 @@ pub struct Export {
     pub file_name: Option<String>,
     pub file_size: Option<i64>,
     pub file_sha256: Option<String>,
+    /// How a compliance export writes its events (e-Discovery: always keyward's).
+    pub format: EventFormat,
 }
 
 pub fn to_utc(t: NaiveDateTime) -> DateTime<Utc> {

@@ -150,6 +150,7 @@ diesel::table! {
         file_name -> Nullable<Text>,
         file_size -> Nullable<BigInt>,
         file_sha256 -> Nullable<Text>,
+        format -> Text,
     }
 }
 

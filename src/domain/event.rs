@@ -100,6 +100,30 @@ impl Outcome {
     }
 }
 
+/// How events are written for a SIEM: keyward's own JSON, or OCSF.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventFormat {
+    #[default]
+    Keyward,
+    Ocsf,
+}
+
+impl EventFormat {
+    pub const ALL: [EventFormat; 2] = [EventFormat::Keyward, EventFormat::Ocsf];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventFormat::Keyward => "keyward",
+            EventFormat::Ocsf => "ocsf",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EventFormat> {
+        EventFormat::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,5 +138,9 @@ mod tests {
         }
         assert_eq!(Outcome::for_status(399), Outcome::Allowed);
         assert_eq!(Outcome::for_status(400), Outcome::Denied);
+        for f in EventFormat::ALL {
+            assert_eq!(EventFormat::parse(f.as_str()), Some(f));
+            assert_eq!(serde_json::to_value(f).unwrap(), serde_json::json!(f.as_str()));
+        }
     }
 }

@@ -1,13 +1,14 @@
 //! Building export files: written under a temporary name, fsynced, then
 //! renamed into place, so a reader never sees a partial file.
 
-use crate::audit::event_json;
+use crate::audit::{event_json, ocsf};
 use crate::audit::evidence::{Evidence, ARCHIVE_EVENTS, ARCHIVE_MANIFEST, PROOF_KEY};
 use crate::crypto::{self, CheckpointSigner, Sha256Stream};
 use crate::db::models::{now, AuditRow, Export};
 use crate::db::store::{self, EventFilter};
 use crate::db::DbConn;
 use crate::domain::exports::{tenant_dir, ExportKind, ExportScope};
+use crate::domain::event::EventFormat;
 use crate::domain::redact;
 use crate::error::AppError;
 use crate::service::{assets::asset_view, team::team_user_view};
@@ -157,15 +158,17 @@ fn line(out: &mut impl Write, v: &impl serde::Serialize) -> io::Result<()> {
 }
 
 /// An event as an export shows it: Tier 2 `payload` only when asked (and
-/// allowed), and its proof against the file's checkpoint. The proof holds the
-/// event's leaf (its canonical bytes) only where the file shows all the leaf
-/// holds: a withheld payload stays withheld, its leaf is given as a hash.
+/// allowed), and its proof against the file's checkpoint, in keyward's JSON or
+/// OCSF (which keeps keyward's view whole, proof included). The proof holds
+/// the event's leaf (its canonical bytes) only where the file shows all the
+/// leaf holds: a withheld payload stays withheld, its leaf is given as a hash.
 fn exported_event(
     conn: &mut DbConn,
     evidence: &Evidence,
     row: &AuditRow,
     with_payload: bool,
     checkpoint_in_line: bool,
+    format: EventFormat,
 ) -> Result<Value, BuildError> {
     let mut v = event_json(row);
     let mut leaf_shown = row.payload.is_none();
@@ -186,7 +189,10 @@ fn exported_event(
         }
         m.insert(PROOF_KEY.into(), Value::Object(proof));
     }
-    Ok(v)
+    Ok(match format {
+        EventFormat::Keyward => v,
+        EventFormat::Ocsf => ocsf::event(row, v),
+    })
 }
 
 /// Streams a chain's matching events up to the evidence's checkpoint, in
@@ -228,7 +234,7 @@ fn write_compliance(
     let mut out = BufWriter::new(file);
     // Every line carries the checkpoint: a SIEM may keep lines apart, each verifies alone.
     each_event(conn, &job.tenant_id, &filter, evidence, heartbeat, |conn, row| {
-        Ok(line(&mut out, &exported_event(conn, evidence, row, tier2, true)?)?)
+        Ok(line(&mut out, &exported_event(conn, evidence, row, tier2, true, job.format)?)?)
     })?;
     out.flush()?;
     Ok(())
@@ -267,7 +273,7 @@ fn write_ediscovery(
         ..EventFilter::default()
     };
     let events = each_event(conn, &job.tenant_id, &filter, evidence, heartbeat, |conn, row| {
-        Ok(line(&mut zip, &exported_event(conn, evidence, row, full, false)?)?)
+        Ok(line(&mut zip, &exported_event(conn, evidence, row, full, false, EventFormat::Keyward)?)?)
     })?;
 
     zip.start_file(ARCHIVE_MANIFEST, options)?;

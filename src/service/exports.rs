@@ -11,6 +11,7 @@ use crate::crypto::LinkSigner;
 use crate::db::models::{now, to_naive, to_utc, Export, Tenant};
 use crate::db::{store, DbConn};
 use crate::domain::exports::{self, ExportKind, ExportScope, ExportStatus, DOWNLOAD_LINK_SECONDS};
+use crate::domain::event::EventFormat;
 use crate::domain::member;
 use crate::domain::TenantStatus;
 use crate::error::{AppError, AppResult, ErrorCode};
@@ -66,6 +67,7 @@ pub enum RequestView<'a> {
         since: Option<String>,
         until: Option<String>,
         include_payload: bool,
+        format: EventFormat,
     },
 }
 
@@ -75,6 +77,7 @@ pub fn export_view(e: &Export) -> ExportView<'_> {
             since: e.start_time.map(rfc3339),
             until: e.end_time.map(rfc3339),
             include_payload: e.include_payload,
+            format: e.format,
         },
         ExportKind::Ediscovery => RequestView::Ediscovery {
             user_id: e.member_id.as_deref(),
@@ -187,6 +190,7 @@ fn new_job(tenant_id: &str, kind: ExportKind, requested_by: &str) -> Export {
         file_name: None,
         file_size: None,
         file_sha256: None,
+        format: EventFormat::Keyward,
     }
 }
 
@@ -233,6 +237,7 @@ pub fn create_compliance(
     since: Option<DateTime<Utc>>,
     until: Option<DateTime<Utc>>,
     include_payload: bool,
+    format: EventFormat,
 ) -> AppResult<(Export, Meta)> {
     let tenant = store::find_tenant(conn, tenant_id)?.ok_or_else(AppError::internal)?;
     if include_payload && !tenant.siem_tier2_enabled {
@@ -242,6 +247,7 @@ pub fn create_compliance(
     }
     let mut job = new_job(tenant_id, ExportKind::Compliance, key_id);
     job.include_payload = include_payload;
+    job.format = format;
     job.start_time = since.map(to_naive);
     job.end_time = Some(until.map(to_naive).unwrap_or(job.created_at));
     store::insert_export(conn, &job)?;
@@ -250,6 +256,7 @@ pub fn create_compliance(
         "since": job.start_time.map(rfc3339),
         "until": job.end_time.map(rfc3339),
         "include_payload": include_payload,
+        "format": format,
     }));
     Ok((job, metadata))
 }
@@ -380,7 +387,7 @@ mod tests {
         job.include_payload = true;
         let mut want = common;
         want.as_object_mut().unwrap().extend(meta(json!({
-            "since": "2026-01-02T01:04:05Z", "until": null, "include_payload": true,
+            "since": "2026-01-02T01:04:05Z", "until": null, "include_payload": true, "format": "keyward",
         })));
         assert_eq!(serde_json::to_value(export_view(&job)).unwrap(), want);
     }

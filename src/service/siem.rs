@@ -2,9 +2,10 @@
 //! in `seq` order, Tier 2 payloads only under the tenant's data-processing
 //! agreement.
 
-use crate::audit::event_json;
+use crate::audit::{event_json, ocsf};
 use crate::db::models::{to_naive, AuditRow};
 use crate::db::{store, DbConn};
+use crate::domain::event::EventFormat;
 use crate::error::{AppError, AppResult};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -60,13 +61,17 @@ pub fn feed_page(conn: &mut DbConn, tenant_id: &str, q: FeedQuery) -> AppResult<
     Ok(FeedPage { rows, has_more, checkpoint, archived_through })
 }
 
-/// An event as the feed shows it: its Tier 2 `payload` only when asked.
-pub fn feed_event(row: &AuditRow, include_payload: bool) -> Value {
+/// An event as the feed shows it: its Tier 2 `payload` only when asked, in
+/// keyward's JSON or in OCSF.
+pub fn feed_event(row: &AuditRow, include_payload: bool, format: EventFormat) -> Value {
     let mut e = event_json(row);
     if !include_payload {
         if let Value::Object(m) = &mut e {
             m.remove("payload");
         }
     }
-    e
+    match format {
+        EventFormat::Keyward => e,
+        EventFormat::Ocsf => ocsf::event(row, e),
+    }
 }

@@ -22,6 +22,7 @@ mod isolation;
 mod key_auth;
 mod keys;
 mod merkle;
+mod ocsf;
 mod proofs;
 mod rate_limits;
 mod reliability;

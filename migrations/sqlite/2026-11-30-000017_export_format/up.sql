@@ -1,0 +1,1 @@
+ALTER TABLE exports ADD COLUMN format TEXT NOT NULL DEFAULT 'keyward';
