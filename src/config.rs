@@ -87,6 +87,10 @@ pub struct Settings {
     /// Every how many passes the verifier reads every chain from its first
     /// event (the others read only the events since the proved point).
     pub verify_full_every: u32,
+    /// The keys secret-scanning partners sign leak reports with
+    /// (`KEYWARD_SECRET_SCANNING_KEYS`, a file in GitHub's key-document form);
+    /// none: every report is refused.
+    pub secret_scanning_keys: Option<std::sync::Arc<crypto::ScanningKeys>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,6 +211,17 @@ impl Settings {
                 return Err(err("KEYWARD_INGEST_TOKEN", format!("must be at least {MIN_SECRET_LEN} characters")))
             }
             other => other.map(Secret::new),
+        };
+
+        let secret_scanning_keys = match get("KEYWARD_SECRET_SCANNING_KEYS") {
+            None => None,
+            Some(path) => {
+                let document = std::fs::read_to_string(&path)
+                    .map_err(|e| err("KEYWARD_SECRET_SCANNING_KEYS", format!("cannot read {path}: {e}")))?;
+                let keys =
+                    crypto::ScanningKeys::parse(&document).map_err(|m| err("KEYWARD_SECRET_SCANNING_KEYS", m))?;
+                Some(std::sync::Arc::new(keys))
+            }
         };
 
         let log_format = match get("KEYWARD_LOG_FORMAT").as_deref() {
@@ -342,6 +357,7 @@ impl Settings {
             retention_interval,
             verify_interval,
             verify_full_every,
+            secret_scanning_keys,
             public_url,
             console_jwt_max_ttl,
             refusal_summary_window,

@@ -442,3 +442,178 @@ mod checkpoint_signer_tests {
         assert!(text.starts_with(b"If you think cryptography"));
     }
 }
+
+// ------------------------------------------------------------------ secret-scanning reports
+
+/// The DER prefix of an X.509 SubjectPublicKeyInfo for an EC P-256 key
+/// (id-ecPublicKey, prime256v1, BIT STRING of 66 bytes): the uncompressed
+/// point follows it.
+const P256_SPKI_PREFIX: [u8; 26] = [
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce,
+    0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+];
+
+/// The public keys a secret-scanning partner signs its reports with (ECDSA
+/// P-256 over SHA-256, ASN.1 DER signatures, base64), by identifier.
+pub struct ScanningKeys {
+    keys: Vec<(String, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for ScanningKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.keys.iter().map(|(id, _)| id)).finish()
+    }
+}
+
+/// Why a report's signature is not accepted (the audit event's reason).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureRefusal {
+    /// No identifier or no signature header.
+    Missing,
+    /// An identifier none of the configured keys has.
+    UnknownKey,
+    /// Not base64, or not a valid signature of the body under that key.
+    BadSignature,
+}
+
+impl SignatureRefusal {
+    pub fn reason(self) -> &'static str {
+        match self {
+            SignatureRefusal::Missing => "missing_signature",
+            SignatureRefusal::UnknownKey => "unknown_signing_key",
+            SignatureRefusal::BadSignature => "bad_signature",
+        }
+    }
+}
+
+impl ScanningKeys {
+    /// GitHub's key document, as `GET https://api.github.com/meta/public_keys/secret_scanning`
+    /// serves it: `{"public_keys": [{"key_identifier", "key" (PEM), "is_current"}]}`.
+    /// Every key listed verifies, current or not: reports signed before a rotation still arrive.
+    pub fn parse(document: &str) -> Result<ScanningKeys, String> {
+        #[derive(serde::Deserialize)]
+        struct Document {
+            public_keys: Vec<Listed>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Listed {
+            key_identifier: String,
+            key: String,
+        }
+        let doc: Document = serde_json::from_str(document)
+            .map_err(|e| format!("not a secret-scanning key document ({{\"public_keys\": [...]}}): {e}"))?;
+        if doc.public_keys.is_empty() {
+            return Err("the key document lists no key".into());
+        }
+        let keys = doc
+            .public_keys
+            .into_iter()
+            .map(|k| {
+                let point = p256_point_of_pem(&k.key).map_err(|e| format!("key {}: {e}", k.key_identifier))?;
+                Ok((k.key_identifier, point))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(ScanningKeys { keys })
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Checks `signature_b64` over the raw `body` with the key named `key_identifier`.
+    pub fn verify(
+        &self,
+        key_identifier: Option<&str>,
+        signature_b64: Option<&str>,
+        body: &[u8],
+    ) -> Result<(), SignatureRefusal> {
+        use base64::Engine;
+        let (Some(id), Some(sig)) = (key_identifier, signature_b64) else {
+            return Err(SignatureRefusal::Missing);
+        };
+        let (_, point) = self.keys.iter().find(|(k, _)| k == id.trim()).ok_or(SignatureRefusal::UnknownKey)?;
+        let sig =
+            base64::engine::general_purpose::STANDARD.decode(sig.trim()).map_err(|_| SignatureRefusal::BadSignature)?;
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_ASN1, point)
+            .verify(body, &sig)
+            .map_err(|_| SignatureRefusal::BadSignature)
+    }
+}
+
+/// The uncompressed point of a PEM `PUBLIC KEY` (SubjectPublicKeyInfo) of P-256.
+fn p256_point_of_pem(pem: &str) -> Result<Vec<u8>, String> {
+    use base64::Engine;
+    let body: String = pem.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("-----")).collect();
+    let der = base64::engine::general_purpose::STANDARD.decode(body).map_err(|_| "not a PEM public key")?;
+    match der.strip_prefix(&P256_SPKI_PREFIX[..]) {
+        Some(point) if point.len() == 65 && point[0] == 0x04 => Ok(point.to_vec()),
+        _ => Err("not an ECDSA P-256 public key (SubjectPublicKeyInfo)".into()),
+    }
+}
+
+/// An ECDSA P-256 public key's PEM, as a partner publishes it (for tests and tools).
+pub fn p256_public_key_pem(uncompressed_point: &[u8]) -> String {
+    use base64::Engine;
+    let mut der = P256_SPKI_PREFIX.to_vec();
+    der.extend_from_slice(uncompressed_point);
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap_or_default()).collect();
+    format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", lines.join("\n"))
+}
+
+#[cfg(test)]
+mod scanning_key_tests {
+    use super::*;
+    use base64::Engine;
+    use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
+
+    fn partner() -> (EcdsaKeyPair, String) {
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+        let pem = p256_public_key_pem(pair.public_key().as_ref());
+        (pair, pem)
+    }
+
+    #[test]
+    fn reports_verify_under_their_key_only() {
+        let (pair, pem) = partner();
+        let (other, other_pem) = partner();
+        let doc = serde_json::json!({"public_keys": [
+            {"key_identifier": "k1", "key": pem, "is_current": true},
+            {"key_identifier": "k2", "key": other_pem, "is_current": false},
+        ]});
+        let keys = ScanningKeys::parse(&doc.to_string()).unwrap();
+        assert_eq!(keys.len(), 2);
+        let body = br#"[{"token":"t","type":"x"}]"#;
+        let sign = |p: &EcdsaKeyPair, b: &[u8]| {
+            let sig = p.sign(&SystemRandom::new(), b).unwrap();
+            base64::engine::general_purpose::STANDARD.encode(sig.as_ref())
+        };
+        assert_eq!(keys.verify(Some("k1"), Some(&sign(&pair, body)), body), Ok(()));
+        assert_eq!(keys.verify(Some("k2"), Some(&sign(&other, body)), body), Ok(()));
+        assert_eq!(keys.verify(Some("k1"), Some(&sign(&other, body)), body), Err(SignatureRefusal::BadSignature));
+        let mut altered = body.to_vec();
+        altered[3] ^= 1;
+        assert_eq!(keys.verify(Some("k1"), Some(&sign(&pair, body)), &altered), Err(SignatureRefusal::BadSignature));
+        assert_eq!(keys.verify(Some("k9"), Some(&sign(&pair, body)), body), Err(SignatureRefusal::UnknownKey));
+        assert_eq!(keys.verify(Some("k1"), Some("%%%"), body), Err(SignatureRefusal::BadSignature));
+        assert_eq!(keys.verify(None, Some("x"), body), Err(SignatureRefusal::Missing));
+        assert_eq!(keys.verify(Some("k1"), None, body), Err(SignatureRefusal::Missing));
+    }
+
+    #[test]
+    fn bad_documents_are_refused() {
+        for doc in ["", "{}", r#"{"public_keys": []}"#, r#"{"public_keys": [{"key_identifier": "a", "key": "x"}]}"#] {
+            assert!(ScanningKeys::parse(doc).is_err(), "{doc}");
+        }
+        // An Ed25519 key is not a P-256 key.
+        let ed = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----";
+        let doc = serde_json::json!({"public_keys": [{"key_identifier": "a", "key": ed}]});
+        assert!(ScanningKeys::parse(&doc.to_string()).is_err());
+    }
+}

@@ -111,6 +111,20 @@ impl<'a> RequestEvent<'a> {
         })
     }
 
+    /// A secret-scanning partner's signature over its report checked out.
+    pub fn partner_proved(&self) {
+        self.with(|e| {
+            e.authenticated = true;
+            e.draft.actor_type = ActorType::Service;
+            e.draft.actor_id = Some(SCANNING_PARTNER_ACTOR.into());
+        })
+    }
+
+    /// The request's id, while its event is still the request's.
+    pub fn request_id(&self) -> Option<String> {
+        self.0.extensions().get::<PendingEvent>().map(|e| e.draft.request_id.clone())
+    }
+
     fn set_payload(&self, payload: Value) {
         self.with(|e| e.draft.payload = Some(payload))
     }
@@ -283,6 +297,9 @@ pub struct IngestAuth;
 /// The platform's actor id in audit events.
 pub const PLATFORM_ACTOR: &str = "platform";
 
+/// A secret-scanning partner's actor id in audit events.
+pub const SCANNING_PARTNER_ACTOR: &str = "secret-scanning";
+
 impl FromRequest for IngestAuth {
     type Error = AppError;
     type Future = std::future::Ready<Result<Self, AppError>>;
@@ -363,6 +380,16 @@ impl JsonBody {
     /// SCIM clients send `application/scim+json` (RFC 7644 §3.1) or plain JSON.
     pub fn parse_scim<T: DeserializeOwned>(self) -> AppResult<T> {
         self.parse_as(&["application/scim+json", "application/json"])
+    }
+
+    /// The body's bytes as sent, for a body that is itself secret (a leak
+    /// report holds the leaked keys): never recorded in the request's event.
+    pub fn unrecorded_bytes(self) -> AppResult<web::Bytes> {
+        let mime = self.req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).and_then(|v| v.split(';').next());
+        if !mime.is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")) {
+            return Err(AppError::invalid("Content-Type must be application/json"));
+        }
+        self.raw
     }
 
     fn parse_as<T: DeserializeOwned>(self, accepted: &[&str]) -> AppResult<T> {

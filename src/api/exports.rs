@@ -3,8 +3,8 @@
 use super::context::{commit, ok_with, query, JsonBody, KeyAuth, RequestEvent};
 use super::pagination::Page;
 use crate::db::models::{now, Export};
-use crate::domain::exports::{ExportKind, ExportScope};
 use crate::domain::event::EventFormat;
+use crate::domain::exports::{ExportKind, ExportScope};
 use crate::error::{AppError, AppResult};
 use crate::service::exports::{self as jobs, export_view, link_refused, EdiscoveryRequest, ExportView};
 use crate::state::AppState;

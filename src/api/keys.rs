@@ -2,6 +2,7 @@
 
 use super::context::{commit, ok_with, query, ConsoleAuth, JsonBody};
 use super::pagination::Page;
+use crate::domain::leaks::LeakedKeyAction;
 use crate::domain::lifetime::{KeyStatus, LifetimePolicy};
 use crate::domain::KeyType;
 use crate::error::AppResult;
@@ -179,6 +180,7 @@ struct UpdatePolicy {
     /// Absent: unchanged; null: keep everything.
     #[serde(default, deserialize_with = "present")]
     audit_retention_days: Option<Option<i64>>,
+    leaked_key_action: Option<LeakedKeyAction>,
 }
 
 /// A field that may be given as null: `Some(None)`, told apart from an absent one (`None`).
@@ -195,7 +197,15 @@ pub async fn policy_update(
     let b: UpdatePolicy = body.parse()?;
     let tenant_id = auth.0.tenant_id;
     let policy = commit(&state, &req, move |c| {
-        key_service::update_policy(c, &tenant_id, b.max_lifetime_days, b.siem_tier2_enabled, b.audit_retention_days)
+        let retention = b.audit_retention_days;
+        key_service::update_policy(
+            c,
+            &tenant_id,
+            b.max_lifetime_days,
+            b.siem_tier2_enabled,
+            retention,
+            b.leaked_key_action,
+        )
     })
     .await?;
     Ok(ok_with(&Policy { policy: &policy }))

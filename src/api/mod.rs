@@ -8,6 +8,7 @@ pub mod health;
 pub mod holds;
 pub mod identity;
 pub mod keys;
+pub mod leaks;
 pub mod middleware;
 pub mod pagination;
 pub mod scim;
@@ -69,6 +70,7 @@ fn handler(op: Op, route: Route) -> Route {
         Op::EnterpriseComplianceExportDownload => route.to(exports::compliance_download),
         Op::TeamAssetUpsert => route.to(assets::upsert),
         Op::TeamAssetDelete => route.to(assets::delete),
+        Op::SecretScanningReport => route.to(leaks::report),
     }
 }
 

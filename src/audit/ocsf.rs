@@ -158,8 +158,17 @@ pub fn classify(row: &AuditRow) -> OcsfClass {
             Some(Op::TeamUserUpdate | Op::ScimUsersReplace | Op::ScimUsersPatch) => {
                 Some(member_update(&metadata_of(row)))
             }
-            None if row.operation == Unrouted::TenantCreate.name() || row.operation == Unrouted::MemberCreate.name() => {
+            None if row.operation == Unrouted::TenantCreate.name()
+                || row.operation == Unrouted::MemberCreate.name() =>
+            {
                 Some(AccountActivity::Create)
+            }
+            // A key reported leaked: revoked (disabled), or only marked.
+            None if row.operation == Unrouted::KeyLeaked.name() => {
+                Some(match metadata_of(row).get("action").and_then(Value::as_str) {
+                    Some("REVOKED") => AccountActivity::Disable,
+                    _ => AccountActivity::Other,
+                })
             }
             _ => None,
         };
@@ -242,6 +251,9 @@ fn presented_credential(row: &AuditRow) -> Value {
 }
 
 fn severity(class: OcsfClass, row: &AuditRow) -> (u32, &'static str) {
+    if row.operation == Unrouted::KeyLeaked.name() {
+        return (4, "High");
+    }
     match (class, row.outcome) {
         (OcsfClass::Authentication, _) => (3, "Medium"),
         (_, Outcome::Denied) => (2, "Low"),

@@ -16,6 +16,7 @@ use crate::domain::allowlist::IpAllowlist;
 use crate::domain::assets::{AssetType, ShareScope};
 use crate::domain::event::{ActorType, EventFormat, EventId, Outcome};
 use crate::domain::exports::{ExportKind, ExportScope, ExportStatus};
+use crate::domain::leaks::{LeakAction, LeakedKeyAction};
 use crate::domain::lifetime::LifetimePolicy;
 use crate::domain::verification::RunState;
 use crate::domain::{KeyType, MemberStatus, Role, TenantStatus};
@@ -157,6 +158,8 @@ text_column!(AssetType, "asset type", |t| t.as_str(), AssetType::parse);
 text_column!(ShareScope, "share scope", |p| p.as_str(), ShareScope::parse);
 text_column!(ExportKind, "export kind", |k| k.as_str(), ExportKind::parse);
 text_column!(EventFormat, "event format", |f| f.as_str(), EventFormat::parse);
+text_column!(LeakedKeyAction, "leaked key action", |a| a.as_str(), LeakedKeyAction::parse);
+text_column!(LeakAction, "leak action", |a| a.as_str(), LeakAction::parse);
 text_column!(ExportStatus, "export status", |s| s.as_str(), ExportStatus::parse);
 text_column!(ExportScope, "export scope", |s| s.as_str(), ExportScope::parse);
 text_column!(RunState, "verification run state", |s| s.as_str(), RunState::parse);
@@ -248,8 +251,8 @@ mod tests {
     use crate::db::schema::{api_keys, assets, exports, members, tenants};
     use crate::db::{establish, run_migrations, store, DbConn, DbUrl};
     use crate::domain::assets::{AssetType, ShareScope};
-    use crate::domain::exports::{ExportKind, ExportScope, ExportStatus};
     use crate::domain::event::EventFormat;
+    use crate::domain::exports::{ExportKind, ExportScope, ExportStatus};
     use crate::domain::lifetime::LifetimePolicy;
     use crate::domain::{KeyType, MemberStatus, Role, TenantStatus};
     use diesel::prelude::*;
@@ -271,6 +274,7 @@ mod tests {
             policy_updated_at: None,
             created_at: to_naive(now()),
             audit_retention_days: None,
+            leaked_key_action: Default::default(),
         }
     }
 

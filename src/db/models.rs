@@ -1,9 +1,10 @@
 //! Rows as stored. Times are naive UTC here and `DateTime<Utc>` everywhere else.
 
-use super::schema::{api_keys, assets, audit_events, exports, legal_holds, members, tenants};
+use super::schema::{api_keys, assets, audit_events, exports, key_leaks, legal_holds, members, tenants};
 use crate::domain::assets::{AssetType, ShareScope};
-use crate::domain::exports::{ExportKind, ExportScope, ExportStatus};
 use crate::domain::event::EventFormat;
+use crate::domain::exports::{ExportKind, ExportScope, ExportStatus};
+use crate::domain::leaks::{LeakAction, LeakedKeyAction};
 use crate::domain::lifetime::LifetimePolicy;
 use crate::domain::{KeyType, MemberStatus, Role, TenantStatus};
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -21,6 +22,8 @@ pub struct Tenant {
     pub created_at: NaiveDateTime,
     /// Events older than this many days move to archive segments; None: kept.
     pub audit_retention_days: Option<i32>,
+    /// What happens to a key reported leaked in public.
+    pub leaked_key_action: LeakedKeyAction,
 }
 
 #[derive(Debug, Clone, Queryable, Insertable)]
@@ -260,4 +263,16 @@ mod tests {
         let far = chrono::NaiveDate::from_ymd_opt(10000, 1, 1).unwrap().and_hms_opt(0, 0, 0).unwrap();
         assert_eq!(rfc3339(far, SecondsFormat::Secs), to_utc(far).to_rfc3339_opts(SecondsFormat::Secs, true));
     }
+}
+
+/// A key reported leaked in public, and what keyward did.
+#[derive(Debug, Clone, Queryable, Insertable)]
+#[diesel(table_name = key_leaks)]
+pub struct KeyLeak {
+    pub key_id: String,
+    pub tenant_id: String,
+    pub reported_at: NaiveDateTime,
+    pub url: Option<String>,
+    pub source: Option<String>,
+    pub action: LeakAction,
 }

@@ -10,6 +10,26 @@ diesel::table! {
         policy_updated_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         audit_retention_days -> Nullable<Integer>,
+        leaked_key_action -> Text,
+    }
+}
+
+diesel::table! {
+    key_leaks (key_id) {
+        key_id -> Text,
+        tenant_id -> Text,
+        reported_at -> Timestamp,
+        url -> Nullable<Text>,
+        source -> Nullable<Text>,
+        action -> Text,
+    }
+}
+
+diesel::table! {
+    secret_scanning_reports (body_sha256) {
+        body_sha256 -> Text,
+        key_identifier -> Text,
+        received_at -> Timestamp,
     }
 }
 
@@ -248,5 +268,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     legal_holds,
     legal_hold_members,
     exports,
-    key_state
+    key_state,
+    key_leaks,
+    secret_scanning_reports
 );

@@ -89,6 +89,8 @@ pub enum Reach {
     Ingest,
     /// Anyone holding a signed, expiring link that keyward issued (export downloads).
     SignedLink,
+    /// A secret-scanning partner, by its signature over the report (ECDSA, configured keys).
+    ScanningPartner,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,6 +198,8 @@ operations! {
     // Signed download links, issued by the downloadUrl operations above.
     EnterpriseExportDownload = "enterprise.export.download", Get, "/v2/enterprise.export.download", Reach::SignedLink;
     EnterpriseComplianceExportDownload = "enterprise.compliance.export.download", Get, "/v2/enterprise.compliance.export.download", Reach::SignedLink;
+    // Secret-scanning partners (GitHub) reporting keys found in public.
+    SecretScanningReport = "secret_scanning.report", Post, "/v2/secret_scanning.report", Reach::ScanningPartner;
     // Platform ingestion.
     TeamAssetUpsert = "team.asset.upsert", Post, "/internal/v2/team.asset.upsert", Reach::Ingest;
     TeamAssetDelete = "team.asset.delete", Post, "/internal/v2/team.asset.delete", Reach::Ingest;
@@ -218,6 +222,8 @@ pub enum Unrouted {
     /// The background runner moving an export job along.
     ExportProcess,
     ComplianceExportProcess,
+    /// A key reported leaked: revoked or marked, in its tenant's chain.
+    KeyLeaked,
 }
 
 impl Unrouted {
@@ -231,6 +237,7 @@ impl Unrouted {
             Unrouted::ConsoleTokenIssue => "console_token.issue",
             Unrouted::ExportProcess => "enterprise.export.process",
             Unrouted::ComplianceExportProcess => "enterprise.compliance.export.process",
+            Unrouted::KeyLeaked => "enterprise.key.leaked",
         }
     }
 }
@@ -247,7 +254,7 @@ pub fn key_may_call(key_type: KeyType, op: &Operation) -> bool {
             granted_surface == surface && granted >= required
         }
         Reach::AnyCaller | Reach::Gateway => true,
-        Reach::Console(_) | Reach::Ingest | Reach::SignedLink => false,
+        Reach::Console(_) | Reach::Ingest | Reach::SignedLink | Reach::ScanningPartner => false,
     }
 }
 
@@ -256,7 +263,7 @@ pub fn roles_for(op: &Operation) -> &'static [Role] {
     match op.reach {
         Reach::Console(roles) | Reach::ConsoleOrKey(roles, ..) => roles,
         Reach::AnyCaller => &Role::ALL,
-        Reach::Key(..) | Reach::Gateway | Reach::Ingest | Reach::SignedLink => &[],
+        Reach::Key(..) | Reach::Gateway | Reach::Ingest | Reach::SignedLink | Reach::ScanningPartner => &[],
     }
 }
 
@@ -333,6 +340,7 @@ pub fn matrix_markdown() -> String {
             Reach::Gateway => "any key (decides the mapped operation)".into(),
             Reach::Ingest => "ingest token".into(),
             Reach::SignedLink => "signed download link".into(),
+            Reach::ScanningPartner => "secret-scanning partner (signed report)".into(),
         };
         out.push_str(&format!("| `{}` | {} | {} |", o.name, o.method.as_str(), reach));
         for t in KeyType::ALL {

@@ -7,6 +7,7 @@ pub mod event;
 pub mod exports;
 pub mod key_format;
 pub mod key_type;
+pub mod leaks;
 pub mod lifetime;
 pub mod member;
 pub mod redact;

@@ -1,14 +1,14 @@
 //! Building export files: written under a temporary name, fsynced, then
 //! renamed into place, so a reader never sees a partial file.
 
-use crate::audit::{event_json, ocsf};
 use crate::audit::evidence::{Evidence, ARCHIVE_EVENTS, ARCHIVE_MANIFEST, PROOF_KEY};
+use crate::audit::{event_json, ocsf};
 use crate::crypto::{self, CheckpointSigner, Sha256Stream};
 use crate::db::models::{now, AuditRow, Export};
 use crate::db::store::{self, EventFilter};
 use crate::db::DbConn;
-use crate::domain::exports::{tenant_dir, ExportKind, ExportScope};
 use crate::domain::event::EventFormat;
+use crate::domain::exports::{tenant_dir, ExportKind, ExportScope};
 use crate::domain::redact;
 use crate::error::AppError;
 use crate::service::{assets::asset_view, team::team_user_view};

@@ -5,6 +5,7 @@ use crate::crypto::{self, KeyHasher};
 use crate::db::models::{api_time, now, to_naive, ApiKey, Tenant};
 use crate::db::{store, DbConn};
 use crate::domain::allowlist::IpAllowlist;
+use crate::domain::leaks::LeakedKeyAction;
 use crate::domain::lifetime::{self, KeyStatus, LifetimePolicy, StatusReason};
 use crate::domain::tenant::AuditRetention;
 use crate::domain::{key_format, text, KeyType};
@@ -320,6 +321,8 @@ pub struct PolicyView {
     pub siem_tier2_enabled: bool,
     /// Days an audit event stays in the database before it moves to an archive segment; null: kept.
     pub audit_retention_days: Option<i64>,
+    /// What happens to a key reported leaked in public: REVOKE (default) or NOTIFY.
+    pub leaked_key_action: LeakedKeyAction,
     pub updated_at: Option<String>,
 }
 
@@ -328,6 +331,7 @@ pub fn policy_view(tenant: &Tenant) -> PolicyView {
         max_lifetime_days: tenant.max_lifetime_days.clone(),
         siem_tier2_enabled: tenant.siem_tier2_enabled,
         audit_retention_days: AuditRetention::from_stored(tenant.audit_retention_days).days(),
+        leaked_key_action: tenant.leaked_key_action,
         updated_at: opt_time(tenant.policy_updated_at),
     }
 }
@@ -342,6 +346,7 @@ pub fn update_policy(
     max_lifetime_days: Option<LifetimePolicy>,
     siem_tier2_enabled: Option<bool>,
     audit_retention_days: Option<Option<i64>>,
+    leaked_key_action: Option<LeakedKeyAction>,
 ) -> AppResult<(PolicyView, Meta)> {
     let tenant = load_tenant(conn, tenant_id)?;
     let old_policy = &tenant.max_lifetime_days;
@@ -353,12 +358,14 @@ pub fn update_policy(
         Some(days) => AuditRetention::parse(days).map_err(AppError::invalid)?,
         None => old_retention,
     };
-    store::update_tenant_policy(conn, tenant_id, &new_policy, tier2, retention.stored(), to_naive(now()))?;
+    let leaked = leaked_key_action.unwrap_or(tenant.leaked_key_action);
+    store::update_tenant_policy(conn, tenant_id, &new_policy, tier2, retention.stored(), leaked, to_naive(now()))?;
     let after = load_tenant(conn, tenant_id)?;
     let m = meta(json!({
         "max_lifetime_days": {"old": old_policy, "new": new_policy},
         "siem_tier2_enabled": {"old": tenant.siem_tier2_enabled, "new": tier2},
         "audit_retention_days": {"old": old_retention.days(), "new": retention.days()},
+        "leaked_key_action": {"old": tenant.leaked_key_action, "new": leaked},
     }));
     Ok((policy_view(&after), m))
 }

@@ -7,6 +7,7 @@ pub mod exports;
 pub mod health;
 pub mod holds;
 pub mod keys;
+pub mod leaks;
 pub mod proofs;
 pub mod scim;
 pub mod siem;

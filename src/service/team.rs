@@ -32,6 +32,7 @@ pub fn create_tenant_with_id(
         policy_updated_at: None,
         created_at: at,
         audit_retention_days: None,
+        leaked_key_action: Default::default(),
     };
     store::insert_tenant(conn, &tenant)?;
     let owner = new_member(&tenant.id, email, Role::Owner, at);

@@ -53,7 +53,7 @@ fn credential_for(app: &TestApp, keys: &[(KeyType, String)], op: &Operation) -> 
             ("X-Original-URI", "/v2/team.asset.list"),
         ]),
         Reach::Ingest => headers(&[("Authorization", &format!("Bearer {PLANTED_INGEST_TOKEN}"))]),
-        Reach::SignedLink => vec![],
+        Reach::SignedLink | Reach::ScanningPartner => vec![],
     }
 }
 

@@ -767,6 +767,17 @@ fn every_operation_keeps_tenants_apart(b: Backend) {
                     p.refused(op, &r, 401, None);
                 }
             }
+            // ---------------------------------------------------------- leak reports
+            "secret_scanning.report" => {
+                // Only a partner's signature reaches it: B's console token and keys are
+                // none, even with a report naming A's key (which stays valid: A's later
+                // cases use it).
+                let body = json!([{"token": a.t.secret("KEY_TYPE_SIEM"), "type": "keyward"}]);
+                for headers in [vec![("Authorization", bearer.as_str())], asset_mgmt.to_vec()] {
+                    let r = p.send(op, None, "", &headers, Some(&body));
+                    p.refused(op, &r, 401, None);
+                }
+            }
             other => panic!("{other}: no tenant-isolation case; add one to this match"),
         }
         covered.insert(op.name);

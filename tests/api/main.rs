@@ -21,6 +21,7 @@ mod instances;
 mod isolation;
 mod key_auth;
 mod keys;
+mod leaks;
 mod merkle;
 mod ocsf;
 mod proofs;

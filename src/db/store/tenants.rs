@@ -4,6 +4,7 @@ use crate::crypto::GENESIS_HASH;
 use crate::db::models::Tenant;
 use crate::db::schema::{audit_chains, tenants};
 use crate::db::DbConn;
+use crate::domain::leaks::LeakedKeyAction;
 use crate::domain::lifetime::LifetimePolicy;
 use crate::error::AppResult;
 use chrono::NaiveDateTime;
@@ -42,6 +43,7 @@ pub fn update_tenant_policy(
     max_lifetime_days: &LifetimePolicy,
     siem_tier2_enabled: bool,
     audit_retention_days: Option<i32>,
+    leaked_key_action: LeakedKeyAction,
     at: NaiveDateTime,
 ) -> AppResult<()> {
     diesel::update(tenants::table.find(tenant_id))
@@ -49,6 +51,7 @@ pub fn update_tenant_policy(
             tenants::max_lifetime_days.eq(max_lifetime_days),
             tenants::siem_tier2_enabled.eq(siem_tier2_enabled),
             tenants::audit_retention_days.eq(audit_retention_days),
+            tenants::leaked_key_action.eq(leaked_key_action),
             tenants::policy_updated_at.eq(Some(at)),
         ))
         .execute(conn)?;
