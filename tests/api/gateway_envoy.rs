@@ -85,8 +85,10 @@ fn ext_authz(doc: &Yaml) -> ExtAuthz {
 /// The (address, port) of a cluster's one endpoint.
 fn cluster_endpoint(doc: &Yaml, name: &str) -> (String, u64) {
     let clusters = doc["static_resources"]["clusters"].as_sequence().expect("clusters");
-    let cluster = clusters.iter().find(|c| c["name"].as_str() == Some(name)).unwrap_or_else(|| panic!("cluster {name}"));
-    let socket = &cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"];
+    let cluster =
+        clusters.iter().find(|c| c["name"].as_str() == Some(name)).unwrap_or_else(|| panic!("cluster {name}"));
+    let socket =
+        &cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"];
     (socket["address"].as_str().unwrap().to_string(), socket["port_value"].as_u64().expect("a numeric port"))
 }
 
@@ -182,7 +184,8 @@ fn keyward_answers_the_checks_envoy_sends(b: Backend) {
     assert_eq!(event_of(&app, &r)["reason"], json!("type_mismatch"));
 
     // Rate limited: 429 with Retry-After, which the filter lets through to the caller.
-    let list = |secret: &str| as_envoy_would(&app, &authz, "GET", "/v2/team.asset.list?limit=2", &[("X-API-Key", secret)]);
+    let list =
+        |secret: &str| as_envoy_would(&app, &authz, "GET", "/v2/team.asset.list?limit=2", &[("X-API-Key", secret)]);
     assert_eq!(list(&audit).status, 200);
     let r = list(&audit);
     assert_eq!(r.status, 429, "{}", r.text);

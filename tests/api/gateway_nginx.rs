@@ -107,7 +107,8 @@ fn serve_one(mut stream: TcpStream, seen: &Mutex<Vec<Received>>) {
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
-    let length: usize = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+    let length: usize =
+        headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
     let mut body = raw[head_end + 4..].to_vec();
     while body.len() < length {
         match stream.read(&mut buf) {
@@ -161,8 +162,11 @@ impl Nginx {
             let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
             let dir = tempfile::tempdir().expect("nginx folder");
             let d = dir.path().display().to_string();
-            std::fs::write(dir.path().join("keyward-gateway.conf"), render(&addr.to_string(), keyward, &service.to_string()))
-                .unwrap();
+            std::fs::write(
+                dir.path().join("keyward-gateway.conf"),
+                render(&addr.to_string(), keyward, &service.to_string()),
+            )
+            .unwrap();
             let main = format!(
                 "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log info;\n\
                  events {{ worker_connections 256; }}\n\
@@ -332,6 +336,9 @@ fn nginx_forwards_keywards_identity_and_nothing_the_caller_claims(b: Backend) {
 }
 both!(nginx_forwards_keywards_identity_and_nothing_the_caller_claims);
 
+/// A refused request: method, URI, the caller's headers, and the reason keyward audits.
+type Refusal<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, &'a str);
+
 fn nginx_gives_the_caller_keywards_refusal_and_audits_it_once(b: Backend) {
     let app = TestApp::spawn(b);
     let (audit_id, audit) = app.create_key("KEY_TYPE_TEAM_ASSET_AUDIT");
@@ -342,11 +349,15 @@ fn nginx_gives_the_caller_keywards_refusal_and_audits_it_once(b: Backend) {
     let direct_id = direct.body["request_id"].as_str().unwrap().to_string();
 
     let unknown = keyward::crypto::new_key_secret(keyward::domain::KeyType::TeamAssetAudit);
-    let cases: [(&str, &str, Vec<(&str, &str)>, &str); 4] = [
+    // The caller's own X-Original-* never reach keyward: nginx states the request.
+    let claims_a_read =
+        [("X-API-Key", audit.as_str()), ("X-Original-Method", "GET"), ("X-Original-URI", "/v2/team.asset.list")];
+    let cases: [Refusal; 5] = [
         ("GET", "/v2/team.asset.list", vec![], "missing"),
         ("GET", "/v2/team.asset.list", vec![("X-API-Key", "hello")], "malformed"),
         ("GET", "/v2/team.asset.list", vec![("X-API-Key", &unknown)], "unknown_key"),
         ("POST", "/v2/team.asset.update_scope", vec![("X-API-Key", &audit)], "type_mismatch"),
+        ("POST", "/v2/team.asset.update_scope", claims_a_read.to_vec(), "type_mismatch"),
     ];
     for (method, uri, headers, reason) in cases {
         let r = nginx.send(method, uri, &headers, (method == "POST").then_some("{}"));
@@ -364,15 +375,14 @@ fn nginx_gives_the_caller_keywards_refusal_and_audits_it_once(b: Backend) {
         if reason == "type_mismatch" {
             assert_eq!(ev["key_id"], json!(audit_id));
         }
-        let n = app.query_strings(&format!(
-            "SELECT CAST(COUNT(*) AS TEXT) AS v FROM audit_events WHERE request_id = '{rid}'"
-        ));
+        let n = app
+            .query_strings(&format!("SELECT CAST(COUNT(*) AS TEXT) AS v FROM audit_events WHERE request_id = '{rid}'"));
         assert_eq!(n, ["1"], "{reason}: one event per refusal");
         for name in ["x-keyward-tenant-id", "x-keyward-key-id", "x-keyward-key-type"] {
             assert_eq!(r.header(name), None);
         }
     }
-    assert_eq!(check_events(&app).len(), 4 + 1, "four refusals and the direct one, each audited once");
+    assert_eq!(check_events(&app).len(), 5 + 1, "five refusals and the direct one, each audited once");
     assert!(service.received().is_empty(), "a refused request never reaches the service");
 }
 both!(nginx_gives_the_caller_keywards_refusal_and_audits_it_once);
