@@ -104,6 +104,10 @@ fn envoy_ext_authz_points_at_keywards_gateway() {
         assert!(authz.allowed_client_headers.contains(&header.to_string()), "{header} reaches a refused caller");
     }
     assert!(!authz.failure_mode_allow, "fail closed");
+    // The caller's address reaches keyward as the last X-Forwarded-For entry,
+    // which Envoy appends itself (keyward believes it from KEYWARD_TRUSTED_PROXIES).
+    assert!(authz.allowed_headers.contains(&"x-forwarded-for".to_string()));
+    assert_eq!(connection_manager(&doc)["use_remote_address"].as_bool(), Some(true));
     assert_eq!(cluster_endpoint(&doc, &authz.cluster), ("keyward.internal".to_string(), 18080), "keyward's port");
     assert_eq!(authz.uri, "http://keyward.internal:18080");
 

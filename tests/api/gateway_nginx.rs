@@ -5,10 +5,10 @@
 //! nginx is part of the suite: without it these tests fail, they never skip.
 
 use crate::both;
-use crate::helpers::{event_of, parse_response, Backend, Resp, TestApp};
+use crate::helpers::{event_of, parse_response, send_from, Backend, Resp, TestApp};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -219,6 +219,18 @@ impl Nginx {
 
     /// One request through nginx, on its own connection.
     fn send(&self, method: &str, target: &str, headers: &[(&str, &str)], body: Option<&str>) -> Resp {
+        self.send_from(None, method, target, headers, body)
+    }
+
+    /// [`Nginx::send`] from a given local address (another caller, as nginx sees it).
+    fn send_from(
+        &self,
+        from: Option<IpAddr>,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Resp {
         let mut req = format!("{method} {target} HTTP/1.1\r\nHost: gateway.test\r\nConnection: close\r\n");
         for (name, value) in headers {
             req.push_str(&format!("{name}: {value}\r\n"));
@@ -228,7 +240,15 @@ impl Nginx {
         }
         req.push_str("\r\n");
         req.push_str(body.unwrap_or_default());
-        let mut stream = TcpStream::connect(self.addr).expect("connect to nginx");
+        let mut stream: TcpStream = match from {
+            None => TcpStream::connect(self.addr).expect("connect to nginx"),
+            Some(ip) => {
+                let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+                socket.bind(&SocketAddr::new(ip, 0).into()).expect("bind the source address");
+                socket.connect(&self.addr.into()).expect("connect to nginx");
+                socket.into()
+            }
+        };
         stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         stream.write_all(req.as_bytes()).unwrap();
         let mut raw = Vec::new();
@@ -423,6 +443,56 @@ fn nginx_fails_closed_when_keyward_does_not_answer(b: Backend) {
     assert!(service.received().is_empty());
 }
 both!(nginx_fails_closed_when_keyward_does_not_answer);
+
+/// With nginx's address in KEYWARD_TRUSTED_PROXIES, keyward sees each caller's
+/// own address: key IP allowlists hold, audit events name the caller, and one
+/// caller's refusals do not spend the others' budget.
+fn behind_nginx_keyward_sees_the_callers_address(b: Backend) {
+    let app = TestApp::spawn_with(b, &[("KEYWARD_TRUSTED_PROXIES", "127.0.0.1"), ("KEYWARD_REFUSALS_PER_MINUTE", "2")]);
+    let (key_id, secret) = app.create_key("KEY_TYPE_TEAM_ASSET_AUDIT");
+    app.owner_post("/v2/enterprise.key.update", &json!({"key_id": key_id, "ip_allowlist": ["127.0.0.2"]})).ok();
+    let (service, nginx) = gateway(&app);
+    let [allowed, other, flooder]: [IpAddr; 3] = ["127.0.0.2", "127.0.0.3", "127.0.0.4"].map(|a| a.parse().unwrap());
+    let list = |from: IpAddr, headers: &[(&str, &str)]| {
+        nginx.send_from(Some(from), "GET", "/v2/team.asset.list", headers, None)
+    };
+
+    let r = list(allowed, &[("X-API-Key", &secret)]);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let events = check_events(&app);
+    assert_eq!(events.last().unwrap()["client_ip"], json!("127.0.0.2"));
+
+    // Another caller claiming the allowed address is still itself.
+    let r = list(other, &[("X-API-Key", &secret), ("X-Forwarded-For", "127.0.0.2")]);
+    assert_eq!(r.status, 401, "{}", r.text);
+    let ev = event_of(&app, &r);
+    assert_eq!(ev["reason"], json!("ip_not_allowed"));
+    assert_eq!(ev["client_ip"], json!("127.0.0.3"));
+
+    // A caller's refusals spend its own budget (2), not the gateway's.
+    let unknown = keyward::crypto::new_key_secret(keyward::domain::KeyType::TeamAssetAudit);
+    for _ in 0..2 {
+        assert_eq!(list(flooder, &[("X-API-Key", &unknown)]).status, 401);
+    }
+    let r = list(flooder, &[("X-API-Key", &unknown)]);
+    assert_eq!(r.status, 429, "{}", r.text);
+    assert!(r.header("retry-after").is_some());
+    let r = list(allowed, &[("X-API-Key", &secret)]);
+    assert_eq!(r.status, 200, "another caller behind the same gateway is not limited: {}", r.text);
+    assert_eq!(service.received().len(), 2);
+
+    // Only the gateway is believed: the same claim sent to keyward directly is ignored.
+    let headers = [
+        ("X-API-Key".to_string(), secret.clone().into_bytes()),
+        ("X-Forwarded-For".to_string(), b"127.0.0.2".to_vec()),
+        ("X-Original-Method".to_string(), b"GET".to_vec()),
+        ("X-Original-URI".to_string(), b"/v2/team.asset.list".to_vec()),
+    ];
+    let r = send_from(&app, Some(other), "GET", "/v2/authz.check", &headers, None);
+    assert_eq!(r.status, 401, "{}", r.text);
+    assert_eq!(event_of(&app, &r)["client_ip"], json!("127.0.0.3"));
+}
+both!(behind_nginx_keyward_sees_the_callers_address);
 
 /// The placeholders are the ones the header comment names, each where it belongs.
 #[test]
