@@ -4,6 +4,7 @@
 
 use crate::crypto;
 use crate::db::{ConnOptions, DbUrl, DEFAULT_DB_WAIT_MS};
+use crate::domain::forwarded::TrustedProxies;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -91,6 +92,8 @@ pub struct Settings {
     /// (`KEYWARD_SECRET_SCANNING_KEYS`, a file in GitHub's key-document form);
     /// none: every report is refused.
     pub secret_scanning_keys: Option<std::sync::Arc<crypto::ScanningKeys>>,
+    /// Gateways whose `X-Forwarded-For` names the caller (`KEYWARD_TRUSTED_PROXIES`).
+    pub trusted_proxies: TrustedProxies,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -341,6 +344,12 @@ impl Settings {
                 _ => return Err(err("KEYWARD_VERIFY_FULL_EVERY", "must be a whole number of passes, 1 to 100000")),
             },
         };
+        let trusted_proxies = match get("KEYWARD_TRUSTED_PROXIES") {
+            None => TrustedProxies::default(),
+            Some(v) => TrustedProxies::parse(&v.split(',').map(str::to_string).collect::<Vec<_>>()).map_err(|m| {
+                err("KEYWARD_TRUSTED_PROXIES", format!("must be IP addresses or CIDR blocks separated by commas: {m}"))
+            })?,
+        };
         let rate_limit_read_per_minute = per_minute("KEYWARD_RATE_LIMIT_READ_PER_MINUTE", DEFAULT_READ_PER_MINUTE)?;
         let rate_limit_write_per_minute = per_minute("KEYWARD_RATE_LIMIT_WRITE_PER_MINUTE", DEFAULT_WRITE_PER_MINUTE)?;
         let refusals_per_minute = per_minute("KEYWARD_REFUSALS_PER_MINUTE", crate::ratelimit::REFUSALS_PER_MINUTE)?;
@@ -358,6 +367,7 @@ impl Settings {
             verify_interval,
             verify_full_every,
             secret_scanning_keys,
+            trusted_proxies,
             public_url,
             console_jwt_max_ttl,
             refusal_summary_window,
@@ -485,6 +495,18 @@ mod tests {
     fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
         let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_blocks() {
+        assert!(settings(&[]).unwrap().trusted_proxies.is_empty(), "none by default");
+        let s = settings(&[("KEYWARD_TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8")]).unwrap();
+        assert!(s.trusted_proxies.trusts("10.9.8.7".parse().unwrap()));
+        assert!(!s.trusted_proxies.trusts("192.0.2.1".parse().unwrap()));
+        for bad in ["gateway.internal", "10.0.0.0/40", "127.0.0.1,,10.0.0.1"] {
+            let e = settings(&[("KEYWARD_TRUSTED_PROXIES", bad)]).unwrap_err();
+            assert_eq!(e.variable, "KEYWARD_TRUSTED_PROXIES", "{bad}");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::auth::credentials::{self, CredentialHeaders, Presented};
 use crate::auth::key::KeyIdentity;
 use crate::auth::{console, Caller, KeyCaller, MemberCaller};
 use crate::db::DbConn;
-use crate::domain::{authz, redact, Operation};
+use crate::domain::{authz, forwarded, redact, Operation};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use actix_web::dev::Payload;
@@ -171,8 +171,13 @@ pub async fn commit<T: Send + 'static>(
     committed?
 }
 
+/// The caller's address: the peer's, or the one a trusted gateway forwarded
+/// (`KEYWARD_TRUSTED_PROXIES`, see [`forwarded`]).
 pub fn client_ip(req: &HttpRequest) -> Option<IpAddr> {
-    req.peer_addr().map(|a| a.ip())
+    let peer = req.peer_addr()?.ip();
+    let Some(state) = req.app_data::<web::Data<AppState>>() else { return Some(peer) };
+    let forwarded_for = req.headers().get_all("x-forwarded-for").map(|v| v.as_bytes());
+    Some(forwarded::caller_address(peer, &state.settings.trusted_proxies, forwarded_for))
 }
 
 /// The request's one credential (every value of every credential header is looked at).

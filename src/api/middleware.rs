@@ -110,7 +110,7 @@ async fn handle(
     if let Cow::Owned(canonical) = &path {
         reroute(&mut req, canonical);
     }
-    let client_ip = req.peer_addr().map(|a| a.ip());
+    let client_ip = super::context::client_ip(req.request());
     let mut draft = EventDraft::new(kind, request_id.clone());
     draft.client_ip = client_ip.map(|ip| ip.to_string());
     draft.user_agent =

@@ -12,6 +12,8 @@ mod errors;
 mod evidence;
 mod exports;
 mod gateway;
+mod gateway_envoy;
+mod gateway_nginx;
 mod holds;
 mod hostile;
 mod hostile_callers;
