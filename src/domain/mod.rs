@@ -5,6 +5,7 @@ pub mod assets;
 pub mod authz;
 pub mod event;
 pub mod exports;
+pub mod groups;
 pub mod key_format;
 pub mod key_type;
 pub mod lifetime;
