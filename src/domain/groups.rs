@@ -434,20 +434,6 @@ impl GroupState {
     }
 }
 
-/// The member ids of `changes` that must be users of the tenant (added or set, not removed).
-pub fn named_members(changes: &[GroupChange]) -> Vec<String> {
-    let mut out = Vec::new();
-    for c in changes {
-        match c {
-            GroupChange::AddMembers(ids) | GroupChange::ReplaceMembers(ids) => out.extend(ids.iter().cloned()),
-            _ => {}
-        }
-    }
-    out.sort();
-    out.dedup();
-    out
-}
-
 // ------------------------------------------------------------------ projection
 
 /// Which attributes an answer carries (RFC 7644 §3.4.2.5), at the top level:

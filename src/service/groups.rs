@@ -432,6 +432,7 @@ pub fn update_role_mapping(
         target_kind: kind.to_string(),
         target: key.clone(),
         display_name,
+        // Written only when a role is given; a removal shows no role (below).
         role: role.map_or(Role::Member, MappedRole::role),
         updated_at: at,
     };
