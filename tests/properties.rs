@@ -723,3 +723,59 @@ proptest! {
         prop_assert!(!redacted.contains(&secret), "secret survived in {}", redacted);
     }
 }
+
+// ------------------------------------------------------------------ SCIM Groups
+
+fn role() -> impl Strategy<Value = keyward::domain::Role> {
+    select(keyward::domain::Role::ALL.to_vec())
+}
+
+/// Group member paths and filters as IDPs send them, mutated by hostile edits.
+fn group_text() -> impl Strategy<Value = String> {
+    let seeds = vec![
+        r#"members[value eq "0193a0b2-7c1d-7e00-8000-000000000001"]"#,
+        r#"displayName eq "Eng Admins" and externalId eq "00g1""#,
+        r#"id eq "x""#,
+        "members",
+    ];
+    (select(seeds), prop::collection::vec(edit(), 0..6), hostile_string()).prop_map(|(seed, edits, tail)| {
+        let mut s = apply_all(seed, &edits);
+        s.push_str(&tail);
+        s
+    })
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// The highest mapped role, never OWNER from a group; the owner keeps OWNER; no mapping keeps the assigned role.
+    #[test]
+    fn the_effective_role_is_the_highest_mapped_and_never_a_granted_owner(
+        assigned in role(), mapped in prop::collection::vec(role(), 0..5)
+    ) {
+        use keyward::domain::groups::{effective_role, MappedRole};
+        use keyward::domain::Role;
+        let mapped: Vec<MappedRole> = mapped.into_iter().filter_map(|r| MappedRole::new(r).ok()).collect();
+        let got = effective_role(assigned, &mapped);
+        let rank = |r: Role| Role::ALL.len() - Role::ALL.iter().position(|x| *x == r).unwrap();
+        if assigned == Role::Owner {
+            prop_assert_eq!(got, Role::Owner);
+        } else if mapped.is_empty() {
+            prop_assert_eq!(got, assigned);
+        } else {
+            prop_assert!(got != Role::Owner);
+            prop_assert!(mapped.iter().any(|m| m.role() == got));
+            prop_assert!(mapped.iter().all(|m| rank(m.role()) <= rank(got)));
+        }
+    }
+
+    #[test]
+    fn group_filters_and_patches_never_panic(text in group_text(), value in arb_json(), op in hostile_string()) {
+        use keyward::domain::groups::{parse_filter, parse_group, parse_patch};
+        let _ = parse_filter(&text);
+        let body = json!({"Operations": [{"op": op, "path": text, "value": value.clone()}]});
+        let _ = parse_patch(&body);
+        let _ = parse_patch(&json!({"Operations": [{"op": "remove", "path": text}]}));
+        let _ = parse_group(&json!({"displayName": text, "members": value}));
+    }
+}

@@ -11,7 +11,9 @@ pub mod keys;
 pub mod leaks;
 pub mod middleware;
 pub mod pagination;
+pub mod role_mapping;
 pub mod scim;
+pub mod scim_groups;
 pub mod siem;
 pub mod team_users;
 
@@ -53,6 +55,14 @@ fn handler(op: Op, route: Route) -> Route {
         Op::ScimUsersReplace => route.to(scim::replace_user),
         Op::ScimUsersPatch => route.to(scim::patch_user),
         Op::ScimUsersDelete => route.to(scim::delete_user),
+        Op::ScimGroupsList => route.to(scim_groups::list_groups),
+        Op::ScimGroupsGet => route.to(scim_groups::get_group),
+        Op::ScimGroupsCreate => route.to(scim_groups::create_group),
+        Op::ScimGroupsReplace => route.to(scim_groups::replace_group),
+        Op::ScimGroupsPatch => route.to(scim_groups::patch_group),
+        Op::ScimGroupsDelete => route.to(scim_groups::delete_group),
+        Op::TeamRoleMappingList => route.to(role_mapping::list),
+        Op::TeamRoleMappingUpdate => route.to(role_mapping::update),
         Op::TeamAssetList => route.to(assets::list),
         Op::TeamAssetUpdateScope => route.to(assets::update_scope),
         Op::EnterpriseExportCreate => route.to(exports::create),

@@ -44,7 +44,7 @@ pub struct ScimFailure {
 }
 
 impl ScimFailure {
-    fn typed(error: AppError, scim_type: ScimType) -> Self {
+    pub(super) fn typed(error: AppError, scim_type: ScimType) -> Self {
         ScimFailure { error, scim_type: Some(scim_type) }
     }
 }
@@ -104,17 +104,17 @@ impl ResponseError for ScimFailure {
     }
 }
 
-type ScimResult = Result<HttpResponse, ScimFailure>;
+pub(super) type ScimResult = Result<HttpResponse, ScimFailure>;
 
 // ------------------------------------------------------------------ helpers
 
 /// The key for this route's operation; refusals become SCIM 401s (same body for every reason).
-async fn authorize(state: &AppState, req: &HttpRequest) -> Result<KeyCaller, ScimFailure> {
+pub(super) async fn authorize(state: &AppState, req: &HttpRequest) -> Result<KeyCaller, ScimFailure> {
     let op = operation_of(req).ok_or_else(AppError::internal)?;
     Ok(authenticate_key(state, req, Some(op)).await?)
 }
 
-fn parse_body(body: Result<JsonBody, AppError>) -> Result<Value, ScimFailure> {
+pub(super) fn parse_body(body: Result<JsonBody, AppError>) -> Result<Value, ScimFailure> {
     body.and_then(JsonBody::parse_scim::<Value>).map_err(|e| {
         if e.http_status() == StatusCode::BAD_REQUEST {
             ScimFailure::typed(e, ScimType::InvalidSyntax)
@@ -124,17 +124,17 @@ fn parse_body(body: Result<JsonBody, AppError>) -> Result<Value, ScimFailure> {
     })
 }
 
-fn path_id(req: &HttpRequest) -> String {
+pub(super) fn path_id(req: &HttpRequest) -> String {
     req.match_info().get("id").unwrap_or_default().to_string()
 }
 
-fn respond(status: StatusCode, body: &impl Serialize) -> ScimResult {
+pub(super) fn respond(status: StatusCode, body: &impl Serialize) -> ScimResult {
     let body = serde_json::to_string(body).map_err(|_| AppError::internal())?;
     Ok(HttpResponse::build(status).content_type(CONTENT_TYPE).body(body))
 }
 
 /// The status the request's audit event records when its change commits.
-fn audit_status(req: &HttpRequest, status: StatusCode) {
+pub(super) fn audit_status(req: &HttpRequest, status: StatusCode) {
     RequestEvent::of(req).set_committed_status(status.as_u16());
 }
 

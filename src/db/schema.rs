@@ -250,9 +250,49 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    scim_groups (id) {
+        id -> Text,
+        tenant_id -> Text,
+        display_name -> Text,
+        display_key -> Text,
+        external_id -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    scim_group_members (group_id, member_id) {
+        tenant_id -> Text,
+        group_id -> Text,
+        member_id -> Text,
+    }
+}
+
+diesel::table! {
+    role_mappings (tenant_id, target_kind, target) {
+        tenant_id -> Text,
+        target_kind -> Text,
+        target -> Text,
+        display_name -> Nullable<Text>,
+        role -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    member_assigned_roles (tenant_id, member_id) {
+        tenant_id -> Text,
+        member_id -> Text,
+        role -> Text,
+    }
+}
+
 diesel::joinable!(api_keys -> tenants (tenant_id));
 diesel::joinable!(members -> tenants (tenant_id));
 diesel::joinable!(legal_hold_members -> legal_holds (hold_uid));
+diesel::joinable!(scim_group_members -> scim_groups (group_id));
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     members,
@@ -270,5 +310,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     exports,
     key_state,
     key_leaks,
-    secret_scanning_reports
+    secret_scanning_reports,
+    scim_groups,
+    scim_group_members,
+    role_mappings,
+    member_assigned_roles
 );

@@ -105,6 +105,7 @@ pub struct Operation {
 
 const OWNER: &[Role] = &[Role::Owner];
 const OWNER_AUDITOR: &[Role] = &[Role::Owner, Role::Auditor];
+const OWNER_ADMIN_AUDITOR: &[Role] = &[Role::Owner, Role::Admin, Role::Auditor];
 
 const fn op(id: Op, name: &'static str, method: Method, path: &'static str, reach: Reach) -> Operation {
     Operation { id, name, method, path, reach }
@@ -179,6 +180,15 @@ operations! {
     ScimUsersReplace = "scim.users.replace", Put, "/scim/v2/Users/{id}", Reach::Key(TeamUsers, Write);
     ScimUsersPatch = "scim.users.patch", Patch, "/scim/v2/Users/{id}", Reach::Key(TeamUsers, Write);
     ScimUsersDelete = "scim.users.delete", Delete, "/scim/v2/Users/{id}", Reach::Key(TeamUsers, Write);
+    ScimGroupsList = "scim.groups.list", Get, "/scim/v2/Groups", Reach::Key(TeamUsers, Read);
+    ScimGroupsGet = "scim.groups.get", Get, "/scim/v2/Groups/{id}", Reach::Key(TeamUsers, Read);
+    ScimGroupsCreate = "scim.groups.create", Post, "/scim/v2/Groups", Reach::Key(TeamUsers, Write);
+    ScimGroupsReplace = "scim.groups.replace", Put, "/scim/v2/Groups/{id}", Reach::Key(TeamUsers, Write);
+    ScimGroupsPatch = "scim.groups.patch", Patch, "/scim/v2/Groups/{id}", Reach::Key(TeamUsers, Write);
+    ScimGroupsDelete = "scim.groups.delete", Delete, "/scim/v2/Groups/{id}", Reach::Key(TeamUsers, Write);
+    // Console: which console role the members of an IdP group get.
+    TeamRoleMappingList = "team.role_mapping.list", Get, "/v2/team.role_mapping.list", Reach::Console(OWNER_ADMIN_AUDITOR);
+    TeamRoleMappingUpdate = "team.role_mapping.update", Post, "/v2/team.role_mapping.update", Reach::Console(OWNER);
     // team_assets: Asset Audit (read) and Asset Management (write) keys.
     TeamAssetList = "team.asset.list", Get, "/v2/team.asset.list", Reach::Key(TeamAssets, Read);
     TeamAssetUpdateScope = "team.asset.update_scope", Post, "/v2/team.asset.update_scope", Reach::Key(TeamAssets, Write);
@@ -416,6 +426,12 @@ mod tests {
                 "scim.users.replace",
                 "scim.users.patch",
                 "scim.users.delete",
+                "scim.groups.list",
+                "scim.groups.get",
+                "scim.groups.create",
+                "scim.groups.replace",
+                "scim.groups.patch",
+                "scim.groups.delete",
             ],
             KeyType::TeamAssetAudit => &["team.asset.list"],
             KeyType::TeamAssetMgmt => &["team.asset.list", "team.asset.update_scope"],

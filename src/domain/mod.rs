@@ -6,6 +6,7 @@ pub mod authz;
 pub mod event;
 pub mod exports;
 pub mod forwarded;
+pub mod groups;
 pub mod key_format;
 pub mod key_type;
 pub mod leaks;

@@ -4,6 +4,7 @@
 
 pub mod assets;
 pub mod exports;
+pub mod groups;
 pub mod health;
 pub mod holds;
 pub mod keys;

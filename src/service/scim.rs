@@ -302,11 +302,6 @@ impl<T> ListResponse<T> {
             resources,
         }
     }
-
-    /// The list of one fixed document (discovery endpoints).
-    fn single(item: T) -> Self {
-        ListResponse::new(1, 1, Some(vec![item]))
-    }
 }
 
 /// A page of Users as `list_members` read it; count=0 asks for totalResults alone (RFC 7644 §3.4.2.4).
@@ -400,7 +395,7 @@ pub fn service_provider_config() -> ServiceProviderConfig {
     }
 }
 
-/// A resource type keyward serves (RFC 7643 §6): Users only.
+/// A resource type keyward serves (RFC 7643 §6): Users and Groups.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceType {
@@ -415,7 +410,7 @@ pub struct ResourceType {
 }
 
 pub fn resource_types() -> ListResponse<ResourceType> {
-    ListResponse::single(ResourceType {
+    let user = ResourceType {
         schemas: ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
         id: "User",
         name: "User",
@@ -424,7 +419,17 @@ pub fn resource_types() -> ListResponse<ResourceType> {
         schema: rules::USER_SCHEMA,
         schema_extensions: [],
         meta: DocumentMeta { resource_type: "ResourceType", location: format!("{BASE}/ResourceTypes/User") },
-    })
+    };
+    let group = ResourceType {
+        id: "Group",
+        name: "Group",
+        endpoint: "/Groups",
+        description: "A group of the tenant's members, which an owner may map to a console role",
+        schema: crate::domain::groups::GROUP_SCHEMA,
+        meta: DocumentMeta { resource_type: "ResourceType", location: format!("{BASE}/ResourceTypes/Group") },
+        ..user
+    };
+    ListResponse::new(2, 1, Some(vec![user, group]))
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -474,7 +479,7 @@ pub struct SchemaAttribute {
 }
 
 /// A single-valued, case-insensitive attribute returned by default, with no sub-attributes.
-const fn attribute(
+pub(super) const fn attribute(
     name: &'static str,
     kind: AttributeType,
     required: bool,
@@ -564,14 +569,24 @@ pub struct Schema {
 }
 
 pub fn schemas() -> ListResponse<Schema> {
-    ListResponse::single(Schema {
+    let user = Schema {
         schemas: ["urn:ietf:params:scim:schemas:core:2.0:Schema"],
         id: rules::USER_SCHEMA,
         name: "User",
         description: "A member of the tenant",
         attributes: &USER_ATTRIBUTES,
         meta: DocumentMeta { resource_type: "Schema", location: format!("{BASE}/Schemas/{}", rules::USER_SCHEMA) },
-    })
+    };
+    let group_schema = crate::domain::groups::GROUP_SCHEMA;
+    let group = Schema {
+        id: group_schema,
+        name: "Group",
+        description: "A group of the tenant's members",
+        attributes: &super::groups::GROUP_ATTRIBUTES,
+        meta: DocumentMeta { resource_type: "Schema", location: format!("{BASE}/Schemas/{group_schema}") },
+        ..user
+    };
+    ListResponse::new(2, 1, Some(vec![user, group]))
 }
 
 #[cfg(test)]

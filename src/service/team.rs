@@ -295,6 +295,7 @@ pub(super) fn change_member(
 ) -> AppResult<(Member, Meta)> {
     let before = load_team_user(conn, tenant_id, member_id)?;
     check_transition(conn, &before, status, role)?;
+    super::groups::check_direct_role(conn, &before, role)?;
     let mut after = before.clone();
     if let Some(s) = status {
         after.status = s;
@@ -304,11 +305,17 @@ pub(super) fn change_member(
     }
     after.updated_at = to_naive(now());
     store::update_member(conn, &after)?;
-    let md = meta(json!({
+    let mut md = meta(json!({
         "team_user_id": after.id,
         "status": {"old": before.status, "new": after.status},
         "role": {"old": before.role, "new": after.role},
     }));
+    if after.status == MemberStatus::Removed {
+        let groups = super::groups::forget_member(conn, tenant_id, &after.id)?;
+        if !groups.is_empty() {
+            md.insert("groups_left".into(), json!(groups));
+        }
+    }
     Ok((after, md))
 }
 
@@ -322,6 +329,7 @@ pub(super) fn replace_member(
     let before = load_team_user(conn, tenant_id, member_id)?;
     let email = check_fields(&f)?;
     check_transition(conn, &before, f.status, f.role)?;
+    super::groups::check_direct_role(conn, &before, f.role)?;
     if email != before.email && store::find_member_by_email(conn, tenant_id, &email)?.is_some() {
         return Err(AppError::already_exists("a member with this email already exists in the tenant"));
     }

@@ -20,6 +20,8 @@ const KEY_TYPES: [&str; 5] = [
 ];
 const SCIM_USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const SCIM_PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+const SCIM_GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+const A_GROUP_NAME: &str = "Acme Admins";
 const COMPLETED: &str = "EXPORT_STATUS_COMPLETED";
 
 // ------------------------------------------------------------------ set-up
@@ -84,6 +86,8 @@ struct Victim {
     /// (share uid, asset id)
     assets: Vec<(String, String)>,
     asset_owner: &'static str,
+    /// A SCIM Group holding `member`, mapped to ADMIN by its display name.
+    group: String,
 }
 
 impl Victim {
@@ -178,9 +182,20 @@ fn victim(app: &TestApp) -> Victim {
         &json!({"max_lifetime_days": {"KEY_TYPE_EDISCOVERY": 17}, "siem_tier2_enabled": true}),
     )
     .ok();
+    let r = app.request(
+        "POST",
+        "/scim/v2/Groups",
+        &[("X-API-Key", t.secret("KEY_TYPE_TEAM_USER_MGMT")), ("Content-Type", "application/scim+json")],
+        Some(
+            &json!({"schemas": [SCIM_GROUP], "displayName": A_GROUP_NAME, "members": [{"value": member}]}).to_string(),
+        ),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let group = r.body["id"].as_str().unwrap().to_string();
+    app.owner_post("/v2/team.role_mapping.update", &json!({"display_name": A_GROUP_NAME, "role": "ADMIN"})).ok();
     wait_completed(app, &t, "KEY_TYPE_EDISCOVERY", "/v2/enterprise.export.detail", &export);
     wait_completed(app, &t, "KEY_TYPE_SIEM", "/v2/enterprise.compliance.export.detail", &compliance_export);
-    Victim { t, member, member_email, held, held_email, hold, export, compliance_export, assets, asset_owner }
+    Victim { t, member, member_email, held, held_email, hold, export, compliance_export, assets, asset_owner, group }
 }
 
 fn intruder(app: &TestApp) -> Intruder {
@@ -260,6 +275,10 @@ fn snapshot(app: &TestApp, tenant: &str) -> BTreeMap<&'static str, Vec<String>> 
         ("legal_holds", "tenant_id"),
         ("legal_hold_members", "tenant_id"),
         ("exports", "tenant_id"),
+        ("scim_groups", "tenant_id"),
+        ("scim_group_members", "tenant_id"),
+        ("role_mappings", "tenant_id"),
+        ("member_assigned_roles", "tenant_id"),
         ("audit_chains", "chain_id"),
         ("audit_events", "chain_id"),
     ]
@@ -389,13 +408,23 @@ fn every_operation_keeps_tenants_apart(b: Backend) {
     );
     a_markers.extend(a.assets.iter().flat_map(|(uid, id)| [uid.clone(), id.clone()]));
     a_markers.push(a.asset_owner.to_string());
+    a_markers.push(a.group.clone());
     a_markers.extend(a_events_before.iter().cloned());
     let p = Probe { app: &app, a_markers, b_tenant: b_.id.clone(), sent: Default::default() };
 
     let before = snapshot(&app, &a.t.id);
-    for (table, min) in
-        [("api_keys", 5), ("members", 3), ("assets", 2), ("legal_holds", 1), ("exports", 2), ("audit_events", 10)]
-    {
+    for (table, min) in [
+        ("api_keys", 5),
+        ("members", 3),
+        ("assets", 2),
+        ("legal_holds", 1),
+        ("exports", 2),
+        ("scim_groups", 1),
+        ("scim_group_members", 1),
+        ("role_mappings", 1),
+        ("member_assigned_roles", 1),
+        ("audit_events", 10),
+    ] {
         assert!(before[table].len() >= min, "A's {table} for the test: {:?}", before[table]);
     }
 
@@ -642,6 +671,58 @@ fn every_operation_keeps_tenants_apart(b: Backend) {
                 for id in a_members {
                     p.not_found(op, &p.send(op, Some(id), "", scim, None));
                 }
+            }
+            "scim.groups.list" => {
+                let filter = format!("filter={}", enc(&format!("displayName eq \"{A_GROUP_NAME}\"")));
+                let by_id = format!("filter={}", enc(&format!("id eq \"{}\"", a.group)));
+                for q in ["startIndex=1&count=1000", filter.as_str(), by_id.as_str()] {
+                    let r = p.send(op, None, q, scim, None);
+                    assert_eq!(r.status, 200, "{}", r.text);
+                    assert_eq!(r.body["totalResults"], json!(0), "B has no groups: {}", r.text);
+                }
+            }
+            "scim.groups.get" | "scim.groups.delete" => {
+                p.not_found(op, &p.send(op, Some(&a.group), "", scim, None));
+            }
+            "scim.groups.replace" => {
+                let body = json!({"schemas": [SCIM_GROUP], "displayName": "pwned", "members": []});
+                p.not_found(op, &p.send(op, Some(&a.group), "", scim, Some(&body)));
+            }
+            "scim.groups.patch" => {
+                for ops in [
+                    json!([{"op": "remove", "path": "members"}]),
+                    json!([{"op": "add", "path": "members", "value": [{"value": b_.owner}]}]),
+                    json!([{"op": "replace", "path": "displayName", "value": "pwned"}]),
+                ] {
+                    let body = json!({"schemas": [SCIM_PATCH], "Operations": ops});
+                    p.not_found(op, &p.send(op, Some(&a.group), "", scim, Some(&body)));
+                }
+            }
+            "scim.groups.create" => {
+                // A group of B cannot name a user of A.
+                for id in a_members {
+                    let body = json!({"schemas": [SCIM_GROUP], "displayName": "B team", "members": [{"value": id}]});
+                    let r = p.send(op, None, "", scim, Some(&body));
+                    assert_eq!((r.status, r.body["scimType"].as_str()), (400, Some("invalidValue")), "{}", r.text);
+                }
+                // A's group name is free in B.
+                let body = json!({"schemas": [SCIM_GROUP], "displayName": A_GROUP_NAME});
+                let r = p.send(op, None, "", scim, Some(&body));
+                assert_eq!(r.status, 201, "{}", r.text);
+                let id = r.body["id"].as_str().unwrap().to_string();
+                assert_eq!(tenant_of(&app, "scim_groups", "id", &id), b_.id);
+            }
+            "team.role_mapping.list" => {
+                let r = p.send(op, None, "", console, None);
+                assert_eq!(r.ok()["role_mappings"], json!([]), "B sees none of A's mappings: {}", r.text);
+            }
+            "team.role_mapping.update" => {
+                for role in [json!("ADMIN"), json!(null)] {
+                    p.not_found(op, &p.send(op, None, "", console, Some(&json!({"group_id": a.group, "role": role}))));
+                }
+                // A mapping of A's group name in B changes nothing of A.
+                let body = json!({"display_name": A_GROUP_NAME, "role": "AUDITOR"});
+                assert_eq!(p.send(op, None, "", console, Some(&body)).ok()["role_changes"], json!([]));
             }
             // ---------------------------------------------------------- team_assets
             "team.asset.list" => {

@@ -1,0 +1,156 @@
+//! SCIM Groups at `/scim/v2/Groups` (RFC 7643 §4.2, RFC 7644) with the User
+//! Management key: what Okta and Entra ID group push sends. A group's members
+//! are Users (members) of the key's tenant; the console role an owner maps a
+//! group to (`team.role_mapping.update`) follows membership at once.
+//!
+//! The rules live in `domain::groups` and `service::groups`; answers and
+//! errors are SCIM's, as for Users (`api::scim`).
+
+use super::context::{commit, JsonBody, RequestEvent};
+use super::scim::{audit_status, authorize, parse_body, path_id, respond, ScimFailure, ScimResult, CONTENT_TYPE};
+use crate::domain::groups::{self as rules, Projection};
+use crate::domain::redact;
+use crate::domain::scim::{paging, ScimType};
+use crate::error::AppError;
+use crate::service::groups::{self as service, GroupResource};
+use crate::service::scim::ListResponse;
+use crate::state::AppState;
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Value};
+
+/// The query parameters a Groups read understands.
+#[derive(Default)]
+struct GroupsQuery {
+    filter: Option<String>,
+    start_index: Option<i64>,
+    count: Option<i64>,
+    attributes: Option<String>,
+    excluded_attributes: Option<String>,
+}
+
+fn groups_query(req: &HttpRequest) -> Result<GroupsQuery, ScimFailure> {
+    let mut q = GroupsQuery::default();
+    let int = |name: &str, v: &str| {
+        v.trim().parse::<i64>().map_err(|_| {
+            ScimFailure::typed(AppError::invalid(format!("{name} must be an integer")), ScimType::InvalidValue)
+        })
+    };
+    for (k, v) in form_urlencoded::parse(req.query_string().as_bytes()) {
+        match k.to_ascii_lowercase().as_str() {
+            "filter" => q.filter = Some(v.into_owned()).filter(|f| !f.trim().is_empty()),
+            "startindex" => q.start_index = Some(int("startIndex", &v)?),
+            "count" => q.count = Some(int("count", &v)?),
+            "attributes" => q.attributes = Some(v.into_owned()),
+            "excludedattributes" => q.excluded_attributes = Some(v.into_owned()),
+            // sortBy, sortOrder: creation order.
+            _ => {}
+        }
+    }
+    Ok(q)
+}
+
+impl GroupsQuery {
+    fn projection(&self) -> Projection {
+        Projection::new(self.attributes.as_deref(), self.excluded_attributes.as_deref())
+    }
+}
+
+fn projected(group: &GroupResource, projection: &Projection) -> Result<Value, ScimFailure> {
+    let mut v = serde_json::to_value(group).map_err(|e| AppError::internal().caused_by(e))?;
+    projection.apply(&mut v);
+    Ok(v)
+}
+
+/// A Group, with its Location when it was just created.
+fn group_response(status: StatusCode, group: &GroupResource, projection: &Projection) -> ScimResult {
+    let body = projected(group, projection)?;
+    let mut res = HttpResponse::build(status);
+    res.content_type(CONTENT_TYPE);
+    if status == StatusCode::CREATED {
+        res.insert_header((header::LOCATION, group.meta.location.as_str()));
+    }
+    Ok(res.body(body.to_string()))
+}
+
+fn parse_doc(body: Result<JsonBody, AppError>) -> Result<rules::GroupDoc, ScimFailure> {
+    Ok(rules::parse_group(&parse_body(body)?)?)
+}
+
+pub(super) async fn list_groups(req: HttpRequest, state: web::Data<AppState>) -> ScimResult {
+    let key = authorize(&state, &req).await?;
+    let q = groups_query(&req)?;
+    let (start, count) = paging(q.start_index, q.count);
+    let filter = q.filter.as_deref().map(rules::parse_filter).transpose()?;
+    if let Some(text) = &q.filter {
+        RequestEvent::of(&req).note("filter", json!(redact::scrub(text)));
+    }
+    let projection = q.projection();
+    let with_members = projection.wants_members();
+    let tenant_id = key.tenant_id;
+    let page =
+        state.read(move |c| service::list_groups(c, &tenant_id, filter.as_ref(), start, count, with_members)).await?;
+    let resources = match &page.resources {
+        Some(groups) => Some(groups.iter().map(|g| projected(g, &projection)).collect::<Result<Vec<_>, _>>()?),
+        None => None,
+    };
+    respond(StatusCode::OK, &ListResponse::new(page.total_results, page.start_index, resources))
+}
+
+pub(super) async fn get_group(req: HttpRequest, state: web::Data<AppState>) -> ScimResult {
+    let key = authorize(&state, &req).await?;
+    let projection = groups_query(&req)?.projection();
+    let with_members = projection.wants_members();
+    let (tenant_id, id) = (key.tenant_id, path_id(&req));
+    let group = state.read(move |c| service::get_group(c, &tenant_id, &id, with_members)).await?;
+    group_response(StatusCode::OK, &group, &projection)
+}
+
+pub(super) async fn create_group(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: Result<JsonBody, AppError>,
+) -> ScimResult {
+    let key = authorize(&state, &req).await?;
+    let projection = groups_query(&req)?.projection();
+    let doc = parse_doc(body)?;
+    audit_status(&req, StatusCode::CREATED);
+    let tenant_id = key.tenant_id;
+    let group = commit(&state, &req, move |c| service::create_group(c, &tenant_id, doc)).await?;
+    group_response(StatusCode::CREATED, &group, &projection)
+}
+
+pub(super) async fn replace_group(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: Result<JsonBody, AppError>,
+) -> ScimResult {
+    let key = authorize(&state, &req).await?;
+    let projection = groups_query(&req)?.projection();
+    let doc = parse_doc(body)?;
+    let (tenant_id, id) = (key.tenant_id, path_id(&req));
+    let group = commit(&state, &req, move |c| service::replace_group(c, &tenant_id, &id, doc)).await?;
+    group_response(StatusCode::OK, &group, &projection)
+}
+
+/// PATCH answers the Group (200), so clients that read it back see the result.
+pub(super) async fn patch_group(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: Result<JsonBody, AppError>,
+) -> ScimResult {
+    let key = authorize(&state, &req).await?;
+    let projection = groups_query(&req)?.projection();
+    let changes = rules::parse_patch(&parse_body(body)?)?;
+    let (tenant_id, id) = (key.tenant_id, path_id(&req));
+    let group = commit(&state, &req, move |c| service::change_group(c, &tenant_id, &id, &changes)).await?;
+    group_response(StatusCode::OK, &group, &projection)
+}
+
+pub(super) async fn delete_group(req: HttpRequest, state: web::Data<AppState>) -> ScimResult {
+    let key = authorize(&state, &req).await?;
+    let (tenant_id, id) = (key.tenant_id, path_id(&req));
+    audit_status(&req, StatusCode::NO_CONTENT);
+    commit(&state, &req, move |c| service::delete_group(c, &tenant_id, &id)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
