@@ -4,6 +4,7 @@ use super::schema::{api_keys, assets, audit_events, exports, legal_holds, member
 use crate::domain::assets::{AssetType, ShareScope};
 use crate::domain::exports::{ExportKind, ExportScope, ExportStatus};
 use crate::domain::lifetime::LifetimePolicy;
+use crate::domain::scim::UserProfile;
 use crate::domain::{KeyType, MemberStatus, Role, TenantStatus};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -36,6 +37,8 @@ pub struct Member {
     pub external_id: Option<String>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// SCIM profile attributes (displayName, the enterprise extension, …).
+    pub profile: UserProfile,
 }
 
 #[derive(Debug, Clone, Queryable, Insertable)]

@@ -27,6 +27,7 @@ mod rate_limits;
 mod reliability;
 mod retention;
 mod scim;
+mod scim_conformance;
 mod secrets;
 mod siem_feed;
 mod smoke;
