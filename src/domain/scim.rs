@@ -1060,6 +1060,59 @@ mod tests {
     }
 
     #[test]
+    fn the_enterprise_extension_is_kept_in_every_form() {
+        let ent = |k: &str| format!("{ENTERPRISE_SCHEMA}:{k}");
+        let body = json!({"Operations": [
+            {"op": "add", "value": {ENTERPRISE_SCHEMA: {"department": "Legal", "manager": {"value": "m0", "displayName": "Bo"}}}},
+            {"op": "replace", "path": ent("manager"), "value": "m9"},
+            {"op": "replace", "path": ent("costCenter"), "value": "7"},
+            {"op": "add", "path": "title", "value": "Counsel"},
+        ]});
+        let a = patched(&ann(), body);
+        let want = UserProfile {
+            department: Some("Legal".into()),
+            manager_value: Some("m9".into()),
+            manager_display_name: Some("Bo".into()),
+            cost_center: Some("7".into()),
+            title: Some("Counsel".into()),
+            ..Default::default()
+        };
+        assert_eq!(a.profile, want);
+        assert!(a.profile.has_enterprise());
+        let r = patched(&a, json!({"Operations": [{"op": "remove", "path": ENTERPRISE_SCHEMA}]}));
+        assert_eq!(r.profile, UserProfile { title: Some("Counsel".into()), ..Default::default() });
+        assert!(!r.profile.has_enterprise());
+        // Another extension is ignored, not refused.
+        let other =
+            parse_patch(&json!({"Operations": [{"op": "add", "path": "urn:x:ext:1.0:User:badge", "value": "1"}]}));
+        assert_eq!(ignored(&other.unwrap()), vec!["urn:x:ext:1.0:User:badge"]);
+    }
+
+    #[test]
+    fn profile_values_are_bounded_and_single_line() {
+        let long = "é".repeat(MAX_PROFILE_CHARS + 1);
+        for (path, value) in [("displayName", json!(long)), ("timezone", json!("a\u{7}b")), ("locale", json!(5))] {
+            let e = parse_patch(&json!({"Operations": [{"op": "add", "path": path, "value": value}]})).unwrap_err();
+            assert_eq!(e.scim_type, ScimType::InvalidValue, "{path}");
+        }
+        let ok = "é".repeat(MAX_PROFILE_CHARS);
+        assert!(parse_patch(&json!({"Operations": [{"op": "add", "path": "displayName", "value": ok}]})).is_ok());
+        // Ignored names reach the audit event bounded.
+        let many: Map<String, Value> = (0..50).map(|i| (format!("x{i}{}", "y".repeat(500)), json!(1))).collect();
+        let names = ignored(&parse_patch(&json!({"Operations": [{"op": "add", "value": many}]})).unwrap());
+        assert_eq!(names.len(), 20);
+        assert!(names.iter().all(|n| n.chars().count() <= 100));
+    }
+
+    #[test]
+    fn a_put_replaces_the_profile() {
+        let mut a = ann();
+        a.profile.display_name = Some("Ann".into());
+        a.apply(&parse_resource(&json!({"userName": "ann", "title": "T"})).unwrap());
+        assert_eq!(a.profile, UserProfile { title: Some("T".into()), ..Default::default() });
+    }
+
+    #[test]
     fn a_new_user_needs_an_address() {
         let created = new_user(&parse_resource(&json!({"userName": "Ann@Acme.example"})).unwrap()).unwrap();
         assert_eq!(created.email.as_deref(), Some("Ann@Acme.example"), "the userName is the address");
