@@ -169,14 +169,15 @@ fn projection(req: &HttpRequest) -> Projection {
 }
 
 /// A User as the request asked to see it.
-fn projected(req: &HttpRequest, user: &UserResource) -> Result<Value, ScimFailure> {
+fn project(projection: &Projection, user: &UserResource) -> Result<Value, ScimFailure> {
     let v = serde_json::to_value(user).map_err(|e| AppError::internal().caused_by(e))?;
-    Ok(projection(req).apply(v, &USER_RESOURCE))
+    Ok(projection.apply(v, &USER_RESOURCE))
 }
 
 /// A User, with its Location when it was just created.
 fn user_response(req: &HttpRequest, status: StatusCode, user: &UserResource) -> ScimResult {
-    let body = serde_json::to_string(&projected(req, user)?).map_err(|e| AppError::internal().caused_by(e))?;
+    let body =
+        serde_json::to_string(&project(&projection(req), user)?).map_err(|e| AppError::internal().caused_by(e))?;
     let mut res = HttpResponse::build(status);
     res.content_type(CONTENT_TYPE);
     if status == StatusCode::CREATED {
@@ -251,9 +252,7 @@ pub(super) async fn list_users(req: HttpRequest, state: web::Data<AppState>) -> 
     let tenant_id = key.tenant_id;
     let page = state.read(move |c| service::list_users(c, &tenant_id, filter.as_ref(), start, count)).await?;
     let projection = projection(&req);
-    let page = page.map(|u| serde_json::to_value(u).map(|v| projection.apply(v, &USER_RESOURCE)));
-    let resources =
-        page.resources.into_iter().collect::<Result<Vec<_>, _>>().map_err(|e| AppError::internal().caused_by(e))?;
+    let resources = page.resources.iter().map(|u| project(&projection, u)).collect::<Result<Vec<_>, _>>()?;
     respond(StatusCode::OK, &service::ListResponse::new(page.total_results, page.start_index, resources))
 }
 

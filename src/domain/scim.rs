@@ -456,7 +456,8 @@ fn parse_target(raw: &str) -> Result<Target, ScimError> {
         ("name", None, None) => Target::Name,
         ("name", None, Some("givenname")) => Target::GivenName,
         ("name", None, Some("familyname")) => Target::FamilyName,
-        ("emails", None, None) => Target::Emails,
+        // `emails[type eq "work"]`: the one address, as a whole.
+        ("emails", _, None) => Target::Emails,
         ("emails", _, Some("value")) => Target::Email,
         ("id" | "meta" | "schemas", _, _) => Target::ReadOnly(trimmed.to_string()),
         _ => Target::Ignored(trimmed.to_string()),
@@ -992,6 +993,9 @@ mod tests {
             (json!({"Operations": [{"op": "replace", "path": "name..x", "value": "a"}]}), ScimType::InvalidPath),
             (json!({"Operations": [{"op": "replace", "path": "emails[", "value": "a"}]}), ScimType::InvalidPath),
             (json!({"Operations": [{"op": "replace", "path": "id", "value": "a"}]}), ScimType::Mutability),
+            (json!({"Operations": [{"op": "remove", "path": "emails[type eq \"work\"]"}]}), ScimType::InvalidValue),
+            (json!({"Operations": [{"op": "remove", "path": "emails[type eq \"home\"]"}]}), ScimType::NoTarget),
+            (json!({"Operations": [{"op": "add", "path": "emails[type eq", "value": "a"}]}), ScimType::InvalidPath),
         ];
         for (body, want) in cases {
             assert_eq!(parse_patch(&body).expect_err(&body.to_string()).scim_type, want, "{body}");

@@ -408,14 +408,9 @@ impl<T> ListResponse<T> {
             resources,
         }
     }
-
-    /// The same page with each resource turned into another form (e.g. projected).
-    pub fn map<U>(self, f: impl FnMut(T) -> U) -> ListResponse<U> {
-        ListResponse::new(self.total_results, self.start_index, self.resources.into_iter().map(f).collect())
-    }
 }
 
-/// A page of Users as `list_members` read it; count=0 asks for totalResults alone (RFC 7644 §3.4.2.4).
+/// A page of Users as `list_members` read it (empty when count=0: the total alone, RFC 7644 §3.4.2.4).
 fn user_page(page: &[Member], total: usize, start: i64) -> ListResponse<UserResource> {
     ListResponse::new(total, start, page.iter().map(user_resource).collect())
 }
