@@ -95,6 +95,18 @@ fn rfc7644_3_3_create(b: Backend) {
     assert_eq!(got.body[ENTERPRISE]["manager"]["$ref"], json!("../Users/mgr-1"));
     assert_eq!(got.body["displayName"], json!("Ann Lee"));
 
+    // returned: never: a password is taken (ignored) and never shown, whatever `attributes` asks.
+    let r = app.request(
+        "POST",
+        "/scim/v2/Users?attributes=password,userName",
+        &[("Authorization", &scim.auth), ("Content-Type", SCIM_JSON)],
+        Some(&json!({"userName": "pw@acme.example", "password": "Hunter2-Secret"}).to_string()),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert!(r.body.get("password").is_none() && !r.text.contains("Hunter2"), "{}", r.text);
+    let ev = assert_event(&app, &r, "scim.users.create", "ALLOWED", None);
+    assert_eq!(ev["metadata"]["ignored_attributes"], json!(["password"]));
+
     // Without name or extension: no `name: {}`, only the core schema.
     let r = scim.post(&json!({"userName": "bare@acme.example"}));
     assert_eq!(r.status, 201, "{}", r.text);
