@@ -11,7 +11,9 @@ use keyward::auth::credentials::{presented, CredentialHeaders, Presented};
 use keyward::config::Settings;
 use keyward::crypto::new_key_secret;
 use keyward::domain::key_format::{parse_secret, MAX_SECRET_LEN};
-use keyward::domain::scim::{parse_filter, parse_patch, parse_resource, FilterAttr, ScimType, PATCH_OP_SCHEMA};
+use keyward::domain::scim::{
+    most_selective, parse_filter, parse_patch, parse_resource, FilterAttr, ScimType, PATCH_OP_SCHEMA,
+};
 use keyward::domain::{allowlist, redact, KeyType};
 use proptest::prelude::*;
 use proptest::sample::{select, Index};
@@ -473,8 +475,10 @@ proptest! {
     #[test]
     fn valid_filters_parse_to_their_clauses((text, want) in valid_filter()) {
         let f = parse_filter(&text).map_err(|e| TestCaseError::fail(format!("{text:?}: {e:?}")))?;
-        let got: Vec<(FilterAttr, String)> = f.clauses.into_iter().map(|c| (c.attr, c.value)).collect();
-        prop_assert_eq!(got, want);
+        // Each conjunct is an indexed eq: its clause is its own most selective one.
+        let got: Option<Vec<(FilterAttr, String)>> =
+            f.conjuncts().into_iter().map(|c| most_selective(c).map(|c| (c.attr, c.value))).collect();
+        prop_assert_eq!(got, Some(want));
     }
 
     #[test]

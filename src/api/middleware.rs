@@ -73,7 +73,7 @@ pub async fn audit_every_request(
 /// The answer for an error the middleware itself gives: the SCIM error
 /// schema under `/scim/` (what SCIM clients parse), the envelope elsewhere.
 fn error_response(path: &str, err: AppError) -> actix_web::HttpResponse {
-    if path.starts_with("/scim/") {
+    if path.starts_with(super::scim::PATH_PREFIX) {
         super::scim::ScimFailure::from(err).error_response()
     } else {
         err.error_response()

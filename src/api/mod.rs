@@ -49,6 +49,8 @@ fn handler(op: Op, route: Route) -> Route {
         Op::ScimServiceProviderConfig => route.to(scim::service_provider_config),
         Op::ScimResourceTypes => route.to(scim::resource_types),
         Op::ScimSchemas => route.to(scim::schemas),
+        Op::ScimResourceTypeGet => route.to(scim::resource_type),
+        Op::ScimSchemaGet => route.to(scim::schema),
         Op::ScimUsersList => route.to(scim::list_users),
         Op::ScimUsersGet => route.to(scim::get_user),
         Op::ScimUsersCreate => route.to(scim::create_user),
@@ -138,7 +140,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         (PROBES[2], web::get().to(health::metrics)),
     ];
     for (path, route) in probes {
-        cfg.service(web::resource(path).route(route).default_service(web::to(|| wrong_method("GET"))));
+        cfg.service(web::resource(path).route(route).default_service(web::to(|req| wrong_method(req, "GET"))));
     }
     // One resource per path, with a route per method (SCIM serves several methods on one path).
     let mut paths: Vec<&'static str> = Vec::new();
@@ -154,9 +156,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         for op in ops {
             resource = resource.route(handler(op.id, method_route(op.method)));
         }
-        cfg.service(resource.default_service(web::to(move || {
+        cfg.service(resource.default_service(web::to(move |req| {
             let allow = allow.clone();
-            async move { wrong_method(&allow).await }
+            async move { wrong_method(req, &allow).await }
         })));
     }
     let all_methods = Method::ALL.map(Method::as_str).join(", ");
@@ -166,18 +168,28 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             resource = resource.route(handler(Op::AuthzCheck, method_route(m)));
         }
         let allow = all_methods.clone();
-        cfg.service(resource.default_service(web::to(move || {
+        cfg.service(resource.default_service(web::to(move |req| {
             let allow = allow.clone();
-            async move { wrong_method(&allow).await }
+            async move { wrong_method(req, &allow).await }
         })));
     }
 }
 
-async fn wrong_method(allow: &str) -> Result<HttpResponse, AppError> {
-    Err(AppError::method_not_allowed(allow))
+async fn wrong_method(req: HttpRequest, allow: &str) -> HttpResponse {
+    refusal(&req, AppError::method_not_allowed(allow))
 }
 
 /// Unknown routes answer the envelope, never an HTML page.
-pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, AppError> {
-    Err(AppError::not_found(format!("no route for {} {}", req.method(), req.path())))
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    refusal(&req, AppError::not_found(format!("no route for {} {}", req.method(), req.path())))
+}
+
+/// A refusal of the router: a SCIM error under `/scim/` (RFC 7644 §3.12), the envelope elsewhere.
+fn refusal(req: &HttpRequest, err: AppError) -> HttpResponse {
+    use actix_web::ResponseError;
+    if req.path().starts_with(scim::PATH_PREFIX) {
+        scim::ScimFailure::from(err).error_response()
+    } else {
+        err.error_response()
+    }
 }

@@ -3,15 +3,17 @@
 //! key's tenant: `id` is the member id. Removed members are invisible here.
 //!
 //! The rules live in `service::scim` (over the team rules) and
-//! `domain::scim`; every change commits with its audit event. Every answer,
-//! errors included, is `application/scim+json`; errors carry the RFC 7644
-//! §3.12 body and keep the underlying `AppError` on the response for the
-//! audit middleware.
+//! `domain::scim`, `domain::scim_filter`, `domain::scim_attributes`; every
+//! change commits with its audit event. Every answer under `/scim/`, errors
+//! included (unknown paths, wrong methods, 401, 413), is
+//! `application/scim+json`; errors carry the RFC 7644 §3.12 body and keep the
+//! underlying `AppError` on the response for the audit middleware.
 
 use super::context::{authenticate_key, commit, operation_of, JsonBody, RequestEvent};
 use crate::auth::KeyCaller;
 use crate::domain::redact;
-use crate::domain::scim::{self as rules, Change, ScimError, ScimType};
+use crate::domain::scim::{self as rules, Change, ScimError, ScimType, USER_RESOURCE};
+use crate::domain::scim_attributes::Projection;
 use crate::error::{AppError, ErrorCode};
 use crate::service::scim::{self as service, UserResource};
 use crate::state::AppState;
@@ -22,6 +24,11 @@ use serde_json::{json, Value};
 
 /// The media type of every SCIM answer (RFC 7644 §3.1).
 pub const CONTENT_TYPE: &str = "application/scim+json";
+/// Where SCIM answers live: errors under it are SCIM errors.
+pub const PATH_PREFIX: &str = "/scim/";
+/// The challenge of a 401 (RFC 7644 §2, RFC 6750 §3): the primary
+/// authenticationScheme of the ServiceProviderConfig, `oauthbearertoken`.
+pub const WWW_AUTHENTICATE: &str = "Bearer realm=\"keyward\"";
 
 // ------------------------------------------------------------------ errors
 
@@ -97,6 +104,9 @@ impl ResponseError for ScimFailure {
         if let Some(allow) = &self.error.allow {
             res.insert_header((header::ALLOW, allow.clone()));
         }
+        if status == StatusCode::UNAUTHORIZED {
+            res.insert_header((header::WWW_AUTHENTICATE, WWW_AUTHENTICATE));
+        }
         let mut response = res.body(serde_json::to_string(&body).unwrap_or_default());
         // The audit middleware reads the precise reason from here.
         response.extensions_mut().insert(self.error.clone());
@@ -145,9 +155,29 @@ fn note_ignored(req: &HttpRequest, changes: &[Change]) {
     }
 }
 
+/// `attributes` and `excludedAttributes` of the query (RFC 7644 §3.4.2.5, §3.9: every read, and the answers to changes).
+fn projection(req: &HttpRequest) -> Projection {
+    let (mut attributes, mut excluded) = (None, None);
+    for (k, v) in form_urlencoded::parse(req.query_string().as_bytes()) {
+        match k.to_ascii_lowercase().as_str() {
+            "attributes" => attributes = Some(v.into_owned()),
+            "excludedattributes" => excluded = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    Projection::parse(attributes.as_deref(), excluded.as_deref(), &USER_RESOURCE)
+}
+
+/// A User as the request asked to see it.
+fn project(projection: &Projection, user: &UserResource) -> Result<Value, ScimFailure> {
+    let v = serde_json::to_value(user).map_err(|e| AppError::internal().caused_by(e))?;
+    Ok(projection.apply(v, &USER_RESOURCE))
+}
+
 /// A User, with its Location when it was just created.
-fn user_response(status: StatusCode, user: &UserResource) -> ScimResult {
-    let body = serde_json::to_string(user).map_err(|e| AppError::internal().caused_by(e))?;
+fn user_response(req: &HttpRequest, status: StatusCode, user: &UserResource) -> ScimResult {
+    let body =
+        serde_json::to_string(&project(&projection(req), user)?).map_err(|e| AppError::internal().caused_by(e))?;
     let mut res = HttpResponse::build(status);
     res.content_type(CONTENT_TYPE);
     if status == StatusCode::CREATED {
@@ -173,6 +203,16 @@ pub(super) async fn schemas(req: HttpRequest, state: web::Data<AppState>) -> Sci
     respond(StatusCode::OK, &service::schemas())
 }
 
+pub(super) async fn resource_type(req: HttpRequest, state: web::Data<AppState>) -> ScimResult {
+    authorize(&state, &req).await?;
+    respond(StatusCode::OK, &service::resource_type(&path_id(&req))?)
+}
+
+pub(super) async fn schema(req: HttpRequest, state: web::Data<AppState>) -> ScimResult {
+    authorize(&state, &req).await?;
+    respond(StatusCode::OK, &service::schema(&path_id(&req))?)
+}
+
 // ------------------------------------------------------------------ users
 
 struct ListQuery {
@@ -193,7 +233,8 @@ fn list_query(req: &HttpRequest) -> Result<ListQuery, ScimFailure> {
             "filter" => q.filter = Some(v.into_owned()).filter(|f| !f.trim().is_empty()),
             "startindex" => q.start_index = Some(int("startIndex", &v)?),
             "count" => q.count = Some(int("count", &v)?),
-            // attributes, excludedAttributes, sortBy, sortOrder: full resources, creation order.
+            // attributes, excludedAttributes: see `projection`; sortBy, sortOrder: creation order
+            // (sort is not declared in the ServiceProviderConfig).
             _ => {}
         }
     }
@@ -210,14 +251,16 @@ pub(super) async fn list_users(req: HttpRequest, state: web::Data<AppState>) -> 
     }
     let tenant_id = key.tenant_id;
     let page = state.read(move |c| service::list_users(c, &tenant_id, filter.as_ref(), start, count)).await?;
-    respond(StatusCode::OK, &page)
+    let projection = projection(&req);
+    let resources = page.resources.iter().map(|u| project(&projection, u)).collect::<Result<Vec<_>, _>>()?;
+    respond(StatusCode::OK, &service::ListResponse::new(page.total_results, page.start_index, resources))
 }
 
 pub(super) async fn get_user(req: HttpRequest, state: web::Data<AppState>) -> ScimResult {
     let key = authorize(&state, &req).await?;
     let (tenant_id, id) = (key.tenant_id, path_id(&req));
     let user = state.read(move |c| service::get_user(c, &tenant_id, &id)).await?;
-    user_response(StatusCode::OK, &user)
+    user_response(&req, StatusCode::OK, &user)
 }
 
 pub(super) async fn create_user(
@@ -233,7 +276,7 @@ pub(super) async fn create_user(
     audit_status(&req, StatusCode::CREATED);
     let tenant_id = key.tenant_id;
     let created = commit(&state, &req, move |c| service::create_user(c, &tenant_id, attrs)).await?;
-    user_response(StatusCode::CREATED, &created)
+    user_response(&req, StatusCode::CREATED, &created)
 }
 
 pub(super) async fn replace_user(
@@ -247,7 +290,7 @@ pub(super) async fn replace_user(
     note_ignored(&req, &changes);
     let (tenant_id, id) = (key.tenant_id, path_id(&req));
     let user = commit(&state, &req, move |c| service::change_user(c, &tenant_id, &id, &changes)).await?;
-    user_response(StatusCode::OK, &user)
+    user_response(&req, StatusCode::OK, &user)
 }
 
 pub(super) async fn patch_user(
@@ -261,7 +304,7 @@ pub(super) async fn patch_user(
     note_ignored(&req, &changes);
     let (tenant_id, id) = (key.tenant_id, path_id(&req));
     let user = commit(&state, &req, move |c| service::change_user(c, &tenant_id, &id, &changes)).await?;
-    user_response(StatusCode::OK, &user)
+    user_response(&req, StatusCode::OK, &user)
 }
 
 /// Removes the member (irreversible; refused for the owner and for members under legal hold).

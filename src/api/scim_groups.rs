@@ -90,10 +90,7 @@ pub(super) async fn list_groups(req: HttpRequest, state: web::Data<AppState>) ->
     let tenant_id = key.tenant_id;
     let page =
         state.read(move |c| service::list_groups(c, &tenant_id, filter.as_ref(), start, count, with_members)).await?;
-    let resources = match &page.resources {
-        Some(groups) => Some(groups.iter().map(|g| projected(g, &projection)).collect::<Result<Vec<_>, _>>()?),
-        None => None,
-    };
+    let resources = page.resources.iter().map(|g| projected(g, &projection)).collect::<Result<Vec<_>, _>>()?;
     respond(StatusCode::OK, &ListResponse::new(page.total_results, page.start_index, resources))
 }
 

@@ -18,6 +18,7 @@ use crate::domain::event::{ActorType, EventFormat, EventId, Outcome};
 use crate::domain::exports::{ExportKind, ExportScope, ExportStatus};
 use crate::domain::leaks::{LeakAction, LeakedKeyAction};
 use crate::domain::lifetime::LifetimePolicy;
+use crate::domain::scim::UserProfile;
 use crate::domain::verification::RunState;
 use crate::domain::{KeyType, MemberStatus, Role, TenantStatus};
 use diesel::backend::Backend;
@@ -165,6 +166,8 @@ text_column!(ExportScope, "export scope", |s| s.as_str(), ExportScope::parse);
 text_column!(RunState, "verification run state", |s| s.as_str(), RunState::parse);
 // A JSON array of CIDR blocks; a damaged one fails the read (the key is refused, not opened to every address).
 text_column!(IpAllowlist, "IP allowlist", |l| l.to_json(), IpAllowlist::from_json);
+// A member's SCIM profile attributes as one JSON object; a damaged one fails the read.
+text_column!(UserProfile, "SCIM profile", |p| p.to_json(), UserProfile::from_json);
 // The policy's JSON, as the API shows it: `{"KEY_TYPE_SIEM":30}`.
 text_column!(
     LifetimePolicy,
@@ -254,6 +257,7 @@ mod tests {
     use crate::domain::event::EventFormat;
     use crate::domain::exports::{ExportKind, ExportScope, ExportStatus};
     use crate::domain::lifetime::LifetimePolicy;
+    use crate::domain::scim::UserProfile;
     use crate::domain::{KeyType, MemberStatus, Role, TenantStatus};
     use diesel::prelude::*;
 
@@ -462,6 +466,7 @@ mod tests {
             external_id: None,
             created_at: to_naive(now()),
             updated_at: to_naive(now()),
+            profile: UserProfile::default(),
         }
     }
 

@@ -6,6 +6,7 @@ use crate::domain::event::EventFormat;
 use crate::domain::exports::{ExportKind, ExportScope, ExportStatus};
 use crate::domain::leaks::{LeakAction, LeakedKeyAction};
 use crate::domain::lifetime::LifetimePolicy;
+use crate::domain::scim::UserProfile;
 use crate::domain::{KeyType, MemberStatus, Role, TenantStatus};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -40,6 +41,8 @@ pub struct Member {
     pub external_id: Option<String>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// SCIM profile attributes (displayName, the enterprise extension, …).
+    pub profile: UserProfile,
 }
 
 #[derive(Debug, Clone, Queryable, Insertable)]

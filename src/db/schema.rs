@@ -46,6 +46,7 @@ diesel::table! {
         external_id -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        profile -> Text,
     }
 }
 

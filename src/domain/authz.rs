@@ -174,6 +174,8 @@ operations! {
     ScimServiceProviderConfig = "scim.service_provider_config", Get, "/scim/v2/ServiceProviderConfig", Reach::Key(TeamUsers, Read);
     ScimResourceTypes = "scim.resource_types", Get, "/scim/v2/ResourceTypes", Reach::Key(TeamUsers, Read);
     ScimSchemas = "scim.schemas", Get, "/scim/v2/Schemas", Reach::Key(TeamUsers, Read);
+    ScimResourceTypeGet = "scim.resource_types.get", Get, "/scim/v2/ResourceTypes/{id}", Reach::Key(TeamUsers, Read);
+    ScimSchemaGet = "scim.schemas.get", Get, "/scim/v2/Schemas/{id}", Reach::Key(TeamUsers, Read);
     ScimUsersList = "scim.users.list", Get, "/scim/v2/Users", Reach::Key(TeamUsers, Read);
     ScimUsersGet = "scim.users.get", Get, "/scim/v2/Users/{id}", Reach::Key(TeamUsers, Read);
     ScimUsersCreate = "scim.users.create", Post, "/scim/v2/Users", Reach::Key(TeamUsers, Write);
@@ -420,6 +422,8 @@ mod tests {
                 "scim.service_provider_config",
                 "scim.resource_types",
                 "scim.schemas",
+                "scim.resource_types.get",
+                "scim.schemas.get",
                 "scim.users.list",
                 "scim.users.get",
                 "scim.users.create",

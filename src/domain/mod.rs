@@ -15,6 +15,8 @@ pub mod member;
 pub mod redact;
 pub mod request_path;
 pub mod scim;
+pub mod scim_attributes;
+pub mod scim_filter;
 pub mod segment;
 pub mod tenant;
 pub mod text;

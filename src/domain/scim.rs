@@ -11,9 +11,12 @@
 //! ignored, not refused, so a provisioning run never stalls on them.
 
 use super::member::{self, MemberStatus};
+use super::scim_filter::{self, CompareOp, Filter, ResourceSchema, Test};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub const ENTERPRISE_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 pub const LIST_RESPONSE_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 pub const PATCH_OP_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 pub const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
@@ -67,21 +70,51 @@ pub fn paging(start_index: Option<i64>, count: Option<i64>) -> (i64, i64) {
     (start, count)
 }
 
-/// Strips the core User schema URN from a fully qualified attribute name.
-fn strip_core_urn(path: &str) -> &str {
-    match (path.get(..USER_SCHEMA.len()), path.get(USER_SCHEMA.len()..)) {
-        (Some(head), Some(rest))
-            if head.eq_ignore_ascii_case(USER_SCHEMA) && rest.len() > 1 && rest.starts_with(':') =>
-        {
-            &rest[1..]
-        }
-        _ => path,
-    }
-}
-
 // ------------------------------------------------------------------ filters
 
-/// The attributes a Users filter may compare.
+/// What a Users filter and projection know of the User resource.
+pub static USER_RESOURCE: ResourceSchema = ResourceSchema {
+    core: USER_SCHEMA,
+    extensions: &[ENTERPRISE_SCHEMA],
+    filterable: &[
+        "id",
+        "externalid",
+        "username",
+        "displayname",
+        "nickname",
+        "title",
+        "preferredlanguage",
+        "locale",
+        "timezone",
+        "active",
+        "name.givenname",
+        "name.familyname",
+        "name.formatted",
+        "emails",
+        "emails.value",
+        "emails.type",
+        "emails.primary",
+        "meta.created",
+        "meta.lastmodified",
+        "meta.resourcetype",
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user:employeenumber",
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user:costcenter",
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user:organization",
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user:division",
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user:department",
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user:manager.value",
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user:manager.displayname",
+    ],
+    case_exact: &["id", "externalid", "meta.location", "meta.version"],
+    always: &["schemas", "id"],
+};
+
+/// Parses a Users `filter` (RFC 7644 §3.4.2.2).
+pub fn parse_filter(text: &str) -> Result<Filter, ScimError> {
+    scim_filter::parse(text, &USER_RESOURCE)
+}
+
+/// The attributes whose `eq` the store answers through an index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FilterAttr {
     /// Case-insensitive (RFC 7643 §4.1.1: `caseExact` false).
@@ -93,205 +126,39 @@ pub enum FilterAttr {
     Id,
 }
 
+/// An `eq` every match must satisfy, on an indexed attribute.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Clause {
     pub attr: FilterAttr,
     pub value: String,
 }
 
-/// A conjunction of `eq` comparisons: what Okta and Entra ID send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Filter {
-    pub clauses: Vec<Clause>,
-}
-
-/// What a filter is matched against: a user as SCIM serves it.
-#[derive(Debug, Clone, Copy)]
-pub struct UserView<'a> {
-    pub id: &'a str,
-    pub user_name: &'a str,
-    pub email: &'a str,
-    pub external_id: Option<&'a str>,
-}
-
-impl Clause {
-    pub fn matches(&self, u: &UserView<'_>) -> bool {
-        match self.attr {
-            FilterAttr::UserName => u.user_name.to_lowercase() == self.value.to_lowercase(),
-            FilterAttr::Email => u.email.to_lowercase() == self.value.to_lowercase(),
-            FilterAttr::ExternalId => u.external_id == Some(self.value.as_str()),
-            FilterAttr::Id => u.id == self.value,
-        }
-    }
-}
-
-impl Filter {
-    pub fn matches(&self, u: &UserView<'_>) -> bool {
-        self.clauses.iter().all(|c| c.matches(u))
-    }
-
-    /// The clause to find the candidate members by: ids, userNames and emails
-    /// are unique in the tenant; an externalId is whatever the client made it.
-    pub fn most_selective(&self) -> Option<&Clause> {
-        let rank = |a: FilterAttr| match a {
-            FilterAttr::Id => 0,
-            FilterAttr::UserName => 1,
-            FilterAttr::Email => 2,
-            FilterAttr::ExternalId => 3,
-        };
-        self.clauses.iter().min_by_key(|c| rank(c.attr))
-    }
-}
-
-const FILTER_HELP: &str =
-    "supported filters: userName, externalId, emails.value or id compared with eq, optionally joined with and";
-
-struct Lexer<'a> {
-    s: &'a str,
-    pos: usize,
-}
-
-impl<'a> Lexer<'a> {
-    fn skip_ws(&mut self) {
-        while self.s[self.pos..].starts_with(|c: char| c.is_whitespace()) {
-            self.pos += self.s[self.pos..].chars().next().map_or(1, char::len_utf8);
-        }
-    }
-
-    fn at_end(&mut self) -> bool {
-        self.skip_ws();
-        self.pos >= self.s.len()
-    }
-
-    /// An attribute path; a bracketed value filter (`emails[type eq "work"]`) is one part of it.
-    fn attr_path(&mut self) -> Result<&'a str, ScimError> {
-        self.skip_ws();
-        let start = self.pos;
-        let bytes = self.s.as_bytes();
-        let mut depth = 0usize;
-        let mut in_string = false;
-        while self.pos < bytes.len() {
-            let b = bytes[self.pos];
-            if in_string {
-                if b == b'\\' {
-                    self.pos += 1;
-                } else if b == b'"' {
-                    in_string = false;
-                }
-            } else {
-                match b {
-                    b'"' if depth > 0 => in_string = true,
-                    b'[' => depth += 1,
-                    b']' if depth > 0 => depth -= 1,
-                    b if b.is_ascii_whitespace() && depth == 0 => break,
-                    b'(' | b')' | b'"' if depth == 0 => break,
-                    _ => {}
-                }
+/// The clause to find the candidate members by: ids, userNames and emails
+/// are unique among live members; an externalId is whatever the client made
+/// it. None: no top-level `eq` on an indexed attribute (the members are scanned).
+pub fn most_selective(f: &Filter) -> Option<Clause> {
+    let rank = |a: FilterAttr| match a {
+        FilterAttr::Id => 0,
+        FilterAttr::UserName => 1,
+        FilterAttr::Email => 2,
+        FilterAttr::ExternalId => 3,
+    };
+    f.conjuncts()
+        .into_iter()
+        .filter_map(|c| match c {
+            Filter::Attr(path, Test::Compare(CompareOp::Eq, Value::String(v))) if path.schema.is_none() => {
+                let attr = match path.key().as_str() {
+                    "id" => FilterAttr::Id,
+                    "username" => FilterAttr::UserName,
+                    "externalid" => FilterAttr::ExternalId,
+                    "emails" | "emails.value" => FilterAttr::Email,
+                    _ => return None,
+                };
+                Some(Clause { attr, value: v.clone() })
             }
-            self.pos += 1;
-        }
-        if depth > 0 || in_string {
-            return Err(err(ScimType::InvalidFilter, "unbalanced brackets in the filter"));
-        }
-        let word = &self.s[start..self.pos];
-        if word.is_empty() {
-            return Err(err(ScimType::InvalidFilter, format!("expected an attribute name; {FILTER_HELP}")));
-        }
-        Ok(word)
-    }
-
-    fn word(&mut self) -> &'a str {
-        self.skip_ws();
-        let start = self.pos;
-        while self.s[self.pos..].starts_with(|c: char| !c.is_whitespace() && c != '(' && c != ')') {
-            self.pos += self.s[self.pos..].chars().next().map_or(1, char::len_utf8);
-        }
-        &self.s[start..self.pos]
-    }
-
-    /// A comparison value: a JSON string (other JSON literals are refused).
-    fn string_value(&mut self) -> Result<String, ScimError> {
-        self.skip_ws();
-        let rest = &self.s[self.pos..];
-        if !rest.starts_with('"') {
-            let w = self.word();
-            return Err(err(
-                ScimType::InvalidFilter,
-                if w.is_empty() {
-                    "expected a quoted value after the operator".to_string()
-                } else {
-                    format!("the value {w} must be a quoted string")
-                },
-            ));
-        }
-        let bytes = rest.as_bytes();
-        let mut i = 1;
-        while i < bytes.len() {
-            match bytes[i] {
-                b'\\' => i += 2,
-                b'"' => {
-                    let literal = &rest[..=i];
-                    self.pos += i + 1;
-                    return serde_json::from_str::<String>(literal)
-                        .map_err(|_| err(ScimType::InvalidFilter, "the quoted value is not a valid string"));
-                }
-                _ => i += 1,
-            }
-        }
-        Err(err(ScimType::InvalidFilter, "unterminated quoted value"))
-    }
-}
-
-fn filter_attr(path: &str) -> Option<FilterAttr> {
-    let path = strip_core_urn(path);
-    let lower = path.to_ascii_lowercase();
-    match lower.as_str() {
-        "username" => Some(FilterAttr::UserName),
-        "externalid" => Some(FilterAttr::ExternalId),
-        "id" => Some(FilterAttr::Id),
-        "emails" | "emails.value" => Some(FilterAttr::Email),
-        _ => {
-            let (name, _, sub) = split_path(path).ok()?;
-            (name.eq_ignore_ascii_case("emails") && sub.is_some_and(|s| s.eq_ignore_ascii_case("value")))
-                .then_some(FilterAttr::Email)
-        }
-    }
-}
-
-/// Parses a Users `filter` (RFC 7644 §3.4.2.2) in the subset keyward answers.
-pub fn parse_filter(text: &str) -> Result<Filter, ScimError> {
-    let mut lx = Lexer { s: text, pos: 0 };
-    let mut clauses = Vec::new();
-    loop {
-        if lx.at_end() {
-            return Err(err(ScimType::InvalidFilter, format!("the filter is incomplete; {FILTER_HELP}")));
-        }
-        if lx.s[lx.pos..].starts_with('(') {
-            return Err(err(ScimType::InvalidFilter, format!("grouping is not supported; {FILTER_HELP}")));
-        }
-        let path = lx.attr_path()?;
-        if path.eq_ignore_ascii_case("not") {
-            return Err(err(ScimType::InvalidFilter, format!("not is not supported; {FILTER_HELP}")));
-        }
-        let attr = filter_attr(path).ok_or_else(|| {
-            err(ScimType::InvalidFilter, format!("filtering on {path} is not supported; {FILTER_HELP}"))
-        })?;
-        let op = lx.word();
-        if !op.eq_ignore_ascii_case("eq") {
-            let shown = if op.is_empty() { "nothing" } else { op };
-            return Err(err(ScimType::InvalidFilter, format!("operator {shown} is not supported; {FILTER_HELP}")));
-        }
-        let value = lx.string_value()?;
-        clauses.push(Clause { attr, value });
-        if lx.at_end() {
-            return Ok(Filter { clauses });
-        }
-        let joiner = lx.word();
-        if !joiner.eq_ignore_ascii_case("and") {
-            let shown = if joiner.is_empty() { &lx.s[lx.pos..] } else { joiner };
-            return Err(err(ScimType::InvalidFilter, format!("unexpected {shown} in the filter; {FILTER_HELP}")));
-        }
-    }
+            _ => None,
+        })
+        .min_by_key(|c| rank(c.attr))
 }
 
 // ------------------------------------------------------------------ attributes
@@ -306,6 +173,132 @@ pub struct UserAttrs {
     pub family_name: Option<String>,
     pub external_id: Option<String>,
     pub active: bool,
+    pub profile: UserProfile,
+}
+
+/// Longest value of a profile attribute (they reach the audit trail's archives and every read).
+pub const MAX_PROFILE_CHARS: usize = 256;
+
+/// The User attributes keyward keeps for identity providers and shows back,
+/// but does not act on: core `displayName` … `timezone` and the enterprise
+/// extension (RFC 7643 §4.3). Stored as one JSON object, absent ones left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct UserProfile {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nick_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preferred_language: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub employee_number: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_center: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub organization: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub division: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub department: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manager_value: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manager_ref: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manager_display_name: Option<String>,
+}
+
+/// One attribute of [`UserProfile`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProfileField {
+    DisplayName,
+    NickName,
+    Title,
+    PreferredLanguage,
+    Locale,
+    Timezone,
+    EmployeeNumber,
+    CostCenter,
+    Organization,
+    Division,
+    Department,
+    ManagerValue,
+    ManagerRef,
+    ManagerDisplayName,
+}
+
+impl ProfileField {
+    const CORE: [(&'static str, ProfileField); 6] = [
+        ("displayname", ProfileField::DisplayName),
+        ("nickname", ProfileField::NickName),
+        ("title", ProfileField::Title),
+        ("preferredlanguage", ProfileField::PreferredLanguage),
+        ("locale", ProfileField::Locale),
+        ("timezone", ProfileField::Timezone),
+    ];
+    const ENTERPRISE: [(&'static str, ProfileField); 5] = [
+        ("employeenumber", ProfileField::EmployeeNumber),
+        ("costcenter", ProfileField::CostCenter),
+        ("organization", ProfileField::Organization),
+        ("division", ProfileField::Division),
+        ("department", ProfileField::Department),
+    ];
+    const MANAGER: [(&'static str, ProfileField); 3] = [
+        ("value", ProfileField::ManagerValue),
+        ("$ref", ProfileField::ManagerRef),
+        ("displayname", ProfileField::ManagerDisplayName),
+    ];
+
+    fn enterprise_fields() -> impl Iterator<Item = ProfileField> {
+        Self::ENTERPRISE.into_iter().chain(Self::MANAGER).map(|(_, f)| f)
+    }
+}
+
+impl UserProfile {
+    fn slot(&mut self, f: ProfileField) -> &mut Option<String> {
+        match f {
+            ProfileField::DisplayName => &mut self.display_name,
+            ProfileField::NickName => &mut self.nick_name,
+            ProfileField::Title => &mut self.title,
+            ProfileField::PreferredLanguage => &mut self.preferred_language,
+            ProfileField::Locale => &mut self.locale,
+            ProfileField::Timezone => &mut self.timezone,
+            ProfileField::EmployeeNumber => &mut self.employee_number,
+            ProfileField::CostCenter => &mut self.cost_center,
+            ProfileField::Organization => &mut self.organization,
+            ProfileField::Division => &mut self.division,
+            ProfileField::Department => &mut self.department,
+            ProfileField::ManagerValue => &mut self.manager_value,
+            ProfileField::ManagerRef => &mut self.manager_ref,
+            ProfileField::ManagerDisplayName => &mut self.manager_display_name,
+        }
+    }
+
+    pub fn set(&mut self, f: ProfileField, v: Option<String>) {
+        *self.slot(f) = v;
+    }
+
+    /// Whether any enterprise extension attribute is set.
+    pub fn has_enterprise(&self) -> bool {
+        let mut copy = self.clone();
+        ProfileField::enterprise_fields().any(|f| copy.slot(f).is_some())
+    }
+
+    /// The stored JSON; a damaged one reads as None (the row is refused, not misread).
+    pub fn from_json(text: &str) -> Option<UserProfile> {
+        serde_json::from_str(text).ok()
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".to_string())
+    }
 }
 
 /// One change a SCIM document asks for.
@@ -317,6 +310,9 @@ pub enum Change {
     FamilyName(Option<String>),
     ExternalId(Option<String>),
     Active(bool),
+    Profile(ProfileField, Option<String>),
+    /// A whole resource (POST, PUT) replaces the profile: what it leaves out is cleared.
+    ClearProfile,
     /// An attribute keyward does not store (named for the audit event).
     Ignored(String),
 }
@@ -331,6 +327,8 @@ impl UserAttrs {
                 Change::FamilyName(v) => self.family_name = v.clone(),
                 Change::ExternalId(v) => self.external_id = v.clone(),
                 Change::Active(v) => self.active = *v,
+                Change::Profile(f, v) => self.profile.set(*f, v.clone()),
+                Change::ClearProfile => self.profile = UserProfile::default(),
                 Change::Ignored(_) => {}
             }
         }
@@ -360,13 +358,19 @@ pub fn status_for(active: bool) -> MemberStatus {
     }
 }
 
-/// The attributes of `changes` that keyward ignored.
+/// Most ignored attribute names an audit event lists, and their longest
+/// shown length: the names are caller text.
+const MAX_IGNORED_NAMES: usize = 20;
+const MAX_IGNORED_NAME_CHARS: usize = 100;
+
+/// The attributes of `changes` that keyward ignored (bounded, see above).
 pub fn ignored(changes: &[Change]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for c in changes {
         if let Change::Ignored(p) = c {
-            if !out.contains(p) {
-                out.push(p.clone());
+            let shown: String = p.chars().take(MAX_IGNORED_NAME_CHARS).collect();
+            if !out.contains(&shown) && out.len() < MAX_IGNORED_NAMES {
+                out.push(shown);
             }
         }
     }
@@ -385,6 +389,11 @@ enum Target {
     FamilyName,
     ExternalId,
     Active,
+    Profile(ProfileField),
+    /// The enterprise extension's `manager` (complex).
+    Manager,
+    /// The enterprise extension as a whole (its URN as the key or path).
+    Enterprise,
     /// `id`, `meta`, `schemas`: set by keyward only.
     ReadOnly(String),
     Ignored(String),
@@ -423,14 +432,23 @@ fn split_path(path: &str) -> Result<(&str, Option<&str>, Option<&str>), ScimErro
 
 fn parse_target(raw: &str) -> Result<Target, ScimError> {
     let trimmed = raw.trim();
-    let path = strip_core_urn(trimmed);
-    if path.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:")) {
-        // An extension schema's attribute (e.g. the enterprise User extension).
-        return Ok(Target::Ignored(trimmed.to_string()));
+    let (schema, path) = match USER_RESOURCE.split_urn(trimmed) {
+        Some(split) => split,
+        // Another extension schema's attribute.
+        None => return Ok(Target::Ignored(trimmed.to_string())),
+    };
+    if schema == Some(ENTERPRISE_SCHEMA) {
+        return enterprise_target(trimmed, path);
     }
     let (name, filter, sub) = split_path(path)?;
     let name = name.to_ascii_lowercase();
     let sub = sub.map(str::to_ascii_lowercase);
+    if let Some(filter) = filter {
+        check_email_filter(&name, filter)?;
+    }
+    if let (None, None, Some(f)) = (filter, sub.as_deref(), lookup(&ProfileField::CORE, &name)) {
+        return Ok(Target::Profile(f));
+    }
     Ok(match (name.as_str(), filter, sub.as_deref()) {
         ("username", None, None) => Target::UserName,
         ("externalid", None, None) => Target::ExternalId,
@@ -438,15 +456,89 @@ fn parse_target(raw: &str) -> Result<Target, ScimError> {
         ("name", None, None) => Target::Name,
         ("name", None, Some("givenname")) => Target::GivenName,
         ("name", None, Some("familyname")) => Target::FamilyName,
-        ("emails", None, None) => Target::Emails,
+        // `emails[type eq "work"]`: the one address, as a whole.
+        ("emails", _, None) => Target::Emails,
         ("emails", _, Some("value")) => Target::Email,
         ("id" | "meta" | "schemas", _, _) => Target::ReadOnly(trimmed.to_string()),
         _ => Target::Ignored(trimmed.to_string()),
     })
 }
 
+fn lookup(table: &[(&'static str, ProfileField)], name: &str) -> Option<ProfileField> {
+    table.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
+}
+
+/// A path into the enterprise extension (`path` follows its URN; empty: the extension itself).
+fn enterprise_target(raw: &str, path: &str) -> Result<Target, ScimError> {
+    if path.is_empty() {
+        return Ok(Target::Enterprise);
+    }
+    let (name, filter, sub) = split_path(path)?;
+    let (name, sub) = (name.to_ascii_lowercase(), sub.map(str::to_ascii_lowercase));
+    Ok(match (filter, sub.as_deref()) {
+        (None, None) if name == "manager" => Target::Manager,
+        (None, Some(s)) if name == "manager" => {
+            lookup(&ProfileField::MANAGER, s).map_or_else(|| Target::Ignored(raw.to_string()), Target::Profile)
+        }
+        (None, None) => {
+            lookup(&ProfileField::ENTERPRISE, &name).map_or_else(|| Target::Ignored(raw.to_string()), Target::Profile)
+        }
+        _ => Target::Ignored(raw.to_string()),
+    })
+}
+
+/// A member keeps one address, served as `{"type": "work", "primary": true}`:
+/// a value filter on `emails` must parse and select it (RFC 7644 §3.5.2: else noTarget).
+fn check_email_filter(name: &str, filter: &str) -> Result<(), ScimError> {
+    if name != "emails" {
+        return Ok(());
+    }
+    let f = scim_filter::parse(&format!("emails[{filter}]"), &USER_RESOURCE)
+        .map_err(|e| err(ScimType::InvalidPath, format!("emails[{filter}]: {}", e.detail)))?;
+    let served = serde_json::json!({"emails": [{"type": "work", "primary": true}]});
+    if !f.matches(&served, &USER_RESOURCE) {
+        return Err(err(
+            ScimType::NoTarget,
+            format!("emails[{filter}] selects no address: a member keeps one work address"),
+        ));
+    }
+    Ok(())
+}
+
 fn invalid_value(detail: impl Into<String>) -> ScimError {
     err(ScimType::InvalidValue, detail)
+}
+
+/// A profile attribute's value: a bounded single-line string, or null (or "") to clear it.
+fn profile_string(attr: &str, v: &Value) -> Result<Option<String>, ScimError> {
+    let value = optional_string(attr, v)?;
+    if let Some(s) = &value {
+        if s.chars().count() > MAX_PROFILE_CHARS || s.chars().any(char::is_control) {
+            return Err(invalid_value(format!(
+                "{attr} must be at most {MAX_PROFILE_CHARS} characters with no control characters"
+            )));
+        }
+    }
+    Ok(value)
+}
+
+fn profile_name(f: ProfileField) -> &'static str {
+    match f {
+        ProfileField::DisplayName => "displayName",
+        ProfileField::NickName => "nickName",
+        ProfileField::Title => "title",
+        ProfileField::PreferredLanguage => "preferredLanguage",
+        ProfileField::Locale => "locale",
+        ProfileField::Timezone => "timezone",
+        ProfileField::EmployeeNumber => "employeeNumber",
+        ProfileField::CostCenter => "costCenter",
+        ProfileField::Organization => "organization",
+        ProfileField::Division => "division",
+        ProfileField::Department => "department",
+        ProfileField::ManagerValue => "manager.value",
+        ProfileField::ManagerRef => "manager.$ref",
+        ProfileField::ManagerDisplayName => "manager.displayName",
+    }
 }
 
 /// A string attribute's value: a string, or null (or "") to clear it.
@@ -527,6 +619,33 @@ fn set(target: Target, v: &Value, mode: Mode, out: &mut Vec<Change>) -> Result<(
         Target::FamilyName => out.push(Change::FamilyName(optional_string("name.familyName", v)?)),
         Target::ExternalId => out.push(Change::ExternalId(optional_string("externalId", v)?)),
         Target::Active => out.push(Change::Active(boolean("active", v)?)),
+        Target::Profile(f) => out.push(Change::Profile(f, profile_string(profile_name(f), v)?)),
+        // Entra ID sends the manager's id alone.
+        Target::Manager => match v {
+            Value::Object(o) => {
+                for (key, f) in ProfileField::MANAGER {
+                    match o.iter().find(|(k, _)| k.to_ascii_lowercase() == key) {
+                        Some((_, sub)) => out.push(Change::Profile(f, profile_string(profile_name(f), sub)?)),
+                        None if mode == Mode::Resource => out.push(Change::Profile(f, None)),
+                        None => {}
+                    }
+                }
+            }
+            Value::Null => out.extend(ProfileField::MANAGER.map(|(_, f)| Change::Profile(f, None))),
+            other => out.push(Change::Profile(ProfileField::ManagerValue, profile_string("manager.value", other)?)),
+        },
+        Target::Enterprise => match v {
+            Value::Object(o) => {
+                for (key, sub) in o {
+                    match enterprise_target(key, key)? {
+                        Target::Ignored(_) => out.push(Change::Ignored(format!("{ENTERPRISE_SCHEMA}:{key}"))),
+                        t => set(t, sub, mode, out)?,
+                    }
+                }
+            }
+            Value::Null => out.extend(ProfileField::enterprise_fields().map(|f| Change::Profile(f, None))),
+            _ => return Err(invalid_value(format!("{ENTERPRISE_SCHEMA} must be an object"))),
+        },
         Target::Name => match v {
             Value::Null => {
                 out.push(Change::GivenName(None));
@@ -568,6 +687,9 @@ fn remove(target: Target, path: &str, out: &mut Vec<Change>) -> Result<(), ScimE
         Target::GivenName => out.push(Change::GivenName(None)),
         Target::FamilyName => out.push(Change::FamilyName(None)),
         Target::ExternalId => out.push(Change::ExternalId(None)),
+        Target::Profile(f) => out.push(Change::Profile(f, None)),
+        Target::Manager => out.extend(ProfileField::MANAGER.map(|(_, f)| Change::Profile(f, None))),
+        Target::Enterprise => out.extend(ProfileField::enterprise_fields().map(|f| Change::Profile(f, None))),
         Target::Ignored(_) => out.push(Change::Ignored(path.trim().to_string())),
     }
     Ok(())
@@ -651,7 +773,7 @@ pub fn parse_patch(body: &Value) -> Result<Vec<Change>, ScimError> {
 /// required; attributes the body does not carry are left as they are.
 pub fn parse_resource(body: &Value) -> Result<Vec<Change>, ScimError> {
     let obj = body.as_object().ok_or_else(|| err(ScimType::InvalidSyntax, "the body must be a User object"))?;
-    let mut out = Vec::new();
+    let mut out = vec![Change::ClearProfile];
     set_object(obj, Mode::Resource, &mut out)?;
     if !out.iter().any(|c| matches!(c, Change::UserName(_))) {
         return Err(invalid_value("userName is required"));
@@ -668,34 +790,36 @@ mod tests {
         Clause { attr, value: v.into() }
     }
 
+    fn driver(f: &str) -> Option<Clause> {
+        most_selective(&parse_filter(f).unwrap_or_else(|e| panic!("{f}: {e:?}")))
+    }
+
     #[test]
     fn filters_that_okta_and_entra_send_parse() {
         assert_eq!(
-            parse_filter(r#"userName eq "test.user@okta.local""#).unwrap().clauses,
-            vec![clause(FilterAttr::UserName, "test.user@okta.local")]
+            driver(r#"userName eq "test.user@okta.local""#),
+            Some(clause(FilterAttr::UserName, "test.user@okta.local"))
         );
         assert_eq!(
-            parse_filter(r#"USERNAME EQ "Ann""#).unwrap().clauses,
-            vec![clause(FilterAttr::UserName, "Ann")],
+            driver(r#"USERNAME EQ "Ann""#),
+            Some(clause(FilterAttr::UserName, "Ann")),
             "names and operators are case-insensitive"
         );
         assert_eq!(
-            parse_filter(r#"externalId eq "00ujl29u0le5T6Aj10h7""#).unwrap().clauses,
-            vec![clause(FilterAttr::ExternalId, "00ujl29u0le5T6Aj10h7")]
+            driver(r#"externalId eq "00ujl29u0le5T6Aj10h7""#),
+            Some(clause(FilterAttr::ExternalId, "00ujl29u0le5T6Aj10h7"))
         );
         assert_eq!(
-            parse_filter(r#"emails[type eq "work"].value eq "a@b.example""#).unwrap().clauses,
-            vec![clause(FilterAttr::Email, "a@b.example")]
+            driver(r#"emails[type eq "work"].value eq "a@b.example""#),
+            Some(clause(FilterAttr::Email, "a@b.example"))
         );
         assert_eq!(
-            parse_filter(r#"urn:ietf:params:scim:schemas:core:2.0:User:userName eq "x""#).unwrap().clauses,
-            vec![clause(FilterAttr::UserName, "x")]
+            driver(r#"urn:ietf:params:scim:schemas:core:2.0:User:userName eq "x""#),
+            Some(clause(FilterAttr::UserName, "x"))
         );
-        assert_eq!(
-            parse_filter(r#"userName eq "a \"q\" b" and externalId eq "e1""#).unwrap().clauses,
-            vec![clause(FilterAttr::UserName, "a \"q\" b"), clause(FilterAttr::ExternalId, "e1")]
-        );
-        assert_eq!(parse_filter(r#"  id eq "m1"  "#).unwrap().clauses, vec![clause(FilterAttr::Id, "m1")]);
+        assert_eq!(driver(r#"  id eq "m1"  "#), Some(clause(FilterAttr::Id, "m1")));
+        assert_eq!(driver(r#"userName eq "a" or externalId eq "b""#), None, "an or is scanned");
+        assert_eq!(driver(r#"displayName co "a""#), None);
     }
 
     #[test]
@@ -704,19 +828,16 @@ mod tests {
             "",
             "userName",
             "userName eq",
-            r#"userName co "a""#,
-            r#"userName sw "a""#,
-            "userName pr",
-            r#"displayName eq "a""#,
-            r#"userName eq "a" or userName eq "b""#,
-            r#"(userName eq "a")"#,
-            r#"not (userName eq "a")"#,
+            r#"password eq "a""#,
+            r#"name eq "a""#,
+            r#"userName zz "a""#,
+            r#"(userName eq "a""#,
             "userName eq unquoted",
-            "userName eq true",
             r#"userName eq "unterminated"#,
             r#"emails[type eq "work".value eq "a""#,
             r#"userName eq "a" and"#,
             r#"userName eq "a" junk"#,
+            r#"urn:ietf:params:scim:schemas:extension:other:2.0:User:x eq "a""#,
         ] {
             let e = parse_filter(bad).expect_err(bad);
             assert_eq!(e.scim_type, ScimType::InvalidFilter, "{bad}");
@@ -725,17 +846,21 @@ mod tests {
 
     #[test]
     fn filters_match_case_as_the_schema_says() {
-        let u = UserView {
-            id: "m1",
-            user_name: "Ann.Lee@Acme.example",
-            email: "ann@acme.example",
-            external_id: Some("X1"),
-        };
-        assert!(parse_filter(r#"userName eq "ann.lee@acme.EXAMPLE""#).unwrap().matches(&u));
-        assert!(parse_filter(r#"emails.value eq "ANN@acme.example""#).unwrap().matches(&u));
-        assert!(parse_filter(r#"externalId eq "X1""#).unwrap().matches(&u));
-        assert!(!parse_filter(r#"externalId eq "x1""#).unwrap().matches(&u), "externalId is case-exact");
-        assert!(!parse_filter(r#"userName eq "ann.lee@acme.example" and externalId eq "X2""#).unwrap().matches(&u));
+        let u = serde_json::json!({
+            "id": "m1", "userName": "Ann.Lee@Acme.example", "externalId": "X1", "displayName": "Ann Lee",
+            "emails": [{"value": "ann@acme.example", "type": "work", "primary": true}],
+            ENTERPRISE_SCHEMA: {"department": "Legal"},
+        });
+        let m = |f: &str| parse_filter(f).unwrap().matches(&u, &USER_RESOURCE);
+        assert!(m(r#"userName eq "ann.lee@acme.EXAMPLE""#));
+        assert!(m(r#"emails.value eq "ANN@acme.example""#));
+        assert!(m(r#"externalId eq "X1""#));
+        assert!(!m(r#"externalId eq "x1""#), "externalId is case-exact");
+        assert!(!m(r#"id eq "M1""#), "id is case-exact");
+        assert!(!m(r#"userName eq "ann.lee@acme.example" and externalId eq "X2""#));
+        assert!(m(
+            r#"displayName sw "ann" and urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq "legal""#
+        ));
     }
 
     #[test]
@@ -760,6 +885,7 @@ mod tests {
             family_name: Some("Lee".into()),
             external_id: Some("e1".into()),
             active: true,
+            profile: UserProfile::default(),
         }
     }
 
@@ -794,6 +920,7 @@ mod tests {
                 family_name: Some("Ng".into()),
                 external_id: Some("e2".into()),
                 active: false,
+                profile: UserProfile::default(),
             }
         );
         let back = patched(&a, json!({"Operations": [{"op": "REPLACE", "path": "active", "value": "True"}]}));
@@ -810,13 +937,18 @@ mod tests {
             "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber": "42",
         }}]});
         let changes = parse_patch(&body).unwrap();
-        assert_eq!(
-            ignored(&changes),
-            vec!["displayName", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber"]
-        );
+        assert!(ignored(&changes).is_empty(), "displayName and the enterprise extension are kept");
         let mut a = ann();
         a.apply(&changes);
-        assert_eq!(a, UserAttrs { email: Some("ng@acme.example".into()), family_name: Some("Ng".into()), ..ann() });
+        let profile = UserProfile {
+            display_name: Some("Ann Ng".into()),
+            employee_number: Some("42".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            a,
+            UserAttrs { email: Some("ng@acme.example".into()), family_name: Some("Ng".into()), profile, ..ann() }
+        );
     }
 
     #[test]
@@ -861,6 +993,9 @@ mod tests {
             (json!({"Operations": [{"op": "replace", "path": "name..x", "value": "a"}]}), ScimType::InvalidPath),
             (json!({"Operations": [{"op": "replace", "path": "emails[", "value": "a"}]}), ScimType::InvalidPath),
             (json!({"Operations": [{"op": "replace", "path": "id", "value": "a"}]}), ScimType::Mutability),
+            (json!({"Operations": [{"op": "remove", "path": "emails[type eq \"work\"]"}]}), ScimType::InvalidValue),
+            (json!({"Operations": [{"op": "remove", "path": "emails[type eq \"home\"]"}]}), ScimType::NoTarget),
+            (json!({"Operations": [{"op": "add", "path": "emails[type eq", "value": "a"}]}), ScimType::InvalidPath),
         ];
         for (body, want) in cases {
             assert_eq!(parse_patch(&body).expect_err(&body.to_string()).scim_type, want, "{body}");
@@ -892,6 +1027,11 @@ mod tests {
                 family_name: Some("User".into()),
                 external_id: Some("00ujl29u0le5T6Aj10h7".into()),
                 active: true,
+                profile: UserProfile {
+                    display_name: Some("Test User".into()),
+                    locale: Some("en-US".into()),
+                    ..Default::default()
+                },
             }
         );
         // A PUT echoes id and meta; a name without familyName clears it.
@@ -901,7 +1041,7 @@ mod tests {
         assert_eq!(b, UserAttrs { given_name: Some("A".into()), family_name: None, ..ann() });
         assert_eq!(
             parse_resource(&json!({"userName": "a", "emails": []})).unwrap(),
-            vec![Change::UserName("a".into())]
+            vec![Change::ClearProfile, Change::UserName("a".into())]
         );
         assert_eq!(
             parse_resource(&json!({"userName": "a", "emails": [{"type": "work"}]})).unwrap_err().scim_type,
@@ -916,12 +1056,64 @@ mod tests {
 
     #[test]
     fn candidates_are_found_by_the_most_selective_clause() {
-        let f = parse_filter(r#"externalId eq "e1" and emails.value eq "a@b.example" and userName eq "ann""#).unwrap();
-        assert_eq!(f.most_selective(), Some(&clause(FilterAttr::UserName, "ann")));
-        let f = parse_filter(r#"userName eq "ann" and id eq "m1""#).unwrap();
-        assert_eq!(f.most_selective(), Some(&clause(FilterAttr::Id, "m1")));
-        let f = parse_filter(r#"externalId eq "e1" and emails.value eq "a@b.example""#).unwrap();
-        assert_eq!(f.most_selective(), Some(&clause(FilterAttr::Email, "a@b.example")));
+        let d = driver(r#"externalId eq "e1" and emails.value eq "a@b.example" and userName eq "ann""#);
+        assert_eq!(d, Some(clause(FilterAttr::UserName, "ann")));
+        assert_eq!(driver(r#"userName eq "ann" and id eq "m1""#), Some(clause(FilterAttr::Id, "m1")));
+        let d = driver(r#"externalId eq "e1" and (emails.value eq "a@b.example" and active eq true)"#);
+        assert_eq!(d, Some(clause(FilterAttr::Email, "a@b.example")));
+    }
+
+    #[test]
+    fn the_enterprise_extension_is_kept_in_every_form() {
+        let ent = |k: &str| format!("{ENTERPRISE_SCHEMA}:{k}");
+        let body = json!({"Operations": [
+            {"op": "add", "value": {ENTERPRISE_SCHEMA: {"department": "Legal", "manager": {"value": "m0", "displayName": "Bo"}}}},
+            {"op": "replace", "path": ent("manager"), "value": "m9"},
+            {"op": "replace", "path": ent("costCenter"), "value": "7"},
+            {"op": "add", "path": "title", "value": "Counsel"},
+        ]});
+        let a = patched(&ann(), body);
+        let want = UserProfile {
+            department: Some("Legal".into()),
+            manager_value: Some("m9".into()),
+            manager_display_name: Some("Bo".into()),
+            cost_center: Some("7".into()),
+            title: Some("Counsel".into()),
+            ..Default::default()
+        };
+        assert_eq!(a.profile, want);
+        assert!(a.profile.has_enterprise());
+        let r = patched(&a, json!({"Operations": [{"op": "remove", "path": ENTERPRISE_SCHEMA}]}));
+        assert_eq!(r.profile, UserProfile { title: Some("Counsel".into()), ..Default::default() });
+        assert!(!r.profile.has_enterprise());
+        // Another extension is ignored, not refused.
+        let other =
+            parse_patch(&json!({"Operations": [{"op": "add", "path": "urn:x:ext:1.0:User:badge", "value": "1"}]}));
+        assert_eq!(ignored(&other.unwrap()), vec!["urn:x:ext:1.0:User:badge"]);
+    }
+
+    #[test]
+    fn profile_values_are_bounded_and_single_line() {
+        let long = "é".repeat(MAX_PROFILE_CHARS + 1);
+        for (path, value) in [("displayName", json!(long)), ("timezone", json!("a\u{7}b")), ("locale", json!(5))] {
+            let e = parse_patch(&json!({"Operations": [{"op": "add", "path": path, "value": value}]})).unwrap_err();
+            assert_eq!(e.scim_type, ScimType::InvalidValue, "{path}");
+        }
+        let ok = "é".repeat(MAX_PROFILE_CHARS);
+        assert!(parse_patch(&json!({"Operations": [{"op": "add", "path": "displayName", "value": ok}]})).is_ok());
+        // Ignored names reach the audit event bounded.
+        let many: Map<String, Value> = (0..50).map(|i| (format!("x{i}{}", "y".repeat(500)), json!(1))).collect();
+        let names = ignored(&parse_patch(&json!({"Operations": [{"op": "add", "value": many}]})).unwrap());
+        assert_eq!(names.len(), 20);
+        assert!(names.iter().all(|n| n.chars().count() <= 100));
+    }
+
+    #[test]
+    fn a_put_replaces_the_profile() {
+        let mut a = ann();
+        a.profile.display_name = Some("Ann".into());
+        a.apply(&parse_resource(&json!({"userName": "ann", "title": "T"})).unwrap());
+        assert_eq!(a.profile, UserProfile { title: Some("T".into()), ..Default::default() });
     }
 
     #[test]

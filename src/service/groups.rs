@@ -141,7 +141,7 @@ pub fn list_groups(
     with_members: bool,
 ) -> AppResult<ListResponse<GroupResource>> {
     if filter.is_some_and(|f| f.contradictory) {
-        return Ok(ListResponse::new(0, start, (count > 0).then(Vec::new)));
+        return Ok(ListResponse::new(0, start, Vec::new()));
     }
     let q = filter
         .map(|f| GroupQuery {
@@ -151,7 +151,7 @@ pub fn list_groups(
         })
         .unwrap_or_default();
     let (rows, total) = store::list_groups(c, tenant_id, &q, start - 1, count.max(0))?;
-    let items = if count > 0 { Some(resources(c, tenant_id, &rows, with_members)?) } else { None };
+    let items = if count > 0 { resources(c, tenant_id, &rows, with_members)? } else { Vec::new() };
     Ok(ListResponse::new(usize::try_from(total).unwrap_or(0), start, items))
 }
 

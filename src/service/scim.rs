@@ -1,21 +1,29 @@
 //! SCIM Users over the tenant's members: which members SCIM sees, how a
 //! member reads as a SCIM User, and the changes SCIM makes, all under the
-//! team rules (`service::team`). Also the fixed discovery documents.
+//! team rules (`service::team`). Also the discovery documents.
+//!
+//! A removed member is invisible here and keeps its row untouched (e-Discovery,
+//! legal holds); its email and userName are free again, so an identity
+//! provider that deletes a person and provisions them again makes a new member.
 
 use super::team::{self, TeamUserFields};
 use super::Meta;
 use crate::db::models::{to_utc, Member};
 use crate::db::store::{self, MemberFilter};
 use crate::db::DbConn;
-use crate::domain::scim::{self as rules, Change, Filter, FilterAttr, UserAttrs, UserView};
+use crate::domain::scim::{self as rules, Change, Clause, FilterAttr, UserAttrs, UserProfile, USER_RESOURCE};
+use crate::domain::scim_filter::Filter;
 use crate::domain::{member, MemberStatus};
 use crate::error::{AppError, AppResult};
 use serde::Serialize;
+use serde_json::Value;
 
 /// Where the SCIM resources live.
 pub const BASE: &str = "/scim/v2";
-/// Most members a filtered list looks at (filters select by near-unique attributes).
+/// Most members a filtered list looks at through an indexed `eq` (ids, userNames and emails are unique).
 const CANDIDATE_CAP: i64 = 10_000;
+/// Members read at a time when a filter has no indexed `eq` and the members are scanned.
+const SCAN_PAGE: i64 = 500;
 
 // ------------------------------------------------------------------ visibility
 
@@ -44,19 +52,13 @@ fn visible() -> MemberFilter {
     MemberFilter { hide_removed: true, ..MemberFilter::default() }
 }
 
-/// A member as a filter sees it: a member without a userName of its own is served under its email.
-fn filter_view(m: &Member) -> UserView<'_> {
-    UserView {
-        id: &m.id,
-        user_name: m.user_name.as_deref().unwrap_or(&m.email),
-        email: &m.email,
-        external_id: m.external_id.as_deref(),
-    }
+/// A member as a filter sees it: the User SCIM serves.
+fn filter_view(m: &Member) -> Value {
+    serde_json::to_value(user_resource(m)).unwrap_or_default()
 }
 
-/// The members a filter may match, found by its most selective clause, then matched in full.
-fn filtered(c: &mut DbConn, tenant_id: &str, f: &Filter) -> AppResult<Vec<Member>> {
-    let driver = f.most_selective().ok_or_else(AppError::internal)?;
+/// The members an indexed `eq` may match (a superset, matched in full afterwards).
+fn candidates(c: &mut DbConn, tenant_id: &str, driver: &Clause) -> AppResult<Vec<Member>> {
     let mut query = |filter: MemberFilter| -> AppResult<Vec<Member>> {
         Ok(store::list_members(c, tenant_id, &filter, 0, CANDIDATE_CAP)?.0)
     };
@@ -65,6 +67,7 @@ fn filtered(c: &mut DbConn, tenant_id: &str, f: &Filter) -> AppResult<Vec<Member
         FilterAttr::Id => Vec::new(),
         FilterAttr::UserName => {
             let mut v = query(MemberFilter { user_name: Some(driver.value.clone()), ..base.clone() })?;
+            // A member without a userName of its own is served under its email.
             if let Some(email) = member::normalize_email(&driver.value) {
                 v.extend(query(MemberFilter { email: Some(email), ..base.clone() })?);
             }
@@ -81,7 +84,6 @@ fn filtered(c: &mut DbConn, tenant_id: &str, f: &Filter) -> AppResult<Vec<Member
     }
     found.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
     found.dedup_by(|a, b| a.id == b.id);
-    found.retain(|m| f.matches(&filter_view(m)));
     Ok(found)
 }
 
@@ -100,7 +102,7 @@ pub fn list_users(
     count: i64,
 ) -> AppResult<ListResponse<UserResource>> {
     let (page, total) = list_members(c, tenant_id, filter, start, count)?;
-    Ok(user_page(&page, total, start, count))
+    Ok(user_page(&page, total, start))
 }
 
 fn list_members(
@@ -110,31 +112,49 @@ fn list_members(
     start: i64,
     count: i64,
 ) -> AppResult<(Vec<Member>, usize)> {
-    match filter {
-        None => {
-            let (rows, total) = store::list_members(c, tenant_id, &visible(), start - 1, count)?;
-            Ok((rows, usize::try_from(total).unwrap_or(0)))
+    let Some(f) = filter else {
+        let (rows, total) = store::list_members(c, tenant_id, &visible(), start - 1, count)?;
+        return Ok((rows, usize::try_from(total).unwrap_or(0)));
+    };
+    let skip = usize::try_from(start - 1).unwrap_or(usize::MAX);
+    let take = usize::try_from(count).unwrap_or(0);
+    let matches = |m: &Member| f.matches(&filter_view(m), &USER_RESOURCE);
+    if let Some(driver) = rules::most_selective(f) {
+        let mut all = candidates(c, tenant_id, &driver)?;
+        all.retain(matches);
+        let total = all.len();
+        return Ok((all.into_iter().skip(skip).take(take).collect(), total));
+    }
+    // No indexed clause: every member is read, a page at a time; only the asked page is kept.
+    let (mut page, mut total, mut offset) = (Vec::new(), 0usize, 0i64);
+    loop {
+        let (rows, _) = store::list_members(c, tenant_id, &visible(), offset, SCAN_PAGE)?;
+        let read = rows.len();
+        for m in rows {
+            if matches(&m) {
+                if total >= skip && page.len() < take {
+                    page.push(m);
+                }
+                total += 1;
+            }
         }
-        Some(f) => {
-            let all = filtered(c, tenant_id, f)?;
-            let total = all.len();
-            let skip = usize::try_from(start - 1).unwrap_or(usize::MAX);
-            let take = usize::try_from(count).unwrap_or(0);
-            Ok((all.into_iter().skip(skip).take(take).collect(), total))
+        if read < usize::try_from(SCAN_PAGE).unwrap_or(0) {
+            return Ok((page, total));
         }
+        offset += SCAN_PAGE;
     }
 }
 
 // ------------------------------------------------------------------ changes
 
 /// A member without a userName of its own is served under its email, so no
-/// other member may take that as a userName.
+/// other live member may take that as a userName.
 fn check_served_user_name(c: &mut DbConn, tenant_id: &str, user_name: &Option<String>, except: &str) -> AppResult<()> {
     let Some(email) = user_name.as_deref().and_then(member::normalize_email) else {
         return Ok(());
     };
-    match store::find_member_by_email(c, tenant_id, &email)? {
-        Some(other) if other.user_name.is_none() && other.id != except && !is_removed(&other) => {
+    match store::find_live_member_by_email(c, tenant_id, &email)? {
+        Some(other) if other.user_name.is_none() && other.id != except => {
             Err(AppError::already_exists("a User with this userName already exists"))
         }
         _ => Ok(()),
@@ -149,6 +169,7 @@ fn attrs_of(m: &Member) -> UserAttrs {
         family_name: m.last_name.clone(),
         external_id: m.external_id.clone(),
         active: is_active(m),
+        profile: m.profile.clone(),
     }
 }
 
@@ -161,6 +182,7 @@ fn fields_of(a: UserAttrs, status: Option<MemberStatus>) -> TeamUserFields {
         user_name: a.user_name,
         external_id: a.external_id,
         status,
+        profile: Some(a.profile),
     }
 }
 
@@ -169,7 +191,9 @@ fn as_user((m, md): (Member, Meta)) -> (UserResource, Meta) {
     (user_resource(&m), md)
 }
 
-/// Provisions a member from a POSTed User (see `rules::new_user`).
+/// Provisions a member from a POSTed User (see `rules::new_user`). A removed
+/// member with the same email, userName or externalId stays as it is: this
+/// is a new member with a new id.
 pub fn create_user(c: &mut DbConn, tenant_id: &str, attrs: UserAttrs) -> AppResult<(UserResource, Meta)> {
     check_served_user_name(c, tenant_id, &attrs.user_name, "")?;
     let status = rules::status_for(attrs.active);
@@ -211,23 +235,42 @@ fn version(m: &Member) -> String {
     format!("W/\"{:x}\"", to_utc(m.updated_at).timestamp_micros())
 }
 
-/// A member as a SCIM User (RFC 7643 §4.1). A member with no userName of its
-/// own is served under its email.
+/// A member as a SCIM User (RFC 7643 §4.1, §4.3). A member with no userName
+/// of its own is served under its email. Attributes the member lacks are left out.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserResource {
-    pub schemas: [&'static str; 1],
+    /// The core schema, and the enterprise extension's when the member has any of it.
+    pub schemas: Vec<&'static str>,
     pub id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
     pub user_name: String,
-    pub name: UserName,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<UserName>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nick_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preferred_language: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
     pub emails: [UserEmail; 1],
     pub active: bool,
+    #[serde(
+        rename = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub enterprise: Option<EnterpriseUser>,
     pub meta: UserMeta,
 }
 
-/// Always present, possibly empty: its parts are left out when unknown.
+/// Left out when the member has neither part.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserName {
@@ -235,8 +278,7 @@ pub struct UserName {
     pub given_name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub family_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub formatted: Option<String>,
+    pub formatted: String,
 }
 
 /// A member keeps one address: its primary work address.
@@ -246,6 +288,35 @@ pub struct UserEmail {
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub primary: bool,
+}
+
+/// The enterprise User extension (RFC 7643 §4.3).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnterpriseUser {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub employee_number: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_center: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub organization: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub division: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub department: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manager: Option<Manager>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Manager {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(rename = "$ref", skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -258,18 +329,53 @@ pub struct UserMeta {
     pub version: String,
 }
 
+fn enterprise_of(p: &UserProfile) -> Option<EnterpriseUser> {
+    if !p.has_enterprise() {
+        return None;
+    }
+    let has_manager = p.manager_value.is_some() || p.manager_ref.is_some() || p.manager_display_name.is_some();
+    Some(EnterpriseUser {
+        employee_number: p.employee_number.clone(),
+        cost_center: p.cost_center.clone(),
+        organization: p.organization.clone(),
+        division: p.division.clone(),
+        department: p.department.clone(),
+        manager: has_manager.then(|| Manager {
+            value: p.manager_value.clone(),
+            reference: p.manager_ref.clone(),
+            display_name: p.manager_display_name.clone(),
+        }),
+    })
+}
+
 pub fn user_resource(m: &Member) -> UserResource {
-    let (given_name, family_name) = (m.first_name.clone(), m.last_name.clone());
-    let parts: Vec<&str> = [given_name.as_deref(), family_name.as_deref()].into_iter().flatten().collect();
-    let formatted = (!parts.is_empty()).then(|| parts.join(" "));
+    let parts: Vec<&str> = [m.first_name.as_deref(), m.last_name.as_deref()].into_iter().flatten().collect();
+    let name = (!parts.is_empty()).then(|| UserName {
+        formatted: parts.join(" "),
+        given_name: m.first_name.clone(),
+        family_name: m.last_name.clone(),
+    });
+    let p = &m.profile;
+    let enterprise = enterprise_of(p);
+    let mut schemas = vec![rules::USER_SCHEMA];
+    if enterprise.is_some() {
+        schemas.push(rules::ENTERPRISE_SCHEMA);
+    }
     UserResource {
-        schemas: [rules::USER_SCHEMA],
+        schemas,
         id: m.id.clone(),
         external_id: m.external_id.clone(),
         user_name: m.user_name.as_deref().unwrap_or(&m.email).to_string(),
-        name: UserName { given_name, family_name, formatted },
+        name,
+        display_name: p.display_name.clone(),
+        nick_name: p.nick_name.clone(),
+        title: p.title.clone(),
+        preferred_language: p.preferred_language.clone(),
+        locale: p.locale.clone(),
+        timezone: p.timezone.clone(),
         emails: [UserEmail { value: m.email.clone(), kind: "work", primary: true }],
         active: is_active(m),
+        enterprise,
         meta: UserMeta {
             resource_type: "User",
             created: time(m.created_at),
@@ -280,7 +386,7 @@ pub fn user_resource(m: &Member) -> UserResource {
     }
 }
 
-/// A ListResponse (RFC 7644 §3.4.2). Without `Resources` when only the total was asked for.
+/// A ListResponse (RFC 7644 §3.4.2): `Resources` always present, empty when count=0 or nothing matches.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListResponse<T> {
@@ -288,26 +394,25 @@ pub struct ListResponse<T> {
     pub total_results: usize,
     pub start_index: i64,
     pub items_per_page: usize,
-    #[serde(rename = "Resources", skip_serializing_if = "Option::is_none")]
-    pub resources: Option<Vec<T>>,
+    #[serde(rename = "Resources")]
+    pub resources: Vec<T>,
 }
 
 impl<T> ListResponse<T> {
-    pub fn new(total_results: usize, start_index: i64, resources: Option<Vec<T>>) -> Self {
+    pub fn new(total_results: usize, start_index: i64, resources: Vec<T>) -> Self {
         ListResponse {
             schemas: [rules::LIST_RESPONSE_SCHEMA],
             total_results,
             start_index,
-            items_per_page: resources.as_ref().map_or(0, Vec::len),
+            items_per_page: resources.len(),
             resources,
         }
     }
 }
 
-/// A page of Users as `list_members` read it; count=0 asks for totalResults alone (RFC 7644 §3.4.2.4).
-fn user_page(page: &[Member], total: usize, start: i64, count: i64) -> ListResponse<UserResource> {
-    let items = (count > 0).then(|| page.iter().map(user_resource).collect());
-    ListResponse::new(total, start, items)
+/// A page of Users as `list_members` read it (empty when count=0: the total alone, RFC 7644 §3.4.2.4).
+fn user_page(page: &[Member], total: usize, start: i64) -> ListResponse<UserResource> {
+    ListResponse::new(total, start, page.iter().map(user_resource).collect())
 }
 
 // ------------------------------------------------------------------ discovery
@@ -395,7 +500,14 @@ pub fn service_provider_config() -> ServiceProviderConfig {
     }
 }
 
-/// A resource type keyward serves (RFC 7643 §6): Users and Groups.
+/// An extension schema a resource type takes.
+#[derive(Debug, Serialize)]
+pub struct SchemaExtension {
+    pub schema: &'static str,
+    pub required: bool,
+}
+
+/// A resource type keyward serves (RFC 7643 §6).
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceType {
@@ -405,31 +517,55 @@ pub struct ResourceType {
     pub endpoint: &'static str,
     pub description: &'static str,
     pub schema: &'static str,
-    pub schema_extensions: [&'static str; 0],
+    pub schema_extensions: Vec<SchemaExtension>,
     pub meta: DocumentMeta,
 }
 
-pub fn resource_types() -> ListResponse<ResourceType> {
-    let user = ResourceType {
-        schemas: ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
+pub const RESOURCE_TYPE_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ResourceType";
+
+/// The User resource type; another resource type is one more entry of [`resource_type_documents`].
+fn user_resource_type() -> ResourceType {
+    ResourceType {
+        schemas: [RESOURCE_TYPE_SCHEMA],
         id: "User",
         name: "User",
         endpoint: "/Users",
         description: "A member of the tenant",
         schema: rules::USER_SCHEMA,
-        schema_extensions: [],
+        schema_extensions: vec![SchemaExtension { schema: rules::ENTERPRISE_SCHEMA, required: false }],
         meta: DocumentMeta { resource_type: "ResourceType", location: format!("{BASE}/ResourceTypes/User") },
-    };
-    let group = ResourceType {
+    }
+}
+
+fn group_resource_type() -> ResourceType {
+    ResourceType {
+        schemas: [RESOURCE_TYPE_SCHEMA],
         id: "Group",
         name: "Group",
         endpoint: "/Groups",
         description: "A group of the tenant's members, which an owner may map to a console role",
         schema: crate::domain::groups::GROUP_SCHEMA,
+        schema_extensions: vec![],
         meta: DocumentMeta { resource_type: "ResourceType", location: format!("{BASE}/ResourceTypes/Group") },
-        ..user
-    };
-    ListResponse::new(2, 1, Some(vec![user, group]))
+    }
+}
+
+/// Every resource type served.
+pub fn resource_type_documents() -> Vec<ResourceType> {
+    vec![user_resource_type(), group_resource_type()]
+}
+
+pub fn resource_types() -> ListResponse<ResourceType> {
+    let all = resource_type_documents();
+    ListResponse::new(all.len(), 1, all)
+}
+
+/// A resource type by its id (`/ResourceTypes/{id}`).
+pub fn resource_type(id: &str) -> AppResult<ResourceType> {
+    resource_type_documents()
+        .into_iter()
+        .find(|t| t.id == id)
+        .ok_or_else(|| AppError::not_found("no ResourceType with this id"))
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -438,6 +574,7 @@ pub enum AttributeType {
     String,
     Boolean,
     Complex,
+    Reference,
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -475,6 +612,8 @@ pub struct SchemaAttribute {
     pub returned: Returned,
     pub uniqueness: Uniqueness,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub reference_types: &'static [&'static str],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub sub_attributes: &'static [SchemaAttribute],
 }
 
@@ -497,12 +636,18 @@ pub(super) const fn attribute(
         mutability,
         returned: Returned::Default,
         uniqueness,
+        reference_types: &[],
         sub_attributes: &[],
     }
 }
 
+/// A profile attribute: a string keyward keeps and shows back but does not act on.
+const fn kept(name: &'static str, description: &'static str) -> SchemaAttribute {
+    attribute(name, AttributeType::String, false, Mutability::ReadWrite, Uniqueness::None, description)
+}
+
 /// The core User attributes keyward keeps.
-static USER_ATTRIBUTES: [SchemaAttribute; 4] = {
+static USER_ATTRIBUTES: [SchemaAttribute; 10] = {
     use AttributeType as T;
     use Mutability as M;
     use Uniqueness as U;
@@ -554,10 +699,50 @@ static USER_ATTRIBUTES: [SchemaAttribute; 4] = {
             U::None,
             "false deactivates the member (USER_STATUS_INACTIVE); it stays listed",
         ),
+        kept("displayName", "Kept and shown back (at most 256 characters)"),
+        kept("nickName", "Kept and shown back (at most 256 characters)"),
+        kept("title", "Kept and shown back (at most 256 characters)"),
+        kept("preferredLanguage", "Kept and shown back (at most 256 characters)"),
+        kept("locale", "Kept and shown back (at most 256 characters)"),
+        kept("timezone", "Kept and shown back (at most 256 characters)"),
     ]
 };
 
-/// A schema keyward serves (RFC 7643 §7): the core User schema.
+/// The enterprise User extension's attributes (RFC 7643 §4.3), all kept.
+static ENTERPRISE_ATTRIBUTES: [SchemaAttribute; 6] = [
+    kept("employeeNumber", "Kept and shown back (at most 256 characters)"),
+    kept("costCenter", "Kept and shown back (at most 256 characters)"),
+    kept("organization", "Kept and shown back (at most 256 characters)"),
+    kept("division", "Kept and shown back (at most 256 characters)"),
+    kept("department", "Kept and shown back (at most 256 characters)"),
+    SchemaAttribute {
+        sub_attributes: &[
+            kept("value", "The manager's id at the identity provider"),
+            SchemaAttribute {
+                reference_types: &["User"],
+                ..attribute(
+                    "$ref",
+                    AttributeType::Reference,
+                    false,
+                    Mutability::ReadWrite,
+                    Uniqueness::None,
+                    "The manager's URI",
+                )
+            },
+            kept("displayName", "The manager's name"),
+        ],
+        ..attribute(
+            "manager",
+            AttributeType::Complex,
+            false,
+            Mutability::ReadWrite,
+            Uniqueness::None,
+            "Kept and shown back",
+        )
+    },
+];
+
+/// A schema keyward serves (RFC 7643 §7).
 #[derive(Debug, Serialize)]
 pub struct Schema {
     pub schemas: [&'static str; 1],
@@ -568,25 +753,49 @@ pub struct Schema {
     pub meta: DocumentMeta,
 }
 
+pub const SCHEMA_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Schema";
+
+fn schema_document(
+    id: &'static str,
+    name: &'static str,
+    description: &'static str,
+    attributes: &'static [SchemaAttribute],
+) -> Schema {
+    Schema {
+        schemas: [SCHEMA_SCHEMA],
+        id,
+        name,
+        description,
+        attributes,
+        meta: DocumentMeta { resource_type: "Schema", location: format!("{BASE}/Schemas/{id}") },
+    }
+}
+
+/// Every resource schema served; another resource type adds its own here.
+pub fn schema_documents() -> Vec<Schema> {
+    vec![
+        schema_document(rules::USER_SCHEMA, "User", "A member of the tenant", &USER_ATTRIBUTES),
+        schema_document(rules::ENTERPRISE_SCHEMA, "EnterpriseUser", "Enterprise User", &ENTERPRISE_ATTRIBUTES),
+        schema_document(
+            crate::domain::groups::GROUP_SCHEMA,
+            "Group",
+            "A group of the tenant's members",
+            &super::groups::GROUP_ATTRIBUTES,
+        ),
+    ]
+}
+
 pub fn schemas() -> ListResponse<Schema> {
-    let user = Schema {
-        schemas: ["urn:ietf:params:scim:schemas:core:2.0:Schema"],
-        id: rules::USER_SCHEMA,
-        name: "User",
-        description: "A member of the tenant",
-        attributes: &USER_ATTRIBUTES,
-        meta: DocumentMeta { resource_type: "Schema", location: format!("{BASE}/Schemas/{}", rules::USER_SCHEMA) },
-    };
-    let group_schema = crate::domain::groups::GROUP_SCHEMA;
-    let group = Schema {
-        id: group_schema,
-        name: "Group",
-        description: "A group of the tenant's members",
-        attributes: &super::groups::GROUP_ATTRIBUTES,
-        meta: DocumentMeta { resource_type: "Schema", location: format!("{BASE}/Schemas/{group_schema}") },
-        ..user
-    };
-    ListResponse::new(2, 1, Some(vec![user, group]))
+    let all = schema_documents();
+    ListResponse::new(all.len(), 1, all)
+}
+
+/// A schema by its URN (`/Schemas/{id}`); URNs compare case-insensitively.
+pub fn schema(id: &str) -> AppResult<Schema> {
+    schema_documents()
+        .into_iter()
+        .find(|s| s.id.eq_ignore_ascii_case(id))
+        .ok_or_else(|| AppError::not_found("no Schema with this id"))
 }
 
 #[cfg(test)]
@@ -609,6 +818,7 @@ mod tests {
             external_id: external_id.map(Into::into),
             created_at: at,
             updated_at: at,
+            profile: UserProfile::default(),
         }
     }
 
@@ -625,7 +835,6 @@ mod tests {
                 "schemas": [rules::USER_SCHEMA],
                 "id": "m1",
                 "userName": "ann@acme.example",
-                "name": {},
                 "emails": [{"value": "ann@acme.example", "type": "work", "primary": true}],
                 "active": false,
                 "meta": {
@@ -643,14 +852,30 @@ mod tests {
     }
 
     #[test]
+    fn the_profile_and_the_enterprise_extension_are_served() {
+        let mut m = member(Some("Ann"), None, None);
+        m.profile = UserProfile {
+            display_name: Some("Ann L".into()),
+            department: Some("Legal".into()),
+            manager_value: Some("m0".into()),
+            ..UserProfile::default()
+        };
+        let v = as_value(&user_resource(&m));
+        assert_eq!(v["schemas"], json!([rules::USER_SCHEMA, rules::ENTERPRISE_SCHEMA]));
+        assert_eq!(v["displayName"], json!("Ann L"));
+        assert_eq!(v[rules::ENTERPRISE_SCHEMA], json!({"department": "Legal", "manager": {"value": "m0"}}));
+        assert_eq!(v["name"], json!({"givenName": "Ann", "formatted": "Ann"}));
+    }
+
+    #[test]
     fn a_count_of_zero_lists_the_total_alone() {
-        let rows = [member(None, None, None)];
-        let total_only = as_value(&user_page(&rows, 5, 2, 0));
+        let total_only = as_value(&user_page(&[], 5, 2));
         assert_eq!(
             total_only,
-            json!({"schemas": [rules::LIST_RESPONSE_SCHEMA], "totalResults": 5, "startIndex": 2, "itemsPerPage": 0})
+            json!({"schemas": [rules::LIST_RESPONSE_SCHEMA], "totalResults": 5, "startIndex": 2, "itemsPerPage": 0, "Resources": []})
         );
-        let page = as_value(&user_page(&rows, 5, 2, 1));
+        let rows = [member(None, None, None)];
+        let page = as_value(&user_page(&rows, 5, 2));
         assert_eq!(page["itemsPerPage"], json!(1));
         assert_eq!(page["Resources"][0]["id"], json!("m1"));
     }
@@ -662,7 +887,13 @@ mod tests {
         assert_eq!(config["authenticationSchemes"][0]["primary"], json!(true));
         assert!(config["authenticationSchemes"][1].get("primary").is_none());
         let types = as_value(&resource_types());
-        assert_eq!(types["Resources"][0]["schemaExtensions"], json!([]));
+        assert_eq!(
+            types["Resources"][0]["schemaExtensions"],
+            json!([{"schema": rules::ENTERPRISE_SCHEMA, "required": false}])
+        );
+        assert_eq!(as_value(&schemas())["totalResults"], json!(2));
+        assert!(schema("URN:ietf:params:scim:schemas:core:2.0:user").is_ok());
+        assert!(schema("urn:nope").is_err() && resource_type("Nope").is_err());
         let schema = as_value(&schemas());
         let attrs = &schema["Resources"][0]["attributes"];
         assert_eq!(attrs[2]["name"], json!("emails"));

@@ -4,6 +4,7 @@ use super::{meta, Meta};
 use crate::db::models::{api_time, now, to_naive, Member, Tenant};
 use crate::db::{store, DbConn};
 use crate::domain::lifetime::LifetimePolicy;
+use crate::domain::scim::UserProfile;
 use crate::domain::{member, MemberStatus, Role, TenantStatus};
 use crate::error::{AppError, AppResult};
 use serde::Serialize;
@@ -54,6 +55,7 @@ fn new_member(tenant_id: &str, email: String, role: Role, at: chrono::NaiveDateT
         external_id: None,
         created_at: at,
         updated_at: at,
+        profile: UserProfile::default(),
     }
 }
 
@@ -159,6 +161,8 @@ pub struct TeamUserFields {
     pub user_name: Option<String>,
     pub external_id: Option<String>,
     pub status: Option<MemberStatus>,
+    /// SCIM only: None leaves the profile as it is.
+    pub profile: Option<UserProfile>,
 }
 
 fn check_name(field: &str, v: &Option<String>) -> AppResult<()> {
@@ -195,7 +199,7 @@ fn check_user_name_free(
     except: Option<&str>,
 ) -> AppResult<()> {
     if let Some(u) = user_name {
-        if let Some(other) = store::find_member_by_user_name(conn, tenant_id, u)? {
+        if let Some(other) = store::find_live_member_by_user_name(conn, tenant_id, u)? {
             if Some(other.id.as_str()) != except {
                 return Err(AppError::already_exists("a member with this user_name already exists in the tenant"));
             }
@@ -217,7 +221,9 @@ pub fn add_team_user(
 pub(super) fn add_member(conn: &mut DbConn, tenant_id: &str, f: TeamUserFields) -> AppResult<(Member, Meta)> {
     let email = check_fields(&f)?;
     check_grant(f.role, false)?;
-    if store::find_member_by_email(conn, tenant_id, &email)?.is_some() {
+    // Removed members keep their row (e-Discovery, legal holds): the same
+    // person provisioned again is a new member with a new id.
+    if store::find_live_member_by_email(conn, tenant_id, &email)?.is_some() {
         return Err(AppError::already_exists("a member with this email already exists in the tenant"));
     }
     check_user_name_free(conn, tenant_id, &f.user_name, None)?;
@@ -232,6 +238,7 @@ pub(super) fn add_member(conn: &mut DbConn, tenant_id: &str, f: TeamUserFields) 
     m.last_name = f.last_name;
     m.user_name = f.user_name;
     m.external_id = f.external_id;
+    m.profile = f.profile.unwrap_or_default();
     store::insert_member(conn, &m)?;
     let md = meta(json!({"team_user_id": m.id, "email": m.email, "role": m.role, "status": m.status}));
     Ok((m, md))
@@ -330,7 +337,7 @@ pub(super) fn replace_member(
     let email = check_fields(&f)?;
     check_transition(conn, &before, f.status, f.role)?;
     super::groups::check_direct_role(conn, &before, f.role)?;
-    if email != before.email && store::find_member_by_email(conn, tenant_id, &email)?.is_some() {
+    if email != before.email && store::find_live_member_by_email(conn, tenant_id, &email)?.is_some() {
         return Err(AppError::already_exists("a member with this email already exists in the tenant"));
     }
     check_user_name_free(conn, tenant_id, &f.user_name, Some(&before.id))?;
@@ -340,6 +347,9 @@ pub(super) fn replace_member(
     after.last_name = f.last_name;
     after.user_name = f.user_name;
     after.external_id = f.external_id;
+    if let Some(p) = f.profile {
+        after.profile = p;
+    }
     if let Some(s) = f.status {
         after.status = s;
     }

@@ -31,6 +31,7 @@ mod rate_limits;
 mod reliability;
 mod retention;
 mod scim;
+mod scim_conformance;
 mod scim_groups;
 mod secrets;
 mod siem_feed;

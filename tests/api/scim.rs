@@ -7,26 +7,26 @@ use crate::both;
 use crate::helpers::{event_of, Backend, Resp, TestApp};
 use serde_json::{json, Value};
 
-const SCIM_JSON: &str = "application/scim+json";
-const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
-const LIST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
-const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
-const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub(crate) const SCIM_JSON: &str = "application/scim+json";
+pub(crate) const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+pub(crate) const LIST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+pub(crate) const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+pub(crate) const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const KEY_REFUSED: &str = "Invalid or missing enterprise API key";
 
 /// A SCIM client holding a key, sending it as IDPs do (`Authorization: Bearer`).
-struct Scim<'a> {
+pub(crate) struct Scim<'a> {
     app: &'a TestApp,
-    auth: String,
+    pub(crate) auth: String,
 }
 
 impl<'a> Scim<'a> {
-    fn new(app: &'a TestApp) -> Scim<'a> {
+    pub(crate) fn new(app: &'a TestApp) -> Scim<'a> {
         let (_, secret) = app.create_key("KEY_TYPE_TEAM_USER_MGMT");
         Scim { app, auth: format!("Bearer {secret}") }
     }
 
-    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Resp {
+    pub(crate) fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Resp {
         let url = format!("/scim/v2{path}");
         let mut headers = vec![("Authorization", self.auth.as_str()), ("Accept", SCIM_JSON)];
         let text = body.map(Value::to_string);
@@ -40,30 +40,30 @@ impl<'a> Scim<'a> {
         r
     }
 
-    fn get(&self, path: &str) -> Resp {
+    pub(crate) fn get(&self, path: &str) -> Resp {
         self.call("GET", path, None)
     }
-    fn post(&self, body: &Value) -> Resp {
+    pub(crate) fn post(&self, body: &Value) -> Resp {
         self.call("POST", "/Users", Some(body))
     }
-    fn put(&self, id: &str, body: &Value) -> Resp {
+    pub(crate) fn put(&self, id: &str, body: &Value) -> Resp {
         self.call("PUT", &format!("/Users/{id}"), Some(body))
     }
-    fn patch(&self, id: &str, ops: Value) -> Resp {
+    pub(crate) fn patch(&self, id: &str, ops: Value) -> Resp {
         self.call("PATCH", &format!("/Users/{id}"), Some(&json!({"schemas": [PATCH_SCHEMA], "Operations": ops})))
     }
-    fn delete(&self, id: &str) -> Resp {
+    pub(crate) fn delete(&self, id: &str) -> Resp {
         self.call("DELETE", &format!("/Users/{id}"), None)
     }
     /// `GET /Users?filter=…` with the filter percent-encoded as Okta sends it.
-    fn filter(&self, filter: &str) -> Resp {
+    pub(crate) fn filter(&self, filter: &str) -> Resp {
         let encoded: String = form_urlencoded::byte_serialize(filter.as_bytes()).collect();
         self.get(&format!("/Users?filter={encoded}&startIndex=1&count=100"))
     }
 
     /// Creates a user with a userName, an email and an externalId; returns its id.
     #[track_caller]
-    fn create(&self, user_name: &str, email: &str, external_id: &str) -> String {
+    pub(crate) fn create(&self, user_name: &str, email: &str, external_id: &str) -> String {
         let r = self.post(&json!({
             "schemas": [USER_SCHEMA],
             "userName": user_name,
@@ -78,14 +78,14 @@ impl<'a> Scim<'a> {
 }
 
 #[track_caller]
-fn assert_scim_json(r: &Resp) {
+pub(crate) fn assert_scim_json(r: &Resp) {
     let ct = r.header("content-type").unwrap_or_default();
     assert!(ct.starts_with(SCIM_JSON), "content type {ct:?} for {} {}", r.status, r.text);
 }
 
 /// Asserts an RFC 7644 error body; returns its detail.
 #[track_caller]
-fn assert_scim_error(r: &Resp, status: u16, scim_type: Option<&str>) -> String {
+pub(crate) fn assert_scim_error(r: &Resp, status: u16, scim_type: Option<&str>) -> String {
     assert_eq!(r.status, status, "{}", r.text);
     assert_scim_json(r);
     assert_eq!(r.body["schemas"], json!([ERROR_SCHEMA]), "{}", r.text);
@@ -96,7 +96,7 @@ fn assert_scim_error(r: &Resp, status: u16, scim_type: Option<&str>) -> String {
 }
 
 #[track_caller]
-fn assert_event(app: &TestApp, r: &Resp, operation: &str, outcome: &str, reason: Option<&str>) -> Value {
+pub(crate) fn assert_event(app: &TestApp, r: &Resp, operation: &str, outcome: &str, reason: Option<&str>) -> Value {
     let ev = event_of(app, r);
     assert_eq!(ev["operation"], json!(operation), "{ev}");
     assert_eq!(ev["outcome"], json!(outcome), "{ev}");
@@ -105,11 +105,11 @@ fn assert_event(app: &TestApp, r: &Resp, operation: &str, outcome: &str, reason:
     ev
 }
 
-fn member_status(app: &TestApp, id: &str) -> String {
+pub(crate) fn member_status(app: &TestApp, id: &str) -> String {
     app.query_strings(&format!("SELECT status AS v FROM members WHERE id = '{id}'")).pop().unwrap()
 }
 
-fn ids(list: &Resp) -> Vec<String> {
+pub(crate) fn ids(list: &Resp) -> Vec<String> {
     list.body["Resources"].as_array().unwrap().iter().map(|u| u["id"].as_str().unwrap().to_string()).collect()
 }
 
@@ -294,22 +294,23 @@ fn entra_provisioning_sequence(b: Backend) {
     assert_eq!(r.body["externalId"], json!("ext-2"));
     assert_eq!(r.body["userName"], json!("renamed_user"));
 
-    // No-path value form whose keys are attribute paths; unknown attributes are ignored.
+    // No-path value form whose keys are attribute paths; displayName and the
+    // enterprise extension are kept, unknown attributes are ignored.
     let r = scim.patch(
         &id,
         json!([{"op": "Replace", "value": {
             "name.givenName": "Zvdsdw",
             "displayName": "Pvlo",
-            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber": "42"
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber": "42",
+            "phoneNumbers[type eq \"work\"].value": "555"
         }}]),
     );
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["name"]["givenName"], json!("Zvdsdw"));
+    assert_eq!(r.body["displayName"], json!("Pvlo"));
+    assert_eq!(r.body["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["employeeNumber"], json!("42"));
     let ev = assert_event(&app, &r, "scim.users.patch", "ALLOWED", None);
-    assert_eq!(
-        ev["metadata"]["ignored_attributes"],
-        json!(["displayName", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber"])
-    );
+    assert_eq!(ev["metadata"]["ignored_attributes"], json!(["phoneNumbers[type eq \"work\"].value"]));
 
     // Disable with a string boolean; the user is still served, with active:false.
     let r = scim.patch(&id, json!([{"op": "Replace", "path": "active", "value": "False"}]));
@@ -360,11 +361,11 @@ fn filters_and_pagination(b: Backend) {
     assert_eq!((ids(&r), r.body["startIndex"].clone()), (created.clone(), json!(1)));
     let r = scim.get("/Users?count=5000");
     assert_eq!(ids(&r), created);
-    // count=0: totalResults only.
+    // count=0: totalResults, with an empty Resources.
     let r = scim.get("/Users?count=0");
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["totalResults"], json!(6));
-    assert!(r.body.get("Resources").is_none(), "{}", r.text);
+    assert_eq!(r.body["Resources"], json!([]), "{}", r.text);
 
     // userName: case-insensitive.
     let r = scim.filter(r#"userName eq "user.3@acme.EXAMPLE""#);
@@ -400,11 +401,11 @@ fn unsupported_filters_are_invalid_filter(b: Backend) {
     let app = TestApp::spawn(b);
     let scim = Scim::new(&app);
     for bad in [
-        r#"userName co "a""#,
-        r#"displayName eq "x""#,
-        r#"userName eq "a" or userName eq "b""#,
+        r#"userName zz "a""#,
+        r#"password eq "x""#,
+        r#"userName eq "a" or"#,
         "userName eq unquoted",
-        "userName pr",
+        "userName",
         r#"userName eq "open"#,
     ] {
         let r = scim.filter(bad);
@@ -689,7 +690,21 @@ fn discovery_documents(b: Backend) {
     assert_eq!(schema["id"], json!(USER_SCHEMA));
     let names: Vec<&str> =
         schema["attributes"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
-    assert_eq!(names, vec!["userName", "name", "emails", "active"]);
+    assert_eq!(
+        names,
+        vec![
+            "userName",
+            "name",
+            "emails",
+            "active",
+            "displayName",
+            "nickName",
+            "title",
+            "preferredLanguage",
+            "locale",
+            "timezone"
+        ]
+    );
     assert_eq!(schema["attributes"][0]["uniqueness"], json!("server"));
     assert_event(&app, &r, "scim.schemas", "ALLOWED", None);
 }

@@ -26,19 +26,37 @@ pub fn find_member(conn: &mut DbConn, tenant_id: &str, member_id: &str) -> AppRe
         .optional()?)
 }
 
+/// The member with this email: the live one (emails are unique among members
+/// not removed), else the latest removed one (a removed member's email may
+/// have been provisioned again).
 pub fn find_member_by_email(conn: &mut DbConn, tenant_id: &str, email: &str) -> AppResult<Option<Member>> {
+    if let Some(live) = find_live_member_by_email(conn, tenant_id, email)? {
+        return Ok(Some(live));
+    }
     Ok(members::table
         .filter(members::tenant_id.eq(tenant_id))
         .filter(members::email.eq(email))
+        .order((members::created_at.desc(), members::id.desc()))
         .first(conn)
         .optional()?)
 }
 
-/// SCIM `userName` comparisons are case-insensitive.
-pub fn find_member_by_user_name(conn: &mut DbConn, tenant_id: &str, user_name: &str) -> AppResult<Option<Member>> {
+/// The member not removed with this email, if any.
+pub fn find_live_member_by_email(conn: &mut DbConn, tenant_id: &str, email: &str) -> AppResult<Option<Member>> {
+    Ok(members::table
+        .filter(members::tenant_id.eq(tenant_id))
+        .filter(members::email.eq(email))
+        .filter(members::status.ne(MemberStatus::Removed))
+        .first(conn)
+        .optional()?)
+}
+
+/// The member not removed with this userName (SCIM compares it case-insensitively).
+pub fn find_live_member_by_user_name(conn: &mut DbConn, tenant_id: &str, user_name: &str) -> AppResult<Option<Member>> {
     Ok(members::table
         .filter(members::tenant_id.eq(tenant_id))
         .filter(lower(members::user_name.assume_not_null()).eq(user_name.to_lowercase()))
+        .filter(members::status.ne(MemberStatus::Removed))
         .first(conn)
         .optional()?)
 }
@@ -54,6 +72,7 @@ pub fn update_member(conn: &mut DbConn, m: &Member) -> AppResult<()> {
             members::last_name.eq(&m.last_name),
             members::user_name.eq(&m.user_name),
             members::external_id.eq(&m.external_id),
+            members::profile.eq(&m.profile),
             members::updated_at.eq(m.updated_at),
         ))
         .execute(conn)
