@@ -215,14 +215,18 @@ pub(super) async fn schema(req: HttpRequest, state: web::Data<AppState>) -> Scim
 
 // ------------------------------------------------------------------ users
 
-struct ListQuery {
-    filter: Option<String>,
-    start_index: Option<i64>,
-    count: Option<i64>,
+/// The query parameters of a SCIM list or read (names case-insensitive, RFC 7644 §3.4.2).
+#[derive(Default)]
+pub(super) struct ListQuery {
+    pub filter: Option<String>,
+    pub start_index: Option<i64>,
+    pub count: Option<i64>,
+    pub attributes: Option<String>,
+    pub excluded_attributes: Option<String>,
 }
 
-fn list_query(req: &HttpRequest) -> Result<ListQuery, ScimFailure> {
-    let mut q = ListQuery { filter: None, start_index: None, count: None };
+pub(super) fn list_query(req: &HttpRequest) -> Result<ListQuery, ScimFailure> {
+    let mut q = ListQuery::default();
     let int = |name: &str, v: &str| {
         v.trim().parse::<i64>().map_err(|_| {
             ScimFailure::typed(AppError::invalid(format!("{name} must be an integer")), ScimType::InvalidValue)
@@ -233,8 +237,9 @@ fn list_query(req: &HttpRequest) -> Result<ListQuery, ScimFailure> {
             "filter" => q.filter = Some(v.into_owned()).filter(|f| !f.trim().is_empty()),
             "startindex" => q.start_index = Some(int("startIndex", &v)?),
             "count" => q.count = Some(int("count", &v)?),
-            // attributes, excludedAttributes: see `projection`; sortBy, sortOrder: creation order
-            // (sort is not declared in the ServiceProviderConfig).
+            "attributes" => q.attributes = Some(v.into_owned()),
+            "excludedattributes" => q.excluded_attributes = Some(v.into_owned()),
+            // sortBy, sortOrder: creation order (sort is not declared in the ServiceProviderConfig).
             _ => {}
         }
     }

@@ -8,9 +8,10 @@
 
 use super::context::{commit, JsonBody, RequestEvent};
 use super::scim::{audit_status, authorize, parse_body, path_id, respond, ScimFailure, ScimResult, CONTENT_TYPE};
+use super::scim::{list_query as groups_query, ListQuery as GroupsQuery};
 use crate::domain::groups::{self as rules, Projection};
 use crate::domain::redact;
-use crate::domain::scim::{paging, ScimType};
+use crate::domain::scim::paging;
 use crate::error::AppError;
 use crate::service::groups::{self as service, GroupResource};
 use crate::service::scim::ListResponse;
@@ -19,41 +20,8 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
-/// The query parameters a Groups read understands.
-#[derive(Default)]
-struct GroupsQuery {
-    filter: Option<String>,
-    start_index: Option<i64>,
-    count: Option<i64>,
-    attributes: Option<String>,
-    excluded_attributes: Option<String>,
-}
-
-fn groups_query(req: &HttpRequest) -> Result<GroupsQuery, ScimFailure> {
-    let mut q = GroupsQuery::default();
-    let int = |name: &str, v: &str| {
-        v.trim().parse::<i64>().map_err(|_| {
-            ScimFailure::typed(AppError::invalid(format!("{name} must be an integer")), ScimType::InvalidValue)
-        })
-    };
-    for (k, v) in form_urlencoded::parse(req.query_string().as_bytes()) {
-        match k.to_ascii_lowercase().as_str() {
-            "filter" => q.filter = Some(v.into_owned()).filter(|f| !f.trim().is_empty()),
-            "startindex" => q.start_index = Some(int("startIndex", &v)?),
-            "count" => q.count = Some(int("count", &v)?),
-            "attributes" => q.attributes = Some(v.into_owned()),
-            "excludedattributes" => q.excluded_attributes = Some(v.into_owned()),
-            // sortBy, sortOrder: creation order.
-            _ => {}
-        }
-    }
-    Ok(q)
-}
-
-impl GroupsQuery {
-    fn projection(&self) -> Projection {
-        Projection::new(self.attributes.as_deref(), self.excluded_attributes.as_deref())
-    }
+fn projection_of(q: &GroupsQuery) -> Projection {
+    Projection::new(q.attributes.as_deref(), q.excluded_attributes.as_deref())
 }
 
 fn projected(group: &GroupResource, projection: &Projection) -> Result<Value, ScimFailure> {
@@ -85,7 +53,7 @@ pub(super) async fn list_groups(req: HttpRequest, state: web::Data<AppState>) ->
     if let Some(text) = &q.filter {
         RequestEvent::of(&req).note("filter", json!(redact::scrub(text)));
     }
-    let projection = q.projection();
+    let projection = projection_of(&q);
     let with_members = projection.wants_members();
     let tenant_id = key.tenant_id;
     let page =
@@ -96,7 +64,7 @@ pub(super) async fn list_groups(req: HttpRequest, state: web::Data<AppState>) ->
 
 pub(super) async fn get_group(req: HttpRequest, state: web::Data<AppState>) -> ScimResult {
     let key = authorize(&state, &req).await?;
-    let projection = groups_query(&req)?.projection();
+    let projection = projection_of(&groups_query(&req)?);
     let with_members = projection.wants_members();
     let (tenant_id, id) = (key.tenant_id, path_id(&req));
     let group = state.read(move |c| service::get_group(c, &tenant_id, &id, with_members)).await?;
@@ -109,7 +77,7 @@ pub(super) async fn create_group(
     body: Result<JsonBody, AppError>,
 ) -> ScimResult {
     let key = authorize(&state, &req).await?;
-    let projection = groups_query(&req)?.projection();
+    let projection = projection_of(&groups_query(&req)?);
     let doc = parse_doc(body)?;
     audit_status(&req, StatusCode::CREATED);
     let tenant_id = key.tenant_id;
@@ -123,7 +91,7 @@ pub(super) async fn replace_group(
     body: Result<JsonBody, AppError>,
 ) -> ScimResult {
     let key = authorize(&state, &req).await?;
-    let projection = groups_query(&req)?.projection();
+    let projection = projection_of(&groups_query(&req)?);
     let doc = parse_doc(body)?;
     let (tenant_id, id) = (key.tenant_id, path_id(&req));
     let group = commit(&state, &req, move |c| service::replace_group(c, &tenant_id, &id, doc)).await?;
@@ -137,7 +105,7 @@ pub(super) async fn patch_group(
     body: Result<JsonBody, AppError>,
 ) -> ScimResult {
     let key = authorize(&state, &req).await?;
-    let projection = groups_query(&req)?.projection();
+    let projection = projection_of(&groups_query(&req)?);
     let changes = rules::parse_patch(&parse_body(body)?)?;
     let (tenant_id, id) = (key.tenant_id, path_id(&req));
     let group = commit(&state, &req, move |c| service::change_group(c, &tenant_id, &id, &changes)).await?;

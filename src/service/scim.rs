@@ -891,7 +891,11 @@ mod tests {
             types["Resources"][0]["schemaExtensions"],
             json!([{"schema": rules::ENTERPRISE_SCHEMA, "required": false}])
         );
-        assert_eq!(as_value(&schemas())["totalResults"], json!(2));
+        // User, its enterprise extension, Group.
+        assert_eq!(as_value(&schemas())["totalResults"], json!(3));
+        assert_eq!(types["totalResults"], json!(2));
+        assert!(resource_type("Group").is_ok());
+        assert!(schema(crate::domain::groups::GROUP_SCHEMA).is_ok());
         assert!(schema("URN:ietf:params:scim:schemas:core:2.0:user").is_ok());
         assert!(schema("urn:nope").is_err() && resource_type("Nope").is_err());
         let schema = as_value(&schemas());
