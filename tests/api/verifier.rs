@@ -51,9 +51,17 @@ fn a_run_completes_and_is_reported_with_its_progress_in_metrics(b: Backend) {
     metric_until(&app, "keyward_audit_verify_last_completed_seconds", |t| t > 1.7e9);
     assert_eq!(metric(&app, "keyward_audit_verify_failing_chains"), Some(0.0));
     // A pass's progress: what it proved against what it set out to (the tenant's chain and `_system`).
-    let (done, target) =
-        (metric(&app, "keyward_audit_verify_through").unwrap(), metric(&app, "keyward_audit_verify_target").unwrap());
-    assert!(target >= through as f64 && done <= target, "{done} / {target}");
+    // Read while a pass holds them: a new pass starts both at 0 and sets its target first.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let target = metric(&app, "keyward_audit_verify_target").unwrap();
+        let done = metric(&app, "keyward_audit_verify_through").unwrap();
+        if target >= through as f64 && done <= target {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{done} / {target}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     assert!(metric(&app, "keyward_audit_verify_running").is_some());
 }
 both!(a_run_completes_and_is_reported_with_its_progress_in_metrics);
