@@ -94,6 +94,13 @@ pub struct Settings {
     pub secret_scanning_keys: Option<std::sync::Arc<crypto::ScanningKeys>>,
     /// Gateways whose `X-Forwarded-For` names the caller (`KEYWARD_TRUSTED_PROXIES`).
     pub trusted_proxies: TrustedProxies,
+    /// SIEM sink delivery (see `audit::sinks`): how often the worker looks for
+    /// due sinks, how long one delivery may take, the first retry's wait, and
+    /// how long a sink may fail before it is DEAD.
+    pub sink_interval: Duration,
+    pub sink_timeout: Duration,
+    pub sink_retry_base: Duration,
+    pub sink_dead_after: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,6 +139,10 @@ pub const DEFAULT_RETENTION_INTERVAL_MS: u64 = 3_600_000;
 pub const MAX_RETENTION_INTERVAL_MS: u64 = 604_800_000;
 pub const DEFAULT_VERIFY_INTERVAL_MS: u64 = 60_000;
 pub const DEFAULT_VERIFY_FULL_EVERY: u32 = 60;
+pub const DEFAULT_SINK_INTERVAL_MS: u64 = 1000;
+pub const DEFAULT_SINK_TIMEOUT_MS: u64 = 10_000;
+pub const DEFAULT_SINK_RETRY_BASE_MS: u64 = 1000;
+pub const DEFAULT_SINK_DEAD_AFTER_SECS: u64 = 86_400;
 /// The key name of a checkpoint key generated for embedded mode: its
 /// checkpoints' origins read `keyward/audit/<chain>`.
 pub const GENERATED_CHECKPOINT_KEY_NAME: &str = "keyward";
@@ -350,6 +361,38 @@ impl Settings {
                 err("KEYWARD_TRUSTED_PROXIES", format!("must be IP addresses or CIDR blocks separated by commas: {m}"))
             })?,
         };
+        let bounded =
+            |name: &'static str, default: u64, range: std::ops::RangeInclusive<u64>, unit: &str| match get(name) {
+                None => Ok(default),
+                Some(v) => match v.parse::<u64>() {
+                    Ok(n) if range.contains(&n) => Ok(n),
+                    _ => Err(err(name, format!("must be {} to {} ({unit})", range.start(), range.end()))),
+                },
+            };
+        let sink_interval = Duration::from_millis(bounded(
+            "KEYWARD_SINK_INTERVAL_MS",
+            DEFAULT_SINK_INTERVAL_MS,
+            10..=3_600_000,
+            "milliseconds",
+        )?);
+        let sink_timeout = Duration::from_millis(bounded(
+            "KEYWARD_SINK_TIMEOUT_MS",
+            DEFAULT_SINK_TIMEOUT_MS,
+            100..=120_000,
+            "milliseconds",
+        )?);
+        let sink_retry_base = Duration::from_millis(bounded(
+            "KEYWARD_SINK_RETRY_BASE_MS",
+            DEFAULT_SINK_RETRY_BASE_MS,
+            10..=300_000,
+            "milliseconds",
+        )?);
+        let sink_dead_after = Duration::from_secs(bounded(
+            "KEYWARD_SINK_DEAD_AFTER_SECS",
+            DEFAULT_SINK_DEAD_AFTER_SECS,
+            1..=2_592_000,
+            "seconds",
+        )?);
         let rate_limit_read_per_minute = per_minute("KEYWARD_RATE_LIMIT_READ_PER_MINUTE", DEFAULT_READ_PER_MINUTE)?;
         let rate_limit_write_per_minute = per_minute("KEYWARD_RATE_LIMIT_WRITE_PER_MINUTE", DEFAULT_WRITE_PER_MINUTE)?;
         let refusals_per_minute = per_minute("KEYWARD_REFUSALS_PER_MINUTE", crate::ratelimit::REFUSALS_PER_MINUTE)?;
@@ -368,6 +411,10 @@ impl Settings {
             verify_full_every,
             secret_scanning_keys,
             trusted_proxies,
+            sink_interval,
+            sink_timeout,
+            sink_retry_base,
+            sink_dead_after,
             public_url,
             console_jwt_max_ttl,
             refusal_summary_window,

@@ -23,6 +23,12 @@ pub struct GroupLabels {
     pub path: &'static str,
 }
 
+/// Why a SIEM sink delivery failed (see `audit::sinks`): `connect`, `timeout`, `status`, `rejected`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SinkFailureLabels {
+    pub reason: &'static str,
+}
+
 /// How a verification run of a chain ended (see `audit::verifier`).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RunLabels {
@@ -59,6 +65,14 @@ pub struct Metrics {
     pub audit_verify_last_completed_seconds: Gauge,
     /// Chains whose last completed run failed, as of that pass.
     pub audit_verify_failing_chains: Gauge,
+    /// Events delivered to SIEM sinks by this instance.
+    pub sink_delivered_events: Counter,
+    /// Failed deliveries, by reason (no tenant or URL labels).
+    pub sink_failures: Family<SinkFailureLabels, Counter>,
+    /// Events not yet delivered, summed over the sinks this instance's last pass looked at.
+    pub sink_lag_events: Gauge,
+    /// Sinks that are DEAD (all tenants), as of this instance's last pass.
+    pub sink_dead: Gauge,
 }
 
 impl Metrics {
@@ -159,7 +173,31 @@ impl Metrics {
             "Chains whose last completed verification run failed",
             audit_verify_failing_chains.clone(),
         );
+        let sink_delivered_events = Counter::default();
+        let sink_failures = Family::<SinkFailureLabels, Counter>::default();
+        let sink_lag_events = Gauge::default();
+        let sink_dead = Gauge::default();
+        registry.register(
+            "sink_delivered_events",
+            "Audit events delivered to SIEM sinks (at least once: a retried batch counts again)",
+            sink_delivered_events.clone(),
+        );
+        registry.register(
+            "sink_failures",
+            "Failed SIEM sink deliveries, by reason (connect, timeout, status, rejected)",
+            sink_failures.clone(),
+        );
+        registry.register(
+            "sink_lag_events",
+            "Audit events not yet delivered, summed over the sinks of this instance's last pass",
+            sink_lag_events.clone(),
+        );
+        registry.register("sink_dead", "SIEM sinks that are DEAD (no longer tried until replayed)", sink_dead.clone());
         Metrics {
+            sink_delivered_events,
+            sink_failures,
+            sink_lag_events,
+            sink_dead,
             audit_verify_events,
             audit_verify_runs,
             audit_verify_running,

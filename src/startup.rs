@@ -133,12 +133,25 @@ pub fn build(settings: Settings, listener: TcpListener, workers: Option<usize>) 
         settings.archive_dir.clone(),
         settings.retention_interval,
     );
+    let sinks = crate::audit::sinks::SinkWorker::start(
+        settings.database_url.clone(),
+        settings.conn_options(),
+        crate::crypto::SecretSealer::new(settings.key_pepper.expose().as_bytes()),
+        writer.clone(),
+        metrics.clone(),
+        crate::audit::sinks::SinkTiming {
+            interval: settings.sink_interval,
+            timeout: settings.sink_timeout,
+            retry_base: settings.sink_retry_base,
+            dead_after: settings.sink_dead_after,
+        },
+    );
     let links = crate::crypto::LinkSigner::new(settings.key_pepper.expose().as_bytes());
     let state = web::Data::new(AppState {
         links,
         exports,
         checkpoints,
-        workers: cache_sync.into_iter().chain([summaries, retention, verifier]).collect(),
+        workers: cache_sync.into_iter().chain([summaries, retention, verifier, sinks]).collect(),
         settings,
         pool,
         writer,

@@ -15,6 +15,7 @@ pub mod role_mapping;
 pub mod scim;
 pub mod scim_groups;
 pub mod siem;
+pub mod sinks;
 pub mod team_users;
 
 use crate::domain::authz::{self, Op};
@@ -65,6 +66,11 @@ fn handler(op: Op, route: Route) -> Route {
         Op::ScimGroupsDelete => route.to(scim_groups::delete_group),
         Op::TeamRoleMappingList => route.to(role_mapping::list),
         Op::TeamRoleMappingUpdate => route.to(role_mapping::update),
+        Op::EnterpriseSiemSinkCreate => route.to(sinks::create),
+        Op::EnterpriseSiemSinkList => route.to(sinks::list),
+        Op::EnterpriseSiemSinkUpdate => route.to(sinks::update),
+        Op::EnterpriseSiemSinkDelete => route.to(sinks::delete),
+        Op::EnterpriseSiemSinkReplay => route.to(sinks::replay),
         Op::TeamAssetList => route.to(assets::list),
         Op::TeamAssetUpdateScope => route.to(assets::update_scope),
         Op::EnterpriseExportCreate => route.to(exports::create),

@@ -7,6 +7,7 @@ pub mod evidence;
 pub mod ocsf;
 pub mod refusals;
 pub mod retention;
+pub mod sinks;
 pub mod tree;
 pub mod verifier;
 pub mod verify;

@@ -1,12 +1,13 @@
 //! Rows as stored. Times are naive UTC here and `DateTime<Utc>` everywhere else.
 
-use super::schema::{api_keys, assets, audit_events, exports, key_leaks, legal_holds, members, tenants};
+use super::schema::{api_keys, assets, audit_events, exports, key_leaks, legal_holds, members, siem_sinks, tenants};
 use crate::domain::assets::{AssetType, ShareScope};
 use crate::domain::event::EventFormat;
 use crate::domain::exports::{ExportKind, ExportScope, ExportStatus};
 use crate::domain::leaks::{LeakAction, LeakedKeyAction};
 use crate::domain::lifetime::LifetimePolicy;
 use crate::domain::scim::UserProfile;
+use crate::domain::sinks::{SinkKind, SinkState};
 use crate::domain::{KeyType, MemberStatus, Role, TenantStatus};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -278,4 +279,33 @@ pub struct KeyLeak {
     pub url: Option<String>,
     pub source: Option<String>,
     pub action: LeakAction,
+}
+
+/// A SIEM sink: where a tenant's audit events are pushed, and how far they got.
+#[derive(Debug, Clone, Queryable, Insertable)]
+#[diesel(table_name = siem_sinks)]
+pub struct SiemSink {
+    pub id: String,
+    pub tenant_id: String,
+    pub name: String,
+    pub kind: SinkKind,
+    pub url: String,
+    pub format: EventFormat,
+    /// JSON arrays (see `domain::sinks::SinkFilter`); None: every one.
+    pub filter_operations: Option<String>,
+    pub filter_outcomes: Option<String>,
+    /// The webhook secret or HEC token, sealed (`crypto::SecretSealer`, the sink id as AAD).
+    pub secret_sealed: Vec<u8>,
+    pub state: SinkState,
+    /// The last seq of the tenant's chain delivered or skipped.
+    pub delivered_through: i64,
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<NaiveDateTime>,
+    pub failing_since: Option<NaiveDateTime>,
+    pub next_attempt_at: Option<NaiveDateTime>,
+    pub consecutive_failures: i32,
+    pub last_error: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub deleted_at: Option<NaiveDateTime>,
 }

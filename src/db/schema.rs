@@ -26,6 +26,31 @@ diesel::table! {
 }
 
 diesel::table! {
+    siem_sinks (id) {
+        id -> Text,
+        tenant_id -> Text,
+        name -> Text,
+        kind -> Text,
+        url -> Text,
+        format -> Text,
+        filter_operations -> Nullable<Text>,
+        filter_outcomes -> Nullable<Text>,
+        secret_sealed -> Binary,
+        state -> Text,
+        delivered_through -> BigInt,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<Timestamp>,
+        failing_since -> Nullable<Timestamp>,
+        next_attempt_at -> Nullable<Timestamp>,
+        consecutive_failures -> Integer,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        deleted_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     secret_scanning_reports (body_sha256) {
         body_sha256 -> Text,
         key_identifier -> Text,
@@ -312,6 +337,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     key_state,
     key_leaks,
     secret_scanning_reports,
+    siem_sinks,
     scim_groups,
     scim_group_members,
     role_mappings,

@@ -191,6 +191,12 @@ operations! {
     // Console: which console role the members of an IdP group get.
     TeamRoleMappingList = "team.role_mapping.list", Get, "/v2/team.role_mapping.list", Reach::Console(OWNER_ADMIN_AUDITOR);
     TeamRoleMappingUpdate = "team.role_mapping.update", Post, "/v2/team.role_mapping.update", Reach::Console(OWNER);
+    // Console: SIEM sinks that keyward pushes the tenant's audit events to.
+    EnterpriseSiemSinkCreate = "enterprise.siem_sink.create", Post, "/v2/enterprise.siem_sink.create", Reach::Console(OWNER);
+    EnterpriseSiemSinkList = "enterprise.siem_sink.list", Get, "/v2/enterprise.siem_sink.list", Reach::Console(OWNER_AUDITOR);
+    EnterpriseSiemSinkUpdate = "enterprise.siem_sink.update", Post, "/v2/enterprise.siem_sink.update", Reach::Console(OWNER);
+    EnterpriseSiemSinkDelete = "enterprise.siem_sink.delete", Post, "/v2/enterprise.siem_sink.delete", Reach::Console(OWNER);
+    EnterpriseSiemSinkReplay = "enterprise.siem_sink.replay", Post, "/v2/enterprise.siem_sink.replay", Reach::Console(OWNER);
     // team_assets: Asset Audit (read) and Asset Management (write) keys.
     TeamAssetList = "team.asset.list", Get, "/v2/team.asset.list", Reach::Key(TeamAssets, Read);
     TeamAssetUpdateScope = "team.asset.update_scope", Post, "/v2/team.asset.update_scope", Reach::Key(TeamAssets, Write);
@@ -236,9 +242,24 @@ pub enum Unrouted {
     ComplianceExportProcess,
     /// A key reported leaked: revoked or marked, in its tenant's chain.
     KeyLeaked,
+    /// A SIEM sink that failed for longer than allowed and is no longer tried.
+    SiemSinkDead,
 }
 
 impl Unrouted {
+    pub const ALL: [Unrouted; 10] = [
+        Unrouted::UnknownRoute,
+        Unrouted::Probe,
+        Unrouted::RefusalsSummarized,
+        Unrouted::TenantCreate,
+        Unrouted::MemberCreate,
+        Unrouted::ConsoleTokenIssue,
+        Unrouted::ExportProcess,
+        Unrouted::ComplianceExportProcess,
+        Unrouted::KeyLeaked,
+        Unrouted::SiemSinkDead,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Unrouted::UnknownRoute => "unknown_route",
@@ -250,6 +271,7 @@ impl Unrouted {
             Unrouted::ExportProcess => "enterprise.export.process",
             Unrouted::ComplianceExportProcess => "enterprise.compliance.export.process",
             Unrouted::KeyLeaked => "enterprise.key.leaked",
+            Unrouted::SiemSinkDead => "enterprise.siem_sink.dead",
         }
     }
 }
@@ -375,16 +397,7 @@ mod tests {
             assert_eq!(op.spec().id, *op);
             assert_eq!(find(op.name()).map(|o| o.id), Some(*op));
         }
-        let unrouted = [
-            Unrouted::UnknownRoute,
-            Unrouted::Probe,
-            Unrouted::RefusalsSummarized,
-            Unrouted::TenantCreate,
-            Unrouted::MemberCreate,
-            Unrouted::ConsoleTokenIssue,
-            Unrouted::ExportProcess,
-            Unrouted::ComplianceExportProcess,
-        ];
+        let unrouted = Unrouted::ALL;
         let mut names: Vec<&str> = OPERATIONS.iter().map(|o| o.name).chain(unrouted.iter().map(|u| u.name())).collect();
         let all = names.len();
         names.sort();

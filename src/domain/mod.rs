@@ -18,6 +18,7 @@ pub mod scim;
 pub mod scim_attributes;
 pub mod scim_filter;
 pub mod segment;
+pub mod sinks;
 pub mod tenant;
 pub mod text;
 pub mod verification;

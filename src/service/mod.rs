@@ -12,6 +12,7 @@ pub mod leaks;
 pub mod proofs;
 pub mod scim;
 pub mod siem;
+pub mod sinks;
 pub mod team;
 
 use serde_json::{Map, Value};

@@ -35,6 +35,7 @@ mod scim_conformance;
 mod scim_groups;
 mod secrets;
 mod siem_feed;
+mod sinks;
 mod smoke;
 mod team_users;
 mod verifier;

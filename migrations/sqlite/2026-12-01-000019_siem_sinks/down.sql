@@ -1,0 +1,1 @@
+DROP TABLE siem_sinks;
