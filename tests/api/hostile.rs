@@ -54,6 +54,7 @@ const GET_ROUTES: &[&str] = &[
     "/scim/v2/Users",
     "/scim/v2/Groups",
     "/v2/team.role_mapping.list",
+    "/v2/enterprise.siem_sink.list",
     "/v2/enterprise.export.detail",
     "/v2/enterprise.export.list",
     "/v2/enterprise.export.downloadUrl",
@@ -87,6 +88,10 @@ const WRITE_ROUTES: &[(&str, &str)] = &[
     ("PATCH", "/scim/v2/Groups/{id}"),
     ("DELETE", "/scim/v2/Groups/{id}"),
     ("POST", "/v2/team.role_mapping.update"),
+    ("POST", "/v2/enterprise.siem_sink.create"),
+    ("POST", "/v2/enterprise.siem_sink.update"),
+    ("POST", "/v2/enterprise.siem_sink.delete"),
+    ("POST", "/v2/enterprise.siem_sink.replay"),
     ("POST", "/v2/enterprise.export.create"),
     ("POST", "/v2/enterprise.compliance.export.create"),
 ];
@@ -167,6 +172,15 @@ const BODY_FIELDS: &[&str] = &[
     "active",
     "externalId",
     "id",
+    "sink_id",
+    "kind",
+    "url",
+    "format",
+    "filter_operations",
+    "filter_outcomes",
+    "token",
+    "from_seq",
+    "rotate_secret",
 ];
 
 const ENUM_VALUES: &[&str] = &[
@@ -200,6 +214,12 @@ const ENUM_VALUES: &[&str] = &[
     "remove",
     "active",
     "userName eq \"a\"",
+    "WEBHOOK",
+    "SPLUNK_HEC",
+    "ocsf",
+    "https://siem.example.com/keyward",
+    "http://127.0.0.1:9/",
+    "enterprise.key.create",
 ];
 
 /// Header (name, value) pairs a request presents as its credentials.

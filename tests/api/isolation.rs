@@ -22,6 +22,7 @@ const SCIM_USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const SCIM_PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 const SCIM_GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 const A_GROUP_NAME: &str = "Acme Admins";
+const A_SINK_NAME: &str = "Acme SOC";
 const COMPLETED: &str = "EXPORT_STATUS_COMPLETED";
 
 // ------------------------------------------------------------------ set-up
@@ -88,6 +89,8 @@ struct Victim {
     asset_owner: &'static str,
     /// A SCIM Group holding `member`, mapped to ADMIN by its display name.
     group: String,
+    /// A SIEM sink (a webhook) of A's.
+    sink: String,
 }
 
 impl Victim {
@@ -195,7 +198,25 @@ fn victim(app: &TestApp) -> Victim {
     app.owner_post("/v2/team.role_mapping.update", &json!({"display_name": A_GROUP_NAME, "role": "ADMIN"})).ok();
     wait_completed(app, &t, "KEY_TYPE_EDISCOVERY", "/v2/enterprise.export.detail", &export);
     wait_completed(app, &t, "KEY_TYPE_SIEM", "/v2/enterprise.compliance.export.detail", &compliance_export);
-    Victim { t, member, member_email, held, held_email, hold, export, compliance_export, assets, asset_owner, group }
+    let r = app.owner_post(
+        "/v2/enterprise.siem_sink.create",
+        &json!({"name": A_SINK_NAME, "kind": "WEBHOOK", "url": "https://siem.acme.example/hook"}),
+    );
+    let sink = r.ok()["sink"]["sink_id"].as_str().unwrap().to_string();
+    Victim {
+        t,
+        member,
+        member_email,
+        held,
+        held_email,
+        hold,
+        export,
+        compliance_export,
+        assets,
+        asset_owner,
+        group,
+        sink,
+    }
 }
 
 fn intruder(app: &TestApp) -> Intruder {
@@ -279,6 +300,7 @@ fn snapshot(app: &TestApp, tenant: &str) -> BTreeMap<&'static str, Vec<String>> 
         ("scim_group_members", "tenant_id"),
         ("role_mappings", "tenant_id"),
         ("member_assigned_roles", "tenant_id"),
+        ("siem_sinks", "tenant_id"),
         ("audit_chains", "chain_id"),
         ("audit_events", "chain_id"),
     ]
@@ -394,7 +416,9 @@ fn assert_disjoint(seen: &HashSet<String>, theirs: &[&str], what: &str) {
 // ------------------------------------------------------------------ the test
 
 fn every_operation_keeps_tenants_apart(b: Backend) {
-    let app = TestApp::spawn_with(b, &[("KEYWARD_INGEST_TOKEN", INGEST_TOKEN)]);
+    // The sink worker never runs a pass here: A's sink row stays as B's probes find it.
+    let app =
+        TestApp::spawn_with(b, &[("KEYWARD_INGEST_TOKEN", INGEST_TOKEN), ("KEYWARD_SINK_INTERVAL_MS", "3600000")]);
     let a = victim(&app);
     let bt = intruder(&app);
     let b_ = &bt.t;
@@ -409,6 +433,7 @@ fn every_operation_keeps_tenants_apart(b: Backend) {
     a_markers.extend(a.assets.iter().flat_map(|(uid, id)| [uid.clone(), id.clone()]));
     a_markers.push(a.asset_owner.to_string());
     a_markers.push(a.group.clone());
+    a_markers.push(a.sink.clone());
     a_markers.extend(a_events_before.iter().cloned());
     let p = Probe { app: &app, a_markers, b_tenant: b_.id.clone(), sent: Default::default() };
 
@@ -423,6 +448,7 @@ fn every_operation_keeps_tenants_apart(b: Backend) {
         ("scim_group_members", 1),
         ("role_mappings", 1),
         ("member_assigned_roles", 1),
+        ("siem_sinks", 1),
         ("audit_events", 10),
     ] {
         assert!(before[table].len() >= min, "A's {table} for the test: {:?}", before[table]);
@@ -719,6 +745,37 @@ fn every_operation_keeps_tenants_apart(b: Backend) {
                 assert_eq!(r.status, 201, "{}", r.text);
                 let id = r.body["id"].as_str().unwrap().to_string();
                 assert_eq!(tenant_of(&app, "scim_groups", "id", &id), b_.id);
+            }
+            "enterprise.siem_sink.list" => {
+                let r = p.send(op, None, "", console, None);
+                let seen = ids_of(&r.ok()["sinks"], "sink_id");
+                assert_disjoint(&seen, &[a.sink.as_str()], op.name);
+            }
+            "enterprise.siem_sink.create" => {
+                let body = json!({"name": "x", "kind": "WEBHOOK", "url": "https://b.example/", "tenant_id": a.t.id});
+                let r = p.send(op, None, "", console, Some(&body));
+                assert_eq!((r.status, r.code().as_deref()), (400, Some("invalid_argument")), "{}", r.text);
+                // A's sink name is free in B.
+                let body = json!({"name": A_SINK_NAME, "kind": "WEBHOOK", "url": "https://b.example/"});
+                let r = p.send(op, None, "", console, Some(&body));
+                let id = r.ok()["sink"]["sink_id"].as_str().unwrap().to_string();
+                assert_eq!(tenant_of(&app, "siem_sinks", "id", &id), b_.id);
+            }
+            "enterprise.siem_sink.update" => {
+                for body in [
+                    json!({"sink_id": a.sink, "name": "taken"}),
+                    json!({"sink_id": a.sink, "rotate_secret": true}),
+                    json!({"sink_id": a.sink, "url": "https://b.example/steal"}),
+                ] {
+                    p.not_found(op, &p.send(op, None, "", console, Some(&body)));
+                }
+            }
+            "enterprise.siem_sink.delete" => {
+                p.not_found(op, &p.send(op, None, "", console, Some(&json!({"sink_id": a.sink}))));
+            }
+            "enterprise.siem_sink.replay" => {
+                let body = json!({"sink_id": a.sink, "from_seq": 1});
+                p.not_found(op, &p.send(op, None, "", console, Some(&body)));
             }
             "team.role_mapping.list" => {
                 let r = p.send(op, None, "", console, None);
