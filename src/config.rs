@@ -557,6 +557,27 @@ mod tests {
     }
 
     #[test]
+    fn sink_timings_have_defaults_and_bounds() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.sink_interval, Duration::from_millis(1000));
+        assert_eq!(s.sink_timeout, Duration::from_millis(10_000));
+        assert_eq!(s.sink_retry_base, Duration::from_millis(1000));
+        assert_eq!(s.sink_dead_after, Duration::from_secs(86_400));
+        let s = settings(&[("KEYWARD_SINK_INTERVAL_MS", "20"), ("KEYWARD_SINK_DEAD_AFTER_SECS", "1")]).unwrap();
+        assert_eq!((s.sink_interval, s.sink_dead_after), (Duration::from_millis(20), Duration::from_secs(1)));
+        for (name, bad) in [
+            ("KEYWARD_SINK_INTERVAL_MS", "5"),
+            ("KEYWARD_SINK_TIMEOUT_MS", "0"),
+            ("KEYWARD_SINK_TIMEOUT_MS", "120001"),
+            ("KEYWARD_SINK_RETRY_BASE_MS", "-1"),
+            ("KEYWARD_SINK_DEAD_AFTER_SECS", "0"),
+            ("KEYWARD_SINK_DEAD_AFTER_SECS", "1d"),
+        ] {
+            assert_eq!(settings(&[(name, bad)]).unwrap_err().variable, name, "{name}={bad}");
+        }
+    }
+
+    #[test]
     fn postgres_needs_shared_secrets() {
         let e = settings(&[("KEYWARD_DATABASE_URL", "postgres://localhost/kw")]).unwrap_err();
         assert_eq!(e.variable, "KEYWARD_KEY_PEPPER");

@@ -129,6 +129,10 @@ impl SinkWorker {
             if !running() {
                 break;
             }
+            // Caught up: nothing to lease (an idle sink costs a read, not a write, per pass).
+            if crate::service::sinks::head_seq(conn, &sink.tenant_id)? <= sink.delivered_through {
+                continue;
+            }
             let at = now();
             if !store::take_sink_lease(conn, &sink.id, &self.owner, to_naive(at), to_naive(at + self.timing.lease()))? {
                 continue; // another instance has it
@@ -245,7 +249,7 @@ impl SinkWorker {
         let wait = sinks::backoff(self.timing.retry_base, failures, f.retry_after, unit);
         let next = at + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::seconds(300));
         tracing::info!(sink_id = %sink.id, reason = f.reason, error = %message, wait_ms = wait.as_millis() as u64, "SIEM sink delivery failed; retrying later");
-        store::record_sink_failure(conn, &sink.id, &self.owner, to_naive(at), to_naive(next), &message)?;
+        store::record_sink_failure(conn, &sink.id, &self.owner, to_naive(failing_since), to_naive(next), &message)?;
         Ok(())
     }
 

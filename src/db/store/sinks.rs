@@ -204,21 +204,16 @@ pub fn advance_sink(
     Ok(n == 1)
 }
 
-/// Records a failed try: the next one waits until `next_attempt_at`; the lease is let go.
+/// Records a failed try of a sink failing since `failing_since`: the next
+/// one waits until `next_attempt_at`; the lease is let go.
 pub fn record_sink_failure(
     conn: &mut DbConn,
     id: &str,
     owner: &str,
-    now: NaiveDateTime,
+    failing_since: NaiveDateTime,
     next_attempt_at: NaiveDateTime,
     error: &str,
 ) -> AppResult<bool> {
-    let failing_since: Option<NaiveDateTime> = siem_sinks::table
-        .filter(siem_sinks::id.eq(id))
-        .select(siem_sinks::failing_since)
-        .first(conn)
-        .optional()?
-        .flatten();
     let n = diesel::update(
         siem_sinks::table
             .filter(siem_sinks::id.eq(id))
@@ -227,7 +222,7 @@ pub fn record_sink_failure(
     )
     .set((
         siem_sinks::consecutive_failures.eq(siem_sinks::consecutive_failures + 1),
-        siem_sinks::failing_since.eq(Some(failing_since.unwrap_or(now))),
+        siem_sinks::failing_since.eq(Some(failing_since)),
         siem_sinks::next_attempt_at.eq(Some(next_attempt_at)),
         siem_sinks::last_error.eq(Some(error)),
         siem_sinks::lease_owner.eq(None::<String>),
