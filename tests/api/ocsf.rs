@@ -17,7 +17,7 @@ const FEED: &str = "/v2/enterprise.compliance.event.list";
 /// Runs the OCSF validator on `events`, for OCSF 1.1.0 (what keyward
 /// declares) and 1.8.0 (the newest it packages). Returns its summary.
 #[track_caller]
-fn validate(events: &[Value]) -> Value {
+pub(crate) fn validate(events: &[Value]) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("events.ndjson");
     let text: String = events.iter().map(|e| format!("{e}\n")).collect();

@@ -405,6 +405,9 @@ fn hec_batches_carry_the_token_and_ocsf_events(b: Backend) {
         }
     }
     assert_in_order(&rx.accepted_seqs(), 1, through);
+    // What Splunk got is OCSF as the maintained validator reads it.
+    let events: Vec<Value> = got.iter().flat_map(Received::events).collect();
+    crate::ocsf::validate(&events);
 
     // The token is sealed; list, update answers, events and logs never hold it.
     assert!(!app.dump_database().contains(&token));
@@ -501,7 +504,10 @@ fn dead_sinks_come_back_with_replay(b: Backend) {
     let app = spawn(b, &[("KEYWARD_SINK_DEAD_AFTER_SECS", "1")]);
     let rx = Receiver::start("/down", Duration::ZERO);
     rx.script(&[], Behaviour::Status(500));
-    let r = app.owner_post(CREATE, &json!({"name": "Down", "kind": "WEBHOOK", "url": rx.url, "from_seq": 1}));
+    let r = app.owner_post(
+        CREATE,
+        &json!({"name": "Down", "kind": "WEBHOOK", "url": rx.url, "from_seq": 1, "format": "ocsf"}),
+    );
     let id = r.ok()["sink"]["sink_id"].as_str().unwrap().to_string();
     let deadline = Instant::now() + Duration::from_secs(30);
     let dead = loop {
@@ -539,6 +545,13 @@ fn dead_sinks_come_back_with_replay(b: Backend) {
     let through = s["head_seq"].as_i64().unwrap() + 1;
     rx.await_through(through, 30);
     assert_in_order(&rx.accepted_seqs(), 1, through);
+    // The sink's own events (created, DEAD, replayed) validate as OCSF too.
+    let delivered: Vec<Value> = rx.received().iter().filter(|r| r.accepted()).flat_map(|r| r.events()).collect();
+    let kinds: BTreeSet<&str> = delivered.iter().filter_map(|e| e["api"]["operation"].as_str()).collect();
+    for kind in ["enterprise.siem_sink.create", "enterprise.siem_sink.dead", "enterprise.siem_sink.replay"] {
+        assert!(kinds.contains(kind), "{kind} in {kinds:?}");
+    }
+    crate::ocsf::validate(&delivered);
     let replay_event =
         app.audit_events().into_iter().find(|e| e["operation"] == "enterprise.siem_sink.replay").unwrap();
     assert_eq!(replay_event["metadata"]["from_seq"], 1);
