@@ -148,6 +148,7 @@ impl SinkWorker {
 
     /// Sends the sink's batches until it is caught up, fails, or had its turn; its lag after.
     fn deliver(&mut self, conn: &mut DbConn, id: &str, running: &dyn Fn() -> bool) -> AppResult<i64> {
+        let mut lag = 0;
         for _ in 0..MAX_BATCHES_PER_PASS {
             let at = now();
             // Renew the lease for this batch; reread the sink (an owner may have changed it).
@@ -158,7 +159,12 @@ impl SinkWorker {
             let head = crate::service::sinks::head_seq(conn, &sink.tenant_id)?;
             let rows = store::chain_events_after(conn, &sink.tenant_id, sink.delivered_through, BATCH_EVENTS)?;
             let Some(last) = rows.last().map(|r| r.seq) else {
-                return Ok((head - sink.delivered_through).max(0));
+                // Behind the head with no event left after the cursor: retention
+                // archived them before they were delivered. Skip to the head.
+                if head > sink.delivered_through {
+                    store::advance_sink(conn, id, &self.owner, sink.delivered_through, head, to_naive(now()))?;
+                }
+                return Ok(0);
             };
             let filter = SinkFilter::from_stored(sink.filter_operations.as_deref(), sink.filter_outcomes.as_deref())
                 .map_err(|e| AppError::internal().caused_by(std::io::Error::other(e)))?;
@@ -173,11 +179,12 @@ impl SinkWorker {
             if !store::advance_sink(conn, id, &self.owner, sink.delivered_through, last, to_naive(now()))? {
                 return Ok(0); // replayed, changed or taken over meanwhile: the next pass starts from the new cursor
             }
-            if last >= head || !running() {
-                return Ok((head - last).max(0));
+            lag = (head - last).max(0);
+            if lag == 0 || !running() {
+                return Ok(lag);
             }
         }
-        Ok(0)
+        Ok(lag)
     }
 
     /// One batch to the receiver; Ok on a 2xx answer.

@@ -38,17 +38,17 @@ fn spawn(b: Backend, archive: &Path) -> TestApp {
 
 /// One retention pass as of `days` from now (the events are made old by
 /// moving the pass's clock, not theirs).
-fn pass_in(app: &TestApp, archive: &Path, days: i64) -> PassReport {
+pub(crate) fn pass_in(app: &TestApp, archive: &Path, days: i64) -> PassReport {
     retention::pass(&mut app.db(), Some(archive), chrono::Utc::now() + chrono::Duration::days(days)).unwrap()
 }
 
-fn head(app: &TestApp) -> i64 {
+pub(crate) fn head(app: &TestApp) -> i64 {
     store::load_chain_head(&mut app.db(), &app.tenant_id).unwrap().unwrap().0
 }
 
 /// Waits for a signed checkpoint of at least `size` events.
 #[track_caller]
-fn checkpoint_covering(app: &TestApp, size: i64) -> store::CheckpointRow {
+pub(crate) fn checkpoint_covering(app: &TestApp, size: i64) -> store::CheckpointRow {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Some(c) = store::find_checkpoint(&mut app.db(), &app.tenant_id, None).unwrap() {
@@ -68,7 +68,7 @@ fn checkpoint_covering(app: &TestApp, size: i64) -> store::CheckpointRow {
 /// both of which must pass. (The job itself does not run in these tests:
 /// its interval is a day, so that nothing is verified that a test did not
 /// verify.)
-fn verify_as_the_job(app: &TestApp) {
+pub(crate) fn verify_as_the_job(app: &TestApp) {
     let key = app.settings().checkpoint_signer.verifier_key().to_string();
     let metrics = keyward::metrics::Metrics::new();
     for full in [false, true] {

@@ -22,18 +22,14 @@ const REPLAY: &str = "/v2/enterprise.siem_sink.replay";
 /// The worker's timeout in these tests; a stalled receiver waits longer.
 const TIMEOUT_MS: u64 = 500;
 
-fn fast(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+fn spawn(b: Backend, extra: &[(&str, &str)]) -> TestApp {
     let mut v = vec![
         ("KEYWARD_SINK_INTERVAL_MS", "20"),
         ("KEYWARD_SINK_TIMEOUT_MS", "500"),
         ("KEYWARD_SINK_RETRY_BASE_MS", "20"),
     ];
     v.extend_from_slice(extra);
-    v
-}
-
-fn spawn(b: Backend, extra: &[(&'static str, &'static str)]) -> TestApp {
-    TestApp::spawn_with(b, &fast(extra))
+    TestApp::spawn_with(b, &v)
 }
 
 // ------------------------------------------------------------------ the receiver
@@ -561,6 +557,46 @@ fn dead_sinks_come_back_with_replay(b: Backend) {
     assert_eq!(s["delivered_through"], s["head_seq"]);
 }
 
+/// Events that retention archived before the sink delivered them are
+/// skipped: the cursor jumps to the first event still in the database.
+fn events_archived_before_delivery_are_skipped(b: Backend) {
+    let archive_tmp = tempfile::tempdir().unwrap();
+    let archive = archive_tmp.path().join("archive");
+    let dir = archive.display().to_string();
+    let app = spawn(
+        b,
+        &[
+            ("KEYWARD_CHECKPOINT_INTERVAL_MS", "20"),
+            ("KEYWARD_ARCHIVE_DIR", dir.as_str()),
+            ("KEYWARD_VERIFY_INTERVAL_MS", "86400000"),
+        ],
+    );
+    make_events(&app, 10);
+    app.owner_post("/v2/enterprise.key_policy.update", &json!({"audit_retention_days": 1})).ok();
+    crate::retention::checkpoint_covering(&app, crate::retention::head(&app));
+    crate::retention::verify_as_the_job(&app);
+    let report = crate::retention::pass_in(&app, &archive, 2);
+    assert_eq!(report.segments.len(), 1, "{report:?}");
+    let archived = report.segments[0].last_seq;
+    assert!(archived >= 10, "{report:?}");
+
+    let rx = Receiver::start("/late", Duration::ZERO);
+    let r = app.owner_post(CREATE, &json!({"name": "Late", "kind": "WEBHOOK", "url": rx.url, "from_seq": 1}));
+    let id = r.ok()["sink"]["sink_id"].as_str().unwrap().to_string();
+    assert_eq!(r.body["sink"]["delivered_through"], 0);
+    make_events(&app, 3);
+    let through = head_seq(&app);
+    rx.await_through(through, 30);
+    let seqs = rx.accepted_seqs();
+    assert!(seqs.iter().all(|s| *s > archived), "archived events are not sent: {seqs:?}");
+    assert_in_order(&seqs, archived + 1, through);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sink_of(&app, &id)["delivered_through"].as_i64().unwrap() < through {
+        assert!(Instant::now() < deadline, "the cursor passed the archived prefix");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Only the filtered operations and outcomes are sent; the others move the cursor.
 fn filters_choose_operations_and_outcomes(b: Backend) {
     let app = spawn(b, &[]);
@@ -728,6 +764,7 @@ both!(
     a_restart_mid_delivery_loses_nothing,
     dead_sinks_come_back_with_replay,
     filters_choose_operations_and_outcomes,
+    events_archived_before_delivery_are_skipped,
     two_instances_deliver_one_batch_at_a_time,
     hostile_sink_inputs_are_refused,
 );
