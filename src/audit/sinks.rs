@@ -63,7 +63,8 @@ struct Failure {
     retry_after: Option<Duration>,
 }
 
-/// The worker's thread; dropping the handle stops it.
+/// The delivery worker, owned by its thread; `start` hands back the handle
+/// whose drop stops it.
 pub struct SinkWorker {
     owner: String,
     sealer: SecretSealer,
@@ -94,7 +95,7 @@ impl SinkWorker {
                         return;
                     }
                 };
-                let mut worker = SinkWorker {
+                let worker = SinkWorker {
                     owner: uuid::Uuid::new_v4().to_string(),
                     sealer,
                     writer,
@@ -123,7 +124,7 @@ impl SinkWorker {
     }
 
     /// One pass over the due sinks.
-    fn pass(&mut self, conn: &mut DbConn, running: &dyn Fn() -> bool) -> AppResult<()> {
+    fn pass(&self, conn: &mut DbConn, running: &dyn Fn() -> bool) -> AppResult<()> {
         let mut lag = 0;
         for sink in store::due_sinks(conn, &self.owner, to_naive(now()), SINKS_PER_PASS)? {
             if !running() {
@@ -147,7 +148,7 @@ impl SinkWorker {
     }
 
     /// Sends the sink's batches until it is caught up, fails, or had its turn; its lag after.
-    fn deliver(&mut self, conn: &mut DbConn, id: &str, running: &dyn Fn() -> bool) -> AppResult<i64> {
+    fn deliver(&self, conn: &mut DbConn, id: &str, running: &dyn Fn() -> bool) -> AppResult<i64> {
         let mut lag = 0;
         for _ in 0..MAX_BATCHES_PER_PASS {
             let at = now();
