@@ -384,6 +384,19 @@ fn webhook_batches_are_signed_and_complete(b: Backend) {
     }
     assert!(metric(&app, "keyward_sink_delivered_events_total") >= 130.0);
     assert_eq!(metric(&app, "keyward_sink_dead "), 0.0);
+    let text = app.get("/metrics", &[]).text;
+    for name in
+        ["keyward_sink_failures", "keyward_sink_lag_events", "keyward_sink_dead", "keyward_sink_delivered_events"]
+    {
+        assert!(text.contains(&format!("# TYPE {name}")) || text.contains(&format!("# HELP {name}")), "{name}");
+    }
+    assert!(!text.contains(&app.tenant_id) && !text.contains("127.0.0.1:"), "no tenant or URL labels");
+    // Caught up (probes write no events): the lag drops to 0.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&app, "keyward_sink_lag_events ") != 0.0 {
+        assert!(Instant::now() < deadline, "the lag never reached 0");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Splunk HEC: the token in `Authorization: Splunk`, one JSON object per
