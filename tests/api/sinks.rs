@@ -670,7 +670,7 @@ fn two_instances_deliver_one_batch_at_a_time(b: Backend) {
     let app = spawn(b, &[]);
     let sibling = app.sibling();
     make_events(&app, 320);
-    let rx = Receiver::start("/lease", Duration::from_millis(60));
+    let rx = Receiver::start("/lease", Duration::from_millis(150));
     let r = app.owner_post(CREATE, &json!({"name": "Leased", "kind": "WEBHOOK", "url": rx.url, "from_seq": 1}));
     let through = r.ok()["sink"]["head_seq"].as_i64().unwrap() + 1;
     make_events(&sibling, 40);
