@@ -7,6 +7,7 @@ use crate::db::{store, DbConn};
 use crate::domain::allowlist::IpAllowlist;
 use crate::domain::leaks::LeakedKeyAction;
 use crate::domain::lifetime::{self, KeyStatus, LifetimePolicy, StatusReason};
+use crate::domain::notices::NoticeDays;
 use crate::domain::tenant::AuditRetention;
 use crate::domain::{key_format, text, KeyType};
 use crate::error::{AppError, AppResult};
@@ -323,6 +324,8 @@ pub struct PolicyView {
     pub audit_retention_days: Option<i64>,
     /// What happens to a key reported leaked in public: REVOKE (default) or NOTIFY.
     pub leaked_key_action: LeakedKeyAction,
+    /// Days before a key's expiry at which an `enterprise.key.expiring` notice is written; []: no notices.
+    pub key_expiry_notice_days: NoticeDays,
     pub updated_at: Option<String>,
 }
 
@@ -332,6 +335,7 @@ pub fn policy_view(tenant: &Tenant) -> PolicyView {
         siem_tier2_enabled: tenant.siem_tier2_enabled,
         audit_retention_days: AuditRetention::from_stored(tenant.audit_retention_days).days(),
         leaked_key_action: tenant.leaked_key_action,
+        key_expiry_notice_days: tenant.key_expiry_notice_days.clone(),
         updated_at: opt_time(tenant.policy_updated_at),
     }
 }
@@ -347,6 +351,7 @@ pub fn update_policy(
     siem_tier2_enabled: Option<bool>,
     audit_retention_days: Option<Option<i64>>,
     leaked_key_action: Option<LeakedKeyAction>,
+    key_expiry_notice_days: Option<&[i64]>,
 ) -> AppResult<(PolicyView, Meta)> {
     let tenant = load_tenant(conn, tenant_id)?;
     let old_policy = &tenant.max_lifetime_days;
@@ -359,13 +364,25 @@ pub fn update_policy(
         None => old_retention,
     };
     let leaked = leaked_key_action.unwrap_or(tenant.leaked_key_action);
-    store::update_tenant_policy(conn, tenant_id, &new_policy, tier2, retention.stored(), leaked, to_naive(now()))?;
+    let notice_days = match key_expiry_notice_days {
+        Some(days) => NoticeDays::parse(days).map_err(AppError::invalid)?,
+        None => tenant.key_expiry_notice_days.clone(),
+    };
+    let change = store::PolicyChange {
+        max_lifetime_days: &new_policy,
+        siem_tier2_enabled: tier2,
+        audit_retention_days: retention.stored(),
+        leaked_key_action: leaked,
+        key_expiry_notice_days: &notice_days,
+    };
+    store::update_tenant_policy(conn, tenant_id, &change, to_naive(now()))?;
     let after = load_tenant(conn, tenant_id)?;
     let m = meta(json!({
         "max_lifetime_days": {"old": old_policy, "new": new_policy},
         "siem_tier2_enabled": {"old": tenant.siem_tier2_enabled, "new": tier2},
         "audit_retention_days": {"old": old_retention.days(), "new": retention.days()},
         "leaked_key_action": {"old": tenant.leaked_key_action, "new": leaked},
+        "key_expiry_notice_days": {"old": tenant.key_expiry_notice_days, "new": notice_days},
     }));
     Ok((policy_view(&after), m))
 }
