@@ -83,6 +83,8 @@ pub struct Settings {
     pub archive_dir: Option<PathBuf>,
     /// How often the retention job runs a pass.
     pub retention_interval: Duration,
+    /// How often the key notice job runs a pass.
+    pub notice_interval: Duration,
     /// How often the background verifier starts a run over every chain.
     pub verify_interval: Duration,
     /// Every how many passes the verifier reads every chain from its first
@@ -131,6 +133,9 @@ pub const DEFAULT_RETENTION_INTERVAL_MS: u64 = 3_600_000;
 /// A week.
 pub const MAX_RETENTION_INTERVAL_MS: u64 = 604_800_000;
 pub const DEFAULT_VERIFY_INTERVAL_MS: u64 = 60_000;
+pub const DEFAULT_NOTICE_INTERVAL_MS: u64 = 60_000;
+/// A day: a longer pause could step over a whole one-day threshold.
+pub const MAX_NOTICE_INTERVAL_MS: u64 = 86_400_000;
 pub const DEFAULT_VERIFY_FULL_EVERY: u32 = 60;
 /// The key name of a checkpoint key generated for embedded mode: its
 /// checkpoints' origins read `keyward/audit/<chain>`.
@@ -330,6 +335,18 @@ impl Settings {
                 }
             },
         };
+        let notice_interval = match get("KEYWARD_NOTICE_INTERVAL_MS") {
+            None => Duration::from_millis(DEFAULT_NOTICE_INTERVAL_MS),
+            Some(v) => match v.parse::<u64>() {
+                Ok(ms) if (10..=MAX_NOTICE_INTERVAL_MS).contains(&ms) => Duration::from_millis(ms),
+                _ => {
+                    return Err(err(
+                        "KEYWARD_NOTICE_INTERVAL_MS",
+                        format!("must be 10 to {MAX_NOTICE_INTERVAL_MS} (milliseconds)"),
+                    ))
+                }
+            },
+        };
         let verify_interval = match get("KEYWARD_VERIFY_INTERVAL_MS") {
             None => Duration::from_millis(DEFAULT_VERIFY_INTERVAL_MS),
             Some(v) => match v.parse::<u64>() {
@@ -364,6 +381,7 @@ impl Settings {
             checkpoint_interval,
             archive_dir,
             retention_interval,
+            notice_interval,
             verify_interval,
             verify_full_every,
             secret_scanning_keys,

@@ -196,7 +196,7 @@ pub fn create_key(
     };
     store::insert_key(conn, &key)?;
     let m = meta(json!({
-        "new_key_id": id, "key_type": key.key_type, "label": key.label, "hint": key.hint,
+        "key_id": id, "new_key_id": id, "key_type": key.key_type, "label": key.label, "hint": key.hint,
         "expires_at": opt_time(key.expires_at),
     }));
     Ok((CreatedKey { key: key_view(&key, &policy, at), key_id: id }, m))
@@ -215,6 +215,7 @@ pub fn update_key(
     let tenant = load_tenant(conn, tenant_id)?;
     let before = load_key(conn, tenant_id, key_id)?;
     let mut changes = Meta::new();
+    changes.insert("key_id".into(), json!(key_id));
     if let Some(label) = label {
         store::update_key_label(conn, key_id, &label)?;
         changes.insert("label".into(), json!({"old": before.label, "new": label}));
@@ -239,7 +240,7 @@ pub fn revoke_key(conn: &mut DbConn, tenant_id: &str, key_id: &str, reason: &str
     let at = now();
     store::revoke_key(conn, key_id, to_naive(at), reason)?;
     let after = load_key(conn, tenant_id, key_id)?;
-    let m = meta(json!({"revoked_key_id": key_id, "reason": reason, "label": key.label}));
+    let m = meta(json!({"key_id": key_id, "revoked_key_id": key_id, "reason": reason, "label": key.label}));
     Ok((key_view(&after, &tenant.max_lifetime_days, at), m))
 }
 
@@ -306,8 +307,9 @@ pub fn rotate_key(
     };
     store::insert_key(conn, &new_key)?;
     let previous = load_key(conn, tenant_id, key_id)?;
+    // `key_id` is the key rotated (the one the request names); its successor is `new_key_id`.
     let m = meta(json!({
-        "old_key_id": old.id, "new_key_id": new_id, "key_type": old.key_type,
+        "key_id": old.id, "old_key_id": old.id, "new_key_id": new_id, "key_type": old.key_type,
         "grace_seconds": grace_seconds, "old_key_stops_at": api_time(to_naive(grace_end)),
     }));
     Ok((Rotated { key: key_view(&new_key, &policy, at), previous_key: key_view(&previous, &policy, at) }, m))
