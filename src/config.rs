@@ -576,6 +576,20 @@ mod tests {
     }
 
     #[test]
+    fn the_notice_interval_is_10_ms_to_a_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/kw.db", dir.path().display());
+        let with = |v: &str| settings(&[("KEYWARD_DATABASE_URL", &url), ("KEYWARD_NOTICE_INTERVAL_MS", v)]);
+        let default = settings(&[("KEYWARD_DATABASE_URL", &url)]).unwrap();
+        assert_eq!(default.notice_interval, Duration::from_secs(60));
+        assert_eq!(with("10").unwrap().notice_interval, Duration::from_millis(10));
+        assert_eq!(with("86400000").unwrap().notice_interval, Duration::from_secs(86_400));
+        for bad in ["9", "86400001", "-1", "1.5", "1m"] {
+            assert_eq!(with(bad).unwrap_err().variable, "KEYWARD_NOTICE_INTERVAL_MS", "{bad}");
+        }
+    }
+
+    #[test]
     fn the_database_wait_is_parsed_strictly() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/kw.db", dir.path().display());

@@ -314,3 +314,34 @@ fn lifecycle_events_carry_the_key_id(b: Backend) {
     assert_eq!(crate::helpers::event_of(&app, &r)["metadata"]["key_id"], json!(successor));
 }
 both!(lifecycle_events_carry_the_key_id);
+
+/// `keyward audit notices` beside a running server: one pass, its report on
+/// stdout as one JSON line, nothing repeated by a second run.
+fn the_cli_runs_one_pass(b: Backend) {
+    let app = TestApp::spawn(b);
+    let (key_id, _) = key_expiring(&app, &app.owner_token, 10);
+    let s = app.settings();
+    let dir = tempfile::tempdir().unwrap();
+    let run = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"))
+            .args(["audit", "notices"])
+            .env_clear()
+            .env("KEYWARD_DATABASE_URL", &app.database_url)
+            .env("KEYWARD_KEY_PEPPER", s.key_pepper.expose())
+            .env("KEYWARD_CONSOLE_JWT_SECRET", s.console_jwt_secret.as_ref().unwrap().expose())
+            .env("KEYWARD_CHECKPOINT_KEY", s.checkpoint_key.expose())
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(stdout.lines().count(), 1, "{stdout}");
+        serde_json::from_str::<Value>(&stdout).unwrap()
+    };
+    assert_eq!(run(), json!({"expiring": 1, "expired": 0, "already_sent": 0, "failed": []}));
+    assert_eq!(run()["expiring"], json!(0));
+    let notices = notices_of(&app, &app.tenant_id, &key_id);
+    assert_eq!(notices.len(), 1);
+    assert_eq!(notices[0]["actor"]["id"], json!("notice-job"));
+}
+both!(the_cli_runs_one_pass);
