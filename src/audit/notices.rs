@@ -44,7 +44,8 @@ pub struct PassReport {
     pub expiring: u64,
     /// `enterprise.key.expired` events written.
     pub expired: u64,
-    /// Notices another pass or instance wrote first (no event here).
+    /// Notices another pass or instance wrote first, or keys revoked or
+    /// rotated since the pass read them (no event).
     pub already_sent: u64,
     /// Keys whose notice could not be written, and why (the others went on; the next pass retries).
     pub failed: Vec<Failed>,

@@ -32,6 +32,12 @@ fn move_expiry(app: &TestApp, key_id: &str, from_now: Duration) {
     app.exec_sql(&format!("UPDATE api_keys SET expires_at = '{at}' WHERE id = '{key_id}'"));
 }
 
+/// keyward whose own notice job waits a day between passes: this test's
+/// passes are the only ones, so their reports count everything.
+fn spawn(b: Backend) -> TestApp {
+    TestApp::spawn_with(b, &[("KEYWARD_NOTICE_INTERVAL_MS", "86400000")])
+}
+
 /// One pass now, as `keyward audit notices` runs it.
 fn pass(app: &TestApp) -> Value {
     let report = keyward::admin::notices(&mut app.db()).unwrap();
@@ -72,7 +78,7 @@ fn recorded(app: &TestApp, key_id: &str) -> Vec<String> {
 }
 
 fn policy_is_set_shown_validated_and_audited(b: Backend) {
-    let app = TestApp::spawn(b);
+    let app = spawn(b);
     let r = app.owner_get("/v2/enterprise.key_policy.detail");
     assert_eq!(r.ok()["policy"]["key_expiry_notice_days"], json!([14, 1]), "the default");
 
@@ -115,7 +121,7 @@ fn policy_is_set_shown_validated_and_audited(b: Backend) {
 both!(policy_is_set_shown_validated_and_audited);
 
 fn a_key_expiring_in_ten_days_gets_one_14_day_notice_and_no_1_day_notice(b: Backend) {
-    let app = TestApp::spawn(b);
+    let app = spawn(b);
     let (key_id, secret) = key_expiring(&app, &app.owner_token, 10);
     let (later, _) = key_expiring(&app, &app.owner_token, 30);
     let report = pass(&app);
@@ -150,7 +156,7 @@ fn a_key_expiring_in_ten_days_gets_one_14_day_notice_and_no_1_day_notice(b: Back
 both!(a_key_expiring_in_ten_days_gets_one_14_day_notice_and_no_1_day_notice);
 
 fn thresholds_crossed_while_down_give_one_notice_for_the_smallest(b: Backend) {
-    let app = TestApp::spawn(b);
+    let app = spawn(b);
     let (key_id, _) = key_expiring(&app, &app.owner_token, 20);
     assert_eq!(pass(&app)["expiring"], json!(0), "20 days out");
     // No pass ran while the key went past 14 and 1 days left.
@@ -175,7 +181,7 @@ fn thresholds_crossed_while_down_give_one_notice_for_the_smallest(b: Backend) {
 both!(thresholds_crossed_while_down_give_one_notice_for_the_smallest);
 
 fn an_expired_key_gets_one_expired_notice_and_revoked_keys_get_none(b: Backend) {
-    let app = TestApp::spawn(b);
+    let app = spawn(b);
     let (expired, _) = key_expiring(&app, &app.owner_token, 3);
     let (revoked, _) = key_expiring(&app, &app.owner_token, 3);
     app.owner_post("/v2/enterprise.key.revoke", &json!({"key_id": revoked, "reason": "not needed"})).ok();
@@ -202,7 +208,7 @@ fn an_expired_key_gets_one_expired_notice_and_revoked_keys_get_none(b: Backend) 
 both!(an_expired_key_gets_one_expired_notice_and_revoked_keys_get_none);
 
 fn an_empty_list_turns_notices_off(b: Backend) {
-    let app = TestApp::spawn(b);
+    let app = spawn(b);
     app.owner_post(POLICY, &json!({"key_expiry_notice_days": []})).ok();
     let (soon, _) = key_expiring(&app, &app.owner_token, 2);
     let (gone, _) = key_expiring(&app, &app.owner_token, 2);
@@ -300,7 +306,7 @@ fn two_instances_write_each_notice_exactly_once(b: Backend) {
 both!(two_instances_write_each_notice_exactly_once);
 
 fn lifecycle_events_carry_the_key_id(b: Backend) {
-    let app = TestApp::spawn(b);
+    let app = spawn(b);
     let r = app.owner_post("/v2/enterprise.key.create", &json!({"key_type": "KEY_TYPE_SIEM", "label": "siem"}));
     let key_id = r.ok()["key"]["key_id"].as_str().unwrap().to_string();
     assert_eq!(crate::helpers::event_of(&app, &r)["metadata"]["key_id"], json!(key_id));
@@ -318,7 +324,7 @@ both!(lifecycle_events_carry_the_key_id);
 /// `keyward audit notices` beside a running server: one pass, its report on
 /// stdout as one JSON line, nothing repeated by a second run.
 fn the_cli_runs_one_pass(b: Backend) {
-    let app = TestApp::spawn(b);
+    let app = spawn(b);
     let (key_id, _) = key_expiring(&app, &app.owner_token, 10);
     let s = app.settings();
     let dir = tempfile::tempdir().unwrap();
