@@ -133,12 +133,18 @@ pub fn build(settings: Settings, listener: TcpListener, workers: Option<usize>) 
         settings.archive_dir.clone(),
         settings.retention_interval,
     );
+    let notices = crate::audit::notices::NoticeJob::start(
+        settings.database_url.clone(),
+        settings.conn_options(),
+        writer.clone(),
+        settings.notice_interval,
+    );
     let links = crate::crypto::LinkSigner::new(settings.key_pepper.expose().as_bytes());
     let state = web::Data::new(AppState {
         links,
         exports,
         checkpoints,
-        workers: cache_sync.into_iter().chain([summaries, retention, verifier]).collect(),
+        workers: cache_sync.into_iter().chain([summaries, retention, notices, verifier]).collect(),
         settings,
         pool,
         writer,

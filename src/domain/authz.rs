@@ -236,6 +236,10 @@ pub enum Unrouted {
     ComplianceExportProcess,
     /// A key reported leaked: revoked or marked, in its tenant's chain.
     KeyLeaked,
+    /// Lifecycle notices of the notice job, in the key's tenant's chain: a key
+    /// expires within one of the tenant's thresholds, or has expired.
+    KeyExpiring,
+    KeyExpired,
 }
 
 impl Unrouted {
@@ -250,6 +254,8 @@ impl Unrouted {
             Unrouted::ExportProcess => "enterprise.export.process",
             Unrouted::ComplianceExportProcess => "enterprise.compliance.export.process",
             Unrouted::KeyLeaked => "enterprise.key.leaked",
+            Unrouted::KeyExpiring => "enterprise.key.expiring",
+            Unrouted::KeyExpired => "enterprise.key.expired",
         }
     }
 }
@@ -384,6 +390,9 @@ mod tests {
             Unrouted::ConsoleTokenIssue,
             Unrouted::ExportProcess,
             Unrouted::ComplianceExportProcess,
+            Unrouted::KeyLeaked,
+            Unrouted::KeyExpiring,
+            Unrouted::KeyExpired,
         ];
         let mut names: Vec<&str> = OPERATIONS.iter().map(|o| o.name).chain(unrouted.iter().map(|u| u.name())).collect();
         let all = names.len();
