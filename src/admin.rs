@@ -109,6 +109,11 @@ pub fn retain(conn: &mut DbConn, settings: &Settings) -> AppResult<crate::audit:
     crate::audit::retention::pass(conn, settings.archive_dir.as_deref(), chrono::Utc::now())
 }
 
+/// One key notice pass now, its events committed on this connection.
+pub fn notices(conn: &mut DbConn) -> AppResult<crate::audit::notices::PassReport> {
+    crate::audit::notices::pass(conn, &crate::audit::notices::Via::Direct, chrono::Utc::now())
+}
+
 /// Events of one chain as JSON values (operators read tenant-less events with `SYSTEM_CHAIN`).
 pub fn list_events(conn: &mut DbConn, chain: Option<&str>, limit: i64) -> AppResult<Vec<Value>> {
     let chain = chain.unwrap_or(SYSTEM_CHAIN);

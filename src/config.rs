@@ -83,6 +83,8 @@ pub struct Settings {
     pub archive_dir: Option<PathBuf>,
     /// How often the retention job runs a pass.
     pub retention_interval: Duration,
+    /// How often the key notice job runs a pass.
+    pub notice_interval: Duration,
     /// How often the background verifier starts a run over every chain.
     pub verify_interval: Duration,
     /// Every how many passes the verifier reads every chain from its first
@@ -138,6 +140,9 @@ pub const DEFAULT_RETENTION_INTERVAL_MS: u64 = 3_600_000;
 /// A week.
 pub const MAX_RETENTION_INTERVAL_MS: u64 = 604_800_000;
 pub const DEFAULT_VERIFY_INTERVAL_MS: u64 = 60_000;
+pub const DEFAULT_NOTICE_INTERVAL_MS: u64 = 60_000;
+/// A day: a longer pause could step over a whole one-day threshold.
+pub const MAX_NOTICE_INTERVAL_MS: u64 = 86_400_000;
 pub const DEFAULT_VERIFY_FULL_EVERY: u32 = 60;
 pub const DEFAULT_SINK_INTERVAL_MS: u64 = 1000;
 pub const DEFAULT_SINK_TIMEOUT_MS: u64 = 10_000;
@@ -341,6 +346,18 @@ impl Settings {
                 }
             },
         };
+        let notice_interval = match get("KEYWARD_NOTICE_INTERVAL_MS") {
+            None => Duration::from_millis(DEFAULT_NOTICE_INTERVAL_MS),
+            Some(v) => match v.parse::<u64>() {
+                Ok(ms) if (10..=MAX_NOTICE_INTERVAL_MS).contains(&ms) => Duration::from_millis(ms),
+                _ => {
+                    return Err(err(
+                        "KEYWARD_NOTICE_INTERVAL_MS",
+                        format!("must be 10 to {MAX_NOTICE_INTERVAL_MS} (milliseconds)"),
+                    ))
+                }
+            },
+        };
         let verify_interval = match get("KEYWARD_VERIFY_INTERVAL_MS") {
             None => Duration::from_millis(DEFAULT_VERIFY_INTERVAL_MS),
             Some(v) => match v.parse::<u64>() {
@@ -407,6 +424,7 @@ impl Settings {
             checkpoint_interval,
             archive_dir,
             retention_interval,
+            notice_interval,
             verify_interval,
             verify_full_every,
             secret_scanning_keys,
@@ -623,6 +641,20 @@ mod tests {
         let e = settings(&bad).unwrap_err();
         assert_eq!(e.variable, "KEYWARD_CHECKPOINT_KEY");
         assert!(!e.message.contains("AAAA"), "the error does not echo the key: {}", e.message);
+    }
+
+    #[test]
+    fn the_notice_interval_is_10_ms_to_a_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/kw.db", dir.path().display());
+        let with = |v: &str| settings(&[("KEYWARD_DATABASE_URL", &url), ("KEYWARD_NOTICE_INTERVAL_MS", v)]);
+        let default = settings(&[("KEYWARD_DATABASE_URL", &url)]).unwrap();
+        assert_eq!(default.notice_interval, Duration::from_secs(60));
+        assert_eq!(with("10").unwrap().notice_interval, Duration::from_millis(10));
+        assert_eq!(with("86400000").unwrap().notice_interval, Duration::from_secs(86_400));
+        for bad in ["9", "86400001", "-1", "1.5", "1m"] {
+            assert_eq!(with(bad).unwrap_err().variable, "KEYWARD_NOTICE_INTERVAL_MS", "{bad}");
+        }
     }
 
     #[test]

@@ -125,6 +125,10 @@ enum AuditAction {
     /// audit_retention_days (and verified, and under a signed checkpoint) into
     /// archive segments under KEYWARD_ARCHIVE_DIR; print what was archived.
     Retain,
+    /// Run one key notice pass now: write the enterprise.key.expiring and
+    /// enterprise.key.expired events that are due (each once per key and
+    /// threshold, whichever instance or pass comes first); print what was written.
+    Notices,
     /// Check an export file (e-Discovery ZIP or SIEM compliance NDJSON) or an
     /// archive segment (gzip NDJSON) offline: its
     /// checkpoint's signature, every event's inclusion proof, and that each event's
@@ -287,6 +291,17 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
             print_json(serde_json::to_value(&report).expect("a report is JSON"));
             for f in &report.failed {
                 eprintln!("error: chain {}: {}", f.chain_id, f.error);
+            }
+            if !report.failed.is_empty() {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Command::Audit { action: AuditAction::Notices } => {
+            let mut conn = admin::connect(&settings)?;
+            let report = admin::notices(&mut conn)?;
+            print_json(serde_json::to_value(&report).expect("a report is JSON"));
+            for f in &report.failed {
+                eprintln!("error: tenant {} key {}: {}", f.tenant_id, f.key_id, f.error);
             }
             if !report.failed.is_empty() {
                 return Ok(ExitCode::from(1));

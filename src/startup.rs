@@ -133,6 +133,12 @@ pub fn build(settings: Settings, listener: TcpListener, workers: Option<usize>) 
         settings.archive_dir.clone(),
         settings.retention_interval,
     );
+    let notices = crate::audit::notices::NoticeJob::start(
+        settings.database_url.clone(),
+        settings.conn_options(),
+        writer.clone(),
+        settings.notice_interval,
+    );
     let sinks = crate::audit::sinks::SinkWorker::start(
         settings.database_url.clone(),
         settings.conn_options(),
@@ -151,7 +157,7 @@ pub fn build(settings: Settings, listener: TcpListener, workers: Option<usize>) 
         links,
         exports,
         checkpoints,
-        workers: cache_sync.into_iter().chain([summaries, retention, verifier, sinks]).collect(),
+        workers: cache_sync.into_iter().chain([summaries, retention, notices, verifier, sinks]).collect(),
         settings,
         pool,
         writer,

@@ -181,6 +181,7 @@ struct UpdatePolicy {
     #[serde(default, deserialize_with = "present")]
     audit_retention_days: Option<Option<i64>>,
     leaked_key_action: Option<LeakedKeyAction>,
+    key_expiry_notice_days: Option<Vec<i64>>,
 }
 
 /// A field that may be given as null: `Some(None)`, told apart from an absent one (`None`).
@@ -205,6 +206,7 @@ pub async fn policy_update(
             b.siem_tier2_enabled,
             retention,
             b.leaked_key_action,
+            b.key_expiry_notice_days.as_deref(),
         )
     })
     .await?;

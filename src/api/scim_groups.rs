@@ -9,9 +9,10 @@
 use super::context::{commit, JsonBody, RequestEvent};
 use super::scim::{audit_status, authorize, parse_body, path_id, respond, ScimFailure, ScimResult, CONTENT_TYPE};
 use super::scim::{list_query as groups_query, ListQuery as GroupsQuery};
-use crate::domain::groups::{self as rules, Projection};
+use crate::domain::groups::{self as rules, GROUP_RESOURCE};
 use crate::domain::redact;
 use crate::domain::scim::paging;
+use crate::domain::scim_attributes::Projection;
 use crate::error::AppError;
 use crate::service::groups::{self as service, GroupResource};
 use crate::service::scim::ListResponse;
@@ -21,13 +22,17 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 fn projection_of(q: &GroupsQuery) -> Projection {
-    Projection::new(q.attributes.as_deref(), q.excluded_attributes.as_deref())
+    Projection::parse(q.attributes.as_deref(), q.excluded_attributes.as_deref(), &GROUP_RESOURCE)
+}
+
+/// Whether the answer shows members (a read that leaves them out does not load them).
+fn wants_members(projection: &Projection) -> bool {
+    projection.returns("members", &GROUP_RESOURCE)
 }
 
 fn projected(group: &GroupResource, projection: &Projection) -> Result<Value, ScimFailure> {
-    let mut v = serde_json::to_value(group).map_err(|e| AppError::internal().caused_by(e))?;
-    projection.apply(&mut v);
-    Ok(v)
+    let v = serde_json::to_value(group).map_err(|e| AppError::internal().caused_by(e))?;
+    Ok(projection.apply(v, &GROUP_RESOURCE))
 }
 
 /// A Group, with its Location when it was just created.
@@ -54,7 +59,7 @@ pub(super) async fn list_groups(req: HttpRequest, state: web::Data<AppState>) ->
         RequestEvent::of(&req).note("filter", json!(redact::scrub(text)));
     }
     let projection = projection_of(&q);
-    let with_members = projection.wants_members();
+    let with_members = wants_members(&projection);
     let tenant_id = key.tenant_id;
     let page =
         state.read(move |c| service::list_groups(c, &tenant_id, filter.as_ref(), start, count, with_members)).await?;
@@ -65,7 +70,7 @@ pub(super) async fn list_groups(req: HttpRequest, state: web::Data<AppState>) ->
 pub(super) async fn get_group(req: HttpRequest, state: web::Data<AppState>) -> ScimResult {
     let key = authorize(&state, &req).await?;
     let projection = projection_of(&groups_query(&req)?);
-    let with_members = projection.wants_members();
+    let with_members = wants_members(&projection);
     let (tenant_id, id) = (key.tenant_id, path_id(&req));
     let group = state.read(move |c| service::get_group(c, &tenant_id, &id, with_members)).await?;
     group_response(StatusCode::OK, &group, &projection)

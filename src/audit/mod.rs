@@ -4,6 +4,7 @@
 pub mod chain;
 pub mod checkpoint;
 pub mod evidence;
+pub mod notices;
 pub mod ocsf;
 pub mod refusals;
 pub mod retention;

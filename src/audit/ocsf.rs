@@ -8,6 +8,7 @@
 //! - a committed change to a key or a member (create, rotate, revoke,
 //!   disable, remove, ...) is **Account Change** (3001): keys are accounts of
 //!   a kind (`user.type_id` Other, `user.type` "API Key"), members are users;
+//!   so are the key notices (expiring: Other "Expiring"; expired: Disable);
 //! - every other call, gateway checks included, is **API Activity** (6003),
 //!   with `api.operation` the operation's name.
 //!
@@ -163,6 +164,12 @@ pub fn classify(row: &AuditRow) -> OcsfClass {
             {
                 Some(AccountActivity::Create)
             }
+            // An expired key is unusable from then on, as a revoked one is:
+            // Disable, so that rules on keys going out of service see both.
+            None if row.operation == Unrouted::KeyExpired.name() => Some(AccountActivity::Disable),
+            // A key that will expire changed nothing yet: no OCSF activity
+            // names a warning, so Other, with `activity_name` "Expiring".
+            None if row.operation == Unrouted::KeyExpiring.name() => Some(AccountActivity::Other),
             // A key reported leaked: revoked (disabled), or only marked.
             None if row.operation == Unrouted::KeyLeaked.name() => {
                 Some(match metadata_of(row).get("action").and_then(Value::as_str) {
@@ -254,6 +261,15 @@ fn severity(class: OcsfClass, row: &AuditRow) -> (u32, &'static str) {
     if row.operation == Unrouted::KeyLeaked.name() {
         return (4, "High");
     }
+    // A key out of service is Medium; one about to be, Medium on its last
+    // day (threshold 1) and Low before: time is left to rotate it.
+    if row.operation == Unrouted::KeyExpired.name() {
+        return (3, "Medium");
+    }
+    if row.operation == Unrouted::KeyExpiring.name() {
+        let last_day = metadata_of(row).get("threshold").and_then(Value::as_u64).is_some_and(|d| d <= 1);
+        return if last_day { (3, "Medium") } else { (2, "Low") };
+    }
     match (class, row.outcome) {
         (OcsfClass::Authentication, _) => (3, "Medium"),
         (_, Outcome::Denied) => (2, "Low"),
@@ -267,7 +283,10 @@ fn severity(class: OcsfClass, row: &AuditRow) -> (u32, &'static str) {
 pub fn event(row: &AuditRow, keyward_event: Value) -> Value {
     let class = classify(row);
     let (category_uid, category_name) = class.category();
-    let (activity_id, activity_name) = class.activity();
+    let (activity_id, activity_name) = match class.activity() {
+        (id, _) if row.operation == Unrouted::KeyExpiring.name() => (id, "Expiring"),
+        named => named,
+    };
     let (severity_id, severity_name) = severity(class, row);
     let ok = row.outcome == Outcome::Allowed;
     let md = metadata_of(row);

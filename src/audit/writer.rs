@@ -62,6 +62,11 @@ trait Change: Send {
     fn run(&mut self, conn: &mut DbConn) -> AppResult<Map<String, Value>>;
     /// The group's outcome (`Ok(result of run)` once committed and durable).
     fn answer(self: Box<Self>, outcome: Committed<()>);
+    /// After `run`: whether the job's event is appended. Only a conditional
+    /// job declines it (its work found nothing to do, or failed).
+    fn keeps_event(&self) -> bool {
+        true
+    }
 }
 
 /// An event with nothing else to change.
@@ -104,6 +109,54 @@ where
         let Typed { value, reply, .. } = *self;
         let _ = reply.send(outcome.map(|done| done.and_then(|()| value.ok_or_else(AppError::internal))));
     }
+}
+
+/// A change whose event is written only if its work says so: `Ok(None)`
+/// (nothing to do) and errors append no event; the caller hears `None`.
+struct Conditional<T, F> {
+    work: Option<F>,
+    value: Option<Option<T>>,
+    keep: bool,
+    reply: oneshot::Sender<Committed<Option<T>>>,
+}
+
+impl<T, F> Change for Conditional<T, F>
+where
+    T: Send,
+    F: FnOnce(&mut DbConn) -> AppResult<Option<(T, Map<String, Value>)>> + Send,
+{
+    fn changes(&self) -> bool {
+        true
+    }
+    fn run(&mut self, conn: &mut DbConn) -> AppResult<Map<String, Value>> {
+        let work = self.work.take().ok_or_else(AppError::internal)?;
+        self.keep = false;
+        match work(conn)? {
+            Some((value, metadata)) => {
+                self.keep = true;
+                self.value = Some(Some(value));
+                Ok(metadata)
+            }
+            None => {
+                self.value = Some(None);
+                Ok(Map::new())
+            }
+        }
+    }
+    fn answer(self: Box<Self>, outcome: Committed<()>) {
+        let Conditional { value, reply, .. } = *self;
+        let _ = reply.send(outcome.map(|done| done.and_then(|()| value.ok_or_else(AppError::internal))));
+    }
+    fn keeps_event(&self) -> bool {
+        self.keep
+    }
+}
+
+fn conditional<T: Send + 'static>(
+    work: impl FnOnce(&mut DbConn) -> AppResult<Option<(T, Map<String, Value>)>> + Send + 'static,
+) -> (Box<dyn Change>, oneshot::Receiver<Committed<Option<T>>>) {
+    let (reply, answer) = oneshot::channel();
+    (Box::new(Conditional { work: Some(work), value: None, keep: false, reply }), answer)
 }
 
 fn typed<T: Send + 'static>(
@@ -249,6 +302,23 @@ impl AuditWriter {
         let (change, answer) = typed(work);
         self.submit(draft, change).await?;
         answer.await.unwrap_or_else(|_| Err(AppError::unavailable()))
+    }
+
+    /// Runs `work` and, only if it returns `Some`, commits its event with it
+    /// in one transaction (`None`: nothing done, no event), from a thread
+    /// outside the async runtime (background jobs).
+    pub fn commit_if_blocking<T: Send + 'static>(
+        &self,
+        draft: EventDraft,
+        work: impl FnOnce(&mut DbConn) -> AppResult<Option<(T, Map<String, Value>)>> + Send + 'static,
+    ) -> Committed<Option<T>> {
+        let (change, answer) = conditional(work);
+        self.metrics.audit_queue_depth.inc();
+        if self.tx.blocking_send(Job { enqueued: Instant::now(), draft, change }).is_err() {
+            self.metrics.audit_queue_depth.dec();
+            return Err(AppError::unavailable());
+        }
+        answer.blocking_recv().unwrap_or_else(|_| Err(AppError::unavailable()))
     }
 
     /// [`record`](Self::record) from a thread outside the async runtime (background summaries).
@@ -541,6 +611,21 @@ pub fn commit_now<T: Send + 'static>(
     answer.try_recv().unwrap_or_else(|_| Err(AppError::internal()))?
 }
 
+/// [`commit_now`], for work that may decline its event (see
+/// [`AuditWriter::commit_if_blocking`]), on a connection of the caller's (CLI).
+pub fn commit_now_if<T: Send + 'static>(
+    conn: &mut DbConn,
+    draft: EventDraft,
+    work: impl FnOnce(&mut DbConn) -> AppResult<Option<(T, Map<String, Value>)>> + Send + 'static,
+) -> AppResult<Option<T>> {
+    let (change, mut answer) = conditional(work);
+    let mut changes = vec![change];
+    let outcome = commit_group(conn, &Chains::default(), vec![draft], &mut changes, &mut [], &Redactor::default());
+    let result = outcome.map(|(results, _)| results.into_iter().next().unwrap_or_else(|| Err(AppError::internal())));
+    changes.into_iter().for_each(|c| c.answer(result.clone()));
+    answer.try_recv().unwrap_or_else(|_| Err(AppError::internal()))?
+}
+
 /// Appends events that change nothing else, as one group, on a connection of
 /// the caller's (tooling: seeding a large log for the benchmark).
 pub fn append_now(conn: &mut DbConn, drafts: Vec<EventDraft>) -> AppResult<()> {
@@ -569,8 +654,9 @@ fn commit_group(
         let mut rows = Vec::with_capacity(drafts.len());
         let mut results = Vec::with_capacity(drafts.len());
         let changed = changes.iter().any(|c| c.changes());
+        let mut declined = Vec::new();
 
-        for (draft, change) in drafts.iter_mut().zip(changes.iter_mut()) {
+        for (i, (draft, change)) in drafts.iter_mut().zip(changes.iter_mut()).enumerate() {
             let result = match change.changes() {
                 false => Ok(()),
                 true => match conn.transaction::<_, AppError, _>(|conn| change.run(conn)) {
@@ -585,12 +671,26 @@ fn commit_group(
                     }
                 },
             };
+            results.push(result);
+            if !change.keeps_event() {
+                declined.push(i);
+                continue;
+            }
             let mut row = event_row(draft, redactor);
             chains.place(conn, &mut heads, &mut row)?;
             rows.push(row);
-            results.push(result);
         }
-        store::insert_events(conn, &rows)?;
+        if !declined.is_empty() {
+            // Hooks see the events appended, beside their rows.
+            let mut i = 0;
+            drafts.retain(|_| {
+                i += 1;
+                !declined.contains(&(i - 1))
+            });
+        }
+        if !rows.is_empty() {
+            store::insert_events(conn, &rows)?;
+        }
         heads.save(conn)?;
         let group = Group { events: &drafts, rows: &rows, changed };
         for hook in hooks.iter_mut() {

@@ -18,6 +18,7 @@ use crate::domain::event::{ActorType, EventFormat, EventId, Outcome};
 use crate::domain::exports::{ExportKind, ExportScope, ExportStatus};
 use crate::domain::leaks::{LeakAction, LeakedKeyAction};
 use crate::domain::lifetime::LifetimePolicy;
+use crate::domain::notices::{NoticeDays, NoticeKind};
 use crate::domain::scim::UserProfile;
 use crate::domain::sinks::{SinkKind, SinkState};
 use crate::domain::verification::RunState;
@@ -162,6 +163,9 @@ text_column!(ExportKind, "export kind", |k| k.as_str(), ExportKind::parse);
 text_column!(EventFormat, "event format", |f| f.as_str(), EventFormat::parse);
 text_column!(LeakedKeyAction, "leaked key action", |a| a.as_str(), LeakedKeyAction::parse);
 text_column!(LeakAction, "leak action", |a| a.as_str(), LeakAction::parse);
+// A JSON array of whole days, largest first: `[14,1]`.
+text_column!(NoticeDays, "key expiry notice days", |d| d.to_json(), NoticeDays::from_json);
+text_column!(NoticeKind, "key notice kind", |k| k.as_string(), NoticeKind::parse);
 text_column!(SinkKind, "sink kind", |k| k.as_str(), SinkKind::parse);
 text_column!(SinkState, "sink state", |s| s.as_str(), SinkState::parse);
 text_column!(ExportStatus, "export status", |s| s.as_str(), ExportStatus::parse);
@@ -282,6 +286,7 @@ mod tests {
             created_at: to_naive(now()),
             audit_retention_days: None,
             leaked_key_action: Default::default(),
+            key_expiry_notice_days: Default::default(),
         }
     }
 

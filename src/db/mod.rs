@@ -139,6 +139,28 @@ fn with_connect_timeout(url: &str, wait: Duration) -> Cow<'_, str> {
     Cow::Owned(format!("{url}{separator}connect_timeout={}", wait.as_secs_f64().ceil().max(2.0) as u64))
 }
 
+/// SQLite's process-wide settings, made once before its first connection opens
+/// (later calls are refused by SQLite and change nothing):
+/// - multi-thread mode: no mutex around each connection's calls (one per column
+///   read, about 24 per audit event read). A connection is used by one thread at
+///   a time: diesel's connections are not `Sync`, the pool lends each to one thread,
+///   and the audit writer owns its own.
+/// - no memory statistics: their upkeep takes a global mutex on every allocation,
+///   and keyward never reads them.
+fn configure_sqlite() {
+    static CONFIGURED: std::sync::Once = std::sync::Once::new();
+    CONFIGURED.call_once(|| {
+        use libsqlite3_sys::{sqlite3_config, SQLITE_CONFIG_MEMSTATUS, SQLITE_CONFIG_MULTITHREAD, SQLITE_OK};
+        // SAFETY: sqlite3_config with these two options takes no pointer; SQLite
+        // refuses it (SQLITE_MISUSE) once initialized, which leaves the defaults.
+        let (threads, memstatus) =
+            unsafe { (sqlite3_config(SQLITE_CONFIG_MULTITHREAD), sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0)) };
+        if threads != SQLITE_OK || memstatus != SQLITE_OK {
+            tracing::warn!(threads, memstatus, "SQLite was initialized before keyward configured it; its defaults stay");
+        }
+    });
+}
+
 /// A connection with the default options (the CLI, tools).
 pub fn establish(url: &DbUrl) -> Result<DbConn, diesel::ConnectionError> {
     establish_with(url, ConnOptions::default())
@@ -147,6 +169,7 @@ pub fn establish(url: &DbUrl) -> Result<DbConn, diesel::ConnectionError> {
 pub fn establish_with(url: &DbUrl, options: ConnOptions) -> Result<DbConn, diesel::ConnectionError> {
     match url {
         DbUrl::Sqlite(path) => {
+            configure_sqlite();
             let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
             // WAL lets readers run beside the one writer; FULL makes every commit durable
             // (the audit writer lowers it to NORMAL and fsyncs the WAL itself, see

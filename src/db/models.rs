@@ -6,6 +6,7 @@ use crate::domain::event::EventFormat;
 use crate::domain::exports::{ExportKind, ExportScope, ExportStatus};
 use crate::domain::leaks::{LeakAction, LeakedKeyAction};
 use crate::domain::lifetime::LifetimePolicy;
+use crate::domain::notices::NoticeDays;
 use crate::domain::scim::UserProfile;
 use crate::domain::sinks::{SinkKind, SinkState};
 use crate::domain::{KeyType, MemberStatus, Role, TenantStatus};
@@ -26,6 +27,8 @@ pub struct Tenant {
     pub audit_retention_days: Option<i32>,
     /// What happens to a key reported leaked in public.
     pub leaked_key_action: LeakedKeyAction,
+    /// Days before a key's expiry at which the tenant is told (empty: no notices).
+    pub key_expiry_notice_days: NoticeDays,
 }
 
 #[derive(Debug, Clone, Queryable, Insertable)]

@@ -11,6 +11,16 @@ diesel::table! {
         created_at -> Timestamp,
         audit_retention_days -> Nullable<Integer>,
         leaked_key_action -> Text,
+        key_expiry_notice_days -> Text,
+    }
+}
+
+diesel::table! {
+    key_notices (key_id, kind) {
+        key_id -> Text,
+        kind -> Text,
+        tenant_id -> Text,
+        created_at -> Timestamp,
     }
 }
 
@@ -336,6 +346,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     exports,
     key_state,
     key_leaks,
+    key_notices,
     secret_scanning_reports,
     siem_sinks,
     scim_groups,

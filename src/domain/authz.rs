@@ -242,12 +242,16 @@ pub enum Unrouted {
     ComplianceExportProcess,
     /// A key reported leaked: revoked or marked, in its tenant's chain.
     KeyLeaked,
+    /// Lifecycle notices of the notice job, in the key's tenant's chain: a key
+    /// expires within one of the tenant's thresholds, or has expired.
+    KeyExpiring,
+    KeyExpired,
     /// A SIEM sink that failed for longer than allowed and is no longer tried.
     SiemSinkDead,
 }
 
 impl Unrouted {
-    pub const ALL: [Unrouted; 10] = [
+    pub const ALL: [Unrouted; 12] = [
         Unrouted::UnknownRoute,
         Unrouted::Probe,
         Unrouted::RefusalsSummarized,
@@ -257,6 +261,8 @@ impl Unrouted {
         Unrouted::ExportProcess,
         Unrouted::ComplianceExportProcess,
         Unrouted::KeyLeaked,
+        Unrouted::KeyExpiring,
+        Unrouted::KeyExpired,
         Unrouted::SiemSinkDead,
     ];
 
@@ -271,6 +277,8 @@ impl Unrouted {
             Unrouted::ExportProcess => "enterprise.export.process",
             Unrouted::ComplianceExportProcess => "enterprise.compliance.export.process",
             Unrouted::KeyLeaked => "enterprise.key.leaked",
+            Unrouted::KeyExpiring => "enterprise.key.expiring",
+            Unrouted::KeyExpired => "enterprise.key.expired",
             Unrouted::SiemSinkDead => "enterprise.siem_sink.dead",
         }
     }

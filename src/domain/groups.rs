@@ -1,6 +1,7 @@
 //! SCIM Groups (RFC 7643 §4.2) and the console roles they map to. Pure: the
-//! effective-role rule, the Groups filter subset, the group documents and
-//! PATCH operations that Okta and Entra ID send, and response projection.
+//! effective-role rule, the Group resource as filters and projections see
+//! it (the grammar is `scim_filter`'s, as for Users), the group documents and
+//! PATCH operations that Okta and Entra ID send.
 //!
 //! Okta pushes groups with `{"op":"add","path":"members","value":[…]}`,
 //! `{"op":"remove","path":"members[value eq \"id\"]"}` and a no-path
@@ -10,6 +11,7 @@
 
 use super::member::Role;
 use super::scim::{ScimError, ScimType};
+use super::scim_filter::{self, CompareOp, Filter, ResourceSchema, Test};
 use serde_json::{Map, Value};
 
 pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
@@ -110,9 +112,35 @@ fn external_id(v: &Value) -> Result<Option<String>, ScimError> {
 
 // ------------------------------------------------------------------ filters
 
-/// What a Groups filter selects: `eq` comparisons joined by `and` (what Okta and Entra ID send).
+/// What a Groups filter and projection know of the Group resource.
+pub static GROUP_RESOURCE: ResourceSchema = ResourceSchema {
+    core: GROUP_SCHEMA,
+    extensions: &[],
+    filterable: &[
+        "id",
+        "externalid",
+        "displayname",
+        "members",
+        "members.value",
+        "members.display",
+        "members.type",
+        "meta.created",
+        "meta.lastmodified",
+        "meta.resourcetype",
+    ],
+    case_exact: &["id", "externalid", "members", "members.value", "meta.location", "meta.version"],
+    always: &["schemas", "id"],
+};
+
+/// Parses a Groups `filter` (RFC 7644 §3.4.2.2): the same grammar as Users'.
+pub fn parse_filter(text: &str) -> Result<Filter, ScimError> {
+    scim_filter::parse(text, &GROUP_RESOURCE)
+}
+
+/// What the store can narrow a Groups filter to through its indexes: the
+/// top-level `eq` clauses on `id`, `displayName` (as a display key) and `externalId`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct GroupFilter {
+pub struct GroupLookup {
     pub id: Option<String>,
     /// Compared case-insensitively (as a display key).
     pub display_key: Option<String>,
@@ -120,77 +148,46 @@ pub struct GroupFilter {
     pub external_id: Option<String>,
     /// Two clauses on one attribute with different values: nothing matches.
     pub contradictory: bool,
+    /// Every clause of the filter is one of the above: the store's answer is the
+    /// filter's, with no further matching (what Okta and Entra ID send).
+    pub exact: bool,
 }
 
-const FILTER_HELP: &str = "supported Group filters: displayName, externalId or id compared with eq, joined with and";
-
-fn filter_err(detail: impl Into<String>) -> ScimError {
-    err(ScimType::InvalidFilter, format!("{}; {FILTER_HELP}", detail.into()))
-}
-
-/// Parses a Groups `filter` (RFC 7644 §3.4.2.2) in the subset keyward answers.
-pub fn parse_filter(text: &str) -> Result<GroupFilter, ScimError> {
-    let mut f = GroupFilter::default();
-    let mut rest = text.trim();
-    loop {
-        let (attr, after) = split_word(rest);
-        let (op, after) = split_word(after);
-        if attr.is_empty() || op.is_empty() {
-            return Err(filter_err("the filter is incomplete"));
-        }
-        if !op.eq_ignore_ascii_case("eq") {
-            return Err(filter_err(format!("operator {op} is not supported")));
-        }
-        let (value, after) = quoted(after)?;
-        let attr = attr.strip_prefix(GROUP_SCHEMA).and_then(|a| a.strip_prefix(':')).unwrap_or(attr);
-        let (slot, value) = match attr.to_ascii_lowercase().as_str() {
-            "displayname" => (&mut f.display_key, display_key(&value)),
-            "externalid" => (&mut f.external_id, value),
-            "id" => (&mut f.id, value),
-            _ => return Err(filter_err(format!("filtering on {attr} is not supported"))),
-        };
-        match slot {
-            Some(existing) if *existing != value => f.contradictory = true,
-            _ => *slot = Some(value),
-        }
-        let after = after.trim_start();
-        if after.is_empty() {
-            return Ok(f);
-        }
-        let (joiner, after) = split_word(after);
-        if !joiner.eq_ignore_ascii_case("and") {
-            return Err(filter_err(format!("unexpected {joiner} in the filter")));
-        }
-        rest = after;
-    }
-}
-
-fn split_word(s: &str) -> (&str, &str) {
-    let s = s.trim_start();
-    let end = s.find(char::is_whitespace).unwrap_or(s.len());
-    (&s[..end], &s[end..])
-}
-
-/// A JSON string literal at the start of `s`, and what follows it.
-fn quoted(s: &str) -> Result<(String, &str), ScimError> {
-    let s = s.trim_start();
-    if !s.starts_with('"') {
-        return Err(filter_err("the value must be a quoted string"));
-    }
-    let bytes = s.as_bytes();
-    let mut i = 1;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\\' => i += 2,
-            b'"' => {
-                let value = serde_json::from_str::<String>(&s[..=i])
-                    .map_err(|_| filter_err("the quoted value is not a valid string"))?;
-                return Ok((value, &s[i + 1..]));
+/// The indexed lookup every match of `f` satisfies.
+pub fn lookup(f: &Filter) -> GroupLookup {
+    let mut l = GroupLookup { exact: true, ..GroupLookup::default() };
+    for clause in f.conjuncts() {
+        let indexed = match clause {
+            Filter::Attr(path, Test::Compare(CompareOp::Eq, Value::String(v)))
+                if path.schema.is_none() && path.element_filter.is_none() =>
+            {
+                match path.key().as_str() {
+                    "id" => Some((&mut l.id, v.clone())),
+                    "displayname" => Some((&mut l.display_key, display_key(v))),
+                    "externalid" => Some((&mut l.external_id, v.clone())),
+                    _ => None,
+                }
             }
-            _ => i += 1,
+            _ => None,
+        };
+        match indexed {
+            Some((slot, value)) => match slot {
+                Some(existing) if *existing != value => l.contradictory = true,
+                _ => *slot = Some(value),
+            },
+            None => l.exact = false,
         }
     }
-    Err(filter_err("unterminated quoted value"))
+    l
+}
+
+/// Whether matching `f` needs a group's members (so a scan must read them).
+pub fn names_members(f: &Filter) -> bool {
+    match f {
+        Filter::And(a, b) | Filter::Or(a, b) => names_members(a) || names_members(b),
+        Filter::Not(a) => names_members(a),
+        Filter::Attr(path, _) => path.attr.eq_ignore_ascii_case("members"),
+    }
 }
 
 // ------------------------------------------------------------------ documents
@@ -361,20 +358,18 @@ fn parse_operation(op: &Value) -> Result<Vec<GroupChange>, ScimError> {
     }])
 }
 
-/// The id in `members[value eq "<id>"]`.
+/// The id in `members[value eq "<id>"]`, read with the filter grammar.
 fn member_selector(path: &str) -> Result<String, ScimError> {
     let bad = || err(ScimType::InvalidPath, format!("{path:?}: expected members[value eq \"<User id>\"]"));
-    let inner = path.get("members[".len()..).and_then(|r| r.strip_suffix(']')).ok_or_else(bad)?;
-    let (attr, rest) = split_word(inner);
-    let (op, rest) = split_word(rest);
-    if !attr.eq_ignore_ascii_case("value") || !op.eq_ignore_ascii_case("eq") {
+    let Ok(Filter::Attr(attr, Test::Any)) = parse_filter(path) else { return Err(bad()) };
+    let Some(Filter::Attr(inner, Test::Compare(CompareOp::Eq, Value::String(id)))) = attr.element_filter.as_deref()
+    else {
+        return Err(bad());
+    };
+    if !attr.attr.eq_ignore_ascii_case("members") || attr.sub.is_some() || inner.key() != "members.value" {
         return Err(bad());
     }
-    let (id, after) = quoted(rest).map_err(|_| bad())?;
-    if !after.trim().is_empty() {
-        return Err(bad());
-    }
-    member_id(&Value::String(id))
+    member_id(&Value::String(id.clone()))
 }
 
 fn no_path_changes(kind: PatchOp, attrs: &Map<String, Value>) -> Result<Vec<GroupChange>, ScimError> {
@@ -434,60 +429,6 @@ impl GroupState {
     }
 }
 
-// ------------------------------------------------------------------ projection
-
-/// Which attributes an answer carries (RFC 7644 §3.4.2.5), at the top level:
-/// `id` and `schemas` are always returned.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Projection {
-    /// Lower-cased attribute names; None: the default set.
-    pub only: Option<Vec<String>>,
-    pub excluded: Vec<String>,
-}
-
-fn attribute_names(list: &str) -> Vec<String> {
-    list.split(',')
-        .map(str::trim)
-        .filter(|a| !a.is_empty())
-        .map(|a| {
-            let a = a.strip_prefix(GROUP_SCHEMA).and_then(|r| r.strip_prefix(':')).unwrap_or(a);
-            a.split('.').next().unwrap_or(a).to_ascii_lowercase()
-        })
-        .collect()
-}
-
-impl Projection {
-    pub fn new(attributes: Option<&str>, excluded: Option<&str>) -> Projection {
-        Projection {
-            only: attributes.map(attribute_names),
-            excluded: excluded.map(attribute_names).unwrap_or_default(),
-        }
-    }
-
-    /// Whether members are returned (a list that leaves them out need not read them).
-    pub fn wants_members(&self) -> bool {
-        self.keeps("members")
-    }
-
-    fn keeps(&self, name: &str) -> bool {
-        let lower = name.to_ascii_lowercase();
-        if lower == "id" || lower == "schemas" {
-            return true;
-        }
-        if self.excluded.contains(&lower) {
-            return false;
-        }
-        self.only.as_ref().is_none_or(|only| only.contains(&lower))
-    }
-
-    /// Drops the top-level attributes the projection leaves out.
-    pub fn apply(&self, resource: &mut Value) {
-        if let Value::Object(o) = resource {
-            o.retain(|k, _| self.keeps(k));
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -509,21 +450,36 @@ mod tests {
     }
 
     #[test]
-    fn filters_that_okta_and_entra_send_parse() {
-        let f = parse_filter(r#"displayName eq "Eng Admins""#).unwrap();
-        assert_eq!(f.display_key.as_deref(), Some("eng admins"));
-        let f = parse_filter(r#"externalId eq "00g1" and DISPLAYNAME EQ "x""#).unwrap();
-        assert_eq!((f.external_id.as_deref(), f.display_key.as_deref()), (Some("00g1"), Some("x")));
-        assert!(parse_filter(r#"id eq "a" and id eq "b""#).unwrap().contradictory);
-        for bad in [
-            "",
-            "displayName",
-            r#"displayName co "x""#,
-            r#"members eq "x""#,
-            r#"displayName eq x"#,
-            r#"displayName eq "x" or id eq "y""#,
-            r#"displayName eq "x"#,
-        ] {
+    fn filters_that_okta_and_entra_send_are_answered_by_the_index() {
+        let l = lookup(&parse_filter(r#"displayName eq "Eng Admins""#).unwrap());
+        assert_eq!((l.display_key.as_deref(), l.exact), (Some("eng admins"), true));
+        let l = lookup(&parse_filter(r#"externalId eq "00g1" and DISPLAYNAME EQ "x""#).unwrap());
+        assert_eq!((l.external_id.as_deref(), l.display_key.as_deref(), l.exact), (Some("00g1"), Some("x"), true));
+        assert!(lookup(&parse_filter(r#"id eq "a" and id eq "b""#).unwrap()).contradictory);
+    }
+
+    #[test]
+    fn other_filters_narrow_what_they_can_and_are_matched() {
+        let f = parse_filter(r#"displayName eq "x" and members[value eq "m1"]"#).unwrap();
+        let l = lookup(&f);
+        assert_eq!((l.display_key.as_deref(), l.exact), (Some("x"), false));
+        assert!(names_members(&f));
+        let f = parse_filter(r#"displayName sw "Eng" or not (externalId pr)"#).unwrap();
+        assert_eq!(lookup(&f), GroupLookup::default());
+        assert!(!names_members(&f));
+        let group = json!({"schemas": [GROUP_SCHEMA], "id": "g1", "displayName": "Eng Admins",
+            "members": [{"value": "m1", "display": "ada"}]});
+        let m = |text: &str| parse_filter(text).unwrap().matches(&group, &GROUP_RESOURCE);
+        assert!(m(r#"displayName sw "eng""#));
+        assert!(m(r#"members[value eq "m1"]"#));
+        assert!(m(r#"members.display eq "ADA""#));
+        assert!(!m(r#"members[value eq "M1"]"#), "member ids compare exactly");
+        assert!(!m(r#"displayName eq "Eng" or externalId pr"#));
+    }
+
+    #[test]
+    fn bad_groups_filters_are_invalid_filter() {
+        for bad in ["", "displayName", r#"displayName eq x"#, r#"displayName eq "x"#, r#"nickName eq "x""#] {
             assert_eq!(parse_filter(bad).unwrap_err().scim_type, ScimType::InvalidFilter, "{bad}");
         }
     }
@@ -578,16 +534,5 @@ mod tests {
         ] {
             assert_eq!(parse_patch(&body).unwrap_err().scim_type, kind, "{body}");
         }
-    }
-
-    #[test]
-    fn projection_keeps_id_and_what_was_asked() {
-        let mut v = json!({"schemas": [], "id": "g", "displayName": "x", "members": [], "meta": {}});
-        Projection::new(None, Some("members")).apply(&mut v);
-        assert_eq!(v, json!({"schemas": [], "id": "g", "displayName": "x", "meta": {}}));
-        let p = Projection::new(Some("displayName"), None);
-        assert!(!p.wants_members());
-        p.apply(&mut v);
-        assert_eq!(v, json!({"schemas": [], "id": "g", "displayName": "x"}));
     }
 }

@@ -12,6 +12,7 @@ pub mod key_type;
 pub mod leaks;
 pub mod lifetime;
 pub mod member;
+pub mod notices;
 pub mod redact;
 pub mod request_path;
 pub mod scim;

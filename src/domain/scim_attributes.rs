@@ -54,6 +54,19 @@ impl Projection {
         Projection { include, exclude }
     }
 
+    /// Whether an answer keeps the core attribute `name` (at least in part): a
+    /// read that leaves it out need not load it.
+    pub fn returns(&self, name: &str, schema: &ResourceSchema) -> bool {
+        let names = |r: &AttrRef| r.schema.is_none() && r.attr.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(name));
+        if is_always(name, schema) {
+            true
+        } else if !self.include.is_empty() {
+            self.include.iter().any(names)
+        } else {
+            !self.exclude.iter().any(|r| names(r) && r.sub.is_none())
+        }
+    }
+
     /// The resource as the request asked to see it.
     pub fn apply(&self, resource: Value, schema: &ResourceSchema) -> Value {
         let Value::Object(obj) = resource else { return resource };
@@ -257,5 +270,16 @@ mod tests {
         assert_eq!(project(Some("userName"), Some("userName"))["userName"], json!("ann"), "attributes wins");
         assert_eq!(project(None, None), doc());
         assert_eq!(project(Some("urn:unknown:x"), None), doc(), "unknown names name nothing");
+    }
+
+    #[test]
+    fn returns_says_whether_an_attribute_survives() {
+        let r = |a: Option<&str>, x: Option<&str>, name: &str| Projection::parse(a, x, &SCHEMA).returns(name, &SCHEMA);
+        assert!(r(None, None, "emails"));
+        assert!(!r(None, Some("EMAILS"), "emails"));
+        assert!(r(None, Some("emails.type"), "emails"), "a sub-attribute dropped leaves the rest");
+        assert!(r(Some("emails.value"), None, "emails"));
+        assert!(!r(Some("userName"), None, "emails"));
+        assert!(r(Some("userName"), None, "id"), "always returned");
     }
 }

@@ -10,7 +10,8 @@ use super::{meta, Meta};
 use crate::db::models::{api_time, now, to_naive, to_utc, Member};
 use crate::db::store::{self, GroupQuery, GroupRow, RoleMappingRow, TARGET_DISPLAY_NAME, TARGET_GROUP_ID};
 use crate::db::DbConn;
-use crate::domain::groups::{self as rules, GroupChange, GroupDoc, GroupFilter, GroupState, MappedRole};
+use crate::domain::groups::{self as rules, GroupChange, GroupDoc, GroupState, MappedRole, GROUP_RESOURCE};
+use crate::domain::scim_filter::Filter;
 use crate::domain::{MemberStatus, Role};
 use crate::error::{AppError, AppResult};
 use serde::Serialize;
@@ -131,28 +132,50 @@ pub fn get_group(c: &mut DbConn, tenant_id: &str, id: &str, with_members: bool) 
     v.pop().ok_or_else(AppError::internal)
 }
 
+/// Groups read at a time when a filter is matched outside the store.
+const SCAN_PAGE: i64 = 500;
+
 /// One page of the tenant's Groups matching `filter`, in creation order from the 1-based `start`.
+/// The store answers the indexed `eq` clauses; any other clause is matched on
+/// the Groups as served, read `SCAN_PAGE` at a time.
 pub fn list_groups(
     c: &mut DbConn,
     tenant_id: &str,
-    filter: Option<&GroupFilter>,
+    filter: Option<&Filter>,
     start: i64,
     count: i64,
     with_members: bool,
 ) -> AppResult<ListResponse<GroupResource>> {
-    if filter.is_some_and(|f| f.contradictory) {
+    let lookup = filter.map(rules::lookup).unwrap_or_else(|| rules::GroupLookup { exact: true, ..Default::default() });
+    if lookup.contradictory {
         return Ok(ListResponse::new(0, start, Vec::new()));
     }
-    let q = filter
-        .map(|f| GroupQuery {
-            id: f.id.clone(),
-            display_key: f.display_key.clone(),
-            external_id: f.external_id.clone(),
-        })
-        .unwrap_or_default();
-    let (rows, total) = store::list_groups(c, tenant_id, &q, start - 1, count.max(0))?;
-    let items = if count > 0 { resources(c, tenant_id, &rows, with_members)? } else { Vec::new() };
-    Ok(ListResponse::new(usize::try_from(total).unwrap_or(0), start, items))
+    let q = GroupQuery { id: lookup.id, display_key: lookup.display_key, external_id: lookup.external_id };
+    let (Some(f), false) = (filter, lookup.exact) else {
+        let (rows, total) = store::list_groups(c, tenant_id, &q, start - 1, count.max(0))?;
+        let items = if count > 0 { resources(c, tenant_id, &rows, with_members)? } else { Vec::new() };
+        return Ok(ListResponse::new(usize::try_from(total).unwrap_or(0), start, items));
+    };
+    let read_members = with_members || rules::names_members(f);
+    let skip = usize::try_from(start - 1).unwrap_or(usize::MAX);
+    let take = usize::try_from(count).unwrap_or(0);
+    let (mut page, mut total, mut offset) = (Vec::new(), 0usize, 0i64);
+    loop {
+        let (rows, _) = store::list_groups(c, tenant_id, &q, offset, SCAN_PAGE)?;
+        for g in resources(c, tenant_id, &rows, read_members)? {
+            let served = serde_json::to_value(&g).map_err(|e| AppError::internal().caused_by(e))?;
+            if f.matches(&served, &GROUP_RESOURCE) {
+                if total >= skip && page.len() < take {
+                    page.push(g);
+                }
+                total += 1;
+            }
+        }
+        if rows.len() < usize::try_from(SCAN_PAGE).unwrap_or(0) {
+            return Ok(ListResponse::new(total, start, page));
+        }
+        offset += SCAN_PAGE;
+    }
 }
 
 // ------------------------------------------------------------------ changes

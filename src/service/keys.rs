@@ -7,6 +7,7 @@ use crate::db::{store, DbConn};
 use crate::domain::allowlist::IpAllowlist;
 use crate::domain::leaks::LeakedKeyAction;
 use crate::domain::lifetime::{self, KeyStatus, LifetimePolicy, StatusReason};
+use crate::domain::notices::NoticeDays;
 use crate::domain::tenant::AuditRetention;
 use crate::domain::{key_format, text, KeyType};
 use crate::error::{AppError, AppResult};
@@ -195,7 +196,7 @@ pub fn create_key(
     };
     store::insert_key(conn, &key)?;
     let m = meta(json!({
-        "new_key_id": id, "key_type": key.key_type, "label": key.label, "hint": key.hint,
+        "key_id": id, "new_key_id": id, "key_type": key.key_type, "label": key.label, "hint": key.hint,
         "expires_at": opt_time(key.expires_at),
     }));
     Ok((CreatedKey { key: key_view(&key, &policy, at), key_id: id }, m))
@@ -214,6 +215,7 @@ pub fn update_key(
     let tenant = load_tenant(conn, tenant_id)?;
     let before = load_key(conn, tenant_id, key_id)?;
     let mut changes = Meta::new();
+    changes.insert("key_id".into(), json!(key_id));
     if let Some(label) = label {
         store::update_key_label(conn, key_id, &label)?;
         changes.insert("label".into(), json!({"old": before.label, "new": label}));
@@ -238,7 +240,7 @@ pub fn revoke_key(conn: &mut DbConn, tenant_id: &str, key_id: &str, reason: &str
     let at = now();
     store::revoke_key(conn, key_id, to_naive(at), reason)?;
     let after = load_key(conn, tenant_id, key_id)?;
-    let m = meta(json!({"revoked_key_id": key_id, "reason": reason, "label": key.label}));
+    let m = meta(json!({"key_id": key_id, "revoked_key_id": key_id, "reason": reason, "label": key.label}));
     Ok((key_view(&after, &tenant.max_lifetime_days, at), m))
 }
 
@@ -305,8 +307,9 @@ pub fn rotate_key(
     };
     store::insert_key(conn, &new_key)?;
     let previous = load_key(conn, tenant_id, key_id)?;
+    // `key_id` is the key rotated (the one the request names); its successor is `new_key_id`.
     let m = meta(json!({
-        "old_key_id": old.id, "new_key_id": new_id, "key_type": old.key_type,
+        "key_id": old.id, "old_key_id": old.id, "new_key_id": new_id, "key_type": old.key_type,
         "grace_seconds": grace_seconds, "old_key_stops_at": api_time(to_naive(grace_end)),
     }));
     Ok((Rotated { key: key_view(&new_key, &policy, at), previous_key: key_view(&previous, &policy, at) }, m))
@@ -323,6 +326,8 @@ pub struct PolicyView {
     pub audit_retention_days: Option<i64>,
     /// What happens to a key reported leaked in public: REVOKE (default) or NOTIFY.
     pub leaked_key_action: LeakedKeyAction,
+    /// Days before a key's expiry at which an `enterprise.key.expiring` notice is written; []: no notices.
+    pub key_expiry_notice_days: NoticeDays,
     pub updated_at: Option<String>,
 }
 
@@ -332,6 +337,7 @@ pub fn policy_view(tenant: &Tenant) -> PolicyView {
         siem_tier2_enabled: tenant.siem_tier2_enabled,
         audit_retention_days: AuditRetention::from_stored(tenant.audit_retention_days).days(),
         leaked_key_action: tenant.leaked_key_action,
+        key_expiry_notice_days: tenant.key_expiry_notice_days.clone(),
         updated_at: opt_time(tenant.policy_updated_at),
     }
 }
@@ -347,6 +353,7 @@ pub fn update_policy(
     siem_tier2_enabled: Option<bool>,
     audit_retention_days: Option<Option<i64>>,
     leaked_key_action: Option<LeakedKeyAction>,
+    key_expiry_notice_days: Option<&[i64]>,
 ) -> AppResult<(PolicyView, Meta)> {
     let tenant = load_tenant(conn, tenant_id)?;
     let old_policy = &tenant.max_lifetime_days;
@@ -359,13 +366,25 @@ pub fn update_policy(
         None => old_retention,
     };
     let leaked = leaked_key_action.unwrap_or(tenant.leaked_key_action);
-    store::update_tenant_policy(conn, tenant_id, &new_policy, tier2, retention.stored(), leaked, to_naive(now()))?;
+    let notice_days = match key_expiry_notice_days {
+        Some(days) => NoticeDays::parse(days).map_err(AppError::invalid)?,
+        None => tenant.key_expiry_notice_days.clone(),
+    };
+    let change = store::PolicyChange {
+        max_lifetime_days: &new_policy,
+        siem_tier2_enabled: tier2,
+        audit_retention_days: retention.stored(),
+        leaked_key_action: leaked,
+        key_expiry_notice_days: &notice_days,
+    };
+    store::update_tenant_policy(conn, tenant_id, &change, to_naive(now()))?;
     let after = load_tenant(conn, tenant_id)?;
     let m = meta(json!({
         "max_lifetime_days": {"old": old_policy, "new": new_policy},
         "siem_tier2_enabled": {"old": tenant.siem_tier2_enabled, "new": tier2},
         "audit_retention_days": {"old": old_retention.days(), "new": retention.days()},
         "leaked_key_action": {"old": tenant.leaked_key_action, "new": leaked},
+        "key_expiry_notice_days": {"old": tenant.key_expiry_notice_days, "new": notice_days},
     }));
     Ok((policy_view(&after), m))
 }

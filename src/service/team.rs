@@ -34,6 +34,7 @@ pub fn create_tenant_with_id(
         created_at: at,
         audit_retention_days: None,
         leaked_key_action: Default::default(),
+        key_expiry_notice_days: Default::default(),
     };
     store::insert_tenant(conn, &tenant)?;
     let owner = new_member(&tenant.id, email, Role::Owner, at);

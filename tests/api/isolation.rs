@@ -300,6 +300,7 @@ fn snapshot(app: &TestApp, tenant: &str) -> BTreeMap<&'static str, Vec<String>> 
         ("scim_group_members", "tenant_id"),
         ("role_mappings", "tenant_id"),
         ("member_assigned_roles", "tenant_id"),
+        ("key_notices", "tenant_id"),
         ("siem_sinks", "tenant_id"),
         ("audit_chains", "chain_id"),
         ("audit_events", "chain_id"),
@@ -948,3 +949,64 @@ fn every_operation_keeps_tenants_apart(b: Backend) {
 }
 
 both!(every_operation_keeps_tenants_apart);
+
+/// Key notices follow each tenant's own policy and land in the key's own
+/// tenant's chain: A's thresholds never apply to B's keys, nor the reverse.
+fn key_notices_stay_in_their_tenant(b: Backend) {
+    let app = TestApp::spawn(b);
+    let (b_id, _, b_token) = app.new_tenant("Globex");
+    let policy = |token: &str, days: Value| {
+        let auth = format!("Bearer {token}");
+        let r = app.post(
+            "/v2/enterprise.key_policy.update",
+            &[("Authorization", &auth)],
+            &json!({"key_expiry_notice_days": days}),
+        );
+        r.ok()["policy"]["key_expiry_notice_days"].clone()
+    };
+    let key = |token: &str| {
+        let at = (chrono::Utc::now() + chrono::Duration::days(5)).to_rfc3339();
+        let body = json!({"key_type": "KEY_TYPE_SIEM", "label": "soon", "expires_at": at});
+        let r = app.post("/v2/enterprise.key.create", &[("Authorization", &format!("Bearer {token}"))], &body);
+        r.ok()["key"]["key_id"].as_str().unwrap().to_string()
+    };
+    // A turns notices off; B keeps the default.
+    assert_eq!(policy(&app.owner_token, json!([])), json!([]));
+    let (a_key, b_key) = (key(&app.owner_token), key(&b_token));
+    keyward::admin::notices(&mut app.db()).unwrap();
+    let notices = |tenant: &str| {
+        app.query_strings(&format!(
+            "SELECT key_notices.key_id || ' ' || kind || ' ' || chain_id AS v FROM key_notices \
+             JOIN audit_events ON audit_events.key_id = key_notices.key_id AND audit_events.operation LIKE 'enterprise.key.expir%' \
+             WHERE key_notices.tenant_id = '{tenant}' ORDER BY v"
+        ))
+    };
+    assert!(notices(&app.tenant_id).is_empty(), "A's notices are off");
+    assert_eq!(notices(&b_id), vec![format!("{b_key} expiring:14 {b_id}")], "B's, in B's chain");
+    let listed = |token: &str| -> Vec<Value> {
+        let r = app.get("/v2/enterprise.audit.list?limit=1000", &[("Authorization", &format!("Bearer {token}"))]);
+        r.ok()["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["operation"] == json!("enterprise.key.expiring"))
+            .cloned()
+            .collect()
+    };
+    assert!(listed(&app.owner_token).is_empty(), "A's log shows no notice of B's key");
+    assert_eq!(listed(&b_token).len(), 1);
+
+    // A's thresholds are A's alone.
+    assert_eq!(policy(&app.owner_token, json!([7])), json!([7]));
+    let r = app.get("/v2/enterprise.key_policy.detail", &[("Authorization", &format!("Bearer {b_token}"))]);
+    assert_eq!(r.ok()["policy"]["key_expiry_notice_days"], json!([14, 1]));
+    keyward::admin::notices(&mut app.db()).unwrap();
+    assert_eq!(notices(&app.tenant_id), vec![format!("{a_key} expiring:7 {}", app.tenant_id)]);
+    assert_eq!(notices(&b_id).len(), 1, "B's key is not told again for A's threshold");
+    let a_events = listed(&app.owner_token);
+    assert_eq!(a_events.len(), 1);
+    assert_eq!(a_events[0]["metadata"]["key_id"], json!(a_key));
+    assert_eq!(listed(&b_token).len(), 1);
+}
+
+both!(key_notices_stay_in_their_tenant);

@@ -25,6 +25,7 @@ mod key_auth;
 mod keys;
 mod leaks;
 mod merkle;
+mod notices;
 mod ocsf;
 mod proofs;
 mod rate_limits;

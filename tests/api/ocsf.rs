@@ -110,6 +110,21 @@ fn every_kind_of_event(app: &TestApp) -> String {
     // Console reads and a policy change.
     app.owner_get("/v2/enterprise.audit.list?limit=1").ok();
     app.owner_post("/v2/enterprise.key_policy.update", &json!({"siem_tier2_enabled": true})).ok();
+    // Key lifecycle notices: 14 days ahead, the last day, expired. The expired
+    // key's expiry is moved in the database (no waiting for it).
+    let soon = |expires_in: chrono::Duration| {
+        let at = (chrono::Utc::now() + expires_in).to_rfc3339();
+        let body = json!({"key_type": "KEY_TYPE_SIEM", "label": "notice", "expires_at": at});
+        app.owner_post("/v2/enterprise.key.create", &body).ok()["key"]["key_id"].as_str().unwrap().to_string()
+    };
+    soon(chrono::Duration::days(5));
+    soon(chrono::Duration::hours(20));
+    let expired = soon(chrono::Duration::days(3));
+    let past = (chrono::Utc::now() - chrono::Duration::hours(1)).naive_utc().format("%Y-%m-%d %H:%M:%S%.6f");
+    app.exec_sql(&format!("UPDATE api_keys SET expires_at = '{past}' WHERE id = '{expired}'"));
+    // (The app's own job may have run first: either way each notice is written once.)
+    let notices = keyward::admin::notices(&mut app.db()).unwrap();
+    assert!(notices.failed.is_empty(), "{notices:?}");
     // An export job: its creation and the runner's events.
     let r = key_post(app, &siem, "/v2/enterprise.compliance.export.create", &json!({}));
     let uid = r.ok()["export"]["uid"].as_str().unwrap().to_string();
@@ -179,6 +194,8 @@ fn ocsf_feed_covers_every_event_and_validates(b: Backend) {
     assert_eq!(class_of("authz.check", 401), Some(3002));
     assert_eq!(class_of("team.user.create", 400), Some(6003));
     assert_eq!(class_of("enterprise.audit.list", 200), Some(6003));
+    assert_eq!(class_of("enterprise.key.expiring", 200), Some(3001));
+    assert_eq!(class_of("enterprise.key.expired", 200), Some(3001));
 
     // The account a lifecycle event changed is named.
     let activity = |op: &str| -> Vec<(u64, Value)> {
@@ -195,6 +212,25 @@ fn ocsf_feed_covers_every_event_and_validates(b: Backend) {
     let updates: Vec<u64> = activity("team.user.update").iter().map(|(a, _)| *a).collect();
     assert_eq!(updates, vec![5, 2, 7], "disabled, enabled, role changed");
     assert_eq!(activity("enterprise.key.rotate")[0].0, 3, "a rotation changes the key's secret");
+    // Notices: an expired key is out of service (Disable, Medium); one about
+    // to expire is Other "Expiring", Low ahead and Medium on its last day.
+    let notices: Vec<(&Value, &Value)> = keyward
+        .iter()
+        .zip(&ocsf)
+        .filter(|(k, _)| k["operation"].as_str().unwrap().starts_with("enterprise.key.expir"))
+        .collect();
+    assert_eq!(notices.len(), 3);
+    for (k, o) in notices {
+        assert_eq!(o["user"]["uid"], k["metadata"]["key_id"], "the key is named: {o}");
+        assert_eq!(o["user"]["type"], json!("API Key"));
+        let seen = (o["activity_id"].clone(), o["activity_name"].clone(), o["severity_id"].clone());
+        let expected = match (k["operation"].as_str().unwrap(), k["metadata"]["threshold"].as_u64()) {
+            ("enterprise.key.expired", _) => (json!(5), json!("Disable"), json!(3)),
+            (_, Some(1)) => (json!(99), json!("Expiring"), json!(3)),
+            _ => (json!(99), json!("Expiring"), json!(2)),
+        };
+        assert_eq!(seen, expected, "{k}");
+    }
 
     // A refusal of an unknown key names only its non-secret hint.
     let text = serde_json::to_string(&ocsf).unwrap();

@@ -6,6 +6,7 @@ use crate::db::schema::{audit_chains, tenants};
 use crate::db::DbConn;
 use crate::domain::leaks::LeakedKeyAction;
 use crate::domain::lifetime::LifetimePolicy;
+use crate::domain::notices::NoticeDays;
 use crate::error::AppResult;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -37,21 +38,28 @@ pub fn tenants_with_retention(conn: &mut DbConn) -> AppResult<Vec<(String, i32)>
     Ok(rows.into_iter().filter_map(|(id, d)| Some((id, d?))).collect())
 }
 
+/// A tenant's key policy, as `update_tenant_policy` stores it.
+pub struct PolicyChange<'a> {
+    pub max_lifetime_days: &'a LifetimePolicy,
+    pub siem_tier2_enabled: bool,
+    pub audit_retention_days: Option<i32>,
+    pub leaked_key_action: LeakedKeyAction,
+    pub key_expiry_notice_days: &'a NoticeDays,
+}
+
 pub fn update_tenant_policy(
     conn: &mut DbConn,
     tenant_id: &str,
-    max_lifetime_days: &LifetimePolicy,
-    siem_tier2_enabled: bool,
-    audit_retention_days: Option<i32>,
-    leaked_key_action: LeakedKeyAction,
+    policy: &PolicyChange<'_>,
     at: NaiveDateTime,
 ) -> AppResult<()> {
     diesel::update(tenants::table.find(tenant_id))
         .set((
-            tenants::max_lifetime_days.eq(max_lifetime_days),
-            tenants::siem_tier2_enabled.eq(siem_tier2_enabled),
-            tenants::audit_retention_days.eq(audit_retention_days),
-            tenants::leaked_key_action.eq(leaked_key_action),
+            tenants::max_lifetime_days.eq(policy.max_lifetime_days),
+            tenants::siem_tier2_enabled.eq(policy.siem_tier2_enabled),
+            tenants::audit_retention_days.eq(policy.audit_retention_days),
+            tenants::leaked_key_action.eq(policy.leaked_key_action),
+            tenants::key_expiry_notice_days.eq(policy.key_expiry_notice_days),
             tenants::policy_updated_at.eq(Some(at)),
         ))
         .execute(conn)?;
