@@ -665,6 +665,39 @@ fn filters_choose_operations_and_outcomes(b: Backend) {
     assert_eq!(r.body["sink"]["filter_outcomes"], json!(["ALLOWED"]), "an absent field is unchanged");
 }
 
+/// Key lifecycle notices and revocations reach a sink filtered on them, as
+/// events of the tenant's chain (nothing sink-specific writes them).
+fn key_notices_and_lifecycle_reach_a_filtered_sink(b: Backend) {
+    let app = spawn(b, &[("KEYWARD_NOTICE_INTERVAL_MS", "86400000")]);
+    let rx = Receiver::start("/lifecycle", Duration::ZERO);
+    let ops = ["enterprise.key.expiring", "enterprise.key.expired", "enterprise.key.revoke", "enterprise.key.leaked"];
+    let r = app.owner_post(
+        CREATE,
+        &json!({"name": "Lifecycle", "kind": "SPLUNK_HEC", "url": rx.url, "token": "t0k", "filter_operations": ops}),
+    );
+    let id = r.ok()["sink"]["sink_id"].as_str().unwrap().to_string();
+    let expires_at = (chrono::Utc::now() + chrono::Duration::days(10)).to_rfc3339();
+    let body = json!({"key_type": "KEY_TYPE_SIEM", "label": "expiring", "expires_at": expires_at});
+    let expiring =
+        app.owner_post("/v2/enterprise.key.create", &body).ok()["key"]["key_id"].as_str().unwrap().to_string();
+    let (revoked, _) = app.create_key("KEY_TYPE_EDISCOVERY");
+    app.owner_post("/v2/enterprise.key.revoke", &json!({"key_id": revoked, "reason": "test"})).ok();
+    let report = keyward::admin::notices(&mut app.db()).unwrap();
+    assert!(report.failed.is_empty(), "{report:?}");
+    let through = head_seq(&app);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sink_of(&app, &id)["delivered_through"].as_i64().unwrap() < through {
+        assert!(Instant::now() < deadline, "the cursor never passed {through}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let events: Vec<Value> = rx.received().iter().flat_map(Received::events).collect();
+    let got: Vec<(&str, &str)> =
+        events.iter().map(|e| (e["operation"].as_str().unwrap(), e["key_id"].as_str().unwrap_or(""))).collect();
+    assert!(events.iter().all(|e| ops.contains(&e["operation"].as_str().unwrap())), "{got:?}");
+    assert!(got.iter().any(|(op, _)| *op == "enterprise.key.revoke"), "{got:?}");
+    assert!(got.contains(&("enterprise.key.expiring", expiring.as_str())), "{got:?}");
+}
+
 /// Two instances on one database: one delivery of a sink at a time, each event once.
 fn two_instances_deliver_one_batch_at_a_time(b: Backend) {
     let app = spawn(b, &[]);
@@ -794,6 +827,7 @@ both!(
     dead_sinks_come_back_with_replay,
     filters_choose_operations_and_outcomes,
     events_archived_before_delivery_are_skipped,
+    key_notices_and_lifecycle_reach_a_filtered_sink,
     two_instances_deliver_one_batch_at_a_time,
     hostile_sink_inputs_are_refused,
 );
