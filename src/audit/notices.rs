@@ -1,6 +1,7 @@
 //! Key lifecycle notices: every `KEYWARD_NOTICE_INTERVAL_MS`, for each active
 //! tenant whose `key_expiry_notice_days` is not empty, each live key (not
-//! revoked, not replaced by a rotation) with an expiry gets, in its tenant's
+//! revoked, not replaced by a rotation) with an expiry (its own, or the end
+//! of the tenant's maximum lifetime for its type when that comes first) gets, in its tenant's
 //! chain, one `enterprise.key.expiring` event when it comes within a
 //! threshold (the smallest one crossed, if a pass missed several) and one
 //! `enterprise.key.expired` event once past its expiry. The event is all
@@ -13,11 +14,13 @@
 
 use super::writer::{commit_now_if, AuditWriter};
 use super::{ActorType, EventDraft};
-use crate::db::models::{api_time, to_naive, to_utc, ApiKey};
+use crate::auth::key::clock_of;
+use crate::db::models::{api_time, to_naive, ApiKey};
 use crate::db::{self, store, DbConn, DbUrl};
 use crate::domain::authz::Unrouted;
+use crate::domain::lifetime::{self, LifetimePolicy, StatusReason};
 use crate::domain::notices::{self, Due, NoticeDays, NoticeKind};
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Serialize;
 use serde_json::{json, Map};
@@ -64,11 +67,11 @@ pub fn pass(conn: &mut DbConn, via: &Via<'_>, now: DateTime<Utc>) -> AppResult<P
     let mut after: Option<String> = None;
     loop {
         let tenants = store::tenants_with_notices(conn, after.as_deref(), PAGE)?;
-        for (tenant_id, days) in &tenants {
-            tenant_pass(conn, via, tenant_id, days, now, &mut report)?;
+        for (tenant_id, days, policy) in &tenants {
+            tenant_pass(conn, via, (tenant_id, days, policy), now, &mut report)?;
         }
         match tenants.last() {
-            Some((last, _)) if tenants.len() as i64 == PAGE => after = Some(last.clone()),
+            Some((last, ..)) if tenants.len() as i64 == PAGE => after = Some(last.clone()),
             _ => return Ok(report),
         }
     }
@@ -77,8 +80,7 @@ pub fn pass(conn: &mut DbConn, via: &Via<'_>, now: DateTime<Utc>) -> AppResult<P
 fn tenant_pass(
     conn: &mut DbConn,
     via: &Via<'_>,
-    tenant_id: &str,
-    days: &NoticeDays,
+    (tenant_id, days, policy): (&str, &NoticeDays, &LifetimePolicy),
     now: DateTime<Utc>,
     report: &mut PassReport,
 ) -> AppResult<()> {
@@ -86,17 +88,17 @@ fn tenant_pass(
     let horizon = to_naive(now + horizon);
     let mut after: Option<String> = None;
     loop {
-        let keys = store::keys_due_notices(conn, tenant_id, horizon, after.as_deref(), PAGE)?;
+        let keys = store::keys_due_notices(conn, tenant_id, horizon, policy, after.as_deref(), PAGE)?;
         let ids: Vec<String> = keys.iter().map(|k| k.id.clone()).collect();
         let mut sent: HashMap<String, Vec<NoticeKind>> = HashMap::new();
         for (key_id, kind) in store::notices_of(conn, tenant_id, &ids)? {
             sent.entry(key_id).or_default().push(kind);
         }
         for key in &keys {
-            let Some(expires_at) = key.expires_at else { continue };
+            let Some(ends) = lifetime::effective_expiry(&clock_of(key), policy) else { continue };
             let already = sent.get(&key.id).map(Vec::as_slice).unwrap_or_default();
-            let Some(due) = notices::due(days, to_utc(expires_at), now, already) else { continue };
-            match send(conn, via, key, &due, now) {
+            let Some(due) = notices::due(days, ends.0, now, already) else { continue };
+            match send(conn, via, key, ends, &due, now) {
                 Ok(true) if due == Due::Expired => report.expired += 1,
                 Ok(true) => report.expiring += 1,
                 Ok(false) => report.already_sent += 1,
@@ -118,8 +120,15 @@ fn tenant_pass(
 }
 
 /// Writes `key`'s notice with its event; false if it was already written.
-fn send(conn: &mut DbConn, via: &Via<'_>, key: &ApiKey, due: &Due, now: DateTime<Utc>) -> AppResult<bool> {
-    let expires_at = key.expires_at.ok_or_else(AppError::internal)?;
+/// `ends`: when and why the key stops (its own expiry, or the tenant's maximum lifetime).
+fn send(
+    conn: &mut DbConn,
+    via: &Via<'_>,
+    key: &ApiKey,
+    (expires_at, ends_by): (DateTime<Utc>, StatusReason),
+    due: &Due,
+    now: DateTime<Utc>,
+) -> AppResult<bool> {
     let (operation, threshold) = match due {
         Due::Expiring { threshold, .. } => (Unrouted::KeyExpiring, Some(*threshold)),
         Due::Expired => (Unrouted::KeyExpired, None),
@@ -137,8 +146,10 @@ fn send(conn: &mut DbConn, via: &Via<'_>, key: &ApiKey, due: &Due, now: DateTime
         ("key_type", json!(key.key_type)),
         ("label", json!(key.label)),
         ("hint", json!(key.hint)),
-        ("expires_at", json!(api_time(expires_at))),
-        ("days_left", json!(notices::days_left(to_utc(expires_at), now))),
+        ("expires_at", json!(api_time(to_naive(expires_at)))),
+        ("days_left", json!(notices::days_left(expires_at, now))),
+        // `expired`: its own expiry; `tenant_policy`: the tenant's maximum lifetime for its type.
+        ("expires_by", json!(ends_by)),
     ] {
         metadata.insert(k.into(), v);
     }

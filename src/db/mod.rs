@@ -156,7 +156,11 @@ fn configure_sqlite() {
         let (threads, memstatus) =
             unsafe { (sqlite3_config(SQLITE_CONFIG_MULTITHREAD), sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0)) };
         if threads != SQLITE_OK || memstatus != SQLITE_OK {
-            tracing::warn!(threads, memstatus, "SQLite was initialized before keyward configured it; its defaults stay");
+            tracing::warn!(
+                threads,
+                memstatus,
+                "SQLite was initialized before keyward configured it; its defaults stay"
+            );
         }
     });
 }

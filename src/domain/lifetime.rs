@@ -131,6 +131,19 @@ pub enum LifetimeError {
     GraceOutOfRange,
 }
 
+/// When a key stops working by time, and why: its own expiry, or its
+/// creation plus the tenant's maximum lifetime for its type when that comes
+/// first (a policy tightened after the key was issued). None: it never expires.
+pub fn effective_expiry(key: &KeyClock, policy: &LifetimePolicy) -> Option<(DateTime<Utc>, StatusReason)> {
+    let by_policy =
+        policy.get(&key.key_type).map(|days| (key.created_at + Duration::days(*days), StatusReason::TenantPolicy));
+    let own = key.expires_at.map(|t| (t, StatusReason::Expired));
+    match (own, by_policy) {
+        (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
+        (a, b) => a.or(b),
+    }
+}
+
 /// The strictest cap for a type: its own, tightened by the tenant policy.
 pub fn effective_cap_days(key_type: KeyType, policy: &LifetimePolicy) -> i64 {
     let own = key_type.max_lifetime_days();
@@ -271,5 +284,22 @@ mod tests {
         assert!(validate_policy(&LifetimePolicy::from([(KeyType::TeamUserMgmt, 365)])).is_ok());
         assert!(validate_policy(&LifetimePolicy::from([(KeyType::TeamUserMgmt, 366)])).is_err());
         assert!(validate_policy(&LifetimePolicy::from([(KeyType::Siem, 0)])).is_err());
+    }
+
+    #[test]
+    fn the_effective_expiry_is_the_earlier_of_the_key_and_the_tenant_policy() {
+        let mut key = clock(KeyType::Siem);
+        assert_eq!(effective_expiry(&key, &LifetimePolicy::new()), None);
+        let policy = LifetimePolicy::from([(KeyType::Siem, 30)]);
+        let by_policy = (key.created_at + Duration::days(30), StatusReason::TenantPolicy);
+        assert_eq!(effective_expiry(&key, &policy), Some(by_policy));
+        key.expires_at = Some(key.created_at + Duration::days(10));
+        assert_eq!(effective_expiry(&key, &policy), Some((key.created_at + Duration::days(10), StatusReason::Expired)));
+        key.expires_at = Some(key.created_at + Duration::days(90));
+        assert_eq!(effective_expiry(&key, &policy), Some(by_policy));
+        assert_eq!(
+            effective_expiry(&key, &LifetimePolicy::from([(KeyType::Ediscovery, 1)])).map(|e| e.1),
+            Some(StatusReason::Expired)
+        );
     }
 }

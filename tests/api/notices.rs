@@ -351,3 +351,34 @@ fn the_cli_runs_one_pass(b: Backend) {
     assert_eq!(notices[0]["actor"]["id"], json!("notice-job"));
 }
 both!(the_cli_runs_one_pass);
+
+/// A key issued before the tenant tightened its maximum lifetime ends when
+/// the policy says, not at its own expiry: its notices follow that end, and
+/// say so (`expires_by: tenant_policy`). (Its creation time is moved back in
+/// the database, as expiries are elsewhere here.)
+fn a_tightened_lifetime_policy_brings_its_own_notices(b: Backend) {
+    let app = spawn(b);
+    let (key_id, _) = key_expiring(&app, &app.owner_token, 300);
+    let created = |days_ago: i64| {
+        let at = (Utc::now() - Duration::days(days_ago)).naive_utc().format("%Y-%m-%d %H:%M:%S%.6f");
+        app.exec_sql(&format!("UPDATE api_keys SET created_at = '{at}' WHERE id = '{key_id}'"));
+    };
+    created(10);
+    assert_eq!(pass(&app)["expiring"], json!(0), "300 days out: nothing yet");
+    app.owner_post(POLICY, &json!({"max_lifetime_days": {"KEY_TYPE_SIEM": 20}})).ok();
+    assert_eq!(pass(&app)["expiring"], json!(1), "the policy ends it in 10 days");
+    let notices = notices_of(&app, &app.tenant_id, &key_id);
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    let md = &notices[0]["metadata"];
+    assert_eq!((md["threshold"].clone(), md["expires_by"].clone()), (json!(14), json!("tenant_policy")), "{md}");
+    assert_eq!(md["days_left"], json!(9), "{md}");
+
+    created(25);
+    let report = pass(&app);
+    assert_eq!((report["expired"].clone(), report["expiring"].clone()), (json!(1), json!(0)), "{report}");
+    let notices = notices_of(&app, &app.tenant_id, &key_id);
+    assert_eq!(notices[1]["operation"], json!("enterprise.key.expired"));
+    assert_eq!(notices[1]["metadata"]["expires_by"], json!("tenant_policy"));
+    assert_eq!(pass(&app)["expired"], json!(0), "once");
+}
+both!(a_tightened_lifetime_policy_brings_its_own_notices);

@@ -3,8 +3,9 @@
 use crate::db::models::ApiKey;
 use crate::db::schema::{api_keys, key_notices, tenants};
 use crate::db::DbConn;
+use crate::domain::lifetime::LifetimePolicy;
 use crate::domain::notices::{NoticeDays, NoticeKind};
-use crate::domain::TenantStatus;
+use crate::domain::{KeyType, TenantStatus};
 use crate::error::AppResult;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -43,16 +44,17 @@ pub fn notices_of(conn: &mut DbConn, tenant_id: &str, key_ids: &[String]) -> App
         .load(conn)?)
 }
 
-/// A page of active tenants with notices on, by id after `after`, with their thresholds.
+/// A page of active tenants with notices on, by id after `after`, with their
+/// thresholds and maximum key lifetimes.
 pub fn tenants_with_notices(
     conn: &mut DbConn,
     after: Option<&str>,
     limit: i64,
-) -> AppResult<Vec<(String, NoticeDays)>> {
+) -> AppResult<Vec<(String, NoticeDays, LifetimePolicy)>> {
     let mut q = tenants::table
         .filter(tenants::status.eq(TenantStatus::Active))
         .filter(tenants::key_expiry_notice_days.ne(NoticeDays::off()))
-        .select((tenants::id, tenants::key_expiry_notice_days))
+        .select((tenants::id, tenants::key_expiry_notice_days, tenants::max_lifetime_days))
         .order(tenants::id)
         .limit(limit)
         .into_boxed();
@@ -62,13 +64,19 @@ pub fn tenants_with_notices(
     Ok(q.load(conn)?)
 }
 
-/// A page (by id after `after`) of the tenant's keys that may be due a
-/// notice: not revoked, not replaced by a rotation (their successor carries
-/// on), with an expiry before `horizon`, and not yet told expired.
-pub fn keys_due_notices(
+/// Which keys a page query selects by time.
+enum Near {
+    /// Their own expiry is before the horizon.
+    OwnExpiry(NaiveDateTime),
+    /// Of `key_type`, issued before `created_before` (the tenant's maximum
+    /// lifetime ends them before the horizon).
+    Policy { key_type: KeyType, created_before: NaiveDateTime },
+}
+
+fn near_page(
     conn: &mut DbConn,
     tenant_id: &str,
-    horizon: NaiveDateTime,
+    near: Near,
     after: Option<&str>,
     limit: i64,
 ) -> AppResult<Vec<ApiKey>> {
@@ -79,13 +87,43 @@ pub fn keys_due_notices(
         .filter(api_keys::tenant_id.eq(tenant_id))
         .filter(api_keys::revoked_at.is_null())
         .filter(api_keys::superseded_at.is_null())
-        .filter(api_keys::expires_at.le(horizon))
         .filter(diesel::dsl::not(diesel::dsl::exists(told_expired)))
         .order(api_keys::id)
         .limit(limit)
         .into_boxed();
+    q = match near {
+        Near::OwnExpiry(horizon) => q.filter(api_keys::expires_at.le(horizon)),
+        Near::Policy { key_type, created_before } => {
+            q.filter(api_keys::key_type.eq(key_type)).filter(api_keys::created_at.le(created_before))
+        }
+    };
     if let Some(after) = after {
         q = q.filter(api_keys::id.gt(after.to_string()));
     }
     Ok(q.load(conn)?)
+}
+
+/// A page (by id after `after`) of the tenant's keys that may be due a
+/// notice: not revoked, not replaced by a rotation (their successor carries
+/// on), not yet told expired, and ending before `horizon` by their own expiry
+/// or by the tenant's maximum lifetime for their type (`policy`).
+pub fn keys_due_notices(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    horizon: NaiveDateTime,
+    policy: &LifetimePolicy,
+    after: Option<&str>,
+    limit: i64,
+) -> AppResult<Vec<ApiKey>> {
+    // One query per way of ending, each by id: the first `limit` ids after
+    // `after` of their union are among the first `limit` of each.
+    let mut keys = near_page(conn, tenant_id, Near::OwnExpiry(horizon), after, limit)?;
+    for (key_type, days) in policy {
+        let created_before = horizon - chrono::Duration::days(*days);
+        keys.extend(near_page(conn, tenant_id, Near::Policy { key_type: *key_type, created_before }, after, limit)?);
+    }
+    keys.sort_by(|a, b| a.id.cmp(&b.id));
+    keys.dedup_by(|a, b| a.id == b.id);
+    keys.truncate(usize::try_from(limit).unwrap_or(0));
+    Ok(keys)
 }
