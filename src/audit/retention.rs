@@ -153,12 +153,15 @@ fn archive_chain(
 
 /// The next segment of `chain_id`: from after the archived prefix, its
 /// events older than `cutoff` with no younger one before them, up to the
-/// newest signed checkpoint within what verification proved. None: nothing to archive.
+/// newest signed checkpoint within what verification proved and no further
+/// than every ACTIVE sink of the tenant delivered. None: nothing to archive.
 pub fn plan(conn: &mut DbConn, chain_id: &str, cutoff: chrono::NaiveDateTime) -> AppResult<Option<Plan>> {
     let after = store::last_archive(conn, chain_id)?.map_or(0, |a| a.last_seq);
     let Some(verified) = store::find_verified(conn, chain_id)? else { return Ok(None) };
     let Some(checkpoint) = store::checkpoint_at_most(conn, chain_id, verified.tree_size)? else { return Ok(None) };
-    let bound = checkpoint.tree_size.min(after + MAX_SEGMENT_EVENTS);
+    // Nothing a live sink has yet to deliver is archived (its tenant's chain is its outbox).
+    let undelivered = store::slowest_active_sink(conn, chain_id)?.unwrap_or(i64::MAX);
+    let bound = checkpoint.tree_size.min(after + MAX_SEGMENT_EVENTS).min(undelivered);
     if bound <= after {
         return Ok(None);
     }

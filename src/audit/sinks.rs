@@ -7,9 +7,10 @@
 //! lease is still this worker's and nobody moved the cursor meanwhile (a
 //! replay), so delivery is at least once: a batch whose answer was lost is
 //! sent again, with the same `webhook-id` (sink id, first and last seq) and
-//! the same event ids. Events the filter leaves out move the cursor unsent;
-//! events retention archived before they were delivered are skipped (the
-//! cursor jumps over the gap).
+//! the same event ids. Events the filter leaves out move the cursor unsent.
+//! Retention archives nothing an ACTIVE sink has yet to deliver; events it
+//! archived while a sink was DEAD (or before a replay's start) are skipped
+//! (the cursor jumps over the gap).
 //!
 //! A failed try (no connection, timeout, non-2xx) waits a full-jitter
 //! exponential backoff (a receiver's `Retry-After` is a minimum); a sink that

@@ -626,6 +626,55 @@ fn events_archived_before_delivery_are_skipped(b: Backend) {
     }
 }
 
+/// Retention archives nothing an ACTIVE sink has yet to deliver: a sink whose
+/// receiver is down holds the archive back, gets every event once it is up,
+/// and then the archive moves on. A DEAD sink holds nothing back.
+fn retention_waits_for_active_sinks(b: Backend) {
+    let archive_tmp = tempfile::tempdir().unwrap();
+    let archive = archive_tmp.path().join("archive");
+    let dir = archive.display().to_string();
+    let app = spawn(
+        b,
+        &[
+            ("KEYWARD_CHECKPOINT_INTERVAL_MS", "20"),
+            ("KEYWARD_ARCHIVE_DIR", dir.as_str()),
+            ("KEYWARD_VERIFY_INTERVAL_MS", "86400000"),
+        ],
+    );
+    let rx = Receiver::start("/slow", Duration::ZERO);
+    rx.script(&[], Behaviour::Status(500));
+    let r = app.owner_post(CREATE, &json!({"name": "Slow", "kind": "WEBHOOK", "url": rx.url, "from_seq": 1}));
+    let id = r.ok()["sink"]["sink_id"].as_str().unwrap().to_string();
+    make_events(&app, 10);
+    app.owner_post("/v2/enterprise.key_policy.update", &json!({"audit_retention_days": 1})).ok();
+    crate::retention::checkpoint_covering(&app, crate::retention::head(&app));
+    crate::retention::verify_as_the_job(&app);
+    let report = crate::retention::pass_in(&app, &archive, 2);
+    assert!(report.segments.is_empty(), "nothing the sink still owes is archived: {report:?}");
+
+    rx.script(&[], Behaviour::Accept);
+    let through = head_seq(&app);
+    rx.await_through(through, 30);
+    assert_in_order(&rx.accepted_seqs(), 1, through);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sink_of(&app, &id)["delivered_through"].as_i64().unwrap() < through {
+        assert!(Instant::now() < deadline, "the cursor reaches {through}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let report = crate::retention::pass_in(&app, &archive, 2);
+    assert_eq!(report.segments.len(), 1, "{report:?}");
+    assert!(report.segments[0].last_seq <= through, "{report:?}");
+
+    // A DEAD sink far behind holds nothing back.
+    app.exec_sql(&format!("UPDATE siem_sinks SET state = 'DEAD', delivered_through = 0 WHERE id = '{id}'"));
+    make_events(&app, 5);
+    crate::retention::checkpoint_covering(&app, crate::retention::head(&app));
+    crate::retention::verify_as_the_job(&app);
+    let report = crate::retention::pass_in(&app, &archive, 2);
+    assert_eq!(report.segments.len(), 1, "{report:?}");
+}
+both!(retention_waits_for_active_sinks);
+
 /// Only the filtered operations and outcomes are sent; the others move the cursor.
 fn filters_choose_operations_and_outcomes(b: Backend) {
     let app = spawn(b, &[]);

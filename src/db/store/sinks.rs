@@ -267,3 +267,15 @@ pub fn dead_sink_count(conn: &mut DbConn) -> AppResult<i64> {
         .count()
         .get_result(conn)?)
 }
+
+/// The cursor of the tenant's slowest live ACTIVE sink: retention archives
+/// nothing past it, so a working sink is never skipped over. A DEAD sink
+/// holds nothing back (a broken receiver must not keep the log growing).
+pub fn slowest_active_sink(conn: &mut DbConn, tenant_id: &str) -> AppResult<Option<i64>> {
+    Ok(siem_sinks::table
+        .filter(siem_sinks::tenant_id.eq(tenant_id))
+        .filter(siem_sinks::deleted_at.is_null())
+        .filter(siem_sinks::state.eq(SinkState::Active))
+        .select(diesel::dsl::min(siem_sinks::delivered_through))
+        .first::<Option<i64>>(conn)?)
+}
