@@ -194,6 +194,32 @@ fn leaked_keys_are_revoked_and_every_token_labelled(b: Backend) {
 }
 both!(leaked_keys_are_revoked_and_every_token_labelled);
 
+/// The tenant's sinks hear of the leak: its event is in the tenant's chain,
+/// which every sink follows; the secret never travels with it.
+fn a_leak_reaches_the_tenants_sinks(b: Backend) {
+    let (app, current, _, _dir) = app_with_partners(b);
+    let rx = crate::sinks::Receiver::start("/leaks", std::time::Duration::ZERO);
+    let sink =
+        json!({"name": "Leaks", "kind": "WEBHOOK", "url": rx.url, "filter_operations": ["enterprise.key.leaked"]});
+    app.owner_post("/v2/enterprise.siem_sink.create", &sink).ok();
+    let (key_id, secret) = app.create_key("KEY_TYPE_SIEM");
+    let r = signed(&app, &current, &report(&[&secret]));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let leaked = loop {
+        let got: Vec<Value> = rx.received().iter().flat_map(crate::sinks::Received::events).collect();
+        if let Some(e) = got.into_iter().find(|e| e["operation"] == "enterprise.key.leaked") {
+            break e;
+        }
+        assert!(std::time::Instant::now() < deadline, "the leak never reached the sink");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(leaked["key_id"], json!(key_id), "{leaked}");
+    assert_eq!(leaked["metadata"]["url"], json!("https://github.com/octo/app/blob/0a1b2c/config/.env"), "{leaked}");
+    assert!(rx.received().iter().all(|r| !String::from_utf8_lossy(&r.body).contains(&secret)), "the secret travels");
+}
+both!(a_leak_reaches_the_tenants_sinks);
+
 fn a_notify_only_tenant_has_its_key_marked_not_revoked(b: Backend) {
     let (app, current, _, _dir) = app_with_partners(b);
     let r = app.owner_post("/v2/enterprise.key_policy.update", &json!({"leaked_key_action": "NOTIFY"}));

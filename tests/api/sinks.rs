@@ -45,10 +45,10 @@ enum Behaviour {
 }
 
 #[derive(Debug, Clone)]
-struct Received {
+pub(crate) struct Received {
     at: Instant,
     headers: HashMap<String, String>,
-    body: Vec<u8>,
+    pub(crate) body: Vec<u8>,
     behaviour: Behaviour,
 }
 
@@ -62,7 +62,7 @@ impl Received {
     }
 
     /// The events of a webhook body (`data`) or of a HEC batch (each line's `event`).
-    fn events(&self) -> Vec<Value> {
+    pub(crate) fn events(&self) -> Vec<Value> {
         if let Ok(v) = serde_json::from_slice::<Value>(&self.body) {
             if let Some(data) = v.get("data") {
                 return data.as_array().unwrap().clone();
@@ -86,15 +86,15 @@ struct ReceiverState {
 }
 
 #[derive(Clone)]
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     state: Arc<Mutex<ReceiverState>>,
     /// How long an accepted request is held before its answer (to see overlaps).
     hold: Duration,
 }
 
 impl Receiver {
-    fn start(path: &str, hold: Duration) -> Receiver {
+    pub(crate) fn start(path: &str, hold: Duration) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://127.0.0.1:{}{path}", listener.local_addr().unwrap().port());
         let state = Arc::new(Mutex::new(ReceiverState { otherwise: Some(Behaviour::Accept), ..Default::default() }));
@@ -172,7 +172,7 @@ impl Receiver {
         s.otherwise = Some(otherwise);
     }
 
-    fn received(&self) -> Vec<Received> {
+    pub(crate) fn received(&self) -> Vec<Received> {
         self.state.lock().unwrap().received.clone()
     }
 
