@@ -83,7 +83,7 @@ pub fn parse_name(name: &str) -> Result<String, String> {
 /// A receiver's URL: `https://` anywhere, `http://` only to a loopback host
 /// (a receiver on the same machine, as in tests); no user info (credentials
 /// go in the token or the signature, never in a URL that list shows), no
-/// fragment, at most 2048 bytes.
+/// query (for the same reason), no fragment, at most 2048 bytes.
 pub fn parse_url(raw: &str) -> Result<url::Url, String> {
     if raw.is_empty() || raw.len() > MAX_URL_BYTES {
         return Err(format!("url must be 1 to {MAX_URL_BYTES} bytes"));
@@ -110,6 +110,11 @@ pub fn parse_url(raw: &str) -> Result<url::Url, String> {
     }
     if url.fragment().is_some() {
         return Err("url must not have a fragment".into());
+    }
+    // Receivers that take an API key in the query (`?key=…`) would have it
+    // stored and listed in clear: credentials go in the sealed token or secret.
+    if url.query().is_some() {
+        return Err("url must not have a query: a receiver's credential goes in token (Splunk HEC) or is the signing secret keyward makes (webhooks)".into());
     }
     Ok(url)
 }
@@ -269,7 +274,7 @@ mod tests {
         for ok in [
             "https://siem.example.com/hook",
             "https://splunk.example:8088/services/collector/event",
-            "http://127.0.0.1:9000/x?a=b",
+            "http://127.0.0.1:9000/x",
             "http://localhost/x",
             "http://[::1]:80/",
         ] {
@@ -284,6 +289,8 @@ mod tests {
             "https://user:pw@a.example/",
             "https://user@a.example/",
             "https://a.example/#frag",
+            "https://a.example/hook?key=AIza0123",
+            "https://a.example/hook?",
             "https://a.example/\nx",
             "https://a.example/ x",
             "not a url",

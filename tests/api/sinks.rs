@@ -782,6 +782,7 @@ fn hostile_sink_inputs_are_refused(b: Backend) {
         with("url", json!("http://10.1.2.3/")),
         with("url", json!("https://user:pw@siem.example.com/")),
         with("url", json!("https://siem.example.com/#x")),
+        with("url", json!("https://siem.example.com/hook?key=AIza0123")),
         with("url", json!("https://siem.example.com/\nx")),
         with("url", json!(long_url)),
         with("url", json!("")),
