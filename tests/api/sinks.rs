@@ -586,9 +586,9 @@ fn dead_sinks_come_back_with_replay(b: Backend) {
     assert_eq!(s["delivered_through"], s["head_seq"]);
 }
 
-/// Events that retention archived before the sink delivered them are
-/// skipped: the cursor jumps to the first event still in the database.
-fn events_archived_before_delivery_are_skipped(b: Backend) {
+/// keyward archiving into a folder of its own (kept while the guard lives),
+/// checkpointing often and verifying only when a test asks.
+fn spawn_archiving(b: Backend) -> (TestApp, std::path::PathBuf, tempfile::TempDir) {
     let archive_tmp = tempfile::tempdir().unwrap();
     let archive = archive_tmp.path().join("archive");
     let dir = archive.display().to_string();
@@ -600,10 +600,22 @@ fn events_archived_before_delivery_are_skipped(b: Backend) {
             ("KEYWARD_VERIFY_INTERVAL_MS", "86400000"),
         ],
     );
+    (app, archive, archive_tmp)
+}
+
+/// A signed checkpoint of the whole chain, verified as the job does (what retention needs first).
+fn proved_to_the_head(app: &TestApp) {
+    crate::retention::checkpoint_covering(app, crate::retention::head(app));
+    crate::retention::verify_as_the_job(app);
+}
+
+/// Events that retention archived before the sink delivered them are
+/// skipped: the cursor jumps to the first event still in the database.
+fn events_archived_before_delivery_are_skipped(b: Backend) {
+    let (app, archive, _archive_tmp) = spawn_archiving(b);
     make_events(&app, 10);
     app.owner_post("/v2/enterprise.key_policy.update", &json!({"audit_retention_days": 1})).ok();
-    crate::retention::checkpoint_covering(&app, crate::retention::head(&app));
-    crate::retention::verify_as_the_job(&app);
+    proved_to_the_head(&app);
     let report = crate::retention::pass_in(&app, &archive, 2);
     assert_eq!(report.segments.len(), 1, "{report:?}");
     let archived = report.segments[0].last_seq;
@@ -630,25 +642,14 @@ fn events_archived_before_delivery_are_skipped(b: Backend) {
 /// receiver is down holds the archive back, gets every event once it is up,
 /// and then the archive moves on. A DEAD sink holds nothing back.
 fn retention_waits_for_active_sinks(b: Backend) {
-    let archive_tmp = tempfile::tempdir().unwrap();
-    let archive = archive_tmp.path().join("archive");
-    let dir = archive.display().to_string();
-    let app = spawn(
-        b,
-        &[
-            ("KEYWARD_CHECKPOINT_INTERVAL_MS", "20"),
-            ("KEYWARD_ARCHIVE_DIR", dir.as_str()),
-            ("KEYWARD_VERIFY_INTERVAL_MS", "86400000"),
-        ],
-    );
+    let (app, archive, _archive_tmp) = spawn_archiving(b);
     let rx = Receiver::start("/slow", Duration::ZERO);
     rx.script(&[], Behaviour::Status(500));
     let r = app.owner_post(CREATE, &json!({"name": "Slow", "kind": "WEBHOOK", "url": rx.url, "from_seq": 1}));
     let id = r.ok()["sink"]["sink_id"].as_str().unwrap().to_string();
     make_events(&app, 10);
     app.owner_post("/v2/enterprise.key_policy.update", &json!({"audit_retention_days": 1})).ok();
-    crate::retention::checkpoint_covering(&app, crate::retention::head(&app));
-    crate::retention::verify_as_the_job(&app);
+    proved_to_the_head(&app);
     let report = crate::retention::pass_in(&app, &archive, 2);
     assert!(report.segments.is_empty(), "nothing the sink still owes is archived: {report:?}");
 
@@ -668,8 +669,7 @@ fn retention_waits_for_active_sinks(b: Backend) {
     // A DEAD sink far behind holds nothing back.
     app.exec_sql(&format!("UPDATE siem_sinks SET state = 'DEAD', delivered_through = 0 WHERE id = '{id}'"));
     make_events(&app, 5);
-    crate::retention::checkpoint_covering(&app, crate::retention::head(&app));
-    crate::retention::verify_as_the_job(&app);
+    proved_to_the_head(&app);
     let report = crate::retention::pass_in(&app, &archive, 2);
     assert_eq!(report.segments.len(), 1, "{report:?}");
 }
