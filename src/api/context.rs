@@ -517,6 +517,14 @@ pub fn fields(v: Value) -> Map<String, Value> {
     }
 }
 
+/// For a body field that may be given as null: absent is `None`, `null` is
+/// `Some(None)` (use with `#[serde(default, deserialize_with = …)]`).
+pub fn present<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}
+
 #[cfg(test)]
 mod ok_with_tests {
     use super::ok_with;

@@ -178,15 +178,10 @@ struct UpdatePolicy {
     max_lifetime_days: Option<LifetimePolicy>,
     siem_tier2_enabled: Option<bool>,
     /// Absent: unchanged; null: keep everything.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::context::present")]
     audit_retention_days: Option<Option<i64>>,
     leaked_key_action: Option<LeakedKeyAction>,
     key_expiry_notice_days: Option<Vec<i64>>,
-}
-
-/// A field that may be given as null: `Some(None)`, told apart from an absent one (`None`).
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
-    <Option<i64> as Deserialize>::deserialize(d).map(Some)
 }
 
 pub async fn policy_update(

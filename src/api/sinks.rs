@@ -12,15 +12,10 @@ use crate::error::{AppError, AppResult};
 use crate::service::sinks::{self as service, NewCredential, NewSink, SinkChanges, SinkView};
 use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 fn sealer(state: &AppState) -> SecretSealer {
     SecretSealer::new(state.settings.key_pepper.expose().as_bytes())
-}
-
-/// Absent: `None`; `null`: `Some(None)`.
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 #[derive(Serialize)]
@@ -110,9 +105,9 @@ struct UpdateSink {
     url: Option<String>,
     format: Option<EventFormat>,
     /// Absent: unchanged; null: every operation.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::context::present")]
     filter_operations: Option<Option<Vec<String>>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::context::present")]
     filter_outcomes: Option<Option<Vec<String>>>,
     /// SPLUNK_HEC: a new HEC token.
     token: Option<String>,
