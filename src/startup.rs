@@ -155,6 +155,7 @@ pub fn build(settings: Settings, listener: TcpListener, workers: Option<usize>) 
     let links = crate::crypto::LinkSigner::new(settings.key_pepper.expose().as_bytes());
     let state = web::Data::new(AppState {
         links,
+        sealer: crate::crypto::SecretSealer::new(settings.key_pepper.expose().as_bytes()),
         exports,
         checkpoints,
         workers: cache_sync.into_iter().chain([summaries, retention, notices, verifier, sinks]).collect(),

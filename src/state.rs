@@ -27,6 +27,8 @@ pub struct AppState {
     pub limits: RateLimits,
     /// Signs and checks the export download links.
     pub links: crate::crypto::LinkSigner,
+    /// Seals SIEM sink credentials (the delivery worker holds its own to open them).
+    pub sealer: crate::crypto::SecretSealer,
     /// The origin of links keyward hands out: configured, else the address it listens on.
     pub public_url: String,
     /// Redacts secrets from caller-controlled text (request bodies; the writer has its own copy).

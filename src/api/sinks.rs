@@ -5,7 +5,7 @@
 //! Both are sealed before they reach the database, never shown again.
 
 use super::context::{commit, ok_with, query, ConsoleAuth, JsonBody, NoParams};
-use crate::crypto::{self, SecretSealer};
+use crate::crypto;
 use crate::domain::event::EventFormat;
 use crate::domain::sinks::{self, SinkFilter, SinkKind};
 use crate::error::{AppError, AppResult};
@@ -13,10 +13,6 @@ use crate::service::sinks::{self as service, NewCredential, NewSink, SinkChanges
 use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
-
-fn sealer(state: &AppState) -> SecretSealer {
-    SecretSealer::new(state.settings.key_pepper.expose().as_bytes())
-}
 
 #[derive(Serialize)]
 struct SinkAnswer {
@@ -83,7 +79,7 @@ pub(super) async fn create(
         (SinkKind::SplunkHec, None) => return Err(AppError::invalid("a SPLUNK_HEC sink needs its HEC `token`")),
     };
     let new = NewSink {
-        secret_sealed: sealer(&state).seal(&id, credential.as_bytes()),
+        secret_sealed: state.sealer.seal(&id, credential.as_bytes()),
         id,
         name,
         kind: b.kind,
@@ -141,11 +137,11 @@ pub(super) async fn update(
         (Some(_), true) => return Err(AppError::invalid("give a token or rotate_secret, not both")),
         (Some(token), false) => {
             let token = sinks::parse_hec_token(&token).map_err(AppError::invalid)?;
-            changes.credential = Some(NewCredential::Token(sealer(&state).seal(&sink_id, token.as_bytes())));
+            changes.credential = Some(NewCredential::Token(state.sealer.seal(&sink_id, token.as_bytes())));
         }
         (None, true) => {
             let secret = crypto::new_webhook_secret();
-            changes.credential = Some(NewCredential::RotatedSecret(sealer(&state).seal(&sink_id, secret.as_bytes())));
+            changes.credential = Some(NewCredential::RotatedSecret(state.sealer.seal(&sink_id, secret.as_bytes())));
             shown = Some(secret);
         }
         (None, false) => {}

@@ -259,6 +259,16 @@ fn sink_of(app: &TestApp, id: &str) -> Value {
     list.ok()["sinks"].as_array().unwrap().iter().find(|s| s["sink_id"] == id).cloned().expect("the sink is listed")
 }
 
+/// Waits until the sink's cursor has passed `through`.
+#[track_caller]
+fn await_cursor(app: &TestApp, id: &str, through: i64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sink_of(app, id)["delivered_through"].as_i64().unwrap() < through {
+        assert!(Instant::now() < deadline, "the cursor never passed {through}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Makes `n` audit events (whoami calls of the owner).
 fn make_events(app: &TestApp, n: usize) {
     for _ in 0..n {
@@ -631,11 +641,7 @@ fn events_archived_before_delivery_are_skipped(b: Backend) {
     let seqs = rx.accepted_seqs();
     assert!(seqs.iter().all(|s| *s > archived), "archived events are not sent: {seqs:?}");
     assert_in_order(&seqs, archived + 1, through);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while sink_of(&app, &id)["delivered_through"].as_i64().unwrap() < through {
-        assert!(Instant::now() < deadline, "the cursor passed the archived prefix");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    await_cursor(&app, &id, through);
 }
 
 /// Retention archives nothing an ACTIVE sink has yet to deliver: a sink whose
@@ -657,11 +663,7 @@ fn retention_waits_for_active_sinks(b: Backend) {
     let through = head_seq(&app);
     rx.await_through(through, 30);
     assert_in_order(&rx.accepted_seqs(), 1, through);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while sink_of(&app, &id)["delivered_through"].as_i64().unwrap() < through {
-        assert!(Instant::now() < deadline, "the cursor reaches {through}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    await_cursor(&app, &id, through);
     let report = crate::retention::pass_in(&app, &archive, 2);
     assert_eq!(report.segments.len(), 1, "{report:?}");
     assert!(report.segments[0].last_seq <= through, "{report:?}");
@@ -698,11 +700,7 @@ fn filters_choose_operations_and_outcomes(b: Backend) {
     let (k2, _) = app.create_key("KEY_TYPE_EDISCOVERY");
     make_events(&app, 2);
     let through = head_seq(&app);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while sink_of(&app, &id)["delivered_through"].as_i64().unwrap() < through {
-        assert!(Instant::now() < deadline, "the cursor never passed {through}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    await_cursor(&app, &id, through);
     let events: Vec<Value> = rx.received().iter().flat_map(Received::events).collect();
     assert_eq!(events.len(), 2, "{events:?}");
     assert!(events.iter().all(|e| e["operation"] == "enterprise.key.create" && e["outcome"] == "ALLOWED"));
@@ -734,11 +732,7 @@ fn key_notices_and_lifecycle_reach_a_filtered_sink(b: Backend) {
     let report = keyward::admin::notices(&mut app.db()).unwrap();
     assert!(report.failed.is_empty(), "{report:?}");
     let through = head_seq(&app);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while sink_of(&app, &id)["delivered_through"].as_i64().unwrap() < through {
-        assert!(Instant::now() < deadline, "the cursor never passed {through}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    await_cursor(&app, &id, through);
     let events: Vec<Value> = rx.received().iter().flat_map(Received::events).collect();
     let got: Vec<(&str, &str)> =
         events.iter().map(|e| (e["operation"].as_str().unwrap(), e["key_id"].as_str().unwrap_or(""))).collect();
