@@ -122,7 +122,9 @@ impl std::fmt::Debug for KeyHasher {
 pub fn chain_hash(prev_hash: &ChainHash, canonical_event: &[u8]) -> ChainHash {
     let mut ctx = digest::Context::new(&digest::SHA256);
     // The previous hash as its hex text: what the chain has always hashed.
-    ctx.update(hex(&prev_hash.0).as_bytes());
+    let mut prev_hex = [0u8; 64];
+    hex_into(&prev_hash.0, &mut prev_hex);
+    ctx.update(&prev_hex);
     ctx.update(canonical_event);
     ChainHash(ctx.finish().as_ref().try_into().expect("SHA-256 is 32 bytes"))
 }
@@ -216,13 +218,18 @@ pub fn generate_ed25519() -> (Vec<u8>, String) {
 }
 
 pub fn hex(bytes: &[u8]) -> String {
+    let mut text = vec![0u8; bytes.len() * 2];
+    hex_into(bytes, &mut text);
+    String::from_utf8(text).expect("hex digits are ASCII")
+}
+
+/// `bytes` as lowercase hex digits, into `out` (twice as long).
+fn hex_into(bytes: &[u8], out: &mut [u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[(b >> 4) as usize];
+        pair[1] = DIGITS[(b & 15) as usize];
     }
-    s
 }
 
 fn base64_std(data: &[u8]) -> String {
