@@ -14,7 +14,7 @@ pub mod verifier;
 pub mod verify;
 pub mod writer;
 
-use crate::db::models::AuditRow;
+use crate::db::models::{AuditRow, AuditRowRef};
 use crate::domain::authz::{Op, Unrouted};
 use serde_json::Value;
 
@@ -122,18 +122,23 @@ impl EventDraft {
 /// verification recomputes exactly what the writer hashed.
 pub fn canonical(row: &AuditRow) -> Vec<u8> {
     let mut out = Vec::with_capacity(512);
-    serde_json::to_writer(&mut out, &CanonicalFields(row)).expect("JSON of plain values");
+    write_canonical(&row.as_ref(), &mut out);
     out
+}
+
+/// As [`canonical`], from a borrowed row, appended to `out`.
+pub fn write_canonical(row: &AuditRowRef<'_>, out: &mut Vec<u8>) {
+    serde_json::to_writer(out, &CanonicalFields(row)).expect("JSON of plain values");
 }
 
 /// Serializes straight from the row (no intermediate `Value`, which would
 /// copy every field): a tuple is a JSON array, element for element, of the
 /// hashed columns in the order of `with_audit_event_columns`.
-struct CanonicalFields<'a>(&'a AuditRow);
+struct CanonicalFields<'r, 'a>(&'r AuditRowRef<'a>);
 
 macro_rules! canonical_fields {
     (hashed { $($h:ident: $ht:ty,)* } chain { $($c:ident: $ct:ty,)* }) => {
-        impl serde::Serialize for CanonicalFields<'_> {
+        impl serde::Serialize for CanonicalFields<'_, '_> {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 use serde::ser::SerializeTuple;
                 let row = self.0;
@@ -155,8 +160,11 @@ trait Canonical {
     fn canonical(&self) -> Self::Form<'_>;
 }
 
-impl Canonical for String {
-    type Form<'a> = &'a str;
+impl Canonical for &str {
+    type Form<'a>
+        = &'a str
+    where
+        Self: 'a;
     fn canonical(&self) -> &str {
         self
     }
@@ -170,10 +178,13 @@ impl Canonical for crate::domain::event::EventId {
     }
 }
 
-impl Canonical for Option<String> {
-    type Form<'a> = Option<&'a str>;
+impl Canonical for Option<&str> {
+    type Form<'a>
+        = Option<&'a str>
+    where
+        Self: 'a;
     fn canonical(&self) -> Option<&str> {
-        self.as_deref()
+        *self
     }
 }
 
@@ -213,9 +224,27 @@ impl Canonical for i32 {
 }
 
 impl Canonical for chrono::NaiveDateTime {
-    type Form<'a> = String;
-    fn canonical(&self) -> String {
-        format_time(*self)
+    type Form<'a> = CanonicalTime;
+    fn canonical(&self) -> CanonicalTime {
+        match crate::db::models::rfc3339_micros(*self) {
+            Some(text) => CanonicalTime::Digits(text),
+            None => CanonicalTime::Text(format_time(*self)),
+        }
+    }
+}
+
+/// A time as [`format_time`] prints it, on the stack when it can be.
+enum CanonicalTime {
+    Digits([u8; 27]),
+    Text(String),
+}
+
+impl serde::Serialize for CanonicalTime {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            CanonicalTime::Digits(text) => s.serialize_str(std::str::from_utf8(text).expect("ASCII digits")),
+            CanonicalTime::Text(text) => s.serialize_str(text),
+        }
     }
 }
 

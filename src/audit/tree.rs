@@ -17,9 +17,7 @@ use crate::error::{AppError, AppResult, ErrorCode};
 use std::cell::RefCell;
 use std::collections::HashMap;
 pub use tlog_tiles::Hash;
-use tlog_tiles::{
-    record_hash, split_stored_hash_index, stored_hash_index, stored_hashes_for_record_hash, sub_tree_index, HashReader,
-};
+use tlog_tiles::{record_hash, split_stored_hash_index, stored_hash_index, sub_tree_index, HashReader};
 
 /// The roots of the maximal complete subtrees of a tree of `size` leaves,
 /// left to right, with their stored-hash indexes.
@@ -43,33 +41,41 @@ impl Frontier {
     /// Appends `leaf` (leaf index `self.size`): the bytes to store with its
     /// event (its stored hashes, lowest level first), and the frontier moves on.
     pub fn append_stored(&mut self, leaf: &[u8]) -> Vec<u8> {
-        self.append(leaf).iter().flat_map(|(_, h)| h.0).collect()
+        let mut bytes = Vec::with_capacity(64);
+        self.append_leaf_hash(record_hash(leaf), |_, h| bytes.extend_from_slice(&h.0));
+        bytes
     }
 
     /// Appends `leaf` (leaf index `self.size`): its stored hashes, by
     /// stored-hash index, and the frontier moves on.
     pub fn append(&mut self, leaf: &[u8]) -> Vec<(u64, Hash)> {
-        self.append_leaf_hash(record_hash(leaf))
+        let mut stored = Vec::new();
+        self.append_leaf_hash(record_hash(leaf), |idx, h| stored.push((idx, h)));
+        stored
     }
 
     /// As `append`, with the leaf's hash computed already (elsewhere: on
-    /// another thread, while the verifier reads the next events).
-    pub fn append_leaf_hash(&mut self, leaf_hash: Hash) -> Vec<(u64, Hash)> {
+    /// another thread, while the verifier reads the next events); `stored`
+    /// gets each stored hash, lowest level first. What tlog's
+    /// `stored_hashes_for_record_hash` makes, without a `Vec` for each
+    /// append: leaf n completes one subtree for each trailing 1 bit of n,
+    /// whose left halves are the frontier's rightmost roots.
+    pub fn append_leaf_hash(&mut self, leaf_hash: Hash, mut stored: impl FnMut(u64, Hash)) {
         let n = self.size;
-        let stored = stored_hashes_for_record_hash(n, leaf_hash, &*self)
-            .expect("a frontier holds the subtree roots an append reads");
         let first = stored_hash_index(0, n);
-        let new: Vec<(u64, Hash)> = stored.into_iter().enumerate().map(|(i, h)| (first + i as u64, h)).collect();
-        let wanted = sub_tree_index(0, n + 1, Vec::new());
-        self.roots = wanted
-            .into_iter()
-            .map(|idx| {
-                let known = self.roots.iter().chain(&new).find(|(i, _)| *i == idx);
-                (idx, known.expect("the next frontier is made of the old one and the new hashes").1)
-            })
-            .collect();
+        let mut hash = leaf_hash;
+        let mut level = 0u64;
+        stored(first, hash);
+        while (n >> level) & 1 == 1 {
+            let (_, left) = self.roots.pop().expect("a frontier holds the subtree roots an append reads");
+            hash = tlog_tiles::node_hash(left, hash);
+            level += 1;
+            stored(first + level, hash);
+        }
+        // The hashes one append stores are consecutive: level l's is stored_hash_index(l, n >> l).
+        debug_assert_eq!(first + level, stored_hash_index(level as u8, n >> level));
+        self.roots.push((first + level, hash));
         self.size = n + 1;
-        new
     }
 
     /// A chain's frontier at `size`, read from the stored hashes.
@@ -277,6 +283,32 @@ pub fn leaf_hash(leaf: &[u8]) -> Hash {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The frontier stores what tlog's own `stored_hashes_for_record_hash` makes, at its indexes.
+    #[test]
+    fn appends_store_what_tlog_stores() {
+        let mut f = Frontier::default();
+        let mut all: HashMap<u64, Hash> = HashMap::new();
+        struct Stored<'a>(&'a HashMap<u64, Hash>);
+        impl HashReader for Stored<'_> {
+            fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, tlog_tiles::Error> {
+                Ok(indexes.iter().map(|i| self.0[i]).collect())
+            }
+        }
+        for n in 0..1025u64 {
+            let leaf = record_hash(format!("event {n}").as_bytes());
+            let expected = tlog_tiles::stored_hashes_for_record_hash(n, leaf, &Stored(&all)).unwrap();
+            let ours = f.append(format!("event {n}").as_bytes());
+            let first = stored_hash_index(0, n);
+            assert_eq!(
+                ours.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+                (first..first + expected.len() as u64).collect::<Vec<_>>()
+            );
+            assert!(ours.iter().zip(&expected).all(|((_, a), b)| a == b), "leaf {n}");
+            all.extend(ours);
+            assert_eq!(f.root(), tlog_tiles::tree_hash(n + 1, &Stored(&all)).unwrap(), "root at {}", n + 1);
+        }
+    }
 
     /// RFC 6962's MTH, straight from its definition (§2.1), for comparison.
     fn mth(leaves: &[Vec<u8>]) -> Hash {

@@ -9,10 +9,10 @@
 //! the bounded step the HTTP API takes. The hash-chain walk (`verify_chain`)
 //! stays: it names edits that recompute nothing.
 
-use super::canonical;
 use super::tree::{Frontier, Hash};
+use super::{canonical, write_canonical};
 use crate::crypto::{chain_hash, open_note, ChainHash, GENESIS_HASH};
-use crate::db::models::{now, to_naive, AuditRow};
+use crate::db::models::{now, to_naive, AuditRow, AuditRowRef};
 use crate::db::{store, DbConn};
 use crate::error::AppResult;
 use serde::{Deserialize, Serialize};
@@ -25,6 +25,31 @@ const MAX_PROBLEMS: usize = 100;
 /// apart moved, inserted and altered events (each is tried at the others'
 /// positions: quadratic, so bounded).
 const MAX_MISMATCHES: usize = 256;
+
+/// An event as verification reads it: where it sits, its chain hashes, the
+/// tree hashes its append stored, and its canonical bytes (made as it is
+/// read, from the row borrowed: see `store::ChainReader`).
+struct ReadEvent {
+    seq: i64,
+    prev_hash: ChainHash,
+    hash: ChainHash,
+    tree_hashes: Option<Vec<u8>>,
+    canonical: Vec<u8>,
+}
+
+impl ReadEvent {
+    fn of(row: AuditRowRef<'_>) -> ReadEvent {
+        let mut canonical = Vec::with_capacity(512);
+        write_canonical(&row, &mut canonical);
+        ReadEvent {
+            seq: row.seq,
+            prev_hash: row.prev_hash,
+            hash: row.hash,
+            tree_hashes: row.tree_hashes.map(<[u8]>::to_vec),
+            canonical,
+        }
+    }
+}
 
 // ------------------------------------------------------------------ the hash chain
 
@@ -66,13 +91,13 @@ impl ChainWalk {
         }
     }
 
-    fn step(&mut self, row: &AuditRow) {
-        let hash_matches = chain_hash(&row.prev_hash, &canonical(row)) == row.hash;
+    fn step(&mut self, row: &ReadEvent) {
+        let hash_matches = chain_hash(&row.prev_hash, &row.canonical) == row.hash;
         self.step_hashed(row, hash_matches);
     }
 
     /// As `step`, told whether the event's content hashes to its `hash` (computed apart).
-    fn step_hashed(&mut self, row: &AuditRow, hash_matches: bool) {
+    fn step_hashed(&mut self, row: &ReadEvent, hash_matches: bool) {
         self.checked += 1;
         if row.seq != self.expected_seq {
             let expected = self.expected_seq;
@@ -109,8 +134,9 @@ pub fn verify_chain(conn: &mut DbConn, chain_id: &str) -> AppResult<Verification
         None => (0, GENESIS_HASH.to_string()),
     };
     let mut walk = ChainWalk::new(after, &start_hash);
+    let mut reader = store::ChainReader::open(conn, chain_id)?;
     loop {
-        let page = store::chain_events_after(conn, chain_id, after, PAGE)?;
+        let page = reader.page_after(conn, after, PAGE, ReadEvent::of)?;
         let Some(last) = page.last() else { break };
         after = last.seq;
         page.iter().for_each(|row| walk.step(row));
@@ -378,6 +404,14 @@ fn consistent(conn: &mut DbConn, chain_id: &str, trusted: Trusted, size: u64, ro
     Ok(tlog_tiles::check_tree(&proof, trusted.size, trusted.root, size, root).is_ok())
 }
 
+/// An event whose recomputed leaf differs from the stored one, as the walk
+/// finds it (its row is read again afterwards, see `Mismatch`).
+struct FoundMismatch {
+    leaf: u64,
+    seq: i64,
+    stored: Option<Hash>,
+}
+
 /// An event whose recomputed leaf differs from the stored one.
 #[derive(Clone)]
 struct Mismatch {
@@ -442,17 +476,18 @@ fn walk_tree(
     if roots_at.contains(&trusted.size) {
         walk.roots.insert(trusted.size, trusted.root);
     }
-    let mut mismatches: Vec<Mismatch> = Vec::new();
+    let mut mismatches: Vec<FoundMismatch> = Vec::new();
     let mut interior: Option<(u8, u64)> = None;
     let mut after = trusted.size as i64;
     // Past a missing leaf the tree cannot be recomputed; the hash chain's checks go on.
     let mut stopped = false;
-    let read = |conn: &mut DbConn, after: i64| -> AppResult<Vec<AuditRow>> {
+    let mut reader = store::ChainReader::open(conn, chain_id)?;
+    let mut read = |conn: &mut DbConn, after: i64| -> AppResult<Vec<ReadEvent>> {
         if after.max(0) as u64 >= until {
             return Ok(Vec::new());
         }
         let want = (until - after.max(0) as u64).min(PAGE as u64) as i64;
-        store::chain_events_after(conn, chain_id, after, want)
+        reader.page_after(conn, after, want, ReadEvent::of)
     };
     let mut page = read(conn, after)?;
     while let Some(last) = page.last() {
@@ -495,9 +530,7 @@ fn walk_tree(
                         *stopped = true;
                         continue;
                     }
-                    for (idx, h) in walk.frontier.append_leaf_hash(hashes[i].0) {
-                        computed.push((idx, h, i));
-                    }
+                    walk.frontier.append_leaf_hash(hashes[i].0, |idx, h| computed.push((idx, h, i)));
                     if roots_at.contains(&walk.frontier.size()) {
                         walk.roots.insert(walk.frontier.size(), walk.frontier.root());
                     }
@@ -518,7 +551,7 @@ fn walk_tree(
                     let (level, n) = split_stored_hash_index(idx);
                     if level == 0 {
                         if mismatches.len() < MAX_MISMATCHES {
-                            mismatches.push(Mismatch { leaf: n, row: current[i].clone(), stored: stored_hash });
+                            mismatches.push(FoundMismatch { leaf: n, seq: row.seq, stored: stored_hash });
                         }
                     } else if interior.is_none() {
                         *interior = Some((level, n));
@@ -545,6 +578,14 @@ fn walk_tree(
             ),
         );
     }
+    // Rare (the log was tampered with): each mismatched event's whole row, to tell how.
+    let mut rows = Vec::with_capacity(mismatches.len());
+    for m in &mismatches {
+        if let Some(row) = store::chain_events_after(conn, chain_id, m.seq - 1, 1)?.pop() {
+            rows.push(Mismatch { leaf: m.leaf, row, stored: m.stored });
+        }
+    }
+    let mismatches = rows;
     for p in classify(&mismatches) {
         note(&mut walk.problems, p);
     }
@@ -568,12 +609,9 @@ fn walk_tree(
 /// Each event's leaf hash, and whether its content hashes to its chain
 /// `hash`: both from one canonical encoding, and independent of the other
 /// events, so computed apart from the (sequential) walk.
-fn hash_page(page: &[AuditRow]) -> Vec<(Hash, bool)> {
+fn hash_page(page: &[ReadEvent]) -> Vec<(Hash, bool)> {
     page.iter()
-        .map(|row| {
-            let bytes = canonical(row);
-            (record_hash(&bytes), chain_hash(&row.prev_hash, &bytes) == row.hash)
-        })
+        .map(|row| (record_hash(&row.canonical), chain_hash(&row.prev_hash, &row.canonical) == row.hash))
         .collect()
 }
 

@@ -125,11 +125,76 @@ macro_rules! audit_row {
             $(pub $c: $ct,)*
         }
 
+        /// An audit event as stored, borrowed: its text and bytes where a
+        /// reader left them (the verifier reads millions of events without
+        /// making a `String` of each column).
+        #[derive(Debug, Clone, Copy)]
+        pub struct AuditRowRef<'a> {
+            $(pub $h: <$ht as ColumnRef>::Ref<'a>,)*
+            $(pub $c: <$ct as ColumnRef>::Ref<'a>,)*
+        }
+
+        impl AuditRow {
+            pub fn as_ref(&self) -> AuditRowRef<'_> {
+                AuditRowRef { $($h: self.$h.column_ref(),)* $($c: self.$c.column_ref(),)* }
+            }
+        }
+
         /// The columns of an audit event, in order.
         pub const AUDIT_EVENT_COLUMNS: &[&str] = &[$(stringify!($h),)* $(stringify!($c),)*];
     };
 }
 with_audit_event_columns!(audit_row);
+
+/// A column's value, borrowed: text as `&str`, bytes as `&[u8]`, the rest copied.
+pub trait ColumnRef {
+    type Ref<'a>: Copy + std::fmt::Debug
+    where
+        Self: 'a;
+    fn column_ref(&self) -> Self::Ref<'_>;
+}
+
+impl ColumnRef for String {
+    type Ref<'a> = &'a str;
+    fn column_ref(&self) -> &str {
+        self
+    }
+}
+
+impl ColumnRef for Option<String> {
+    type Ref<'a> = Option<&'a str>;
+    fn column_ref(&self) -> Option<&str> {
+        self.as_deref()
+    }
+}
+
+impl ColumnRef for Option<Vec<u8>> {
+    type Ref<'a> = Option<&'a [u8]>;
+    fn column_ref(&self) -> Option<&[u8]> {
+        self.as_deref()
+    }
+}
+
+macro_rules! copied_column_ref {
+    ($($t:ty),*) => {$(
+        impl ColumnRef for $t {
+            type Ref<'a> = $t;
+            fn column_ref(&self) -> $t {
+                *self
+            }
+        }
+    )*};
+}
+copied_column_ref!(
+    i32,
+    i64,
+    NaiveDateTime,
+    crate::domain::event::EventId,
+    crate::domain::event::Outcome,
+    crate::domain::event::ActorType,
+    Option<KeyType>,
+    crate::crypto::ChainHash
+);
 
 #[derive(Debug, Clone, Queryable, Insertable)]
 #[diesel(table_name = assets)]
@@ -202,33 +267,42 @@ pub fn api_time(t: NaiveDateTime) -> String {
 /// what `to_rfc3339_opts(…, true)` prints, without its format parser, which
 /// dominated the cost of long lists.
 pub fn rfc3339(t: NaiveDateTime, precision: chrono::SecondsFormat) -> String {
-    use chrono::{Datelike, SecondsFormat, Timelike};
-    use std::fmt::Write;
-    // Years outside 0..=9999, leap seconds (nanoseconds past 1e9) and other precisions: chrono's own path.
-    let micros = match precision {
-        SecondsFormat::Secs => false,
-        SecondsFormat::Micros => true,
+    use chrono::SecondsFormat;
+    let mut text = match (precision, rfc3339_micros(t)) {
+        (SecondsFormat::Micros, Some(text)) => text.to_vec(),
+        (SecondsFormat::Secs, Some(text)) => text[..19].to_vec(),
+        // Years outside 0..=9999, leap seconds (nanoseconds past 1e9) and other precisions: chrono's own path.
         _ => return to_utc(t).to_rfc3339_opts(precision, true),
     };
-    if !(0..=9999).contains(&t.year()) || t.nanosecond() >= 1_000_000_000 {
-        return to_utc(t).to_rfc3339_opts(precision, true);
+    if text.len() == 19 {
+        text.push(b'Z');
     }
-    let mut s = String::with_capacity(27);
-    let _ = write!(
-        s,
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        t.year(),
-        t.month(),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    );
-    if micros {
-        let _ = write!(s, ".{:06}", t.nanosecond() / 1000);
+    String::from_utf8(text).expect("ASCII digits")
+}
+
+/// `t` as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (what chrono's `to_rfc3339_opts(Micros, true)`
+/// prints), written digit by digit; None for a year outside 0..=9999 or a leap second.
+pub fn rfc3339_micros(t: NaiveDateTime) -> Option<[u8; 27]> {
+    use chrono::{Datelike, Timelike};
+    let year = u32::try_from(t.year()).ok().filter(|y| *y <= 9999)?;
+    if t.nanosecond() >= 1_000_000_000 {
+        return None;
     }
-    s.push('Z');
-    s
+    let mut out = *b"0000-00-00T00:00:00.000000Z";
+    let mut put = |at: usize, width: usize, mut n: u32| {
+        for i in (at..at + width).rev() {
+            out[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    };
+    put(0, 4, year);
+    put(5, 2, t.month());
+    put(8, 2, t.day());
+    put(11, 2, t.hour());
+    put(14, 2, t.minute());
+    put(17, 2, t.second());
+    put(20, 6, t.nanosecond() / 1000);
+    Some(out)
 }
 
 pub fn to_naive(t: DateTime<Utc>) -> NaiveDateTime {

@@ -5,6 +5,7 @@
 mod archives;
 mod assets;
 mod audit;
+mod chain_reader;
 mod exports;
 mod groups;
 mod holds;
@@ -20,6 +21,7 @@ mod verification_runs;
 pub use archives::*;
 pub use assets::*;
 pub use audit::*;
+pub use chain_reader::*;
 pub use exports::*;
 pub use groups::*;
 pub use holds::*;

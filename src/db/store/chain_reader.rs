@@ -1,0 +1,329 @@
+//! Reading a whole chain, page by page, as the background verifier does.
+//!
+//! Through diesel every column of every event becomes a value of its own
+//! (a `String` per text column, a time parsed by trying chrono's formats),
+//! which was most of a full verification's CPU. On SQLite with a file this
+//! reader uses a read-only connection of its own (rusqlite) and hands each
+//! event to the caller borrowed, its text and bytes where SQLite left them.
+//! A page with anything that reader does not decode as keyward writes it is
+//! read again through diesel, so what a page yields never depends on which
+//! path read it. PostgreSQL, and SQLite without a file, read through diesel.
+
+use crate::db::models::{with_audit_event_columns, AuditRowRef, ColumnRef, AUDIT_EVENT_COLUMNS};
+use crate::db::DbConn;
+use crate::error::{AppError, AppResult};
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use rusqlite::types::ValueRef;
+
+/// One chain's events in seq order (see the module's comment).
+pub struct ChainReader {
+    chain_id: String,
+    sqlite: Option<rusqlite::Connection>,
+    sql: String,
+}
+
+#[derive(QueryableByName)]
+struct DatabaseFile {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    file: String,
+}
+
+impl ChainReader {
+    pub fn open(conn: &mut DbConn, chain_id: &str) -> AppResult<ChainReader> {
+        let sqlite = match conn {
+            DbConn::Sqlite(c) => {
+                let file = diesel::sql_query("SELECT file FROM pragma_database_list WHERE name = 'main'")
+                    .get_result::<DatabaseFile>(c)
+                    .optional()?
+                    .map(|d| d.file)
+                    .filter(|f| !f.is_empty());
+                match file {
+                    // A temporary or in-memory database is not reachable from another connection.
+                    None => None,
+                    Some(file) => Some(open_read_only(&file)?),
+                }
+            }
+            DbConn::Postgres(_) => None,
+        };
+        let sql = format!(
+            "SELECT {} FROM audit_events WHERE chain_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            AUDIT_EVENT_COLUMNS.join(", ")
+        );
+        Ok(ChainReader { chain_id: chain_id.to_string(), sqlite, sql })
+    }
+
+    /// `visit` of each of the (at most `limit`) events after `after_seq`, in seq order.
+    pub fn page_after<T>(
+        &mut self,
+        conn: &mut DbConn,
+        after_seq: i64,
+        limit: i64,
+        mut visit: impl FnMut(AuditRowRef<'_>) -> T,
+    ) -> AppResult<Vec<T>> {
+        if let Some(sqlite) = &self.sqlite {
+            if let Some(page) = read_page(sqlite, &self.sql, &self.chain_id, after_seq, limit, &mut visit)
+                .map_err(|e| AppError::unavailable().caused_by(e))?
+            {
+                return Ok(page);
+            }
+        }
+        let rows = super::chain_events_after(conn, &self.chain_id, after_seq, limit)?;
+        Ok(rows.iter().map(|row| visit(row.as_ref())).collect())
+    }
+}
+
+fn open_read_only(file: &str) -> AppResult<rusqlite::Connection> {
+    use rusqlite::OpenFlags;
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    let conn = rusqlite::Connection::open_with_flags(file, flags).map_err(|e| AppError::unavailable().caused_by(e))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(|e| AppError::unavailable().caused_by(e))?;
+    // Pages mapped rather than copied in by read(): the reader goes through the whole table.
+    conn.pragma_update(None, "mmap_size", 1i64 << 30).map_err(|e| AppError::unavailable().caused_by(e))?;
+    Ok(conn)
+}
+
+/// One page, or None if an event in it is not stored as keyward writes it.
+fn read_page<T>(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    chain_id: &str,
+    after_seq: i64,
+    limit: i64,
+    visit: &mut impl FnMut(AuditRowRef<'_>) -> T,
+) -> rusqlite::Result<Option<Vec<T>>> {
+    let mut statement = conn.prepare_cached(sql)?;
+    let mut rows = statement.query(rusqlite::params![chain_id, after_seq, limit])?;
+    let mut page = Vec::with_capacity(limit.clamp(0, 10_000) as usize);
+    while let Some(row) = rows.next()? {
+        match decode(row)? {
+            Some(event) => page.push(visit(event)),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(page))
+}
+
+macro_rules! decode_row {
+    (hashed { $($h:ident: $ht:ty,)* } chain { $($c:ident: $ct:ty,)* }) => {
+        /// The row's columns, borrowed, in the order of `AUDIT_EVENT_COLUMNS`.
+        fn decode<'r>(row: &'r rusqlite::Row<'_>) -> rusqlite::Result<Option<AuditRowRef<'r>>> {
+            let mut column = 0usize..;
+            Ok(Some(AuditRowRef {
+                $($h: match <<$ht as ColumnRef>::Ref<'r> as Stored<'r>>::read(row.get_ref(column.next().unwrap_or_default())?) {
+                    Some(v) => v,
+                    None => return Ok(None),
+                },)*
+                $($c: match <<$ct as ColumnRef>::Ref<'r> as Stored<'r>>::read(row.get_ref(column.next().unwrap_or_default())?) {
+                    Some(v) => v,
+                    None => return Ok(None),
+                },)*
+            }))
+        }
+    };
+}
+with_audit_event_columns!(decode_row);
+
+/// A column's value from SQLite's, if stored as keyward stores it.
+trait Stored<'a>: Sized {
+    fn read(value: ValueRef<'a>) -> Option<Self>;
+}
+
+impl<'a> Stored<'a> for &'a str {
+    fn read(value: ValueRef<'a>) -> Option<Self> {
+        match value {
+            ValueRef::Text(text) => std::str::from_utf8(text).ok(),
+            _ => None,
+        }
+    }
+}
+
+impl<'a> Stored<'a> for i64 {
+    fn read(value: ValueRef<'a>) -> Option<Self> {
+        match value {
+            ValueRef::Integer(n) => Some(n),
+            _ => None,
+        }
+    }
+}
+
+impl<'a> Stored<'a> for i32 {
+    fn read(value: ValueRef<'a>) -> Option<Self> {
+        i64::read(value).and_then(|n| i32::try_from(n).ok())
+    }
+}
+
+impl<'a> Stored<'a> for &'a [u8] {
+    fn read(value: ValueRef<'a>) -> Option<Self> {
+        match value {
+            ValueRef::Blob(bytes) => Some(bytes),
+            _ => None,
+        }
+    }
+}
+
+/// NULL is None; anything else must read as the value.
+impl<'a, T: Stored<'a>> Stored<'a> for Option<T> {
+    fn read(value: ValueRef<'a>) -> Option<Self> {
+        match value {
+            ValueRef::Null => Some(None),
+            v => T::read(v).map(Some),
+        }
+    }
+}
+
+impl<'a> Stored<'a> for NaiveDateTime {
+    fn read(value: ValueRef<'a>) -> Option<Self> {
+        parse_stored_time(<&str>::read(value)?)
+    }
+}
+
+macro_rules! stored_via {
+    ($t:ty, $from:ty, $parse:expr) => {
+        impl<'a> Stored<'a> for $t {
+            fn read(value: ValueRef<'a>) -> Option<Self> {
+                <$from>::read(value).and_then($parse)
+            }
+        }
+    };
+}
+stored_via!(crate::domain::event::EventId, &[u8], crate::domain::event::EventId::from_bytes);
+stored_via!(crate::crypto::ChainHash, &[u8], crate::crypto::ChainHash::from_bytes);
+stored_via!(crate::domain::event::Outcome, &str, crate::domain::event::Outcome::parse);
+stored_via!(crate::domain::event::ActorType, &str, crate::domain::event::ActorType::parse);
+stored_via!(crate::domain::KeyType, &str, crate::domain::KeyType::from_wire);
+
+/// `YYYY-MM-DD HH:MM:SS` with an optional fraction of 1 to 9 digits: what
+/// diesel writes for a time on SQLite. Anything else is None (diesel reads it).
+fn parse_stored_time(text: &str) -> Option<NaiveDateTime> {
+    let b = text.as_bytes();
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || b[10] != b' ' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let digits = |from: usize, to: usize| -> Option<u32> {
+        b[from..to].iter().try_fold(0u32, |n, d| d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0')))
+    };
+    let nanos = match &b[19..] {
+        [] => 0,
+        [b'.', fraction @ ..] if (1..=9).contains(&fraction.len()) => {
+            digits(20, b.len())? * 10u32.pow(9 - fraction.len() as u32)
+        }
+        _ => return None,
+    };
+    let date = chrono::NaiveDate::from_ymd_opt(digits(0, 4)? as i32, digits(5, 7)?, digits(8, 10)?)?;
+    date.and_hms_nano_opt(digits(11, 13)?, digits(14, 16)?, digits(17, 19)?, nanos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::models::AuditRow;
+    use crate::db::schema::audit_events;
+    use crate::domain::event::{ActorType, EventId, Outcome};
+
+    fn event(seq: i64, text: &str, optional: Option<&str>) -> AuditRow {
+        let optional = optional.map(str::to_string);
+        AuditRow {
+            event_id: EventId::parse(&format!("01900000-0000-7000-8000-{seq:012}")).unwrap(),
+            chain_id: "t_1".into(),
+            tenant_id: optional.clone(),
+            seq,
+            occurred_at: chrono::DateTime::from_timestamp_micros(1_764_000_000_123_456 + seq).unwrap().naive_utc(),
+            operation: "auth.whoami".into(),
+            outcome: if seq % 2 == 0 { Outcome::Allowed } else { Outcome::Denied },
+            reason: optional.clone(),
+            actor_type: ActorType::ApiKey,
+            actor_id: optional.clone(),
+            key_id: optional.clone(),
+            key_type: optional.as_ref().map(|_| crate::domain::KeyType::Siem),
+            key_hint: optional.clone(),
+            request_id: format!("req_{seq}"),
+            client_ip: optional.clone(),
+            user_agent: Some(text.into()),
+            status_code: 200,
+            metadata: format!("{{\"note\":{}}}", serde_json::to_string(text).unwrap()),
+            payload: optional,
+            prev_hash: crate::crypto::ChainHash::GENESIS,
+            hash: crate::crypto::chain_hash(&crate::crypto::ChainHash::GENESIS, text.as_bytes()),
+            tree_hashes: (seq % 3 != 0).then(|| vec![seq as u8; 64]),
+        }
+    }
+
+    /// What the reader hands out, as text: every field, whichever path read it.
+    fn read_all(reader: &mut ChainReader, conn: &mut DbConn) -> AppResult<Vec<String>> {
+        let mut seen = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = reader.page_after(conn, after, 2, |row| (row.seq, format!("{row:?}")))?;
+            let Some((last, _)) = page.last() else { return Ok(seen) };
+            after = *last;
+            seen.extend(page.into_iter().map(|(_, text)| text));
+        }
+    }
+
+    #[test]
+    fn the_reader_hands_out_what_diesel_reads_and_leaves_it_what_it_does_not_decode() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = crate::db::DbUrl::parse(&format!("sqlite://{}", dir.path().join("log.db").display())).unwrap();
+        let mut conn = crate::db::establish(&url).unwrap();
+        crate::db::run_migrations(&mut conn).unwrap();
+        let texts = ["plain", "quote \" backslash \\", "ünïcödé ✓ 🔑", "", "\u{1}"];
+        let rows: Vec<AuditRow> =
+            (1..=10).map(|seq| event(seq, texts[seq as usize % texts.len()], (seq % 2 == 0).then_some("x"))).collect();
+        for row in &rows {
+            diesel::insert_into(audit_events::table).values(row).execute(&mut conn).unwrap();
+        }
+        let through_diesel = |conn: &mut DbConn| -> Vec<String> {
+            super::super::chain_events_after(conn, "t_1", 0, 100)
+                .unwrap()
+                .iter()
+                .map(|r| format!("{:?}", r.as_ref()))
+                .collect()
+        };
+
+        let mut reader = ChainReader::open(&mut conn, "t_1").unwrap();
+        assert!(reader.sqlite.is_some(), "a file database is read in place");
+        assert_eq!(read_all(&mut reader, &mut conn).unwrap(), through_diesel(&mut conn));
+
+        // Forms keyward never writes but diesel reads: that page goes through diesel, alike.
+        for edit in [
+            "UPDATE audit_events SET occurred_at = '2026-11-22 14:07:10.5Z' WHERE seq = 3",
+            "UPDATE audit_events SET tree_hashes = CAST(tree_hashes AS TEXT) WHERE seq = 5",
+            "UPDATE audit_events SET event_id = CAST(event_id AS TEXT) WHERE seq = 7",
+        ] {
+            diesel::sql_query(edit).execute(&mut conn).unwrap();
+            assert_eq!(read_all(&mut reader, &mut conn).unwrap(), through_diesel(&mut conn), "{edit}");
+        }
+        // What diesel cannot read either is an error, not an event.
+        diesel::sql_query("UPDATE audit_events SET outcome = 'MAYBE' WHERE seq = 9").execute(&mut conn).unwrap();
+        assert!(read_all(&mut reader, &mut conn).is_err());
+    }
+
+    #[test]
+    fn stored_times_read_as_diesel_reads_them() {
+        for text in [
+            "2026-11-22 14:07:10.123456",
+            "2026-01-01 00:00:00",
+            "1999-12-31 23:59:59.9",
+            "0001-01-01 00:00:00.000000001",
+            "2024-02-29 12:00:00.5",
+        ] {
+            let diesel = NaiveDateTime::parse_from_str(text, "%F %T%.f").unwrap();
+            assert_eq!(parse_stored_time(text), Some(diesel), "{text}");
+        }
+        // Not as diesel writes it: left to diesel, which knows every form it reads.
+        for text in [
+            "2026-11-22T14:07:10",
+            "2026-11-22 14:07:10.",
+            "2026-11-22 14:07:10.1234567890",
+            "2026-11-22 14:07:10Z",
+            "2026-13-01 00:00:00",
+            "2026-02-30 00:00:00",
+            "2026-11-22 24:00:00",
+            "2026-11-2x 14:07:10",
+            "",
+        ] {
+            assert_eq!(parse_stored_time(text), None, "{text}");
+        }
+    }
+}
