@@ -400,30 +400,8 @@ mod tests {
     }
 
     fn row(at: &str, text: &str, optional: Option<String>) -> AuditRow {
-        AuditRow {
-            event_id: crate::domain::event::EventId::parse("01900000-0000-7000-8000-000000000000").unwrap(),
-            chain_id: "t_1".into(),
-            tenant_id: optional.clone(),
-            seq: 42,
-            occurred_at: NaiveDateTime::parse_from_str(at, "%Y-%m-%d %H:%M:%S%.f").unwrap(),
-            operation: crate::domain::authz::Op::AuthWhoami.name().into(),
-            outcome: Outcome::Allowed,
-            reason: optional.clone(),
-            actor_type: ActorType::ApiKey,
-            actor_id: optional.clone(),
-            key_id: optional.clone(),
-            key_type: optional.as_ref().map(|_| crate::domain::KeyType::Siem),
-            key_hint: optional.clone(),
-            request_id: "req_1".into(),
-            client_ip: optional.clone(),
-            user_agent: Some(text.into()),
-            status_code: 401,
-            metadata: format!("{{\"note\":{}}}", serde_json::to_string(text).unwrap()),
-            payload: optional,
-            prev_hash: crate::crypto::ChainHash::GENESIS,
-            hash: crate::crypto::ChainHash::GENESIS,
-            tree_hashes: None,
-        }
+        let at = NaiveDateTime::parse_from_str(at, "%Y-%m-%d %H:%M:%S%.f").unwrap();
+        AuditRow::sample(42, at, text, optional.as_deref())
     }
 
     #[test]

@@ -146,6 +146,40 @@ macro_rules! audit_row {
 }
 with_audit_event_columns!(audit_row);
 
+#[cfg(test)]
+impl AuditRow {
+    /// An event for tests: `text` in the caller-controlled fields, `optional`
+    /// in every nullable one, the outcome alternating with `seq`.
+    pub(crate) fn sample(seq: i64, occurred_at: NaiveDateTime, text: &str, optional: Option<&str>) -> AuditRow {
+        use crate::domain::event::{ActorType, EventId, Outcome};
+        let optional = optional.map(str::to_string);
+        AuditRow {
+            event_id: EventId::parse(&format!("01900000-0000-7000-8000-{seq:012}")).expect("a UUID"),
+            chain_id: "t_1".into(),
+            tenant_id: optional.clone(),
+            seq,
+            occurred_at,
+            operation: crate::domain::authz::Op::AuthWhoami.name().into(),
+            outcome: if seq % 2 == 0 { Outcome::Allowed } else { Outcome::Denied },
+            reason: optional.clone(),
+            actor_type: ActorType::ApiKey,
+            actor_id: optional.clone(),
+            key_id: optional.clone(),
+            key_type: optional.as_ref().map(|_| KeyType::Siem),
+            key_hint: optional.clone(),
+            request_id: format!("req_{seq}"),
+            client_ip: optional.clone(),
+            user_agent: Some(text.into()),
+            status_code: 401,
+            metadata: format!("{{\"note\":{}}}", serde_json::to_string(text).expect("a string")),
+            payload: optional,
+            prev_hash: crate::crypto::ChainHash::GENESIS,
+            hash: crate::crypto::chain_hash(&crate::crypto::ChainHash::GENESIS, text.as_bytes()),
+            tree_hashes: (seq % 3 != 0).then(|| vec![seq as u8; 64]),
+        }
+    }
+}
+
 /// A column's value, borrowed: text as `&str`, bytes as `&[u8]`, the rest copied.
 pub trait ColumnRef {
     type Ref<'a>: Copy + std::fmt::Debug

@@ -219,34 +219,10 @@ mod tests {
     use super::*;
     use crate::db::models::AuditRow;
     use crate::db::schema::audit_events;
-    use crate::domain::event::{ActorType, EventId, Outcome};
 
     fn event(seq: i64, text: &str, optional: Option<&str>) -> AuditRow {
-        let optional = optional.map(str::to_string);
-        AuditRow {
-            event_id: EventId::parse(&format!("01900000-0000-7000-8000-{seq:012}")).unwrap(),
-            chain_id: "t_1".into(),
-            tenant_id: optional.clone(),
-            seq,
-            occurred_at: chrono::DateTime::from_timestamp_micros(1_764_000_000_123_456 + seq).unwrap().naive_utc(),
-            operation: "auth.whoami".into(),
-            outcome: if seq % 2 == 0 { Outcome::Allowed } else { Outcome::Denied },
-            reason: optional.clone(),
-            actor_type: ActorType::ApiKey,
-            actor_id: optional.clone(),
-            key_id: optional.clone(),
-            key_type: optional.as_ref().map(|_| crate::domain::KeyType::Siem),
-            key_hint: optional.clone(),
-            request_id: format!("req_{seq}"),
-            client_ip: optional.clone(),
-            user_agent: Some(text.into()),
-            status_code: 200,
-            metadata: format!("{{\"note\":{}}}", serde_json::to_string(text).unwrap()),
-            payload: optional,
-            prev_hash: crate::crypto::ChainHash::GENESIS,
-            hash: crate::crypto::chain_hash(&crate::crypto::ChainHash::GENESIS, text.as_bytes()),
-            tree_hashes: (seq % 3 != 0).then(|| vec![seq as u8; 64]),
-        }
+        let at = chrono::DateTime::from_timestamp_micros(1_764_000_000_123_456 + seq).unwrap().naive_utc();
+        AuditRow::sample(seq, at, text, optional)
     }
 
     /// What the reader hands out, as text: every field, whichever path read it.
