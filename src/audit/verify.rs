@@ -26,31 +26,6 @@ const MAX_PROBLEMS: usize = 100;
 /// positions: quadratic, so bounded).
 const MAX_MISMATCHES: usize = 256;
 
-/// An event as verification reads it: where it sits, its chain hashes, the
-/// tree hashes its append stored, and its canonical bytes (made as it is
-/// read, from the row borrowed: see `store::ChainReader`).
-struct ReadEvent {
-    seq: i64,
-    prev_hash: ChainHash,
-    hash: ChainHash,
-    tree_hashes: Option<Vec<u8>>,
-    canonical: Vec<u8>,
-}
-
-impl ReadEvent {
-    fn of(row: AuditRowRef<'_>) -> ReadEvent {
-        let mut canonical = Vec::with_capacity(512);
-        write_canonical(&row, &mut canonical);
-        ReadEvent {
-            seq: row.seq,
-            prev_hash: row.prev_hash,
-            hash: row.hash,
-            tree_hashes: row.tree_hashes.map(<[u8]>::to_vec),
-            canonical,
-        }
-    }
-}
-
 // ------------------------------------------------------------------ the hash chain
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -91,13 +66,16 @@ impl ChainWalk {
         }
     }
 
-    fn step(&mut self, row: &ReadEvent) {
-        let hash_matches = chain_hash(&row.prev_hash, &row.canonical) == row.hash;
+    /// `canonical` is a buffer to write the event's canonical bytes in.
+    fn step(&mut self, row: &AuditRowRef<'_>, canonical: &mut Vec<u8>) {
+        canonical.clear();
+        write_canonical(row, canonical);
+        let hash_matches = chain_hash(&row.prev_hash, canonical) == row.hash;
         self.step_hashed(row, hash_matches);
     }
 
     /// As `step`, told whether the event's content hashes to its `hash` (computed apart).
-    fn step_hashed(&mut self, row: &ReadEvent, hash_matches: bool) {
+    fn step_hashed(&mut self, row: &AuditRowRef<'_>, hash_matches: bool) {
         self.checked += 1;
         if row.seq != self.expected_seq {
             let expected = self.expected_seq;
@@ -136,10 +114,11 @@ pub fn verify_chain(conn: &mut DbConn, chain_id: &str) -> AppResult<Verification
     let mut walk = ChainWalk::new(after, &start_hash);
     let mut reader = store::ChainReader::open(conn, chain_id)?;
     loop {
-        let page = reader.page_after(conn, after, PAGE, ReadEvent::of)?;
+        let page = reader.page(conn, after, PAGE)?;
         let Some(last) = page.last() else { break };
         after = last.seq;
-        page.iter().for_each(|row| walk.step(row));
+        let mut canonical = Vec::with_capacity(1024);
+        page.rows().for_each(|row| walk.step(&row, &mut canonical));
     }
     walk.finish(head_seq, &head_hash);
     Ok(Verification {
@@ -482,12 +461,12 @@ fn walk_tree(
     // Past a missing leaf the tree cannot be recomputed; the hash chain's checks go on.
     let mut stopped = false;
     let mut reader = store::ChainReader::open(conn, chain_id)?;
-    let mut read = |conn: &mut DbConn, after: i64| -> AppResult<Vec<ReadEvent>> {
+    let mut read = |conn: &mut DbConn, after: i64| -> AppResult<store::EventPage> {
         if after.max(0) as u64 >= until {
-            return Ok(Vec::new());
+            return Ok(store::EventPage::default());
         }
         let want = (until - after.max(0) as u64).min(PAGE as u64) as i64;
-        reader.page_after(conn, after, want, ReadEvent::of)
+        reader.page(conn, after, want)
     };
     let mut page = read(conn, after)?;
     while let Some(last) = page.last() {
@@ -500,13 +479,13 @@ fn walk_tree(
                 let current = page;
                 let hashes = hash_page(&current);
                 let mut computed: Vec<(u64, Hash, usize)> = Vec::with_capacity(current.len() * 2);
-                for (i, row) in current.iter().enumerate() {
+                for (i, row) in current.rows().enumerate() {
                     if row.seq > until as i64 {
                         break;
                     }
                     walk.events_read += 1;
                     if let Some(c) = chain.as_deref_mut() {
-                        c.step_hashed(row, hashes[i].1);
+                        c.step_hashed(&row, hashes[i].1);
                     }
                     if *stopped {
                         continue;
@@ -537,11 +516,10 @@ fn walk_tree(
                 }
                 for (idx, h, i) in computed {
                     // Stored with the event that made it, at its offset among that event's hashes.
-                    let row = &current[i];
+                    let row = current.row(i);
                     let offset = (idx - tlog_tiles::stored_hash_index(0, (row.seq - 1) as u64)) as usize * 32;
                     let stored_hash = row
                         .tree_hashes
-                        .as_deref()
                         .and_then(|b| b.get(offset..offset + 32))
                         .and_then(|b| <[u8; 32]>::try_from(b).ok())
                         .map(Hash);
@@ -609,9 +587,14 @@ fn walk_tree(
 /// Each event's leaf hash, and whether its content hashes to its chain
 /// `hash`: both from one canonical encoding, and independent of the other
 /// events, so computed apart from the (sequential) walk.
-fn hash_page(page: &[ReadEvent]) -> Vec<(Hash, bool)> {
-    page.iter()
-        .map(|row| (record_hash(&row.canonical), chain_hash(&row.prev_hash, &row.canonical) == row.hash))
+fn hash_page(page: &store::EventPage) -> Vec<(Hash, bool)> {
+    let mut canonical = Vec::with_capacity(1024);
+    page.rows()
+        .map(|row| {
+            canonical.clear();
+            write_canonical(&row, &mut canonical);
+            (record_hash(&canonical), chain_hash(&row.prev_hash, &canonical) == row.hash)
+        })
         .collect()
 }
 

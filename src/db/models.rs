@@ -219,16 +219,23 @@ macro_rules! copied_column_ref {
         }
     )*};
 }
-copied_column_ref!(
-    i32,
-    i64,
-    NaiveDateTime,
-    crate::domain::event::EventId,
-    crate::domain::event::Outcome,
-    crate::domain::event::ActorType,
-    Option<KeyType>,
-    crate::crypto::ChainHash
-);
+/// The audit event's column types that are copied, not borrowed, handed to `$then`.
+macro_rules! with_copied_column_types {
+    ($then:ident) => {
+        $then!(
+            i32,
+            i64,
+            chrono::NaiveDateTime,
+            crate::domain::event::EventId,
+            crate::domain::event::Outcome,
+            crate::domain::event::ActorType,
+            Option<crate::domain::KeyType>,
+            crate::crypto::ChainHash
+        );
+    };
+}
+pub(crate) use with_copied_column_types;
+with_copied_column_types!(copied_column_ref);
 
 #[derive(Debug, Clone, Queryable, Insertable)]
 #[diesel(table_name = assets)]

@@ -3,13 +3,16 @@
 //! Through diesel every column of every event becomes a value of its own
 //! (a `String` per text column, a time parsed by trying chrono's formats),
 //! which was most of a full verification's CPU. On SQLite with a file this
-//! reader uses a read-only connection of its own (rusqlite) and hands each
-//! event to the caller borrowed, its text and bytes where SQLite left them.
+//! reader uses a read-only connection of its own (rusqlite), checks each
+//! event's columns where SQLite left them, and keeps a page's text and bytes
+//! in two buffers, from which the caller borrows each event.
 //! A page with anything that reader does not decode as keyward writes it is
 //! read again through diesel, so what a page yields never depends on which
 //! path read it. PostgreSQL, and SQLite without a file, read through diesel.
 
-use crate::db::models::{with_audit_event_columns, AuditRowRef, ColumnRef, AUDIT_EVENT_COLUMNS};
+use crate::db::models::{
+    with_audit_event_columns, with_copied_column_types, AuditRowRef, ColumnRef, AUDIT_EVENT_COLUMNS,
+};
 use crate::db::DbConn;
 use crate::error::{AppError, AppResult};
 use chrono::NaiveDateTime;
@@ -53,25 +56,139 @@ impl ChainReader {
         Ok(ChainReader { chain_id: chain_id.to_string(), sqlite, sql })
     }
 
-    /// `visit` of each of the (at most `limit`) events after `after_seq`, in seq order.
-    pub fn page_after<T>(
-        &mut self,
-        conn: &mut DbConn,
-        after_seq: i64,
-        limit: i64,
-        mut visit: impl FnMut(AuditRowRef<'_>) -> T,
-    ) -> AppResult<Vec<T>> {
+    /// The (at most `limit`) events after `after_seq`, in seq order.
+    pub fn page(&mut self, conn: &mut DbConn, after_seq: i64, limit: i64) -> AppResult<EventPage> {
         if let Some(sqlite) = &self.sqlite {
-            if let Some(page) = read_page(sqlite, &self.sql, &self.chain_id, after_seq, limit, &mut visit)
+            if let Some(page) = read_page(sqlite, &self.sql, &self.chain_id, after_seq, limit)
                 .map_err(|e| AppError::unavailable().caused_by(e))?
             {
                 return Ok(page);
             }
         }
-        let rows = super::chain_events_after(conn, &self.chain_id, after_seq, limit)?;
-        Ok(rows.iter().map(|row| visit(row.as_ref())).collect())
+        let mut page = EventPage::default();
+        for row in super::chain_events_after(conn, &self.chain_id, after_seq, limit)? {
+            page.push(row.as_ref());
+        }
+        Ok(page)
     }
 }
+
+/// A page of events, owned: their text in one buffer and their bytes in
+/// another (not a `String` per column), so that it can go to another thread,
+/// which makes each event's canonical bytes from the rows it lends.
+#[derive(Default)]
+pub struct EventPage {
+    buffers: Buffers,
+    rows: Vec<KeptRow>,
+}
+
+#[derive(Default)]
+struct Buffers {
+    text: String,
+    bytes: Vec<u8>,
+}
+
+impl EventPage {
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The events, borrowed from the page, in seq order.
+    pub fn rows(&self) -> impl Iterator<Item = AuditRowRef<'_>> + '_ {
+        (0..self.rows.len()).map(|i| self.row(i))
+    }
+
+    pub fn last(&self) -> Option<AuditRowRef<'_>> {
+        self.len().checked_sub(1).map(|i| self.row(i))
+    }
+}
+
+macro_rules! event_page {
+    (hashed { $($h:ident: $ht:ty,)* } chain { $($c:ident: $ct:ty,)* }) => {
+        /// An event of a page: where its text and bytes are in the page's buffers.
+        #[derive(Clone, Copy)]
+        struct KeptRow {
+            $($h: <$ht as Kept>::Slot,)*
+            $($c: <$ct as Kept>::Slot,)*
+        }
+
+        impl EventPage {
+            fn push(&mut self, row: AuditRowRef<'_>) {
+                let b = &mut self.buffers;
+                let kept = KeptRow { $($h: <$ht as Kept>::keep(row.$h, b),)* $($c: <$ct as Kept>::keep(row.$c, b),)* };
+                self.rows.push(kept);
+            }
+
+            pub fn row(&self, i: usize) -> AuditRowRef<'_> {
+                let (kept, b) = (&self.rows[i], &self.buffers);
+                AuditRowRef { $($h: <$ht as Kept>::get(kept.$h, b),)* $($c: <$ct as Kept>::get(kept.$c, b),)* }
+            }
+        }
+    };
+}
+with_audit_event_columns!(event_page);
+
+/// How a column's value is kept in a page: text and bytes as ranges of its buffers.
+trait Kept: ColumnRef {
+    type Slot: Copy;
+    fn keep(value: Self::Ref<'_>, buffers: &mut Buffers) -> Self::Slot;
+    fn get(slot: Self::Slot, buffers: &Buffers) -> Self::Ref<'_>;
+}
+
+impl Kept for String {
+    type Slot = (usize, usize);
+    fn keep(value: &str, buffers: &mut Buffers) -> (usize, usize) {
+        let start = buffers.text.len();
+        buffers.text.push_str(value);
+        (start, buffers.text.len())
+    }
+    fn get((from, to): (usize, usize), buffers: &Buffers) -> &str {
+        &buffers.text[from..to]
+    }
+}
+
+impl Kept for Option<String> {
+    type Slot = Option<(usize, usize)>;
+    fn keep(value: Option<&str>, buffers: &mut Buffers) -> Self::Slot {
+        value.map(|v| String::keep(v, buffers))
+    }
+    fn get(slot: Self::Slot, buffers: &Buffers) -> Option<&str> {
+        slot.map(|s| String::get(s, buffers))
+    }
+}
+
+impl Kept for Option<Vec<u8>> {
+    type Slot = Option<(usize, usize)>;
+    fn keep(value: Option<&[u8]>, buffers: &mut Buffers) -> Self::Slot {
+        value.map(|v| {
+            let start = buffers.bytes.len();
+            buffers.bytes.extend_from_slice(v);
+            (start, buffers.bytes.len())
+        })
+    }
+    fn get(slot: Self::Slot, buffers: &Buffers) -> Option<&[u8]> {
+        slot.map(|(from, to)| &buffers.bytes[from..to])
+    }
+}
+
+macro_rules! kept_as_is {
+    ($($t:ty),*) => {$(
+        impl Kept for $t {
+            type Slot = $t;
+            fn keep(value: $t, _: &mut Buffers) -> $t {
+                value
+            }
+            fn get(slot: $t, _: &Buffers) -> $t {
+                slot
+            }
+        }
+    )*};
+}
+with_copied_column_types!(kept_as_is);
 
 fn open_read_only(file: &str) -> AppResult<rusqlite::Connection> {
     use rusqlite::OpenFlags;
@@ -84,20 +201,20 @@ fn open_read_only(file: &str) -> AppResult<rusqlite::Connection> {
 }
 
 /// One page, or None if an event in it is not stored as keyward writes it.
-fn read_page<T>(
+fn read_page(
     conn: &rusqlite::Connection,
     sql: &str,
     chain_id: &str,
     after_seq: i64,
     limit: i64,
-    visit: &mut impl FnMut(AuditRowRef<'_>) -> T,
-) -> rusqlite::Result<Option<Vec<T>>> {
+) -> rusqlite::Result<Option<EventPage>> {
     let mut statement = conn.prepare_cached(sql)?;
     let mut rows = statement.query(rusqlite::params![chain_id, after_seq, limit])?;
-    let mut page = Vec::with_capacity(limit.clamp(0, 10_000) as usize);
+    let mut page = EventPage::default();
+    page.rows.reserve(limit.clamp(0, 10_000) as usize);
     while let Some(row) = rows.next()? {
         match decode(row)? {
-            Some(event) => page.push(visit(event)),
+            Some(event) => page.push(event),
             None => return Ok(None),
         }
     }
@@ -230,10 +347,10 @@ mod tests {
         let mut seen = Vec::new();
         let mut after = 0;
         loop {
-            let page = reader.page_after(conn, after, 2, |row| (row.seq, format!("{row:?}")))?;
-            let Some((last, _)) = page.last() else { return Ok(seen) };
-            after = *last;
-            seen.extend(page.into_iter().map(|(_, text)| text));
+            let page = reader.page(conn, after, 2)?;
+            let Some(last) = page.last() else { return Ok(seen) };
+            after = last.seq;
+            seen.extend(page.rows().map(|row| format!("{row:?}")));
         }
     }
 
