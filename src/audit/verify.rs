@@ -113,11 +113,11 @@ pub fn verify_chain(conn: &mut DbConn, chain_id: &str) -> AppResult<Verification
     };
     let mut walk = ChainWalk::new(after, &start_hash);
     let mut reader = store::ChainReader::open(conn, chain_id)?;
+    let mut canonical = Vec::with_capacity(1024);
     loop {
         let page = reader.page(conn, after, PAGE)?;
         let Some(last) = page.last() else { break };
         after = last.seq;
-        let mut canonical = Vec::with_capacity(1024);
         page.rows().for_each(|row| walk.step(&row, &mut canonical));
     }
     walk.finish(head_seq, &head_hash);
@@ -559,7 +559,7 @@ fn walk_tree(
     // Rare (the log was tampered with): each mismatched event's whole row, to tell how.
     let mut rows = Vec::with_capacity(mismatches.len());
     for m in &mismatches {
-        if let Some(row) = store::chain_events_after(conn, chain_id, m.seq - 1, 1)?.pop() {
+        if let Some(row) = store::chain_events_after(conn, chain_id, m.seq - 1, 1)?.pop().filter(|r| r.seq == m.seq) {
             rows.push(Mismatch { leaf: m.leaf, row, stored: m.stored });
         }
     }

@@ -309,15 +309,12 @@ pub fn api_time(t: NaiveDateTime) -> String {
 /// dominated the cost of long lists.
 pub fn rfc3339(t: NaiveDateTime, precision: chrono::SecondsFormat) -> String {
     use chrono::SecondsFormat;
-    let mut text = match (precision, rfc3339_micros(t)) {
+    let text = match (precision, rfc3339_micros(t)) {
         (SecondsFormat::Micros, Some(text)) => text.to_vec(),
-        (SecondsFormat::Secs, Some(text)) => text[..19].to_vec(),
+        (SecondsFormat::Secs, Some(text)) => [&text[..19], b"Z"].concat(),
         // Years outside 0..=9999, leap seconds (nanoseconds past 1e9) and other precisions: chrono's own path.
         _ => return to_utc(t).to_rfc3339_opts(precision, true),
     };
-    if text.len() == 19 {
-        text.push(b'Z');
-    }
     String::from_utf8(text).expect("ASCII digits")
 }
 

@@ -23,7 +23,17 @@ use rusqlite::types::ValueRef;
 pub struct ChainReader {
     chain_id: String,
     sqlite: Option<rusqlite::Connection>,
-    sql: String,
+}
+
+/// The one statement a page is read with (prepared once per connection).
+fn page_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "SELECT {} FROM audit_events WHERE chain_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            AUDIT_EVENT_COLUMNS.join(", ")
+        )
+    })
 }
 
 #[derive(QueryableByName)]
@@ -49,18 +59,14 @@ impl ChainReader {
             }
             DbConn::Postgres(_) => None,
         };
-        let sql = format!(
-            "SELECT {} FROM audit_events WHERE chain_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-            AUDIT_EVENT_COLUMNS.join(", ")
-        );
-        Ok(ChainReader { chain_id: chain_id.to_string(), sqlite, sql })
+        Ok(ChainReader { chain_id: chain_id.to_string(), sqlite })
     }
 
     /// The (at most `limit`) events after `after_seq`, in seq order.
     pub fn page(&mut self, conn: &mut DbConn, after_seq: i64, limit: i64) -> AppResult<EventPage> {
         if let Some(sqlite) = &self.sqlite {
-            if let Some(page) = read_page(sqlite, &self.sql, &self.chain_id, after_seq, limit)
-                .map_err(|e| AppError::unavailable().caused_by(e))?
+            if let Some(page) =
+                read_page(sqlite, &self.chain_id, after_seq, limit).map_err(|e| AppError::unavailable().caused_by(e))?
             {
                 return Ok(page);
             }
@@ -203,12 +209,11 @@ fn open_read_only(file: &str) -> AppResult<rusqlite::Connection> {
 /// One page, or None if an event in it is not stored as keyward writes it.
 fn read_page(
     conn: &rusqlite::Connection,
-    sql: &str,
     chain_id: &str,
     after_seq: i64,
     limit: i64,
 ) -> rusqlite::Result<Option<EventPage>> {
-    let mut statement = conn.prepare_cached(sql)?;
+    let mut statement = conn.prepare_cached(page_sql())?;
     let mut rows = statement.query(rusqlite::params![chain_id, after_seq, limit])?;
     let mut page = EventPage::default();
     page.rows.reserve(limit.clamp(0, 10_000) as usize);
@@ -225,21 +230,21 @@ macro_rules! decode_row {
     (hashed { $($h:ident: $ht:ty,)* } chain { $($c:ident: $ct:ty,)* }) => {
         /// The row's columns, borrowed, in the order of `AUDIT_EVENT_COLUMNS`.
         fn decode<'r>(row: &'r rusqlite::Row<'_>) -> rusqlite::Result<Option<AuditRowRef<'r>>> {
-            let mut column = 0usize..;
-            Ok(Some(AuditRowRef {
-                $($h: match <<$ht as ColumnRef>::Ref<'r> as Stored<'r>>::read(row.get_ref(column.next().unwrap_or_default())?) {
-                    Some(v) => v,
-                    None => return Ok(None),
-                },)*
-                $($c: match <<$ct as ColumnRef>::Ref<'r> as Stored<'r>>::read(row.get_ref(column.next().unwrap_or_default())?) {
-                    Some(v) => v,
-                    None => return Ok(None),
-                },)*
-            }))
+            let mut at = 0;
+            $(let Some($h) = next_column::<<$ht as ColumnRef>::Ref<'r>>(row, &mut at)? else { return Ok(None) };)*
+            $(let Some($c) = next_column::<<$ct as ColumnRef>::Ref<'r>>(row, &mut at)? else { return Ok(None) };)*
+            Ok(Some(AuditRowRef { $($h,)* $($c,)* }))
         }
     };
 }
 with_audit_event_columns!(decode_row);
+
+/// Column `*at` of `row`, if stored as keyward stores it; `*at` moves on.
+fn next_column<'r, T: Stored<'r>>(row: &'r rusqlite::Row<'_>, at: &mut usize) -> rusqlite::Result<Option<T>> {
+    let value = row.get_ref(*at)?;
+    *at += 1;
+    Ok(T::read(value))
+}
 
 /// A column's value from SQLite's, if stored as keyward stores it.
 trait Stored<'a>: Sized {
