@@ -71,9 +71,12 @@ pub fn lock_chain_heads(conn: &mut DbConn, chain_ids: &[String]) -> AppResult<BT
     }
 }
 
+// Lookups by primary key use `get_result`, not `first`: `first` adds a bound
+// `LIMIT ?`, and SQLite (3.48 on) re-prepares a statement whose LIMIT is a
+// parameter each time it is bound again, which diesel does on every run.
 pub fn load_head(conn: &mut DbConn, chain_id: &str) -> AppResult<Option<ChainHead>> {
     let head: Option<(i64, String, Option<NaiveDateTime>)> =
-        audit_chains::table.find(chain_id).select(HEAD).first(conn).optional()?;
+        audit_chains::table.find(chain_id).select(HEAD).get_result(conn).optional()?;
     head.map(|(seq, hash, at)| ChainHead::of(seq, &hash, at)).transpose()
 }
 
@@ -81,7 +84,7 @@ pub fn load_chain_head(conn: &mut DbConn, chain_id: &str) -> AppResult<Option<(i
     Ok(audit_chains::table
         .find(chain_id)
         .select((audit_chains::last_seq, audit_chains::last_hash))
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 
@@ -91,12 +94,44 @@ pub fn load_chain_head(conn: &mut DbConn, chain_id: &str) -> AppResult<Option<(i
 pub fn save_chain_heads(conn: &mut DbConn, heads: &BTreeMap<String, ChainHead>) -> AppResult<()> {
     let DbConn::Sqlite(lite) = conn else { return Ok(()) };
     for (chain_id, head) in heads {
-        diesel::update(audit_chains::table.find(chain_id))
-            .set((HEAD.0.eq(head.seq), HEAD.1.eq(head.hash.to_string()), HEAD.2.eq(head.at)))
-            .execute(lite)?;
+        SaveHead { chain_id, seq: head.seq, hash: head.hash.to_string(), at: head.at }.execute(lite)?;
     }
     Ok(())
 }
+
+/// SQLite: one chain head's move, as a statement diesel keeps prepared (it
+/// prepares every `diesel::update` anew, since a changeset's columns may vary).
+struct SaveHead<'a> {
+    chain_id: &'a str,
+    seq: i64,
+    hash: String,
+    at: Option<NaiveDateTime>,
+}
+
+impl diesel::query_builder::QueryId for SaveHead<'_> {
+    type QueryId = SaveHead<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for SaveHead<'_> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
+        out.push_sql("UPDATE audit_chains SET last_seq = ");
+        out.push_bind_param::<BigInt, _>(&self.seq)?;
+        out.push_sql(", last_hash = ");
+        out.push_bind_param::<Text, _>(&self.hash)?;
+        out.push_sql(", last_at = ");
+        out.push_bind_param::<Nullable<Timestamp>, _>(&self.at)?;
+        out.push_sql(" WHERE chain_id = ");
+        out.push_bind_param::<Text, _>(self.chain_id)?;
+        Ok(())
+    }
+}
+
+impl diesel::RunQueryDsl<diesel::SqliteConnection> for SaveHead<'_> {}
 
 pub fn insert_events(conn: &mut DbConn, rows: &[AuditRow]) -> AppResult<()> {
     match conn {
@@ -466,7 +501,7 @@ fn seq_window(conn: &mut DbConn, chain_id: &str, filter: &EventFilter) -> AppRes
     let chain: Option<(i64, i64)> = audit_chains::table
         .find(chain_id)
         .select((audit_chains::last_seq, audit_chains::ordered_from))
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     let Some((last_seq, ordered_from)) = chain else {
         return Ok(Some(SeqWindow { ordered_from: 1, first: 1, end: 1 }));

@@ -1,4 +1,7 @@
 //! Enterprise keys and the key_state version that key checks read.
+//!
+//! Lookups of one row by a unique key use `get_result`, not `first` (see
+//! `audit::load_head`): no `LIMIT ?` for SQLite to re-prepare on every run.
 
 use crate::db::models::{ApiKey, Tenant};
 use crate::db::schema::{api_keys, key_state, tenants};
@@ -18,21 +21,21 @@ pub fn find_key_by_hash(conn: &mut DbConn, secret_hash: &str) -> AppResult<Optio
     Ok(api_keys::table
         .inner_join(tenants::table)
         .filter(api_keys::secret_hash.eq(secret_hash))
-        .first::<(ApiKey, Tenant)>(conn)
+        .get_result::<(ApiKey, Tenant)>(conn)
         .optional()?)
 }
 
 /// The counter that moves with every change a key check reads (see the
 /// `key_state` migration); the verified-key cache compares it.
 pub fn key_state_version(conn: &mut DbConn) -> AppResult<i64> {
-    Ok(key_state::table.find(1).select(key_state::version).first(conn)?)
+    Ok(key_state::table.find(1).select(key_state::version).get_result(conn)?)
 }
 
 pub fn find_key(conn: &mut DbConn, tenant_id: &str, key_id: &str) -> AppResult<Option<ApiKey>> {
     Ok(api_keys::table
         .filter(api_keys::tenant_id.eq(tenant_id))
         .filter(api_keys::id.eq(key_id))
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 

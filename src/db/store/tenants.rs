@@ -25,7 +25,7 @@ pub fn insert_tenant(conn: &mut DbConn, tenant: &Tenant) -> AppResult<()> {
 }
 
 pub fn find_tenant(conn: &mut DbConn, tenant_id: &str) -> AppResult<Option<Tenant>> {
-    Ok(tenants::table.find(tenant_id).first(conn).optional()?)
+    Ok(tenants::table.find(tenant_id).get_result(conn).optional()?)
 }
 
 /// Tenants with an audit retention set, and their retention in days.

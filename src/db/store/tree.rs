@@ -110,7 +110,7 @@ pub struct VerifiedRow {
 }
 
 pub fn find_verified(conn: &mut DbConn, chain_id: &str) -> AppResult<Option<VerifiedRow>> {
-    Ok(audit_verifications::table.find(chain_id).first(conn).optional()?)
+    Ok(audit_verifications::table.find(chain_id).get_result(conn).optional()?)
 }
 
 /// Records how far a chain is verified, unless a verification already went

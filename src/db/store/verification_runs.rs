@@ -38,7 +38,7 @@ pub struct VerificationRunRow {
 }
 
 pub fn find_verification_run(conn: &mut DbConn, chain_id: &str) -> AppResult<Option<VerificationRunRow>> {
-    Ok(runs::table.find(chain_id).first(conn).optional()?)
+    Ok(runs::table.find(chain_id).get_result(conn).optional()?)
 }
 
 /// Takes (or renews) the lease on verifying `chain_id` for `owner` until
@@ -103,7 +103,7 @@ pub fn start_verification_run(
     if started == 0 {
         return Ok(None);
     }
-    Ok(runs::table.find(chain_id).select(runs::run_id).first(conn).optional()?)
+    Ok(runs::table.find(chain_id).select(runs::run_id).get_result(conn).optional()?)
 }
 
 /// A running run's progress; renews the lease to `until`.
