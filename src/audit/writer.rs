@@ -844,13 +844,20 @@ mod tests {
         assert!(!failed.load(Ordering::Acquire));
     }
 
-    #[test]
-    fn the_wal_is_checkpointed_into_the_database_while_groups_commit() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("kw.db");
+    /// A migrated database file in `dir`, and its size.
+    fn new_database(dir: &std::path::Path) -> (DbUrl, std::path::PathBuf, u64) {
+        let db = dir.join("kw.db");
         let url = DbUrl::parse(&format!("sqlite://{}", db.display())).unwrap();
         db::run_migrations(&mut db::establish(&url).unwrap()).unwrap();
-        let before = std::fs::metadata(&db).unwrap().len();
+        let size = std::fs::metadata(&db).unwrap().len();
+        (url, db, size)
+    }
+
+    /// Records `count` events through a writer of its own, all at once (so a
+    /// group is always waiting), each with a user agent of `agent_bytes`.
+    /// Returns the writer: while it lives, its connections stay open (the
+    /// last connection to close would checkpoint the WAL itself).
+    fn record_all_at_once(url: DbUrl, count: usize, agent_bytes: usize) -> AuditWriter {
         let writer = AuditWriter::start(
             url,
             ConnOptions::default(),
@@ -861,18 +868,26 @@ mod tests {
         );
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async {
-            let writes = (0..4_000).map(|i| {
-                let mut draft = EventDraft::new(crate::domain::authz::Op::AuthWhoami, format!("req_ckpt_{i}"));
-                draft.user_agent = Some("x".repeat(200));
+            let writes = (0..count).map(|i| {
+                let mut draft = EventDraft::new(crate::domain::authz::Op::AuthWhoami, format!("req_{i}"));
+                draft.user_agent = Some(format!("{i:0>agent_bytes$}"));
                 writer.record(draft)
             });
             for written in futures_util::future::join_all(writes).await {
                 written.unwrap();
             }
         });
+        writer
+    }
+
+    #[test]
+    fn the_wal_is_checkpointed_into_the_database_while_groups_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (url, db, before) = new_database(dir.path());
+        let _writer = record_all_at_once(url, 1_500, 200);
         // The events' pages reach the database file itself, not only the WAL.
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::fs::metadata(&db).unwrap().len() < before + 1_000_000 {
+        while std::fs::metadata(&db).unwrap().len() < before + 200_000 {
             assert!(Instant::now() < deadline, "the database file stays at {} bytes", before);
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -880,31 +895,11 @@ mod tests {
 
     #[test]
     fn the_wal_starts_over_while_groups_commit_without_pause() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("kw.db");
-        let url = DbUrl::parse(&format!("sqlite://{}", db.display())).unwrap();
-        db::run_migrations(&mut db::establish(&url).unwrap()).unwrap();
-        let writer = AuditWriter::start(
-            url,
-            ConnOptions::default(),
-            Arc::new(Metrics::new()),
-            Chains::default(),
-            Vec::new(),
-            Redactor::default(),
-        );
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         // Many more pages than the WAL may hold, always a group waiting: the
         // checkpoint thread never has the WAL to itself.
-        runtime.block_on(async {
-            let writes = (0..12_000).map(|i| {
-                let mut draft = EventDraft::new(crate::domain::authz::Op::AuthWhoami, format!("req_wal_{i}"));
-                draft.user_agent = Some(format!("{i:0>800}"));
-                writer.record(draft)
-            });
-            for written in futures_util::future::join_all(writes).await {
-                written.unwrap();
-            }
-        });
+        let dir = tempfile::tempdir().unwrap();
+        let (url, db, _) = new_database(dir.path());
+        let _writer = record_all_at_once(url, 12_000, 800);
         let wal = std::fs::metadata(wal_path(&db)).map_or(0, |m| m.len());
         let database = std::fs::metadata(&db).unwrap().len();
         assert!(database > 10_000_000, "the events are in the database file: {database} bytes");
