@@ -261,10 +261,12 @@ impl AuditWriter {
         let wait = options.wait;
         let sync_failed = Arc::new(AtomicBool::new(false));
         let wal_sync = match &url {
-            DbUrl::Sqlite(path) => Some(WalSync {
-                checkpoints: start_checkpointer(url.clone(), options),
-                ..WalSync::start(wal_path(path), sync_failed.clone(), metrics.audit_fsync_seconds.clone())
-            }),
+            DbUrl::Sqlite(path) => Some(WalSync::start(
+                wal_path(path),
+                sync_failed.clone(),
+                metrics.audit_fsync_seconds.clone(),
+                start_checkpointer(url.clone(), options),
+            )),
             DbUrl::Postgres(_) => None,
         };
         let thread = Writer {
@@ -389,7 +391,12 @@ fn wal_path(db: &std::path::Path) -> std::path::PathBuf {
 }
 
 impl WalSync {
-    fn start(wal: std::path::PathBuf, sync_failed: Arc<AtomicBool>, fsync_seconds: Histogram) -> WalSync {
+    fn start(
+        wal: std::path::PathBuf,
+        sync_failed: Arc<AtomicBool>,
+        fsync_seconds: Histogram,
+        checkpoints: Option<std::sync::mpsc::SyncSender<()>>,
+    ) -> WalSync {
         let (tx, rx) = std::sync::mpsc::channel::<Answers>();
         std::thread::Builder::new()
             .name("audit-wal-sync".into())
@@ -424,7 +431,7 @@ impl WalSync {
                 }
             })
             .expect("spawn the audit WAL sync thread");
-        WalSync { tx, checkpoints: None }
+        WalSync { tx, checkpoints }
     }
 }
 
@@ -827,7 +834,7 @@ mod tests {
         let db = dir.path().join("kw.db");
         let failed = Arc::new(AtomicBool::new(false));
         let fsyncs = Histogram::new([0.001]);
-        let sync = WalSync::start(wal_path(&db), failed.clone(), fsyncs.clone());
+        let sync = WalSync::start(wal_path(&db), failed.clone(), fsyncs.clone(), None);
 
         // No WAL file to sync: the group is answered `unavailable`, and readiness says so.
         let (answers, answer) = one_answer();
