@@ -865,9 +865,12 @@ mod tests {
     /// Returns the writer: while it lives, its connections stay open (the
     /// last connection to close would checkpoint the WAL itself).
     fn record_all_at_once(url: DbUrl, count: usize, agent_bytes: usize) -> AuditWriter {
+        // Thousands queued at once outwait the default 2 s in a debug build beside other
+        // tests; these tests are about the WAL, not about failing closed.
+        let patient = ConnOptions { wait: Duration::from_secs(120) };
         let writer = AuditWriter::start(
             url,
-            ConnOptions::default(),
+            patient,
             Arc::new(Metrics::new()),
             Chains::default(),
             Vec::new(),
