@@ -255,6 +255,81 @@ macro_rules! binary_column {
 binary_column!(EventId, "event id", |id| id.as_bytes(), EventId::from_bytes);
 binary_column!(ChainHash, "chain hash", |h| h.as_bytes(), ChainHash::from_bytes);
 
+/// A time as diesel writes a `Timestamp` on SQLite (chrono's `%F %T%.f`:
+/// no fraction, or 3, 6 or 9 digits as needed), written without parsing a
+/// format string: the audit writer stores one per event. Years outside
+/// 0..=9999 and leap seconds take chrono's own formatting.
+pub struct SqliteTime {
+    text: [u8; 40],
+    len: usize,
+}
+
+impl SqliteTime {
+    pub fn new(t: &chrono::NaiveDateTime) -> SqliteTime {
+        use chrono::{Datelike, Timelike};
+        let mut out = SqliteTime { text: [0; 40], len: 0 };
+        let (year, nanos) = (t.year(), t.nanosecond());
+        if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+            let text = t.format("%F %T%.f").to_string();
+            out.text[..text.len()].copy_from_slice(text.as_bytes());
+            out.len = text.len();
+            return out;
+        }
+        let fields = [
+            (year as u32, 4, b'-'),
+            (t.month(), 2, b'-'),
+            (t.day(), 2, b' '),
+            (t.hour(), 2, b':'),
+            (t.minute(), 2, b':'),
+        ];
+        for (value, digits, then) in fields {
+            out.digits(value, digits);
+            out.push(then);
+        }
+        out.digits(t.second(), 2);
+        let fraction = match nanos {
+            0 => None,
+            n if n % 1_000_000 == 0 => Some((n / 1_000_000, 3)),
+            n if n % 1_000 == 0 => Some((n / 1_000, 6)),
+            n => Some((n, 9)),
+        };
+        if let Some((value, digits)) = fraction {
+            out.push(b'.');
+            out.digits(value, digits);
+        }
+        out
+    }
+
+    fn push(&mut self, byte: u8) {
+        self.text[self.len] = byte;
+        self.len += 1;
+    }
+
+    /// `value`'s last `count` decimal digits, zero-padded.
+    fn digits(&mut self, value: u32, count: u32) {
+        for i in (0..count).rev() {
+            self.push(b'0' + (value / 10u32.pow(i) % 10) as u8);
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.text[..self.len]).expect("ASCII digits and separators")
+    }
+}
+
+impl std::fmt::Debug for SqliteTime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl diesel::serialize::ToSql<diesel::sql_types::Timestamp, Sqlite> for SqliteTime {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Sqlite>) -> serialize::Result {
+        out.set_value(self.as_str());
+        Ok(IsNull::No)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::db::models::{now, to_naive, ApiKey, Asset, Export, Member, Tenant};
@@ -287,6 +362,42 @@ mod tests {
             audit_retention_days: None,
             leaked_key_action: Default::default(),
             key_expiry_notice_days: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_time_is_written_as_diesel_writes_it_on_sqlite() {
+        use chrono::{NaiveDate, NaiveDateTime};
+        let mut times: Vec<NaiveDateTime> = Vec::new();
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..2000 {
+            let year = (next() % 10_200) as i32 * if next() % 50 == 0 { 25 } else { 1 }
+                - if next() % 50 == 0 { 262_000 } else { 0 };
+            let day = NaiveDate::from_ymd_opt(year, 1, 1).map(|d| d + chrono::Days::new(next() % 365));
+            let nanos = match next() % 5 {
+                0 => 0,
+                1 => (next() % 1000) as u32 * 1_000_000,
+                2 => (next() % 1_000_000) as u32 * 1000,
+                3 => (next() % 1_000_000_000) as u32,
+                _ => 1_000_000_000 + (next() % 1_000_000_000) as u32,
+            };
+            let secs = (next() % 86_400) as u32;
+            if let Some(t) = day.and_then(|d| d.and_hms_nano_opt(secs / 3600, secs / 60 % 60, secs % 60, nanos)) {
+                times.push(t);
+            }
+        }
+        times.push(to_naive(now()));
+        times.push(NaiveDate::from_ymd_opt(2026, 12, 1).unwrap().and_hms_nano_opt(23, 59, 59, 999_999_999).unwrap());
+        times.push(NaiveDate::from_ymd_opt(2026, 12, 1).unwrap().and_hms_opt(0, 0, 0).unwrap());
+        assert!(times.len() > 1500 && times.iter().any(|t| t.format("%Y").to_string().len() != 4));
+        for t in &times {
+            assert_eq!(super::SqliteTime::new(t).as_str(), t.format("%F %T%.f").to_string(), "{t:?}");
         }
     }
 
