@@ -21,7 +21,7 @@ On SQLite, in a temporary directory:
 Targets: each proof and the checkpoint under 10 ms (p99), the 10,000 new
 events verified in under 1 s, the job's full run at 500,000 events/s or more.
 """
-import http.client, json, os, random, sqlite3, subprocess, sys, tempfile, time
+import http.client, json, os, random, sqlite3, subprocess, sys, tempfile, time, uuid
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
@@ -97,7 +97,8 @@ def main():
         print(f"seeded {LOG_EVENTS:,} events in {secs / 1000:.1f} s")
         size = LOG_EVENTS + 1  # and the tenant's creation event
         token = cli(env, "console-token", "--tenant", tenant, "--member", owner).stdout.strip()
-        event_ids = [r[0] for r in sqlite3.connect(db).execute(
+        # Stored as 16 bytes; the API names an event by its UUID text.
+        event_ids = [str(uuid.UUID(bytes=r[0])) for r in sqlite3.connect(db).execute(
             "SELECT event_id FROM audit_events WHERE chain_id = ? AND seq IN (%s)" % ",".join(
                 str(random.randint(1, size)) for _ in range(CALLS)), (tenant,))]
 
