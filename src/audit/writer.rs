@@ -913,7 +913,12 @@ mod tests {
         let wal = std::fs::metadata(wal_path(&db)).map_or(0, |m| m.len());
         let database = std::fs::metadata(&db).unwrap().len();
         assert!(database > 10_000_000, "the events are in the database file: {database} bytes");
-        assert!(wal < 8_000_000, "the WAL stays bounded: {wal} bytes beside a {database}-byte database");
+        // Unbounded, the WAL holds every frame ever written: as much as the database
+        // or more (60,605,232 bytes beside 56 MB with the writer's checkpoints off).
+        // Bounded, it restarts after about WRITER_CHECKPOINT_PAGES and whatever the
+        // writer appends while a checkpoint is in progress, which grows with the
+        // writer's speed and the machine's load: 10-32 % of the database measured.
+        assert!(wal < database / 2, "the WAL stays bounded: {wal} bytes beside a {database}-byte database");
     }
 
     #[test]
