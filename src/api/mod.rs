@@ -148,6 +148,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     for (path, route) in probes {
         cfg.service(web::resource(path).route(route).default_service(web::to(|req| wrong_method(req, "GET"))));
     }
+    // actix tries resources in the order given, and a path with a parameter
+    // through a regex: the gateway's own path, whose every call a gateway sends,
+    // first; its Envoy form, which matches any path below it, last.
+    let [gateway, gateway_below] = gateway_paths();
+    cfg.service(gateway_resource(gateway));
     // One resource per path, with a route per method (SCIM serves several methods on one path).
     let mut paths: Vec<&'static str> = Vec::new();
     for op in table_routed() {
@@ -167,18 +172,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             async move { wrong_method(req, &allow).await }
         })));
     }
-    let all_methods = Method::ALL.map(Method::as_str).join(", ");
-    for path in gateway_paths() {
-        let mut resource = web::resource(path);
-        for m in Method::ALL {
-            resource = resource.route(handler(Op::AuthzCheck, method_route(m)));
-        }
-        let allow = all_methods.clone();
-        cfg.service(resource.default_service(web::to(move |req| {
-            let allow = allow.clone();
-            async move { wrong_method(req, &allow).await }
-        })));
+    cfg.service(gateway_resource(gateway_below));
+}
+
+/// The gateway check on `path`, for every method.
+fn gateway_resource(path: String) -> actix_web::Resource {
+    let mut resource = web::resource(path);
+    for m in Method::ALL {
+        resource = resource.route(handler(Op::AuthzCheck, method_route(m)));
     }
+    let allow = Method::ALL.map(Method::as_str).join(", ");
+    resource.default_service(web::to(move |req| {
+        let allow = allow.clone();
+        async move { wrong_method(req, &allow).await }
+    }))
 }
 
 async fn wrong_method(req: HttpRequest, allow: &str) -> HttpResponse {
