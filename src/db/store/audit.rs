@@ -154,109 +154,111 @@ pub fn insert_events(conn: &mut DbConn, rows: &[AuditRow]) -> AppResult<()> {
 /// own insert of a 22-column row walked its values twice per event (once to
 /// ask whether the statement may be cached, once to bind), copied each id
 /// and hash into a `Vec`, and formatted the time through a format string:
-/// together more than the statement's own run in SQLite.
-struct InsertEvent<'a> {
-    row: &'a AuditRow,
-    occurred_at: crate::db::columns::SqliteTime,
-}
+/// together more than the statement's own run in SQLite. Its columns are
+/// `with_audit_event_columns`', in their order, as the statement's text.
+macro_rules! insert_event {
+    (hashed { $($h:ident: $ht:ty,)* } chain { $($c:ident: $ct:ty,)* }) => {
+        struct InsertEvent<'a> {
+            $($h: <$ht as SqliteBind>::Bound<'a>,)*
+            $($c: <$ct as SqliteBind>::Bound<'a>,)*
+        }
 
-impl<'a> InsertEvent<'a> {
-    fn of(row: &'a AuditRow) -> InsertEvent<'a> {
-        InsertEvent { row, occurred_at: crate::db::columns::SqliteTime::new(&row.occurred_at) }
-    }
+        impl<'a> InsertEvent<'a> {
+            fn of(row: &'a AuditRow) -> InsertEvent<'a> {
+                InsertEvent { $($h: row.$h.bound(),)* $($c: row.$c.bound(),)* }
+            }
+        }
+
+        impl diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for InsertEvent<'_> {
+            fn walk_ast<'b>(
+                &'b self,
+                mut out: diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>,
+            ) -> QueryResult<()> {
+                out.push_sql(insert_event_sql());
+                let mut separator = "";
+                $(
+                    out.push_sql(separator);
+                    separator = ", ";
+                    <$ht as SqliteBind>::push(&self.$h, &mut out)?;
+                )*
+                $(
+                    out.push_sql(separator);
+                    <$ct as SqliteBind>::push(&self.$c, &mut out)?;
+                )*
+                out.push_sql(")");
+                Ok(())
+            }
+
+            fn is_safe_to_cache_prepared(&self, _: &diesel::sqlite::Sqlite) -> QueryResult<bool> {
+                Ok(true)
+            }
+        }
+    };
 }
+crate::db::models::with_audit_event_columns!(insert_event);
 
 impl diesel::query_builder::QueryId for InsertEvent<'_> {
     type QueryId = InsertEvent<'static>;
     const HAS_STATIC_QUERY_ID: bool = true;
 }
 
-impl diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for InsertEvent<'_> {
-    fn walk_ast<'b>(
-        &'b self,
-        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>,
-    ) -> QueryResult<()> {
-        use diesel::sql_types::{BigInt, Binary, Integer, Nullable, Text, Timestamp};
-        // Every field by name, so that a column added to the row cannot be left out here;
-        // in the order of AUDIT_EVENT_COLUMNS, which the statement's text lists.
-        let AuditRow {
-            event_id,
-            chain_id,
-            tenant_id,
-            seq,
-            occurred_at: _,
-            operation,
-            outcome,
-            reason,
-            actor_type,
-            actor_id,
-            key_id,
-            key_type,
-            key_hint,
-            request_id,
-            client_ip,
-            user_agent,
-            status_code,
-            metadata,
-            payload,
-            prev_hash,
-            hash,
-            tree_hashes,
-        } = self.row;
-        out.push_sql(insert_event_sql());
-        out.push_bind_param::<Binary, _>(event_id)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Text, _>(chain_id)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Nullable<Text>, _>(tenant_id)?;
-        out.push_sql(", ");
-        out.push_bind_param::<BigInt, _>(seq)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Timestamp, _>(&self.occurred_at)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Text, _>(operation)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Text, _>(outcome)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Nullable<Text>, _>(reason)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Text, _>(actor_type)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Nullable<Text>, _>(actor_id)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Nullable<Text>, _>(key_id)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Nullable<Text>, _>(key_type)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Nullable<Text>, _>(key_hint)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Text, _>(request_id)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Nullable<Text>, _>(client_ip)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Nullable<Text>, _>(user_agent)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Integer, _>(status_code)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Text, _>(metadata)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Nullable<Text>, _>(payload)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Binary, _>(prev_hash)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Binary, _>(hash)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Nullable<Binary>, _>(tree_hashes)?;
-        out.push_sql(")");
-        Ok(())
-    }
+impl diesel::RunQueryDsl<diesel::SqliteConnection> for InsertEvent<'_> {}
 
-    fn is_safe_to_cache_prepared(&self, _: &diesel::sqlite::Sqlite) -> QueryResult<bool> {
-        Ok(true)
-    }
+/// How a column's value is bound in `InsertEvent`: borrowed, as diesel binds
+/// it, except a time, which is written out first (`SqliteTime`).
+trait SqliteBind {
+    type Bound<'a>
+    where
+        Self: 'a;
+    fn bound(&self) -> Self::Bound<'_>;
+    fn push<'b>(
+        bound: &'b Self::Bound<'_>,
+        out: &mut diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>,
+    ) -> QueryResult<()>;
 }
 
-impl diesel::RunQueryDsl<diesel::SqliteConnection> for InsertEvent<'_> {}
+macro_rules! bound_as_is {
+    ($($t:ty => $st:ty),* $(,)?) => {$(
+        impl SqliteBind for $t {
+            type Bound<'a> = &'a $t;
+            fn bound(&self) -> &$t {
+                self
+            }
+            fn push<'b>(
+                bound: &'b &$t,
+                out: &mut diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>,
+            ) -> QueryResult<()> {
+                out.push_bind_param::<$st, $t>(*bound)
+            }
+        }
+    )*};
+}
+
+bound_as_is! {
+    String => diesel::sql_types::Text,
+    Option<String> => diesel::sql_types::Nullable<diesel::sql_types::Text>,
+    i64 => diesel::sql_types::BigInt,
+    i32 => diesel::sql_types::Integer,
+    Option<Vec<u8>> => diesel::sql_types::Nullable<diesel::sql_types::Binary>,
+    crate::domain::event::EventId => diesel::sql_types::Binary,
+    crate::crypto::ChainHash => diesel::sql_types::Binary,
+    crate::domain::event::Outcome => diesel::sql_types::Text,
+    crate::domain::event::ActorType => diesel::sql_types::Text,
+    Option<crate::domain::KeyType> => diesel::sql_types::Nullable<diesel::sql_types::Text>,
+}
+
+impl SqliteBind for NaiveDateTime {
+    type Bound<'a> = crate::db::columns::SqliteTime;
+    fn bound(&self) -> crate::db::columns::SqliteTime {
+        crate::db::columns::SqliteTime::new(self)
+    }
+    fn push<'b>(
+        bound: &'b crate::db::columns::SqliteTime,
+        out: &mut diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>,
+    ) -> QueryResult<()> {
+        out.push_bind_param::<diesel::sql_types::Timestamp, _>(bound)
+    }
+}
 
 /// `INSERT INTO audit_events (<AUDIT_EVENT_COLUMNS>) VALUES (`: the binds follow.
 fn insert_event_sql() -> &'static str {
