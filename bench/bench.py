@@ -49,7 +49,8 @@ BENCH_ONLY=flood runs only the flood scenario (no ceiling, no bounds);
 BENCH_ONLY=log only the verifiable log at scale (bench/log_scale.py, which a
 full run ends with); BENCH_ONLY=hot only the ceiling and whoami with a valid key, per backend (for
 comparing builds: CARGO_TARGET_DIR points at the build to load);
-BENCH_FLOOD_SECONDS sets the length of its quiet and flood runs (10).
+BENCH_FLOOD_SECONDS sets the length of its quiet and flood runs (10);
+BENCH_CONNECTIONS wrk's connections (32), for the ceiling and every scenario.
 """
 import http.client, json, math, os, re, resource, shutil, signal, socket, sqlite3, subprocess, sys, tempfile, threading, time
 
@@ -59,7 +60,10 @@ KEYWARD = os.path.join(TARGET, "release", "keyward")
 HELLO = os.path.join(TARGET, "release", "examples", "hello")
 WARMUP = int(os.environ.get("BENCH_WARMUP_SECONDS", "2"))
 DURATION = int(os.environ.get("BENCH_SECONDS", "8"))
-CONNECTIONS = 32
+# wrk's connections for every scenario and the ceiling (BENCH_CONNECTIONS: 32).
+# Each answer waits for its event's group to be durable, so throughput at a
+# fixed number of connections is bound by the group's latency as much as by CPU.
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
 PG_URL = os.environ.get("KEYWARD_BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
 SERVER_CPU, LOAD_CPU = "0", "1"
 ONLY = os.environ.get("BENCH_ONLY", "")
