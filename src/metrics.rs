@@ -36,6 +36,12 @@ pub struct RunLabels {
     pub state: &'static str,
 }
 
+/// Which key lifecycle notice was written (see `audit::notices`): `expiring` or `expired`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NoticeLabels {
+    pub kind: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub audit_groups: Family<GroupLabels, Counter>,
@@ -73,6 +79,10 @@ pub struct Metrics {
     pub sink_lag_events: Gauge,
     /// Sinks that are DEAD (all tenants), as of this instance's last pass.
     pub sink_dead: Gauge,
+    /// Key lifecycle notices this instance wrote, by kind.
+    pub key_notices: Family<NoticeLabels, Counter>,
+    /// Keys whose notice this instance could not write in a pass (the next pass retries them).
+    pub key_notice_failures: Counter,
 }
 
 impl Metrics {
@@ -193,7 +203,21 @@ impl Metrics {
             sink_lag_events.clone(),
         );
         registry.register("sink_dead", "SIEM sinks that are DEAD (no longer tried until replayed)", sink_dead.clone());
+        let key_notices = Family::<NoticeLabels, Counter>::default();
+        let key_notice_failures = Counter::default();
+        registry.register(
+            "key_notices",
+            "Key lifecycle notices written (one audit event each), by kind (expiring, expired)",
+            key_notices.clone(),
+        );
+        registry.register(
+            "key_notice_failures",
+            "Keys whose lifecycle notice could not be written in a pass (retried the next pass)",
+            key_notice_failures.clone(),
+        );
         Metrics {
+            key_notices,
+            key_notice_failures,
             sink_delivered_events,
             sink_failures,
             sink_lag_events,

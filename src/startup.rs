@@ -137,6 +137,7 @@ pub fn build(settings: Settings, listener: TcpListener, workers: Option<usize>) 
         settings.database_url.clone(),
         settings.conn_options(),
         writer.clone(),
+        metrics.clone(),
         settings.notice_interval,
     );
     let sinks = crate::audit::sinks::SinkWorker::start(

@@ -54,6 +54,16 @@ pub struct PassReport {
     pub failed: Vec<Failed>,
 }
 
+impl PassReport {
+    /// Adds what the pass wrote, and the keys it could not, to the instance's metrics.
+    pub fn count(&self, metrics: &crate::metrics::Metrics) {
+        use crate::metrics::NoticeLabels;
+        metrics.key_notices.get_or_create(&NoticeLabels { kind: "expiring" }).inc_by(self.expiring);
+        metrics.key_notices.get_or_create(&NoticeLabels { kind: "expired" }).inc_by(self.expired);
+        metrics.key_notice_failures.inc_by(self.failed.len() as u64);
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Failed {
     pub tenant_id: String,
@@ -195,7 +205,13 @@ pub struct NoticeJob;
 impl NoticeJob {
     /// Starts the thread: a pass every `every`, reading on its own
     /// connection and writing through `writer`.
-    pub fn start(url: DbUrl, options: db::ConnOptions, writer: AuditWriter, every: Duration) -> crate::threads::Stop {
+    pub fn start(
+        url: DbUrl,
+        options: db::ConnOptions,
+        writer: AuditWriter,
+        metrics: std::sync::Arc<crate::metrics::Metrics>,
+        every: Duration,
+    ) -> crate::threads::Stop {
         let (stop, rounds) = crate::threads::stop_handle();
         std::thread::Builder::new()
             .name("key-notices".into())
@@ -208,7 +224,7 @@ impl NoticeJob {
                     let Some(c) = conn.as_mut() else { continue };
                     match pass(c, &Via::Writer(&writer), Utc::now()) {
                         // Each failed key was logged; the next round tries again.
-                        Ok(_) => {}
+                        Ok(report) => report.count(&metrics),
                         Err(e) => {
                             tracing::warn!(error = %e, cause = e.cause_chain().as_deref(), "key notice pass failed; retrying");
                             conn = None;

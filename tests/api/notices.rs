@@ -382,3 +382,41 @@ fn a_tightened_lifetime_policy_brings_its_own_notices(b: Backend) {
     assert_eq!(pass(&app)["expired"], json!(0), "once");
 }
 both!(a_tightened_lifetime_policy_brings_its_own_notices);
+
+/// The background job's notices are counted in `/metrics`, by kind, as it writes them.
+fn the_jobs_notices_are_counted_in_metrics(b: Backend) {
+    let app = TestApp::spawn_with(b, &[("KEYWARD_NOTICE_INTERVAL_MS", "20")]);
+    let (soon, _) = key_expiring(&app, &app.owner_token, 10);
+    let (gone, _) = key_expiring(&app, &app.owner_token, 2);
+    move_expiry(&app, &gone, Duration::hours(-1));
+    await_notices(&app, &soon, 1);
+    let deadline = Instant::now() + std::time::Duration::from_secs(20);
+    let expired_written =
+        || notices_of(&app, &app.tenant_id, &gone).iter().any(|e| e["operation"] == json!("enterprise.key.expired"));
+    while !expired_written() {
+        assert!(Instant::now() < deadline, "no expired notice for {gone}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Every notice event of the chain, by kind: this instance's job wrote them all.
+    let written =
+        |op: &str| chain_events(&app, &app.tenant_id).iter().filter(|e| e["operation"] == json!(op)).count() as u64;
+    let (expiring, expired) = (written("enterprise.key.expiring"), written("enterprise.key.expired"));
+    assert_eq!((expiring >= 1, expired), (true, 1));
+    let counted = |kind: &str| {
+        let metrics = app.get("/metrics", &[]).text;
+        let line = format!("keyward_key_notices_total{{kind=\"{kind}\"}} ");
+        metrics.lines().find_map(|l| l.strip_prefix(&line)).map(|n| n.trim().parse::<u64>().unwrap())
+    };
+    // The pass that wrote the last event counts it once it ends.
+    while (counted("expiring"), counted("expired")) != (Some(expiring), Some(expired)) {
+        assert!(
+            Instant::now() < deadline,
+            "metrics count {:?} expiring and {:?} expired, the chain holds {expiring} and {expired}",
+            counted("expiring"),
+            counted("expired")
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(app.get("/metrics", &[]).text.contains("keyward_key_notice_failures_total 0"));
+}
+both!(the_jobs_notices_are_counted_in_metrics);
