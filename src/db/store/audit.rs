@@ -94,7 +94,8 @@ pub fn load_chain_head(conn: &mut DbConn, chain_id: &str) -> AppResult<Option<(i
 pub fn save_chain_heads(conn: &mut DbConn, heads: &BTreeMap<String, ChainHead>) -> AppResult<()> {
     let DbConn::Sqlite(lite) = conn else { return Ok(()) };
     for (chain_id, head) in heads {
-        SaveHead { chain_id, seq: head.seq, hash: head.hash.to_string(), at: head.at }.execute(lite)?;
+        let at = head.at.as_ref().map(crate::db::columns::SqliteTime::new);
+        SaveHead { chain_id, seq: head.seq, hash: head.hash.to_string(), at }.execute(lite)?;
     }
     Ok(())
 }
@@ -105,7 +106,8 @@ struct SaveHead<'a> {
     chain_id: &'a str,
     seq: i64,
     hash: String,
-    at: Option<NaiveDateTime>,
+    /// Written as the events' times are (`InsertEvent`).
+    at: Option<crate::db::columns::SqliteTime>,
 }
 
 impl diesel::query_builder::QueryId for SaveHead<'_> {
