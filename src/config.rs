@@ -103,6 +103,9 @@ pub struct Settings {
     pub sink_timeout: Duration,
     pub sink_retry_base: Duration,
     pub sink_dead_after: Duration,
+    /// Non-public networks that SIEM sinks may still deliver to
+    /// (`KEYWARD_SINK_ALLOWED_NETWORKS`; none by default: public addresses only).
+    pub sink_destinations: crate::domain::sinks::Destinations,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -378,6 +381,18 @@ impl Settings {
                 err("KEYWARD_TRUSTED_PROXIES", format!("must be IP addresses or CIDR blocks separated by commas: {m}"))
             })?,
         };
+        let sink_destinations = match get("KEYWARD_SINK_ALLOWED_NETWORKS") {
+            None => crate::domain::sinks::Destinations::default(),
+            Some(v) => crate::domain::sinks::Destinations::allowing(
+                &v.split(',').map(str::to_string).filter(|e| !e.trim().is_empty()).collect::<Vec<_>>(),
+            )
+            .map_err(|m| {
+                err(
+                    "KEYWARD_SINK_ALLOWED_NETWORKS",
+                    format!("must be IP addresses or CIDR blocks separated by commas: {m}"),
+                )
+            })?,
+        };
         let bounded =
             |name: &'static str, default: u64, range: std::ops::RangeInclusive<u64>, unit: &str| match get(name) {
                 None => Ok(default),
@@ -433,6 +448,7 @@ impl Settings {
             sink_timeout,
             sink_retry_base,
             sink_dead_after,
+            sink_destinations,
             public_url,
             console_jwt_max_ttl,
             refusal_summary_window,
@@ -593,6 +609,16 @@ mod tests {
         ] {
             assert_eq!(settings(&[(name, bad)]).unwrap_err().variable, name, "{name}={bad}");
         }
+    }
+
+    #[test]
+    fn sinks_reach_public_addresses_and_the_networks_allowed() {
+        let local: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        assert!(!settings(&[]).unwrap().sink_destinations.permits(local), "none allowed by default");
+        let s = settings(&[("KEYWARD_SINK_ALLOWED_NETWORKS", "127.0.0.0/8, 10.0.0.0/8,")]).unwrap();
+        assert!(s.sink_destinations.permits(local) && s.sink_destinations.permits("10.2.3.4".parse().unwrap()));
+        let e = settings(&[("KEYWARD_SINK_ALLOWED_NETWORKS", "10.0.0.0/8, intranet")]).unwrap_err();
+        assert_eq!(e.variable, "KEYWARD_SINK_ALLOWED_NETWORKS");
     }
 
     #[test]

@@ -194,7 +194,7 @@ impl Metrics {
         );
         registry.register(
             "sink_failures",
-            "Failed SIEM sink deliveries, by reason (connect, timeout, status, rejected)",
+            "Failed SIEM sink deliveries, by reason (connect, address, timeout, status, rejected)",
             sink_failures.clone(),
         );
         registry.register(

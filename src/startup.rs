@@ -152,6 +152,7 @@ pub fn build(settings: Settings, listener: TcpListener, workers: Option<usize>) 
             retry_base: settings.sink_retry_base,
             dead_after: settings.sink_dead_after,
         },
+        settings.sink_destinations.clone(),
     );
     let links = crate::crypto::LinkSigner::new(settings.key_pepper.expose().as_bytes());
     let state = web::Data::new(AppState {

@@ -58,7 +58,7 @@ pub(super) async fn create(
 ) -> AppResult<HttpResponse> {
     let b: CreateSink = body.parse()?;
     let name = sinks::parse_name(&b.name).map_err(AppError::invalid)?;
-    let url = sinks::parse_url(&b.url).map_err(AppError::invalid)?.to_string();
+    let url = sinks::parse_url(&b.url, &state.settings.sink_destinations).map_err(AppError::invalid)?.to_string();
     let filter = SinkFilter {
         operations: SinkFilter::parse_operations(b.filter_operations).map_err(AppError::invalid)?,
         outcomes: SinkFilter::parse_outcomes(b.filter_outcomes).map_err(AppError::invalid)?,
@@ -122,7 +122,13 @@ pub(super) async fn update(
     let sink_id = b.sink_id;
     let mut changes = SinkChanges {
         name: b.name.as_deref().map(sinks::parse_name).transpose().map_err(AppError::invalid)?,
-        url: b.url.as_deref().map(sinks::parse_url).transpose().map_err(AppError::invalid)?.map(|u| u.to_string()),
+        url: b
+            .url
+            .as_deref()
+            .map(|u| sinks::parse_url(u, &state.settings.sink_destinations))
+            .transpose()
+            .map_err(AppError::invalid)?
+            .map(|u| u.to_string()),
         format: b.format,
         filter_operations: b
             .filter_operations

@@ -24,12 +24,13 @@ use crate::db::models::{now, to_naive, to_utc, AuditRow, SiemSink};
 use crate::db::{self, store, DbConn, DbUrl};
 use crate::domain::authz::Unrouted;
 use crate::domain::event::EventFormat;
-use crate::domain::sinks::{self, SinkFilter, SinkKind, BATCH_EVENTS};
+use crate::domain::sinks::{self, Destinations, SinkFilter, SinkKind, BATCH_EVENTS};
 use crate::error::{AppError, AppResult};
 use crate::metrics::{Metrics, SinkFailureLabels};
 use crate::service::{meta, siem};
 use chrono::{DateTime, Utc};
 use serde_json::json;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -84,6 +85,7 @@ impl SinkWorker {
         writer: AuditWriter,
         metrics: Arc<Metrics>,
         timing: SinkTiming,
+        destinations: Destinations,
     ) -> crate::threads::Stop {
         let (stop, rounds) = crate::threads::stop_handle();
         std::thread::Builder::new()
@@ -103,7 +105,11 @@ impl SinkWorker {
                     metrics,
                     timing,
                     // No redirects: a receiver's 3xx is a failure, not a new destination.
-                    agent: ureq::AgentBuilder::new().timeout(timing.timeout).redirects(0).build(),
+                    agent: ureq::AgentBuilder::new()
+                        .timeout(timing.timeout)
+                        .redirects(0)
+                        .resolver(PermittedAddresses(destinations))
+                        .build(),
                     rt,
                 };
                 let mut conn: Option<DbConn> = None;
@@ -300,7 +306,46 @@ pub fn webhook_id(sink_id: &str, first_seq: i64, last_seq: i64) -> String {
     format!("msg_{}", &digest[..32])
 }
 
+/// Resolves a receiver's host and keeps only the addresses sinks may reach.
+/// Checked here, at every connection, and not only when the URL is written:
+/// a host name can resolve to an internal address, or start to later.
+struct PermittedAddresses(Destinations);
+
+/// Every address the receiver's host resolved to is one sinks may not reach.
+#[derive(Debug)]
+struct NotPermitted;
+
+impl std::fmt::Display for NotPermitted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the receiver's addresses are not public")
+    }
+}
+
+impl std::error::Error for NotPermitted {}
+
+impl ureq::Resolver for PermittedAddresses {
+    fn resolve(&self, netloc: &str) -> std::io::Result<Vec<SocketAddr>> {
+        let resolved: Vec<SocketAddr> = netloc.to_socket_addrs()?.collect();
+        let permitted: Vec<SocketAddr> = resolved.iter().copied().filter(|a| self.0.permits(a.ip())).collect();
+        if permitted.is_empty() && !resolved.is_empty() {
+            return Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, NotPermitted));
+        }
+        Ok(permitted)
+    }
+}
+
 fn transport_failure(t: &ureq::Transport) -> Failure {
+    let refused = std::error::Error::source(t)
+        .and_then(|e| e.downcast_ref::<std::io::Error>())
+        .and_then(|e| e.get_ref())
+        .is_some_and(|e| e.is::<NotPermitted>());
+    if refused {
+        return Failure {
+            reason: "address",
+            message: "the receiver's host resolves only to addresses that are not public (private, loopback, link-local or reserved), and the operator does not allow their network".into(),
+            retry_after: None,
+        };
+    }
     let text = t.to_string().to_ascii_lowercase();
     let (reason, message) = if text.contains("timed out") || text.contains("timeout") {
         ("timeout", "timed out")

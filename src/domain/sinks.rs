@@ -2,10 +2,13 @@
 //! receiver or Splunk HEC), which of them, and how a failing receiver is
 //! retried. Pure rules: names, URLs, filters, backoff and the wire bodies.
 
+use super::allowlist;
 use super::authz::{Unrouted, OPERATIONS};
 use super::event::Outcome;
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 /// Where a sink delivers, and in which protocol.
@@ -80,11 +83,104 @@ pub fn parse_name(name: &str) -> Result<String, String> {
     Ok(name.to_string())
 }
 
+/// Where sinks may deliver: public addresses, and the networks the operator
+/// allows (`KEYWARD_SINK_ALLOWED_NETWORKS`, none by default). A sink's URL is
+/// chosen by a tenant owner, and keyward sends to it from inside the
+/// operator's network: without this, an owner could make keyward post to a
+/// cloud metadata service, a database port or an admin interface that only
+/// the network trusts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Destinations {
+    allowed: Vec<IpNet>,
+}
+
+impl Destinations {
+    /// Addresses or CIDR blocks that sinks may reach although they are not public.
+    pub fn allowing(entries: &[String]) -> Result<Destinations, String> {
+        let allowed = entries
+            .iter()
+            .map(|e| {
+                let e = e.trim();
+                allowlist::parse(&[e.to_string()])
+                    .map(|mut nets| nets.remove(0))
+                    .map_err(|_| format!("{e:?} is not an IP address or CIDR block"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Destinations { allowed })
+    }
+
+    /// Whether a sink may connect to this address.
+    pub fn permits(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        is_public(ip) || self.allowed.iter().any(|n| n.contains(&ip))
+    }
+}
+
+/// Blocks that are not a public Internet host (RFC 6890's special-purpose
+/// registries: private, shared, loopback, link-local, documentation,
+/// benchmarking, multicast, reserved, unique-local, discard-only).
+const NOT_PUBLIC: &[&str] = &[
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.0.2.0/24",
+    "192.88.99.0/24",
+    "192.168.0.0/16",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+    "::/128",
+    "::1/128",
+    "64:ff9b:1::/48",
+    "100::/64",
+    "2001::/23",
+    "2001:db8::/32",
+    "3fff::/20",
+    "fc00::/7",
+    "fe80::/10",
+    "fec0::/10",
+    "ff00::/8",
+];
+
+fn not_public_blocks() -> &'static [IpNet] {
+    static BLOCKS: std::sync::LazyLock<Vec<IpNet>> =
+        std::sync::LazyLock::new(|| NOT_PUBLIC.iter().map(|b| b.parse().expect("a CIDR block")).collect());
+    &BLOCKS
+}
+
+/// Whether an address is a public Internet host. An IPv6 address that
+/// carries an IPv4 one (mapped, NAT64, 6to4) is as public as that address,
+/// so `::ffff:127.0.0.1` or `64:ff9b::a00:1` cannot stand in for a private one.
+pub fn is_public(ip: IpAddr) -> bool {
+    let ip = ip.to_canonical();
+    if let IpAddr::V6(v6) = ip {
+        let s = v6.segments();
+        let embedded = match s {
+            [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => Some((hi, lo)),
+            [0x2002, hi, lo, ..] => Some((hi, lo)),
+            _ => None,
+        };
+        if let Some((hi, lo)) = embedded {
+            return is_public(IpAddr::V4(Ipv4Addr::from(((hi as u32) << 16) | lo as u32)));
+        }
+    }
+    !not_public_blocks().iter().any(|b| b.contains(&ip))
+}
+
 /// A receiver's URL: `https://` anywhere, `http://` only to a loopback host
 /// (a receiver on the same machine, as in tests); no user info (credentials
 /// go in the token or the signature, never in a URL that list shows), no
-/// query (for the same reason), no fragment, at most 2048 bytes.
-pub fn parse_url(raw: &str) -> Result<url::Url, String> {
+/// query (for the same reason), no fragment, at most 2048 bytes. A host
+/// written as an address must be one `destinations` permits; a host name is
+/// checked at every connection instead (see `audit::sinks`), since what it
+/// resolves to can change.
+pub fn parse_url(raw: &str, destinations: &Destinations) -> Result<url::Url, String> {
     if raw.is_empty() || raw.len() > MAX_URL_BYTES {
         return Err(format!("url must be 1 to {MAX_URL_BYTES} bytes"));
     }
@@ -104,6 +200,16 @@ pub fn parse_url(raw: &str) -> Result<url::Url, String> {
         "http" if loopback => {}
         "http" => return Err("url must be https:// (http:// only to a loopback host)".into()),
         _ => return Err("url must be https://".into()),
+    }
+    let address = match host {
+        url::Host::Domain(_) => None,
+        url::Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
+        url::Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
+    };
+    if let Some(ip) = address.filter(|ip| !destinations.permits(*ip)) {
+        return Err(format!(
+            "url's host {ip} is not a public address (private, loopback, link-local or reserved): keyward delivers only to public addresses and to networks its operator allows"
+        ));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err("url must not hold a user name or password".into());
@@ -269,16 +375,21 @@ mod tests {
         }
     }
 
+    fn loopback_allowed() -> Destinations {
+        Destinations::allowing(&["127.0.0.0/8".into(), "::1".into()]).unwrap()
+    }
+
     #[test]
     fn urls() {
         for ok in [
             "https://siem.example.com/hook",
             "https://splunk.example:8088/services/collector/event",
+            "https://8.8.8.8/hook",
             "http://127.0.0.1:9000/x",
             "http://localhost/x",
             "http://[::1]:80/",
         ] {
-            assert!(parse_url(ok).is_ok(), "{ok}");
+            assert!(parse_url(ok, &loopback_allowed()).is_ok(), "{ok}");
         }
         let long = format!("https://a.example/{}", "x".repeat(MAX_URL_BYTES));
         for bad in [
@@ -297,8 +408,85 @@ mod tests {
             "/relative",
             long.as_str(),
         ] {
-            assert!(parse_url(bad).is_err(), "{bad}");
+            assert!(parse_url(bad, &loopback_allowed()).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn address_hosts_must_be_permitted_when_the_url_is_written() {
+        let none = Destinations::default();
+        for bad in [
+            "http://127.0.0.1:9000/x",
+            "http://[::1]/",
+            "https://10.1.2.3/",
+            "https://169.254.169.254/latest/meta-data",
+            "https://[::ffff:169.254.169.254]/",
+            "https://[64:ff9b::a9fe:a9fe]/",
+            "https://[fd00::1]/",
+            "https://0.0.0.0/",
+            // The URL parser reads these as 127.0.0.1, as a browser would.
+            "http://2130706433/",
+            "http://0x7f.1/",
+        ] {
+            let e = parse_url(bad, &none).unwrap_err();
+            assert!(e.contains("not a public address"), "{bad}: {e}");
+        }
+        // A name is checked when connecting: what it resolves to can change.
+        assert!(parse_url("http://localhost:9000/x", &none).is_ok());
+        assert!(parse_url("https://93.184.215.14/x", &none).is_ok());
+        let only = Destinations::allowing(&["10.1.0.0/16".into()]).unwrap();
+        assert!(parse_url("https://10.1.2.3/", &only).is_ok());
+        assert!(parse_url("https://10.2.0.1/", &only).is_err());
+    }
+
+    #[test]
+    fn only_public_addresses_and_allowed_networks_are_permitted() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        for public in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "93.184.215.14",
+            "2606:4700::1111",
+            "2a00:1450::1",
+            "64:ff9b::808:808",
+            "2002:808:808::1",
+        ] {
+            assert!(is_public(ip(public)), "{public}");
+        }
+        for internal in [
+            "0.0.0.0",
+            "10.0.0.1",
+            "100.64.0.1",
+            "127.0.0.1",
+            "127.255.255.254",
+            "169.254.169.254",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "198.18.0.1",
+            "224.0.0.1",
+            "255.255.255.255",
+            "::",
+            "::1",
+            "::ffff:10.0.0.1",
+            "::ffff:127.0.0.1",
+            "64:ff9b::7f00:1",
+            "2002:a00:1::1",
+            "fc00::1",
+            "fd12:3456::1",
+            "fe80::1",
+            "ff02::1",
+            "2001:db8::1",
+        ] {
+            assert!(!is_public(ip(internal)), "{internal}");
+            assert!(!Destinations::default().permits(ip(internal)), "{internal}");
+        }
+        let d = Destinations::allowing(&["10.0.0.0/8".into(), " fd00::/8 ".into(), "127.0.0.1".into()]).unwrap();
+        assert!(d.permits(ip("10.9.8.7")) && d.permits(ip("::ffff:10.9.8.7")) && d.permits(ip("fd00::5")));
+        assert!(d.permits(ip("127.0.0.1")) && !d.permits(ip("127.0.0.2")));
+        assert!(!d.permits(ip("192.168.1.1")) && d.permits(ip("8.8.8.8")));
+        assert!(Destinations::allowing(&["localhost".into()]).is_err());
+        assert!(Destinations::allowing(&["10.0.0.0/33".into()]).is_err());
     }
 
     #[test]

@@ -45,7 +45,10 @@ fn app_with_partners(b: Backend) -> (TestApp, Partner, Partner, tempfile::TempDi
     let file = dir.path().join("secret_scanning_keys.json");
     let doc = json!({"public_keys": [current.listed(true), previous.listed(false)]});
     std::fs::write(&file, doc.to_string()).unwrap();
-    let app = TestApp::spawn_with(b, &[("KEYWARD_SECRET_SCANNING_KEYS", file.to_str().unwrap())]);
+    let app = TestApp::spawn_with(
+        b,
+        &[("KEYWARD_SECRET_SCANNING_KEYS", file.to_str().unwrap()), crate::sinks::LOOPBACK_ALLOWED],
+    );
     (app, current, previous, dir)
 }
 

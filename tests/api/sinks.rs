@@ -22,12 +22,15 @@ const REPLAY: &str = "/v2/enterprise.siem_sink.replay";
 /// The worker's timeout in these tests; a stalled receiver waits longer.
 const TIMEOUT_MS: u64 = 500;
 
+/// The worker's timing in these tests.
+const FAST: [(&str, &str); 3] =
+    [("KEYWARD_SINK_INTERVAL_MS", "20"), ("KEYWARD_SINK_TIMEOUT_MS", "500"), ("KEYWARD_SINK_RETRY_BASE_MS", "20")];
+/// The receivers listen on loopback, which sinks reach only when the operator allows it.
+pub(crate) const LOOPBACK_ALLOWED: (&str, &str) = ("KEYWARD_SINK_ALLOWED_NETWORKS", "127.0.0.0/8");
+
 fn spawn(b: Backend, extra: &[(&str, &str)]) -> TestApp {
-    let mut v = vec![
-        ("KEYWARD_SINK_INTERVAL_MS", "20"),
-        ("KEYWARD_SINK_TIMEOUT_MS", "500"),
-        ("KEYWARD_SINK_RETRY_BASE_MS", "20"),
-    ];
+    let mut v = FAST.to_vec();
+    v.push(LOOPBACK_ALLOWED);
     v.extend_from_slice(extra);
     TestApp::spawn_with(b, &v)
 }
@@ -862,6 +865,51 @@ fn hostile_sink_inputs_are_refused(b: Backend) {
     app.owner_post(CREATE, &ok).ok();
     assert_eq!(app.owner_get(LIST).ok()["sinks"].as_array().unwrap().len(), 2);
 }
+
+/// A tenant owner chooses a sink's URL, and keyward sends from inside the
+/// operator's network. Unless the operator allows a network, sinks reach
+/// public addresses only: a URL that names an internal address is refused
+/// when it is written, and a host name that resolves to one is refused at
+/// every connection, so nothing reaches the internal receiver.
+fn sinks_reach_only_public_addresses_unless_the_operator_allows(b: Backend) {
+    let app = TestApp::spawn_with(b, &FAST);
+    let rx = Receiver::start("/internal", Duration::ZERO);
+    let internal_urls = [
+        rx.url.clone(),
+        "https://169.254.169.254/latest/meta-data".into(),
+        "https://[::ffff:10.0.0.1]/".into(),
+        "https://[fd00::1]/hook".into(),
+        "http://2130706433/".into(),
+    ];
+    for url in &internal_urls {
+        let r = app.owner_post(CREATE, &json!({"name": "Internal", "kind": "WEBHOOK", "url": url}));
+        assert_error(&app, &r, 400, "invalid_argument");
+        let m = r.body["error"]["message"].as_str().unwrap_or_default();
+        assert!(m.contains("not a public address"), "{url}: {m}");
+    }
+    assert_eq!(app.owner_get(LIST).ok()["sinks"], json!([]), "nothing half-written");
+
+    let port = rx.url.trim_start_matches("http://127.0.0.1:").split('/').next().unwrap().to_string();
+    let by_name = format!("http://localhost:{port}/internal");
+    let r = app.owner_post(CREATE, &json!({"name": "By name", "kind": "WEBHOOK", "url": by_name, "from_seq": 1}));
+    let id = r.ok()["sink"]["sink_id"].as_str().unwrap().to_string();
+    assert_error(&app, &app.owner_post(UPDATE, &json!({"sink_id": id, "url": rx.url})), 400, "invalid_argument");
+    make_events(&app, 3);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = sink_of(&app, &id);
+        if s["last_error"].as_str().is_some_and(|e| e.contains("not public")) {
+            assert_eq!(s["delivered_through"], 0, "the cursor does not move: {s}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the connection was never refused: {s}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(metric(&app, "keyward_sink_failures_total{reason=\"address\"}") >= 1.0);
+    assert!(rx.received().is_empty(), "nothing reached the internal receiver");
+}
+
+both!(sinks_reach_only_public_addresses_unless_the_operator_allows);
 
 both!(
     webhook_batches_are_signed_and_complete,
