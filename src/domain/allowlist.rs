@@ -22,6 +22,20 @@ pub fn parse(entries: &[String]) -> Result<Vec<IpNet>, String> {
         .collect()
 }
 
+/// Addresses or CIDR blocks from configuration (no entry limit), each error
+/// naming the entry it is about.
+pub fn parse_networks(entries: &[String]) -> Result<Vec<IpNet>, String> {
+    entries
+        .iter()
+        .map(|e| {
+            let e = e.trim();
+            parse(&[e.to_string()])
+                .map(|mut nets| nets.remove(0))
+                .map_err(|_| format!("{e:?} is not an IP address or CIDR block"))
+        })
+        .collect()
+}
+
 /// A key's allowlist, normalized: what is stored (as a JSON array of CIDR
 /// blocks) and what key checks test addresses against. Empty: every address.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -18,16 +18,7 @@ pub struct TrustedProxies(Vec<IpNet>);
 impl TrustedProxies {
     /// Addresses or CIDR blocks.
     pub fn parse(entries: &[String]) -> Result<TrustedProxies, String> {
-        entries
-            .iter()
-            .map(|e| {
-                let e = e.trim();
-                allowlist::parse(&[e.to_string()])
-                    .map(|mut nets| nets.remove(0))
-                    .map_err(|_| format!("{e:?} is not an IP address or CIDR block"))
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(TrustedProxies)
+        allowlist::parse_networks(entries).map(TrustedProxies)
     }
 
     pub fn trusts(&self, ip: IpAddr) -> bool {

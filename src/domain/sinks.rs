@@ -97,16 +97,7 @@ pub struct Destinations {
 impl Destinations {
     /// Addresses or CIDR blocks that sinks may reach although they are not public.
     pub fn allowing(entries: &[String]) -> Result<Destinations, String> {
-        let allowed = entries
-            .iter()
-            .map(|e| {
-                let e = e.trim();
-                allowlist::parse(&[e.to_string()])
-                    .map(|mut nets| nets.remove(0))
-                    .map_err(|_| format!("{e:?} is not an IP address or CIDR block"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Destinations { allowed })
+        allowlist::parse_networks(entries).map(|allowed| Destinations { allowed })
     }
 
     /// Whether a sink may connect to this address.
