@@ -8,7 +8,7 @@ the chain head), and an fdatasync of the WAL after each group (the writer's
 WAL-sync thread). Pinned to one CPU, it prints the CPU time per event:
 
   - `engine`: the groups' transactions, minus what the same Python loop costs
-    for the cheapest insert there is (21 columns into an in-memory table with
+    for the cheapest insert there is (20 columns into an in-memory table with
     no key or index), so that Python's own share is left out;
   - `fsync`: the fdatasync of the WAL, per event.
 
@@ -23,10 +23,10 @@ import glob, hashlib, os, sqlite3, sys, tempfile, time, uuid
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GROUP = int(os.environ.get("G", "30"))
 EVENTS = 60_000
-COLUMNS = ("event_id, chain_id, tenant_id, seq, occurred_at, operation, outcome, reason, actor_type, actor_id, "
+COLUMNS = ("event_id, chain_id, seq, occurred_at, operation, outcome, reason, actor_type, actor_id, "
            "key_id, key_type, key_hint, request_id, client_ip, user_agent, status_code, metadata, payload, "
            "prev_hash, hash")
-INSERT = f"INSERT INTO audit_events ({COLUMNS}) VALUES ({', '.join('?' * 21)})"
+INSERT = f"INSERT INTO audit_events ({COLUMNS}) VALUES ({', '.join('?' * 20)})"
 
 
 def uuid7(n):
@@ -43,7 +43,7 @@ def events(chain, key):
     rows, prev = [], "0" * 64
     for seq in range(1, EVENTS + 1):
         h = hashlib.sha256(f"{prev}{seq}".encode()).hexdigest()
-        rows.append((uuid7(seq), chain, chain, seq, "2026-11-22 20:00:00.123456", "auth.whoami", "ALLOWED",
+        rows.append((uuid7(seq), chain, seq, "2026-11-22 20:00:00.123456", "auth.whoami", "ALLOWED",
                      None, "API_KEY", key, key, "KEY_TYPE_SIEM", "kw_siem_…abcd", str(uuid.uuid4()), "127.0.0.1",
                      "wrk", 200, "{}", None, bytes.fromhex(prev), bytes.fromhex(h)))
         prev = h
@@ -67,7 +67,7 @@ def durable_groups(path, rows, chain):
         c.execute("BEGIN IMMEDIATE")
         c.executemany(INSERT, group)
         c.execute("UPDATE audit_chains SET last_seq = ?, last_hash = ? WHERE chain_id = ?",
-                  (group[-1][3], group[-1][20].hex(), chain))
+                  (group[-1][2], group[-1][19].hex(), chain))
         c.execute("COMMIT")
         t1 = time.process_time()
         os.fdatasync(wal)

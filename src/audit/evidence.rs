@@ -17,8 +17,9 @@
 
 use super::checkpoint;
 use super::tree::{self, Hash};
+use super::CANONICAL_FIELDS;
 use crate::crypto::{self, CheckpointSigner};
-use crate::db::models::{AuditRow, AUDIT_EVENT_COLUMNS};
+use crate::db::models::AuditRow;
 use crate::db::{store, DbConn};
 use crate::error::AppResult;
 use base64::Engine;
@@ -359,16 +360,16 @@ impl Check {
         let Ok(Value::Array(values)) = serde_json::from_slice::<Value>(leaf) else {
             return Err("proof.leaf is not a canonical event (a JSON array)".into());
         };
-        if values.len() > AUDIT_EVENT_COLUMNS.len() {
+        if values.len() > CANONICAL_FIELDS.len() {
             return Err("proof.leaf holds more fields than an event has".into());
         }
         let columns: Map<String, Value> =
-            AUDIT_EVENT_COLUMNS.iter().map(|c| c.to_string()).zip(values.iter().cloned()).collect();
+            CANONICAL_FIELDS.iter().map(|c| c.to_string()).zip(values.iter().cloned()).collect();
         let column = |c: &str| columns.get(c).ok_or(format!("proof.leaf has no {c}"));
         let text = |v: &Value| v.as_str().map(|s| serde_json::from_str::<Value>(s).unwrap_or(Value::Null));
         let actor = |k: &str| event.get("actor").and_then(|a| a.get(k));
         let mut differ = Vec::new();
-        for c in AUDIT_EVENT_COLUMNS.iter().take(values.len()) {
+        for c in CANONICAL_FIELDS.iter().take(values.len()) {
             let stored = column(c)?;
             let (name, shown, leaf) = match *c {
                 // Not shown: named by the checkpoint's origin instead.

@@ -18,11 +18,7 @@ use crate::db::models::{AuditRow, AuditRowRef};
 use crate::domain::authz::{Op, Unrouted};
 use serde_json::Value;
 
-/// Events that no tenant can be told for (an unknown key, an unknown route)
-/// form their own chain, visible to operators through the CLI.
-pub const SYSTEM_CHAIN: &str = "_system";
-
-pub use crate::domain::event::{ActorType, Outcome};
+pub use crate::domain::event::{ActorType, Outcome, SYSTEM_CHAIN};
 
 pub const OUTCOME_ALLOWED: &str = "ALLOWED";
 pub const OUTCOME_DENIED: &str = "DENIED";
@@ -137,16 +133,25 @@ pub fn write_canonical(row: &AuditRowRef<'_>, out: &mut Vec<u8>) {
 struct CanonicalFields<'r, 'a>(&'r AuditRowRef<'a>);
 
 macro_rules! canonical_fields {
-    (hashed { $($h:ident: $ht:ty,)* } chain { $($c:ident: $ct:ty,)* }) => {
+    (hashed { $id:ident: $idt:ty, $chain:ident: $chaint:ty, $($h:ident: $ht:ty,)* } chain { $($c:ident: $ct:ty,)* }) => {
         impl serde::Serialize for CanonicalFields<'_, '_> {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 use serde::ser::SerializeTuple;
                 let row = self.0;
-                let mut t = s.serialize_tuple([$(stringify!($h)),*].len())?;
+                let mut t = s.serialize_tuple(3 + [$(stringify!($h)),*].len())?;
+                t.serialize_element(&row.$id.canonical())?;
+                t.serialize_element(&row.$chain.canonical())?;
+                // The tenant, derived from the chain (no longer stored), is hashed
+                // third, where it always was: every chain still verifies.
+                t.serialize_element(&row.tenant_id())?;
                 $(t.serialize_element(&row.$h.canonical())?;)*
                 t.end()
             }
         }
+
+        /// The names of the canonical form's fields, in its order (an offline
+        /// checker reads a leaf by them).
+        pub const CANONICAL_FIELDS: &[&str] = &[stringify!($id), stringify!($chain), "tenant_id", $(stringify!($h)),*];
     };
 }
 crate::db::models::with_audit_event_columns!(canonical_fields);
@@ -312,7 +317,6 @@ impl<'a> EventView<'a> {
             event_id,
             // The tenant id names the chain (none: the system chain).
             chain_id: _,
-            tenant_id,
             seq,
             occurred_at,
             operation,
@@ -337,7 +341,7 @@ impl<'a> EventView<'a> {
         let parse = |s: &str| serde_json::from_str::<Value>(s).unwrap_or(Value::Null);
         EventView {
             event_id: *event_id,
-            tenant_id: tenant_id.as_deref(),
+            tenant_id: row.tenant_id(),
             seq: *seq,
             leaf_index: seq - 1,
             occurred_at: format_time(*occurred_at),
@@ -378,7 +382,7 @@ mod tests {
         let fields = json!([
             row.event_id,
             row.chain_id,
-            row.tenant_id,
+            row.tenant_id(),
             row.seq,
             to_utc(row.occurred_at).to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
             row.operation,
@@ -407,7 +411,7 @@ mod tests {
     #[test]
     fn the_json_view_shows_every_column() {
         let v = event_json(&row("2026-11-22 14:07:10.123456", "x", Some("y".into())));
-        for column in crate::db::models::AUDIT_EVENT_COLUMNS {
+        for column in crate::db::models::AUDIT_EVENT_COLUMNS.iter().chain(CANONICAL_FIELDS) {
             let shown = match *column {
                 // The tenant id names the chain (null: the system chain).
                 "chain_id" => v.get("tenant_id").is_some(),

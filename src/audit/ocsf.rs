@@ -317,7 +317,7 @@ pub fn event(row: &AuditRow, keyward_event: Value) -> Value {
         "correlation_uid": row.request_id,
         "log_name": "audit",
     });
-    if let Some(t) = &row.tenant_id {
+    if let Some(t) = row.tenant_id() {
         metadata["tenant_uid"] = json!(t);
     }
     e.insert("metadata".into(), metadata);

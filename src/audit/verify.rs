@@ -849,7 +849,6 @@ mod tests {
         AuditRow {
             event_id: crate::domain::event::EventId::parse(&format!("01900000-0000-7000-8000-{seq:012}")).unwrap(),
             chain_id: "t".into(),
-            tenant_id: Some("t".into()),
             seq,
             occurred_at: NaiveDateTime::parse_from_str("2026-11-22 14:07:10", "%Y-%m-%d %H:%M:%S").unwrap(),
             operation: op.into(),

@@ -768,7 +768,6 @@ fn event_row(draft: &EventDraft, redactor: &Redactor) -> AuditRow {
     AuditRow {
         event_id: crate::domain::event::EventId::new(),
         chain_id: draft.chain_id().to_string(),
-        tenant_id: draft.tenant_id.clone(),
         seq: 0,
         occurred_at: to_naive(now()),
         operation: draft.operation.name().to_string(),

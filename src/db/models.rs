@@ -75,16 +75,17 @@ pub struct ApiKey {
 /// Every column of an audit event, written once: the fields its canonical
 /// form hashes, in that order, then the columns of where it sits in its log:
 /// the hash chain's two and the tree hashes its append stored (the schema's
-/// order too). The row below, the canonical bytes (`audit::canonical`) and the
-/// PostgreSQL batch insert are generated from this list by handing it to a
-/// macro of their own.
+/// order too). The row below, the canonical bytes (`audit::canonical`), the
+/// inserts and the verifier's reader are generated from this list by handing
+/// it to a macro of their own. The event's tenant is not a column: it is its
+/// chain's (`tenant_of_chain`), and the canonical form hashes it after the
+/// chain id.
 macro_rules! with_audit_event_columns {
     ($then:ident) => {
         $then! {
             hashed {
                 event_id: crate::domain::event::EventId,
                 chain_id: String,
-                tenant_id: Option<String>,
                 seq: i64,
                 occurred_at: NaiveDateTime,
                 operation: String,
@@ -138,6 +139,18 @@ macro_rules! audit_row {
             pub fn as_ref(&self) -> AuditRowRef<'_> {
                 AuditRowRef { $($h: self.$h.column_ref(),)* $($c: self.$c.column_ref(),)* }
             }
+
+            /// The event's tenant: its chain's (None on the system chain).
+            pub fn tenant_id(&self) -> Option<&str> {
+                crate::domain::event::tenant_of_chain(&self.chain_id)
+            }
+        }
+
+        impl AuditRowRef<'_> {
+            /// The event's tenant: its chain's (None on the system chain).
+            pub fn tenant_id(&self) -> Option<&str> {
+                crate::domain::event::tenant_of_chain(self.chain_id)
+            }
         }
 
         /// The columns of an audit event, in order.
@@ -156,7 +169,6 @@ impl AuditRow {
         AuditRow {
             event_id: EventId::parse(&format!("01900000-0000-7000-8000-{seq:012}")).expect("a UUID"),
             chain_id: "t_1".into(),
-            tenant_id: optional.clone(),
             seq,
             occurred_at,
             operation: crate::domain::authz::Op::AuthWhoami.name().into(),

@@ -122,7 +122,6 @@ diesel::table! {
     audit_events (event_id) {
         event_id -> Binary,
         chain_id -> Text,
-        tenant_id -> Nullable<Text>,
         seq -> BigInt,
         occurred_at -> Timestamp,
         operation -> Text,

@@ -2,6 +2,17 @@
 
 use serde::Deserialize;
 
+/// Events that no tenant can be told for (an unknown key, an unknown route)
+/// form their own chain, visible to operators through the CLI.
+pub const SYSTEM_CHAIN: &str = "_system";
+
+/// The tenant of a chain: a tenant's chain is named by its tenant id, and the
+/// system chain has none. An event's tenant is its chain's, so it is not
+/// stored apart (it is hashed all the same, where the canonical form has it).
+pub fn tenant_of_chain(chain_id: &str) -> Option<&str> {
+    (chain_id != SYSTEM_CHAIN).then_some(chain_id)
+}
+
 /// An event's id: a UUIDv7 (time-ordered), stored as its 16 bytes and shown
 /// hyphenated (`0193...-...`), as every event id has been shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -1046,3 +1046,50 @@ fn ids_and_hashes_survive_the_move_to_bytes_and_back(b: Backend) {
     assert_eq!(lengths, vec!["16 32".to_string()], "stored as bytes");
 }
 both!(ids_and_hashes_survive_the_move_to_bytes_and_back);
+
+/// An event's tenant is its chain's, so migration `000021_audit_tenant_derived`
+/// drops the stored copy: taken back, the copy is each event's chain (none
+/// on the system chain); should one event's copy differ, the migration
+/// refuses and drops nothing. Forward again, the chains verify.
+fn the_tenant_copy_goes_only_when_every_event_is_its_chains(b: Backend) {
+    use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+    const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+    const POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+    let mut app = TestApp::spawn(b);
+    let (_, secret) = app.create_key("KEY_TYPE_SIEM");
+    whoami(&app, &secret).ok();
+    app.get("/v2/auth.whoami", &[("X-API-Key", "kw_siem_unknown")]);
+    app.stop();
+    let mut conn = app.db();
+    let sqlite = matches!(conn, keyward::db::DbConn::Sqlite(_));
+    let migrations = || if sqlite { SQLITE } else { POSTGRES };
+    let reverted = conn.revert_last_migration(migrations()).unwrap().to_string();
+    assert!(reverted.ends_with("000021"), "{reverted}");
+    let copies: HashSet<String> = app
+        .query_strings("SELECT DISTINCT chain_id || ' ' || COALESCE(tenant_id, 'NULL') AS v FROM audit_events")
+        .into_iter()
+        .collect();
+    let expected = HashSet::from(["_system NULL".to_string(), format!("{0} {0}", app.tenant_id)]);
+    assert_eq!(copies, expected, "the copy is each event's chain");
+
+    let (tenant, sql) =
+        (app.tenant_id.clone(), "SELECT tenant_id AS v FROM audit_events WHERE seq = 1 AND chain_id = ");
+    app.exec_sql(&format!("UPDATE audit_events SET tenant_id = 'another' WHERE chain_id = '{tenant}' AND seq = 1"));
+    assert!(conn.run_pending_migrations(migrations()).is_err(), "a copy that differs stops the migration");
+    assert_eq!(app.query_strings(&format!("{sql}'{tenant}'")), vec!["another".to_string()], "nothing dropped");
+
+    app.exec_sql(&format!("UPDATE audit_events SET tenant_id = '{tenant}' WHERE chain_id = '{tenant}' AND seq = 1"));
+    assert_eq!(conn.run_pending_migrations(migrations()).unwrap().len(), 1);
+    app.start();
+    for chain in [Some(app.tenant_id.as_str()), None] {
+        let checks = keyward::admin::verify(&mut app.db(), chain).unwrap();
+        assert!(
+            checks.iter().all(|c| c.valid),
+            "{chain:?}: {:?}",
+            checks.iter().map(|c| &c.problems).collect::<Vec<_>>()
+        );
+    }
+    let shown = list_all(&app, &app.owner_token, "");
+    assert!(shown.iter().all(|e| e["tenant_id"] == app.tenant_id.as_str()), "shown with its tenant");
+}
+both!(the_tenant_copy_goes_only_when_every_event_is_its_chains);

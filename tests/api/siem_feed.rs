@@ -61,7 +61,7 @@ fn ids(events: &[Value]) -> Vec<String> {
 
 fn db_event_ids(app: &TestApp) -> HashSet<String> {
     app.query_strings(&format!(
-        "SELECT {} AS v FROM audit_events WHERE tenant_id = '{}'",
+        "SELECT {} AS v FROM audit_events WHERE chain_id = '{}'",
         app.event_id_sql("event_id"),
         app.tenant_id
     ))
@@ -180,10 +180,10 @@ fn since_and_until_filter_the_feed(b: Backend) {
     let t = app.tenant_id.clone();
     // Back-date the first events into two bands (no sleeping).
     app.exec_sql(&format!(
-        "UPDATE audit_events SET occurred_at = '2020-06-01 00:00:00' WHERE tenant_id = '{t}' AND seq <= 3"
+        "UPDATE audit_events SET occurred_at = '2020-06-01 00:00:00' WHERE chain_id = '{t}' AND seq <= 3"
     ));
     app.exec_sql(&format!(
-        "UPDATE audit_events SET occurred_at = '2022-06-01 00:00:00' WHERE tenant_id = '{t}' AND seq > 3 AND seq <= 7"
+        "UPDATE audit_events SET occurred_at = '2022-06-01 00:00:00' WHERE chain_id = '{t}' AND seq > 3 AND seq <= 7"
     ));
     let seqs = |events: &[Value]| events.iter().map(|e| e["seq"].as_i64().unwrap()).collect::<Vec<_>>();
 

@@ -674,7 +674,6 @@ mod tests {
     /// Every column a value of its own, so that a bind in the wrong place reads back elsewhere.
     fn distinct_row() -> AuditRow {
         let mut row = AuditRow::sample(1, to_naive(now()), "agent", Some("x"));
-        row.tenant_id = Some("tenant".into());
         row.operation = "enterprise.key.create".into();
         row.outcome = Outcome::Denied;
         row.reason = Some("reason".into());
@@ -704,7 +703,6 @@ mod tests {
         rows[1].seq = 2;
         rows[1].event_id = crate::domain::event::EventId::new();
         rows[1].tree_hashes = None;
-        rows[1].tenant_id = None;
         rows[1].key_type = None;
         insert_events(&mut conn, &rows).unwrap();
         let read = chain_events_after(&mut conn, "t_1", 0, 10).unwrap();
