@@ -181,10 +181,15 @@ pub fn parse_url(raw: &str, destinations: &Destinations) -> Result<url::Url, Str
     }
     let url = url::Url::parse(raw).map_err(|e| format!("url is not a valid absolute URL: {e}"))?;
     let host = url.host().ok_or("url must name a host")?;
-    let loopback = match host {
-        url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
-        url::Host::Ipv4(ip) => ip.is_loopback(),
-        url::Host::Ipv6(ip) => ip.is_loopback(),
+    // The host as an address, if it is written as one (None: a name).
+    let address = match host {
+        url::Host::Domain(_) => None,
+        url::Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
+        url::Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
+    };
+    let loopback = match address {
+        Some(ip) => ip.is_loopback(),
+        None => matches!(host, url::Host::Domain(d) if d.eq_ignore_ascii_case("localhost")),
     };
     match url.scheme() {
         "https" => {}
@@ -192,11 +197,6 @@ pub fn parse_url(raw: &str, destinations: &Destinations) -> Result<url::Url, Str
         "http" => return Err("url must be https:// (http:// only to a loopback host)".into()),
         _ => return Err("url must be https://".into()),
     }
-    let address = match host {
-        url::Host::Domain(_) => None,
-        url::Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
-        url::Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
-    };
     if let Some(ip) = address.filter(|ip| !destinations.permits(*ip)) {
         return Err(format!(
             "url's host {ip} is not a public address (private, loopback, link-local or reserved): keyward delivers only to public addresses and to networks its operator allows"
